@@ -3,8 +3,8 @@
 Precedence (highest first): explicit arguments (CLI flags) > ``SBX_*`` environment variables
 > ``<stack>/sbx.toml`` (or ``--config FILE``) > built-in defaults. The defaults describe a stack
 laid out as in design.md, so zero configuration works. ``services`` and ``parts`` are tables keyed
-by name and are merged field by field over the defaults: ``[services.worker] url = "..."`` changes only that
-field. Secrets never live here (see ``blocks/secrets.py``).
+by name and are merged field by field over the defaults: ``[services.worker] url = "..."``
+changes only that field. Secrets never live here (see ``blocks/box.py``).
 """
 
 from __future__ import annotations
