@@ -1,0 +1,86 @@
+"""The CLI contract: every command of design.md is listed; unbuilt ones refuse with exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sbx.cli import app
+from sbx.errors import NotImplementedYet
+
+CONTRACT = [
+    "backup", "snapshots", "verify", "restore", "prune", "copy", "health", "gpu", "upgrade",
+    "rollback", "incident", "drill", "serve", "server", "status", "setup", "model", "changelog",
+    "logs",
+]
+PLANNED = [
+    ["backup"], ["snapshots"], ["verify", "latest"], ["restore", "latest", "--to", "x"],
+    ["prune", "--dry-run"], ["copy"], ["health"], ["gpu"], ["upgrade"], ["rollback"],
+    ["changelog"], ["drill"], ["serve"], ["model", "swap", "--service", "worker", "--model", "m"],
+    ["logs", "setup"], ["incident", "freeze"], ["incident", "preserve"],
+    ["incident", "blast-radius"], ["incident", "contain"], ["incident", "recover"],
+    ["incident", "report"],
+]
+SBX = [sys.executable, "-m", "sbx"]
+
+
+def test_help_lists_every_command_of_the_contract() -> None:
+    done = subprocess.run([*SBX, "--help"], capture_output=True, text=True, check=True,
+                          env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"})
+    listed = {line.split()[1] for line in done.stdout.splitlines()
+              if line.startswith("│ ") and len(line.split()) > 1}
+    assert set(CONTRACT) <= listed, set(CONTRACT) - listed
+
+
+def test_incident_help_lists_the_playbook_steps() -> None:
+    result = CliRunner().invoke(app, ["incident", "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    for step in ("freeze", "preserve", "blast-radius", "contain", "recover", "report"):
+        assert step in result.output
+
+
+@pytest.mark.parametrize("argv", PLANNED, ids=lambda argv: " ".join(argv))
+def test_unbuilt_commands_refuse(argv: list[str]) -> None:
+    result = CliRunner().invoke(app, argv)
+    assert isinstance(result.exception, NotImplementedYet), result.output
+    assert "not implemented yet" in str(result.exception)
+
+
+def test_refusal_through_the_console_script_exits_2(tmp_path: Path) -> None:
+    done = subprocess.run([*SBX, "backup"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "'sbx backup' is not implemented yet (planned in issue #3)" in done.stderr
+    assert done.stdout == ""
+
+
+def test_bad_configuration_exits_2_with_one_message(tmp_path: Path) -> None:
+    (tmp_path / "sbx.toml").write_text("[services.qdrant]\nport = 0\n", encoding="utf-8")
+    done = subprocess.run([*SBX, "status", "--stack", str(tmp_path)], capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+    assert done.returncode == 2
+    assert "services.qdrant.port = 0" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_stack_directory_is_a_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run([*SBX, "status", "--stack", str(tmp_path / "nope")],
+                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2
+    assert "does not exist" in done.stderr and "--stack" in done.stderr
+
+
+def test_stack_without_compose_file_is_a_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run([*SBX, "status", "--stack", str(tmp_path)],
+                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2
+    assert "No compose file" in done.stderr
+
+
+def test_wrong_arguments_exit_2() -> None:
+    done = subprocess.run([*SBX, "status", "--no-such-flag"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "No such option" in done.stderr

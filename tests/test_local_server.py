@@ -1,0 +1,87 @@
+"""The sbx-managed local Prefect server: started once, reused, reported, stopped (a real server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from sbx.local_server import LocalServer, ensure_api
+
+SBX = [sys.executable, "-m", "sbx"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sbx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SBX, *args], capture_output=True, text=True, env=env, timeout=180)
+
+
+def test_started_once_reused_and_stopped(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"SBX_HOME": str(tmp_path / "home"), "SBX_SERVER_PORT": str(free_port()),
+            "COLUMNS": "200"}
+    try:
+        # two starts at once: the lock makes one of them start it and the other find it
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(lambda _: sbx(env, "server", "start"), range(2))
+        assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+        outputs = sorted([first.stdout, second.stdout])
+        assert outputs[0].startswith("Already running:"), outputs
+        assert outputs[1].startswith("Started local Prefect server"), outputs
+
+        again = sbx(env, "server", "start")
+        assert again.returncode == 0 and again.stdout.startswith("Already running:")
+
+        status = sbx(env, "server", "status", "--json")
+        assert status.returncode == 0, status.stderr
+        info = json.loads(status.stdout)
+        assert info["running"] is True
+        assert info["ui"] == f"http://127.0.0.1:{env['SBX_SERVER_PORT']}"
+        assert Path(info["database"]).parent == tmp_path / "home" / "prefect"
+        assert info["ui"] in sbx(env, "server", "status").stdout
+        pid = int(info["pid"])
+        os.kill(pid, 0)  # one server process, the one the state file names
+
+        stopped = sbx(env, "server", "stop")
+        assert stopped.returncode == 0 and f"pid {pid}" in stopped.stdout
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        after = sbx(env, "server", "status")
+        assert after.returncode == 1 and "not running" in after.stderr
+        assert sbx(env, "server", "stop").stdout.startswith("The local Prefect server is not")
+    finally:
+        LocalServer(home=tmp_path / "home", port=int(env["SBX_SERVER_PORT"])).stop()
+
+
+def test_prefect_api_url_wins_over_the_local_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", "http://fleet.example:4200/api")
+    monkeypatch.setenv("SBX_HOME", str(tmp_path))
+    assert ensure_api() == "http://fleet.example:4200/api"
+    assert not (tmp_path / "server.json").exists()
+
+
+def test_stale_state_file_is_ignored(tmp_path: Path) -> None:
+    server = LocalServer(home=tmp_path, port=free_port())
+    tmp_path.mkdir(exist_ok=True)
+    # a state file left by a SIGKILLed server whose pid is gone
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    server.state_file.write_text(json.dumps({
+        "pid": int(dead.stdout), "port": server.port, "url": "http://127.0.0.1:1",
+        "started_at": 0, "log_file": "x", "database": "y",
+    }))
+    assert server.status() is None
+    assert not server.state_file.exists()
