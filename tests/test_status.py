@@ -1,0 +1,70 @@
+"""`sbx status` against the example stack running on the stand-in images (real Docker, compose)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.bed.stack import RunningStack
+
+SBX = [sys.executable, "-m", "sbx"]
+CORE = ["worker", "watchdog", "qdrant", "open-webui"]
+
+
+def status(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+    # only the stack directory is given: project name and files come from the stack's .env,
+    # the URLs from the containers' published ports — zero sbx configuration
+    return subprocess.run(
+        [*SBX, "status", "--stack", str(stack.path), *args],
+        capture_output=True, text=True, timeout=120,
+        env={**stack.env(), "COLUMNS": "250"},
+    )
+
+
+def test_status_shows_running_answering_services_then_a_stopped_one(
+    running_stack: RunningStack,
+) -> None:
+    done = status(running_stack, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["project"] == running_stack.project
+    services = {svc["name"]: svc for svc in report["services"]}
+    assert set(CORE) <= set(services)
+    assert "proxy" not in services  # optional and absent from this stack's compose file
+    for name in CORE:
+        svc = services[name]
+        assert svc["state"] == "running", svc
+        assert svc["problem"] is None, svc
+        assert svc["probe"]["ok"] and svc["probe"]["status_code"] == 200, svc
+        assert svc["image"].startswith("sbx-standin-") and svc["digest"].startswith("sha256:")
+    assert services["qdrant"]["url"] == running_stack.url("qdrant")
+    assert services["qdrant"]["probe"]["url"].endswith("/readyz")
+    assert services["open-webui"]["url"] == running_stack.url("open-webui")
+    assert any(f":{running_stack.ports['worker']}->8000/tcp" in p
+               for p in services["worker"]["ports"])
+
+    table = status(running_stack)
+    assert table.returncode == 0, table.stderr
+    assert "all 4 required services running and answering" in table.stdout
+    for name in CORE:
+        assert name in table.stdout
+
+    running_stack.compose("stop", "-t", "2", "qdrant")
+    down = status(running_stack)
+    assert down.returncode == 1, down.stdout
+    assert "✗ qdrant: container is exited" in down.stderr
+    down_json = json.loads(status(running_stack, "--json").stdout)
+    states = {svc["name"]: svc["state"] for svc in down_json["services"]}
+    assert states["qdrant"] == "exited"
+    assert all(states[name] == "running" for name in CORE if name != "qdrant")
+
+
+def test_status_names_an_endpoint_that_does_not_answer(running_stack: RunningStack) -> None:
+    # the container runs but sbx is told to probe a port nothing listens on
+    (running_stack.path / "sbx.toml").write_text(
+        '[services.worker]\nurl = "http://127.0.0.1:9"\n', encoding="utf-8"
+    )
+    done = status(running_stack)
+    assert done.returncode == 1
+    assert "✗ worker: http://127.0.0.1:9/health does not answer: connection refused" in done.stderr
