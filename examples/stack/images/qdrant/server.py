@@ -1,0 +1,1016 @@
+"""Stand-in for Qdrant's REST API (the stack's `qdrant` service), standard library only.
+
+No Qdrant image or binary can be had on the test bed, so this one file speaks enough of
+Qdrant's HTTP API (port 6333; no gRPC) for the real `QdrantClient(url=..., prefer_grpc=False)`
+and for sbx's backup path (snapshot, download, upload, recover). Every JSON answer has Qdrant's
+envelope `{"result": ..., "status": "ok", "time": s}`, errors are
+`{"status": {"error": msg}, "time": s}`, and each `result` validates against the client's
+pydantic models (qdrant_client.http.models).
+
+    GET  /  /healthz /livez /readyz /telemetry /cluster /metrics /aliases
+    GET|PUT|PATCH|DELETE /collections/{c}        GET /collections, /collections/{c}/exists|cluster
+    PUT  /collections/{c}/points                  upsert: {"points": [...]} or {"batch": {...}}
+    POST /collections/{c}/points[/scroll|count|delete|search|query]
+    GET  /collections/{c}/points/{id}
+    PUT  /collections/{c}/index                   DELETE /collections/{c}/index/{field}
+    GET|POST /collections/{c}/snapshots           GET|DELETE /collections/{c}/snapshots/{name}
+    PUT  /collections/{c}/snapshots/recover       {"location": "file://..." | "http(s)://..."}
+    POST /collections/{c}/snapshots/upload        multipart/form-data, field "snapshot"
+    GET|POST /snapshots                           GET|DELETE /snapshots/{name} (full snapshots)
+
+Storage mirrors Qdrant's layout: $QDRANT__STORAGE__STORAGE_PATH (/qdrant/storage) holds
+collections/<name>/collection.json (config + points), rewritten atomically on every change and
+loaded at start, so data survives a container restart. Snapshots live in
+$QDRANT__STORAGE__SNAPSHOTS_PATH (/qdrant/snapshots): <name>/<name>-<time>.snapshot per collection,
+full-snapshot-<time>.snapshot at the top, each a tar of collection JSON files with a sha256
+`.checksum` file beside it, as Qdrant writes one. Like Qdrant, Cosine vectors are stored
+normalised. Filters support must/should/must_not with match, range, has_id, is_empty, is_null.
+Other environment: PORT (6333; QDRANT__SERVICE__HTTP_PORT also read), HOST (0.0.0.0),
+QDRANT__SERVICE__API_KEY (when set, required as `api-key` header or bearer token),
+QDRANT_STANDIN_VERSION (reported version; see VERSION).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+# qdrant-client warns (an error under pytest's -W error) when the server's major.minor is more
+# than one minor away from its own, so this follows the client pinned in sbx's uv.lock (1.20.x)
+VERSION = os.environ.get("QDRANT_STANDIN_VERSION", "1.20.0")
+STORAGE = Path(os.environ.get("QDRANT__STORAGE__STORAGE_PATH", "/qdrant/storage"))
+SNAPSHOTS = Path(os.environ.get("QDRANT__STORAGE__SNAPSHOTS_PATH", "/qdrant/snapshots"))
+API_KEY = os.environ.get("QDRANT__SERVICE__API_KEY") or None
+PEER_ID = 5_404_186_327_462_811  # a fixed peer id; real Qdrant picks a random one per install
+DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
+NAME_RE = re.compile(r"^[^/\\\x00]{1,255}$")  # names become file names: no separators, no NUL
+
+DEFAULT_HNSW = {
+    "m": 16,
+    "ef_construct": 100,
+    "full_scan_threshold": 10000,
+    "max_indexing_threads": 0,
+    "on_disk": False,
+}
+DEFAULT_OPTIMIZER = {
+    "deleted_threshold": 0.2,
+    "vacuum_min_vector_number": 1000,
+    "default_segment_number": 0,
+    "max_segment_size": None,
+    "memmap_threshold": None,
+    "indexing_threshold": 10000,
+    "flush_interval_sec": 5,
+    "max_optimization_threads": None,
+}
+DEFAULT_WAL = {"wal_capacity_mb": 32, "wal_segments_ahead": 0}
+
+Json = dict[str, Any]
+PointKey = tuple[int, Any]  # (0, int id) or (1, uuid string): Qdrant orders integer ids first
+
+
+class QError(Exception):
+    """An error answered as Qdrant does: `{"status": {"error": message}}` with an HTTP code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def not_found(name: str) -> QError:
+    return QError(404, f"Not found: Collection `{name}` doesn't exist!")
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat()
+
+
+def check_name(name: str, what: str = "collection") -> str:
+    if not NAME_RE.match(name) or name in (".", ".."):
+        raise QError(400, f"Validation error in path parameters: invalid {what} name {name!r}")
+    return name
+
+
+def point_key(raw: Any) -> PointKey:
+    """Qdrant ids are unsigned integers or UUIDs (any UUID spelling, stored hyphenated)."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return (0, raw)
+    if isinstance(raw, str):
+        try:
+            return (1, str(uuid.UUID(raw)))
+        except ValueError:
+            pass
+    raise QError(
+        400,
+        f"Format error in JSON body: value {raw!r} is not a valid point ID, valid "
+        "values are either an unsigned integer or a UUID",
+    )
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """tmp + fsync + rename + fsync(dir): a crash leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+# --- collections -----------------------------------------------------------------------------
+
+
+class Collection:
+    def __init__(self, name: str, config: Json, created_at: str | None = None) -> None:
+        self.name, self.config = name, config
+        self.created_at = created_at or now_iso()
+        self.points: dict[PointKey, Json] = {}
+        self.payload_schema: Json = {}
+
+    @classmethod
+    def from_doc(cls, name: str, doc: Json) -> Collection:
+        col = cls(name, doc["config"], doc.get("created_at"))
+        col.payload_schema = doc.get("payload_schema", {})
+        for p in doc.get("points", []):
+            col.points[point_key(p["id"])] = p
+        return col
+
+    def to_doc(self) -> Json:
+        return {
+            "format": "qdrant-standin/1",
+            "name": self.name,
+            "created_at": self.created_at,
+            "config": self.config,
+            "payload_schema": self.payload_schema,
+            "points": [self.points[k] for k in sorted(self.points)],
+        }
+
+    def info(self) -> Json:
+        schema = {
+            field: {**info, "points": len(self.points)}
+            for field, info in self.payload_schema.items()
+        }
+        return {
+            "status": "green",
+            "optimizer_status": "ok",
+            "warnings": [],
+            "indexed_vectors_count": 0,
+            "points_count": len(self.points),
+            "segments_count": 1,
+            "config": self.config,
+            "payload_schema": schema,
+            "created_at": self.created_at,
+        }
+
+    def vector_params(self) -> Json:
+        vectors = self.config["params"].get("vectors") or {}
+        # a single unnamed vector is stored under "" (the name Qdrant gives it internally)
+        return {"": vectors} if "size" in vectors else vectors
+
+    def check_vector(self, vector: Any) -> Any:
+        params = self.vector_params()
+        named = vector if isinstance(vector, dict) else {"": vector}
+        out: Json = {}
+        for name, vec in named.items():
+            if name not in params:
+                if isinstance(vec, dict) and name in (
+                    self.config["params"].get("sparse_vectors") or {}
+                ):
+                    out[name] = vec  # sparse vectors are stored as given
+                    continue
+                raise QError(400, f"Wrong input: Not existing vector name error: {name}")
+            if not isinstance(vec, list) or not all(isinstance(x, (int, float)) for x in vec):
+                raise QError(400, f"Wrong input: vector {name!r} must be a list of numbers")
+            if len(vec) != params[name]["size"]:
+                raise QError(
+                    400,
+                    "Wrong input: Vector dimension error: expected dim: "
+                    f"{params[name]['size']}, got {len(vec)}",
+                )
+            vec = [float(x) for x in vec]
+            if params[name]["distance"] == "Cosine":
+                # Qdrant normalises Cosine vectors on upsert and returns them normalised
+                norm = math.sqrt(sum(x * x for x in vec)) or 1.0
+                vec = [x / norm for x in vec]
+            out[name] = vec
+        return out[""] if set(out) == {""} else out
+
+
+def make_config(body: Json) -> Json:
+    vectors = body.get("vectors") or {}
+    for name, params in ({"": vectors} if "size" in vectors else vectors).items():
+        if (
+            not isinstance(params, dict)
+            or not isinstance(params.get("size"), int)
+            or params["size"] < 1
+            or params.get("distance") not in DISTANCES
+        ):
+            raise QError(
+                400, f"Wrong input: bad vector params for {name or 'default vector'}: {params!r}"
+            )
+
+    def merged(default: Json, diff: Any) -> Json:
+        return {**default, **{k: v for k, v in (diff or {}).items() if v is not None}}
+
+    params = {
+        "vectors": vectors,
+        "shard_number": body.get("shard_number") or 1,
+        "replication_factor": body.get("replication_factor") or 1,
+        "write_consistency_factor": body.get("write_consistency_factor") or 1,
+        "on_disk_payload": body.get("on_disk_payload", True),
+    }
+    if body.get("sparse_vectors"):
+        params["sparse_vectors"] = body["sparse_vectors"]
+    return {
+        "params": params,
+        "hnsw_config": merged(DEFAULT_HNSW, body.get("hnsw_config")),
+        "optimizer_config": merged(DEFAULT_OPTIMIZER, body.get("optimizers_config")),
+        "wal_config": merged(DEFAULT_WAL, body.get("wal_config")),
+        "quantization_config": body.get("quantization_config"),
+        "strict_mode_config": {"enabled": False, **(body.get("strict_mode_config") or {})},
+        "metadata": body.get("metadata"),
+    }
+
+
+# --- filters and selectors -------------------------------------------------------------------
+
+
+def values_at(payload: Any, key: str) -> list[Any]:
+    """Payload values under a dotted key; arrays fan out, as in Qdrant's key paths."""
+    values = [payload]
+    for part in key.replace("[]", "").split("."):
+        nxt: list[Any] = []
+        for v in values:
+            if isinstance(v, dict) and part in v:
+                got = v[part]
+                nxt.extend(got if isinstance(got, list) else [got])
+        values = nxt
+    return values
+
+
+def condition_ok(point: Json, cond: Json) -> bool:
+    if any(k in cond for k in ("must", "should", "must_not")):
+        return filter_ok(point, cond)
+    if "has_id" in cond:
+        return point_key(point["id"]) in {point_key(i) for i in cond["has_id"]}
+    if "is_empty" in cond:
+        return not [
+            v for v in values_at(point.get("payload"), cond["is_empty"]["key"]) if v is not None
+        ]
+    if "is_null" in cond:
+        return None in values_at(point.get("payload"), cond["is_null"]["key"])
+    if "key" not in cond:
+        raise QError(400, f"Wrong input: the stand-in does not support condition {cond!r}")
+    values = values_at(point.get("payload"), cond["key"])
+    if "match" in cond:
+        m = cond["match"]
+        if "value" in m:
+            return m["value"] in values
+        if "any" in m:
+            return any(v in m["any"] for v in values)
+        if "except" in m:
+            return not any(v in m["except"] for v in values)
+        if "text" in m:
+            return any(isinstance(v, str) and m["text"] in v for v in values)
+    if "range" in cond:
+        r = cond["range"]
+        ops: dict[str, Callable[[float, float], bool]] = {
+            "gt": lambda a, b: a > b,
+            "gte": lambda a, b: a >= b,
+            "lt": lambda a, b: a < b,
+            "lte": lambda a, b: a <= b,
+        }
+        return any(
+            isinstance(v, (int, float))
+            and all(ops[op](v, bound) for op, bound in r.items() if bound is not None and op in ops)
+            for v in values
+        )
+    raise QError(400, f"Wrong input: the stand-in does not support condition {cond!r}")
+
+
+def filter_ok(point: Json, flt: Json | None) -> bool:
+    if not flt:
+        return True
+
+    def as_list(x: Any) -> list[Json]:
+        return x if isinstance(x, list) else [x] if x else []
+
+    return (
+        all(condition_ok(point, c) for c in as_list(flt.get("must")))
+        and (
+            not as_list(flt.get("should"))
+            or any(condition_ok(point, c) for c in as_list(flt.get("should")))
+        )
+        and not any(condition_ok(point, c) for c in as_list(flt.get("must_not")))
+    )
+
+
+def record(point: Json, with_payload: Any, with_vector: Any) -> Json:
+    """A Record as Qdrant returns it, honouring with_payload / with_vector selectors."""
+    payload = point.get("payload") or {}
+    if with_payload is False or with_payload is None:
+        payload_out = None
+    elif isinstance(with_payload, list):
+        payload_out = {k: v for k, v in payload.items() if k in with_payload}
+    elif isinstance(with_payload, dict) and "include" in with_payload:
+        payload_out = {k: v for k, v in payload.items() if k in with_payload["include"]}
+    elif isinstance(with_payload, dict) and "exclude" in with_payload:
+        payload_out = {k: v for k, v in payload.items() if k not in with_payload["exclude"]}
+    else:
+        payload_out = payload
+    vector = point.get("vector")
+    if not with_vector:
+        vector = None
+    elif isinstance(with_vector, list) and isinstance(vector, dict):
+        vector = {k: v for k, v in vector.items() if k in with_vector}
+    return {
+        "id": point["id"],
+        "payload": payload_out,
+        "vector": vector,
+        "shard_key": None,
+        "order_value": None,
+    }
+
+
+def score(distance: str, a: list[float], b: list[float]) -> float:
+    if distance in ("Cosine", "Dot"):  # Cosine vectors are stored normalised: a dot product
+        return sum(x * y for x, y in zip(a, b, strict=True))
+    if distance == "Euclid":
+        return math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b, strict=True)))
+    return sum(abs(x - y) for x, y in zip(a, b, strict=True))
+
+
+# --- snapshots -------------------------------------------------------------------------------
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_snapshot(folder: Path, prefix: str, members: dict[str, bytes]) -> Json:
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")
+    path, n = folder / f"{prefix}-{stamp}.snapshot", 1
+    while path.exists():  # two snapshots in one second must not overwrite each other
+        n += 1
+        path = folder / f"{prefix}-{stamp}-{n}.snapshot"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    atomic_write(path, buf.getvalue())
+    # Qdrant writes `<snapshot>.checksum` beside each snapshot; the list reads it back
+    atomic_write(
+        path.with_name(path.name + ".checksum"), hashlib.sha256(buf.getvalue()).hexdigest().encode()
+    )
+    return describe(path)
+
+
+def describe(path: Path) -> Json:
+    st = path.stat()
+    sums = path.with_name(path.name + ".checksum")
+    checksum = sums.read_text().strip() if sums.exists() else sha256_file(path)
+    created = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc).replace(tzinfo=None)
+    return {
+        "name": path.name,
+        "creation_time": created.isoformat(timespec="seconds"),
+        "size": st.st_size,
+        "checksum": checksum,
+    }
+
+
+def list_snapshots(folder: Path) -> list[Json]:
+    if not folder.is_dir():
+        return []
+    return [describe(p) for p in sorted(folder.glob("*.snapshot")) if p.is_file()]
+
+
+def snapshot_path(folder: Path, name: str) -> Path:
+    path = folder / check_name(name, "snapshot")
+    if not path.is_file():
+        raise QError(404, f"Not found: Snapshot {name} not found")
+    return path
+
+
+def read_snapshot(data: bytes, checksum: str | None) -> Json:
+    """The collection document inside a collection snapshot, after checking its sha256."""
+    if checksum and hashlib.sha256(data).hexdigest() != checksum.lower():
+        raise QError(
+            400,
+            f"Bad request: Snapshot checksum mismatch: expected {checksum}, got "
+            f"{hashlib.sha256(data).hexdigest()}",
+        )
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.extractfile("collection.json")
+            assert member is not None
+            doc: Json = json.load(member)
+    except (tarfile.TarError, KeyError, ValueError, AssertionError) as exc:
+        raise QError(400, f"Bad request: not a collection snapshot: {exc}") from exc
+    return doc
+
+
+def fetch_location(location: str) -> bytes:
+    url = urllib.parse.urlparse(location)
+    if url.scheme == "file":
+        try:
+            return Path(urllib.parse.unquote(url.path)).read_bytes()
+        except OSError as exc:
+            raise QError(404, f"Not found: Snapshot file {location} does not exist: {exc}") from exc
+    if url.scheme in ("http", "https"):
+        headers = {"api-key": API_KEY} if API_KEY else {}
+        try:
+            with urllib.request.urlopen(
+                urllib.request.Request(location, headers=headers), timeout=120
+            ) as resp:
+                return bytes(resp.read())
+        except OSError as exc:
+            raise QError(
+                400, f"Bad request: failed to download snapshot {location}: {exc}"
+            ) from exc
+    raise QError(400, f"Bad request: unsupported snapshot location {location!r}")
+
+
+def multipart_field(content_type: str, body: bytes, field: str) -> bytes:
+    """One field of a multipart/form-data body, parsed by its boundary (stdlib has no parser)."""
+    m = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not content_type.startswith("multipart/form-data") or not m:
+        raise QError(400, "Bad request: expected multipart/form-data with a boundary")
+    for part in body.split(b"--" + m.group(1).encode())[1:]:
+        if part.startswith(b"--"):
+            break
+        head, sep, data = part.partition(b"\r\n\r\n")
+        if sep and re.search(rb'name="?' + re.escape(field.encode()) + rb'"?(;|\s|$)', head):
+            return data[:-2] if data.endswith(b"\r\n") else data
+    raise QError(400, f"Bad request: multipart field {field!r} missing")
+
+
+# --- state -----------------------------------------------------------------------------------
+
+
+class Store:
+    """All collections, behind one lock; every change is on disk before it is answered."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.collections: dict[str, Collection] = {}
+        self.operation_id = 0
+        for doc_path in sorted((STORAGE / "collections").glob("*/collection.json")):
+            name = doc_path.parent.name
+            self.collections[name] = Collection.from_doc(name, json.loads(doc_path.read_text()))
+
+    def get(self, name: str) -> Collection:
+        col = self.collections.get(name)
+        if col is None:
+            raise not_found(name)
+        return col
+
+    def save(self, col: Collection) -> Json:
+        atomic_write(
+            STORAGE / "collections" / col.name / "collection.json",
+            json.dumps(col.to_doc()).encode(),
+        )
+        self.operation_id += 1
+        return {"operation_id": self.operation_id, "status": "completed"}
+
+    def replace(self, name: str, doc: Json) -> None:
+        """Recover: the collection's content becomes the snapshot's (created when missing)."""
+        col = Collection.from_doc(name, doc)
+        self.collections[name] = col
+        self.save(col)
+
+
+STORE: Store  # created in main(), after the storage folders exist
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+Route = tuple[str, re.Pattern[str], Callable[..., Any]]
+ROUTES: list[Route] = []
+
+
+def route(method: str, pattern: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        ROUTES.append((method, re.compile("^" + pattern.replace("{}", "([^/]+)") + "$"), fn))
+        return fn
+
+    return register
+
+
+class Raw:
+    """A handler's answer that is not Qdrant's JSON envelope (health texts, file downloads)."""
+
+    def __init__(self, body: bytes | Path, ctype: str = "text/plain; charset=utf-8") -> None:
+        self.body, self.ctype = body, ctype
+
+
+class Request:
+    def __init__(self, query: dict[str, str], headers: Any, body: bytes) -> None:
+        self.query, self.headers, self.raw = query, headers, body
+
+    def json(self) -> Json:
+        try:
+            doc = json.loads(self.raw or b"{}")
+        except ValueError as exc:
+            raise QError(400, f"Format error in JSON body: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise QError(400, "Format error in JSON body: expected an object")
+        return doc
+
+
+@route("GET", "/")
+def root(req: Request) -> Raw:
+    body = {"title": "qdrant - vector search engine", "version": VERSION, "commit": "standin"}
+    return Raw(json.dumps(body).encode(), "application/json")
+
+
+@route("GET", "/(healthz|livez|readyz)")
+def healthz(req: Request, which: str) -> Raw:
+    return Raw(f"{which} check passed".encode())
+
+
+@route("GET", "/telemetry")
+def telemetry(req: Request) -> Json:
+    return {
+        "id": str(uuid.UUID(int=PEER_ID)),
+        "app": {"name": "qdrant", "version": VERSION},
+        "collections": {"number_of_collections": len(STORE.collections)},
+    }
+
+
+@route("GET", "/metrics")
+def metrics(req: Request) -> Raw:
+    return Raw(
+        (
+            f'app_info{{name="qdrant",version="{VERSION}"}} 1\n'
+            f"collections_total {len(STORE.collections)}\n"
+        ).encode()
+    )
+
+
+@route("GET", "/cluster")
+def cluster(req: Request) -> Json:
+    return {"status": "disabled"}
+
+
+@route("GET", "/aliases")
+def aliases(req: Request) -> Json:
+    return {"aliases": []}
+
+
+@route("GET", "/collections")
+def collections(req: Request) -> Json:
+    return {"collections": [{"name": n} for n in sorted(STORE.collections)]}
+
+
+@route("GET", "/collections/{}")
+def get_collection(req: Request, name: str) -> Json:
+    return STORE.get(name).info()
+
+
+@route("GET", "/collections/{}/exists")
+def collection_exists(req: Request, name: str) -> Json:
+    return {"exists": name in STORE.collections}
+
+
+@route("GET", "/collections/{}/cluster")
+def collection_cluster(req: Request, name: str) -> Json:
+    col = STORE.get(name)
+    return {
+        "peer_id": PEER_ID,
+        "shard_count": 1,
+        "remote_shards": [],
+        "shard_transfers": [],
+        "local_shards": [{"shard_id": 0, "points_count": len(col.points), "state": "Active"}],
+    }
+
+
+@route("PUT", "/collections/{}")
+def create_collection(req: Request, name: str) -> bool:
+    check_name(name)
+    if name in STORE.collections:
+        raise QError(409, f"Wrong input: Collection `{name}` already exists!")
+    col = Collection(name, make_config(req.json()))
+    STORE.collections[name] = col
+    STORE.save(col)
+    return True
+
+
+@route("PATCH", "/collections/{}")
+def update_collection(req: Request, name: str) -> bool:
+    STORE.get(name)  # accepted and ignored: the stand-in has nothing to optimise
+    return True
+
+
+@route("DELETE", "/collections/{}")
+def delete_collection(req: Request, name: str) -> bool:
+    if STORE.collections.pop(name, None) is None:
+        return False  # as Qdrant: deleting a missing collection is not an error
+    shutil.rmtree(STORAGE / "collections" / name, ignore_errors=True)
+    return True
+
+
+@route("PUT", "/collections/{}/points")
+def upsert(req: Request, name: str) -> Json:
+    col, body = STORE.get(name), req.json()
+    if "batch" in body:
+        batch = body["batch"]
+        ids, vectors, payloads = (batch.get("ids", []), batch.get("vectors"), batch.get("payloads"))
+        if isinstance(vectors, dict):  # named: {"name": [v1, v2, ...]} -> per point dicts
+            vectors = [{k: vs[i] for k, vs in vectors.items()} for i in range(len(ids))]
+        points = [
+            {
+                "id": ids[i],
+                "vector": vectors[i] if vectors else None,
+                "payload": payloads[i] if payloads else None,
+            }
+            for i in range(len(ids))
+        ]
+    elif "points" in body:
+        points = body["points"]
+    else:
+        raise QError(400, "Format error in JSON body: expected `points` or `batch`")
+    # validate everything first: a bad point must not leave half a batch applied
+    checked = [
+        (
+            point_key(p.get("id")),
+            {
+                "id": point_key(p.get("id"))[1],
+                "vector": col.check_vector(p.get("vector")),
+                "payload": p.get("payload") or {},
+            },
+        )
+        for p in points
+    ]
+    col.points.update(checked)
+    return STORE.save(col)
+
+
+@route("POST", "/collections/{}/points/delete")
+def delete_points(req: Request, name: str) -> Json:
+    col, body = STORE.get(name), req.json()
+    if "points" in body:
+        keys = {point_key(i) for i in body["points"]}
+    else:
+        keys = {k for k, p in col.points.items() if filter_ok(p, body.get("filter"))}
+    for key in keys:
+        col.points.pop(key, None)
+    return STORE.save(col)
+
+
+@route("POST", "/collections/{}/points")
+def retrieve(req: Request, name: str) -> list[Json]:
+    col, body = STORE.get(name), req.json()
+    found = [col.points.get(point_key(i)) for i in body.get("ids", [])]
+    return [
+        record(p, body.get("with_payload", True), body.get("with_vector", False))
+        for p in found
+        if p is not None
+    ]
+
+
+@route("GET", "/collections/{}/points/{}")
+def get_point(req: Request, name: str, point_id: str) -> Json:
+    col = STORE.get(name)
+    point = col.points.get(point_key(int(point_id) if point_id.isdigit() else point_id))
+    if point is None:
+        raise QError(404, f"Not found: No point with id {point_id} found")
+    return record(point, True, True)
+
+
+@route("POST", "/collections/{}/points/scroll")
+def scroll(req: Request, name: str) -> Json:
+    col, body = STORE.get(name), req.json()
+    limit = int(body.get("limit") or 10)
+    start = point_key(body["offset"]) if body.get("offset") is not None else None
+    keys = [k for k in sorted(col.points) if start is None or k >= start]
+    page: list[Json] = []
+    next_offset = None
+    for key in keys:
+        if not filter_ok(col.points[key], body.get("filter")):
+            continue
+        if len(page) == limit:  # Qdrant's offset is inclusive: the next page starts here
+            next_offset = key[1]
+            break
+        page.append(
+            record(col.points[key], body.get("with_payload", True), body.get("with_vector", False))
+        )
+    return {"points": page, "next_page_offset": next_offset}
+
+
+@route("POST", "/collections/{}/points/count")
+def count(req: Request, name: str) -> Json:
+    col, body = STORE.get(name), req.json()
+    return {"count": sum(1 for p in col.points.values() if filter_ok(p, body.get("filter")))}
+
+
+def nearest(col: Collection, query: Any, using: str | None, body: Json) -> list[Json]:
+    """Brute-force search; Euclid and Manhattan rank the smallest distance first."""
+    params = col.vector_params().get(using or "")
+    if params is None or not isinstance(query, list):
+        raise QError(400, f"Wrong input: the stand-in needs a dense query vector for {using!r}")
+    if params["distance"] == "Cosine":
+        norm = math.sqrt(sum(x * x for x in query)) or 1.0
+        query = [x / norm for x in query]
+    hits = []
+    for point in col.points.values():
+        vec = (
+            point["vector"].get(using or "")
+            if isinstance(point["vector"], dict)
+            else point["vector"]
+        )
+        if vec is not None and filter_ok(point, body.get("filter")):
+            hits.append((score(params["distance"], query, vec), point))
+    smaller_better = params["distance"] in ("Euclid", "Manhattan")
+    hits.sort(key=lambda h: h[0], reverse=not smaller_better)
+    threshold = body.get("score_threshold")
+    if threshold is not None:
+        hits = [h for h in hits if (h[0] <= threshold if smaller_better else h[0] >= threshold)]
+    offset, limit = int(body.get("offset") or 0), int(body.get("limit") or 10)
+    return [
+        {
+            **record(p, body.get("with_payload", False), body.get("with_vector", False)),
+            "version": 0,
+            "score": s,
+        }
+        for s, p in hits[offset : offset + limit]
+    ]
+
+
+@route("POST", "/collections/{}/points/search")
+def search(req: Request, name: str) -> list[Json]:
+    body = req.json()
+    vector = body.get("vector")
+    using = vector.get("name") if isinstance(vector, dict) else None
+    query = vector.get("vector") if isinstance(vector, dict) else vector
+    return nearest(STORE.get(name), query, using, body)
+
+
+@route("POST", "/collections/{}/points/query")
+def query(req: Request, name: str) -> Json:
+    body = req.json()
+    q = body.get("query")
+    q = q.get("nearest") if isinstance(q, dict) else q
+    return {"points": nearest(STORE.get(name), q, body.get("using"), body)}
+
+
+@route("PUT", "/collections/{}/index")
+def create_index(req: Request, name: str) -> Json:
+    col, body = STORE.get(name), req.json()
+    if not isinstance(body.get("field_name"), str):
+        raise QError(400, "Format error in JSON body: missing field `field_name`")
+    schema = body.get("field_schema") or "keyword"
+    kind = schema.get("type", "keyword") if isinstance(schema, dict) else schema
+    col.payload_schema[body["field_name"]] = {"data_type": kind, "params": None}
+    return STORE.save(col)
+
+
+@route("DELETE", "/collections/{}/index/{}")
+def delete_index(req: Request, name: str, field: str) -> Json:
+    col = STORE.get(name)
+    col.payload_schema.pop(field, None)
+    return STORE.save(col)
+
+
+@route("GET", "/collections/{}/snapshots")
+def list_collection_snapshots(req: Request, name: str) -> list[Json]:
+    STORE.get(name)
+    return list_snapshots(SNAPSHOTS / name)
+
+
+@route("POST", "/collections/{}/snapshots")
+def create_collection_snapshot(req: Request, name: str) -> Json:
+    doc = json.dumps(STORE.get(name).to_doc()).encode()
+    return write_snapshot(SNAPSHOTS / name, name, {"collection.json": doc})
+
+
+@route("GET", "/collections/{}/snapshots/{}")
+def download_collection_snapshot(req: Request, name: str, snap: str) -> Raw:
+    return Raw(snapshot_path(SNAPSHOTS / check_name(name), snap), "application/octet-stream")
+
+
+@route("DELETE", "/collections/{}/snapshots/{}")
+def delete_collection_snapshot(req: Request, name: str, snap: str) -> bool:
+    path = snapshot_path(SNAPSHOTS / check_name(name), snap)
+    path.unlink()
+    path.with_name(path.name + ".checksum").unlink(missing_ok=True)
+    return True
+
+
+@route("PUT", "/collections/{}/snapshots/recover")
+def recover(req: Request, name: str) -> bool:
+    check_name(name)
+    body = req.json()
+    if "location" not in body:
+        raise QError(400, "Format error in JSON body: missing field `location`")
+    # fetched before the lock is taken: the URL may well point back at this server
+    data = fetch_location(body["location"])
+    with STORE.lock:
+        STORE.replace(name, read_snapshot(data, body.get("checksum")))
+    return True
+
+
+@route("POST", "/collections/{}/snapshots/upload")
+def upload(req: Request, name: str) -> bool:
+    check_name(name)
+    data = multipart_field(req.headers.get("Content-Type", ""), req.raw, "snapshot")
+    with STORE.lock:
+        STORE.replace(name, read_snapshot(data, req.query.get("checksum")))
+    return True
+
+
+@route("GET", "/snapshots")
+def list_full(req: Request) -> list[Json]:
+    return list_snapshots(SNAPSHOTS)
+
+
+@route("POST", "/snapshots")
+def create_full(req: Request) -> Json:
+    members = {
+        f"collections/{n}/collection.json": json.dumps(c.to_doc()).encode()
+        for n, c in STORE.collections.items()
+    }
+    return write_snapshot(SNAPSHOTS, "full-snapshot", members)
+
+
+@route("GET", "/snapshots/{}")
+def download_full(req: Request, snap: str) -> Raw:
+    return Raw(snapshot_path(SNAPSHOTS, snap), "application/octet-stream")
+
+
+@route("DELETE", "/snapshots/{}")
+def delete_full(req: Request, snap: str) -> bool:
+    path = snapshot_path(SNAPSHOTS, snap)
+    path.unlink()
+    path.with_name(path.name + ".checksum").unlink(missing_ok=True)
+    return True
+
+
+# routes that need no API key, as in Qdrant
+OPEN_PATHS = ("/", "/healthz", "/livez", "/readyz")
+# handlers that must not hold the store lock for their whole run (they take it themselves)
+SELF_LOCKING = (recover, upload)
+
+
+class Handler(BaseHTTPRequestHandler):
+    # keep-alive like actix-web; every reply therefore carries a Content-Length
+    protocol_version = "HTTP/1.1"
+    server_version = "qdrant-standin"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        sys.stdout.write(f"{self.address_string()} - {format % args}\n")
+
+    def read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def send(self, code: int, body: bytes | Path, ctype: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        size = body.stat().st_size if isinstance(body, Path) else len(body)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if isinstance(body, Path):
+            with body.open("rb") as fh:  # streamed: snapshots may be large
+                shutil.copyfileobj(fh, self.wfile, 1 << 20)
+        else:
+            self.wfile.write(body)
+
+    def dispatch(self, method: str) -> None:
+        started = time.monotonic()
+        url = urllib.parse.urlsplit(self.path)
+        # read first, so an early error still leaves a clean keep-alive connection
+        req = Request(dict(urllib.parse.parse_qsl(url.query)), self.headers, self.read_body())
+        try:
+            if (
+                API_KEY
+                and url.path not in OPEN_PATHS
+                and API_KEY
+                not in (
+                    self.headers.get("api-key"),
+                    self.headers.get("Authorization", "").removeprefix("Bearer "),
+                )
+            ):
+                raise QError(401, "Must provide an API key or an Authorization bearer token")
+            for verb, pattern, fn in ROUTES:
+                m = pattern.match(url.path)
+                if verb == method and m:
+                    args = [urllib.parse.unquote(g) for g in m.groups()]
+                    if fn in SELF_LOCKING:
+                        result = fn(req, *args)
+                    else:
+                        with STORE.lock:
+                            result = fn(req, *args)
+                    break
+            else:
+                raise QError(404, f"Not found: {method} {url.path}")
+        except QError as err:
+            body = {"status": {"error": err.message}, "time": time.monotonic() - started}
+            self.send(err.code, json.dumps(body).encode(), "application/json")
+            return
+        except Exception as exc:  # answer like Qdrant's 500 instead of dropping the connection
+            body = {
+                "status": {"error": f"Service internal error: {exc!r}"},
+                "time": time.monotonic() - started,
+            }
+            self.send(500, json.dumps(body).encode(), "application/json")
+            return
+        if isinstance(result, Raw):
+            self.send(200, result.body, result.ctype)
+        else:
+            body = {"result": result, "status": "ok", "time": time.monotonic() - started}
+            self.send(200, json.dumps(body).encode(), "application/json")
+
+    def do_GET(self) -> None:
+        self.dispatch("GET")
+
+    def do_POST(self) -> None:
+        self.dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self.dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self.dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self.dispatch("DELETE")
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # idle keep-alive connections must not hold up shutdown (server_close joins handler threads)
+    block_on_close = False
+
+
+def main() -> None:
+    global STORE
+    (STORAGE / "collections").mkdir(parents=True, exist_ok=True)
+    SNAPSHOTS.mkdir(parents=True, exist_ok=True)
+    STORE = Store()
+    host = os.environ.get("HOST", "0.0.0.0")
+    port = int(os.environ.get("PORT") or os.environ.get("QDRANT__SERVICE__HTTP_PORT") or 6333)
+    server = Server((host, port), Handler)
+    stop = threading.Event()
+    # PID 1 in a container has no default SIGTERM action: without a handler `docker stop`
+    # waits 10 s and kills; every change is already on disk, so stopping is just closing
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+    ).start()
+    print(
+        f"Qdrant stand-in {VERSION} (REST only) on http://{host}:{port}, storage {STORAGE}, "
+        f"snapshots {SNAPSHOTS}, {len(STORE.collections)} collection(s) loaded",
+        flush=True,
+    )
+    while not stop.wait(1.0):
+        pass
+    print("Shutting down", flush=True)
+    server.shutdown()
+    server.server_close()
+
+
+if __name__ == "__main__":
+    main()
