@@ -14,6 +14,7 @@ failure reason.
     │   └── DockerOperationFailed   an API call failed (retryable on 5xx / connection errors)
     ├── ComposeError                a `docker compose` invocation failed
     ├── HttpError                   an HTTP endpoint could not be reached or answered badly
+    ├── QdrantError                 a Qdrant API call (collections, snapshots) failed
     ├── PrefectServerError          the local Prefect server cannot be started, reached or stopped
     └── NotImplementedYet           a command of the CLI contract that is not built yet
 
@@ -109,6 +110,10 @@ class HttpError(SbxError):
     """An HTTP endpoint could not be reached or gave an unusable answer."""
 
     retryable = True
+
+
+class QdrantError(SbxError):
+    """A Qdrant API call failed; retryable on 5xx and transport errors."""
 
 
 class PrefectServerError(SbxError):

@@ -20,10 +20,13 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(2)
         status = {"/ok": 200, "/json": 200, "/broken": 503, "/slow": 200}.get(self.path, 404)
         body = b'{"ready": true}' if self.path == "/json" else b"<html>not json</html>"
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the probe gave up on /slow, as it should
 
     def log_message(self, *args: object) -> None:
         pass

@@ -1,0 +1,46 @@
+"""sbx's Qdrant client against the stand-in (run as a local process): snapshot → file → recover."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient, models
+
+from sbx.errors import QdrantError
+from tasks.clients.qdrant import connect
+from tests.standins.conftest import Standin, StartStandin
+
+
+@pytest.fixture
+def qdrant(start_standin: StartStandin, tmp_path: Path) -> Standin:
+    return start_standin("qdrant", {
+        "QDRANT__STORAGE__STORAGE_PATH": str(tmp_path / "storage"),
+        "QDRANT__STORAGE__SNAPSHOTS_PATH": str(tmp_path / "snapshots"),
+    }, probe="/readyz")
+
+
+def test_snapshot_to_file_and_recover(qdrant: Standin, tmp_path: Path) -> None:
+    raw = QdrantClient(url=qdrant.url, prefer_grpc=False)
+    raw.create_collection("docs", vectors_config=models.VectorParams(
+        size=4, distance=models.Distance.DOT))
+    raw.upsert("docs", points=[models.PointStruct(id=i, vector=[i, 0, 0, 1], payload={"i": i})
+                               for i in range(50)])
+    with connect(qdrant.url) as client:
+        assert client.collections() == ["docs"]
+        assert client.version()
+        snap = client.snapshot_to_file("docs", tmp_path)
+        assert snap.points == 50 and snap.path.stat().st_size == snap.size > 0
+        assert raw.list_snapshots("docs") == []  # deleted on the server after download
+        raw.delete_collection("docs")
+        assert client.recover_from_file("docs", snap.path) == 50
+        with pytest.raises(QdrantError, match="could not count points of collection 'nope'"):
+            client.point_count("nope")
+    raw.close()
+
+
+def test_unreachable_qdrant_is_retryable(tmp_path: Path) -> None:
+    with connect("http://127.0.0.1:9", timeout_s=2) as client:
+        with pytest.raises(QdrantError) as caught:
+            client.collections()
+    assert caught.value.retryable and "Is the service running?" in str(caught.value)
