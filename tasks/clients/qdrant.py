@@ -75,7 +75,8 @@ class Qdrant:
         except httpx.HTTPError as exc:
             raise QdrantError(
                 f"Downloading snapshot {description.name} of '{collection}' from {self.url} "
-                f"failed ({exc}). Retry; check free disk space in {dest_dir}.", retryable=True,
+                f"failed ({exc}). Retry; check free disk space in {dest_dir}.",
+                retryable=True,
             ) from exc
         if description.checksum and digest.hexdigest() != description.checksum:
             raise QdrantError(
@@ -86,16 +87,22 @@ class Qdrant:
         with self._translate(f"delete snapshot {description.name}"):
             self._client.delete_snapshot(collection, description.name, wait=True)
         return SnapshotFile(
-            collection=collection, name=description.name, path=dest,
-            size=dest.stat().st_size, sha256=digest.hexdigest(), points=points,
+            collection=collection,
+            name=description.name,
+            path=dest,
+            size=dest.stat().st_size,
+            sha256=digest.hexdigest(),
+            points=points,
         )
 
     def recover_from_file(self, collection: str, path: Path) -> int:
-        """Replace ``collection`` with the snapshot in ``path`` (upload); returns its point count."""
+        """Replace ``collection`` with the snapshot in ``path`` (upload); returns its points."""
         with self._translate(f"recover collection '{collection}' from {path.name}"):
             with path.open("rb") as handle:
                 self._client.http.snapshots_api.recover_from_uploaded_snapshot(
-                    collection_name=collection, snapshot=handle, wait=True,
+                    collection_name=collection,
+                    snapshot=handle,
+                    wait=True,
                 )
             return int(self._client.count(collection, exact=True).count)
 
@@ -112,8 +119,11 @@ class Qdrant:
             raise QdrantError(
                 f"Qdrant at {self.url} could not {action}: HTTP {exc.status_code} "
                 f"{exc.content.decode(errors='replace')[:200]}. "
-                + ("Retry; check the qdrant container's logs." if server_side
-                   else "Check the collection name and Qdrant's version."),
+                + (
+                    "Retry; check the qdrant container's logs."
+                    if server_side
+                    else "Check the collection name and Qdrant's version."
+                ),
                 retryable=server_side,
             ) from exc
         except (ResponseHandlingException, httpx.HTTPError, OSError) as exc:

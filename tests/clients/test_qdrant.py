@@ -14,18 +14,25 @@ from tests.standins.conftest import Standin, StartStandin
 
 @pytest.fixture
 def qdrant(start_standin: StartStandin, tmp_path: Path) -> Standin:
-    return start_standin("qdrant", {
-        "QDRANT__STORAGE__STORAGE_PATH": str(tmp_path / "storage"),
-        "QDRANT__STORAGE__SNAPSHOTS_PATH": str(tmp_path / "snapshots"),
-    }, probe="/readyz")
+    return start_standin(
+        "qdrant",
+        {
+            "QDRANT__STORAGE__STORAGE_PATH": str(tmp_path / "storage"),
+            "QDRANT__STORAGE__SNAPSHOTS_PATH": str(tmp_path / "snapshots"),
+        },
+        probe="/readyz",
+    )
 
 
 def test_snapshot_to_file_and_recover(qdrant: Standin, tmp_path: Path) -> None:
     raw = QdrantClient(url=qdrant.url, prefer_grpc=False)
-    raw.create_collection("docs", vectors_config=models.VectorParams(
-        size=4, distance=models.Distance.DOT))
-    raw.upsert("docs", points=[models.PointStruct(id=i, vector=[i, 0, 0, 1], payload={"i": i})
-                               for i in range(50)])
+    raw.create_collection(
+        "docs", vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT)
+    )
+    raw.upsert(
+        "docs",
+        points=[models.PointStruct(id=i, vector=[i, 0, 0, 1], payload={"i": i}) for i in range(50)],
+    )
     with connect(qdrant.url) as client:
         assert client.collections() == ["docs"]
         assert client.version()
@@ -40,7 +47,6 @@ def test_snapshot_to_file_and_recover(qdrant: Standin, tmp_path: Path) -> None:
 
 
 def test_unreachable_qdrant_is_retryable(tmp_path: Path) -> None:
-    with connect("http://127.0.0.1:9", timeout_s=2) as client:
-        with pytest.raises(QdrantError) as caught:
-            client.collections()
+    with connect("http://127.0.0.1:9", timeout_s=2) as client, pytest.raises(QdrantError) as caught:
+        client.collections()
     assert caught.value.retryable and "Is the service running?" in str(caught.value)
