@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from sbx.errors import PrefectServerError
+from sbx.processes import pid_alive
 from tasks.clients.http_probe import HttpProbe
 
 DEFAULT_PORT = 4200
@@ -66,9 +67,9 @@ class LocalServer:
         state = self._read_state()
         if state is None:
             return None
-        if _alive(state.pid) and self._answers(state.url):
+        if pid_alive(state.pid) and self._answers(state.url):
             return state
-        if not _alive(state.pid):
+        if not pid_alive(state.pid):
             self.state_file.unlink(missing_ok=True)
             return None
         return state if self._wait_ready(state.url, state.pid, 10) else None
@@ -114,7 +115,7 @@ class LocalServer:
             state = self._read_state()
             if state is None:
                 return None
-            if _alive(state.pid):
+            if pid_alive(state.pid):
                 _terminate(state.pid)
             self.state_file.unlink(missing_ok=True)
             return state
@@ -164,7 +165,7 @@ class LocalServer:
     def _wait_ready(self, url: str, pid: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not pid_alive(pid):
                 return False
             if self._answers(url):
                 return True
@@ -193,21 +194,6 @@ class LocalServer:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of this very process still "exists": reap it if it is ours
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return done == 0
-
-
 def _terminate(pid: int, timeout_s: float = 20.0) -> None:
     """SIGTERM the server's process group, SIGKILL it if it does not stop in time."""
     try:
@@ -216,7 +202,7 @@ def _terminate(pid: int, timeout_s: float = 20.0) -> None:
         return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not pid_alive(pid):
             return
         time.sleep(0.2)
     try:

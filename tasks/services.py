@@ -1,0 +1,113 @@
+"""Stopping a service for a cold copy and always starting it again — even after a SIGKILL.
+
+`stopped_service` writes a marker under `<stack>/.sbx/stopped/` BEFORE it stops a container and
+removes it only after the container runs again. `restart_left_stopped` (called at the start of
+every sbx command that touches the stack) starts whatever a killed run left stopped: a marker
+whose writer process is gone means nobody else will.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from sbx.errors import DockerError
+from sbx.processes import boot_id, pid_alive
+from tasks.clients.docker_engine import DockerEngine
+
+MARKER_DIR = Path(".sbx") / "stopped"
+
+
+class StopMarker(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    container_id: str
+    container: str
+    service: str
+    project: str
+    pid: int
+    boot_id: str
+    reason: str
+    stopped_at: float
+
+
+def _marker_path(stack_dir: Path, container_id: str) -> Path:
+    return stack_dir / MARKER_DIR / f"{container_id[:24]}.json"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+@contextmanager
+def stopped_service(
+    engine: DockerEngine,
+    stack_dir: Path,
+    project: str,
+    service: str,
+    reason: str,
+    *,
+    timeout_s: int = 30,
+) -> Iterator[bool]:
+    """Stop ``service`` for the body, start it again afterwards whatever happens.
+
+    Yields whether it was running (a stopped service is left as it was).
+    """
+    info = engine.service_container(project, service)
+    if not info.running:
+        yield False
+        return
+    marker = StopMarker(
+        container_id=info.id,
+        container=info.name,
+        service=service,
+        project=project,
+        pid=os.getpid(),
+        boot_id=boot_id(),
+        reason=reason,
+        stopped_at=time.time(),
+    )
+    path = _marker_path(stack_dir, info.id)
+    _write_atomic(path, marker.model_dump_json())
+    try:
+        engine.stop(info.id, timeout_s=timeout_s)
+        yield True
+    finally:
+        engine.start(info.id)  # raises if it cannot: the marker stays for the next command
+        path.unlink(missing_ok=True)
+
+
+def restart_left_stopped(engine: DockerEngine, stack_dir: Path) -> list[str]:
+    """Start containers that a killed sbx run left stopped; returns their names."""
+    restarted = []
+    for path in sorted((stack_dir / MARKER_DIR).glob("*.json")):
+        try:
+            marker = StopMarker.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)  # a torn marker: nothing we can act on
+            continue
+        if marker.boot_id == boot_id() and pid_alive(marker.pid):
+            continue  # its run is still going and will start the container itself
+        try:
+            current = engine.inspect(marker.container_id)
+        except DockerError:
+            path.unlink(
+                missing_ok=True
+            )  # container removed since (e.g. compose down): nothing to do
+            continue
+        if not current.get("State", {}).get("Running"):
+            engine.start(marker.container_id)
+            restarted.append(marker.container)
+        path.unlink(missing_ok=True)
+    return restarted
