@@ -16,6 +16,21 @@ failure reason.
     ├── HttpError                   an HTTP endpoint could not be reached or answered badly
     ├── QdrantError                 a Qdrant API call (collections, snapshots) failed
     ├── PrefectServerError          the local Prefect server cannot be started, reached or stopped
+    ├── StorageError                a repository storage call failed (retryable when it says so)
+    │   ├── ObjectMissing           no object under that key (permanent)
+    │   ├── InvalidKey              a key that is not a safe relative name (permanent, a bug)
+    │   └── KeyExists               a put would overwrite a key with other content (permanent)
+    ├── RepositoryError             a repository is missing, busy, damaged or newer than this sbx
+    │   ├── NotARepository          the location holds no sbx-repository.json
+    │   ├── UnsupportedFormat       repository or manifest written by a newer sbx
+    │   ├── RepositoryLocked        another writer holds the lock (retryable)
+    │   ├── SnapshotNotFound        no snapshot with that id
+    │   ├── ManifestInvalid         a manifest that is truncated, invalid, or unsafe to restore
+    │   ├── IntegrityError          stored bytes do not match their hash (never retryable)
+    │   │   └── CorruptObject       one object's bytes are damaged
+    │   ├── RestoreRefused          the restore target or the parts asked for are not usable
+    │   └── PolicyRefused           a retention policy that would delete every snapshot
+    ├── SourceUnreadable            a file of the stack could not be read during a backup
     └── NotImplementedYet           a command of the CLI contract that is not built yet
 
 Retry decisions (``retry_condition_fn`` on tasks) use :func:`is_retryable` only; integrity and
@@ -118,6 +133,175 @@ class QdrantError(SbxError):
 
 class PrefectServerError(SbxError):
     """The local Prefect server could not be started, reached or stopped."""
+
+
+class StorageError(SbxError):
+    """A storage backend call failed.
+
+    ``retryable`` is True only for failures the same call may get past later (timeouts,
+    throttling, interrupted or busy I/O); permission, disk-full, missing keys and invalid keys are
+    permanent. Backends say which when they raise.
+    """
+
+    def __init__(
+        self, message: str, *, key: str | None = None, retryable: bool | None = None
+    ) -> None:
+        super().__init__(message, retryable=retryable)
+        self.key = key
+
+
+class ObjectMissing(StorageError):
+    """No object under the key (permanent: retrying cannot make it appear)."""
+
+    retryable = False
+
+    def __init__(self, location: str, key: str) -> None:
+        super().__init__(
+            f"No object {key} in {location}. If a snapshot refers to it, the repository is "
+            "damaged: run 'sbx verify --all' to see which snapshots are affected.",
+            key=key,
+        )
+
+
+class InvalidKey(StorageError):
+    """A key that is not a safe, relative, '/'-separated name: a bug in the caller."""
+
+    retryable = False
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(
+            f"Invalid storage key {key!r}: {reason}. Keys are relative '/'-separated names "
+            "without empty, '.' or '..' parts; this is a bug in sbx, please report it.",
+            key=key,
+        )
+
+
+class KeyExists(StorageError):
+    """A put would overwrite an existing key with different content (keys are write-once)."""
+
+    retryable = False
+
+    def __init__(self, location: str, key: str) -> None:
+        super().__init__(
+            f"{key} in {location} already exists with different content; objects are never "
+            "overwritten. If it is a content object, it is damaged: run 'sbx verify --all'.",
+            key=key,
+        )
+
+
+class RepositoryError(SbxError):
+    """A repository is missing, busy, damaged, or written by a newer sbx."""
+
+
+class NotARepository(RepositoryError):
+    """The location is not an sbx repository (and, for backups, cannot become one)."""
+
+    exit_code = 2
+
+    def __init__(self, location: str, *, not_empty: bool = False) -> None:
+        if not_empty:
+            message = (
+                f"{location} is not an sbx repository (no sbx-repository.json) and is not empty; "
+                "sbx creates a repository only in an empty or new directory. Point --repo at a "
+                "repository, or at an empty or new directory."
+            )
+        else:
+            message = (
+                f"{location} is not an sbx repository (no sbx-repository.json). Point --repo at "
+                f"a repository, or run 'sbx backup --repo {location}' on an empty or new "
+                "directory to create one."
+            )
+        super().__init__(message)
+        self.location = location
+
+
+class UnsupportedFormat(RepositoryError):
+    """A repository or manifest of a format version this sbx does not know."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, seen: object, supported: int) -> None:
+        super().__init__(
+            f"{what} has format version {seen!r}, this sbx reads version {supported}: it was "
+            "made by a newer sbx; upgrade sbx and run the command again."
+        )
+
+
+class RepositoryLocked(RepositoryError):
+    """Another writer holds the repository lock; retrying later can succeed."""
+
+    retryable = True
+
+    def __init__(
+        self, location: str, pid: int, host: str, since: str, command: str, stale_after_s: float
+    ) -> None:
+        super().__init__(
+            f"Repository {location} locked by pid {pid} on host {host} since {since} "
+            f"({command}); wait for it to finish, or if that process is gone the lock is taken "
+            f"over after {stale_after_s:g} s."
+        )
+
+
+class SnapshotNotFound(RepositoryError):
+    """No snapshot with the id asked for."""
+
+    exit_code = 2
+
+    def __init__(self, snapshot_id: str, location: str) -> None:
+        super().__init__(f"No snapshot {snapshot_id} in {location}; 'sbx snapshots' lists them.")
+
+
+class ManifestInvalid(RepositoryError):
+    """A manifest that cannot be read, breaks the format's rules, or is unsafe to restore."""
+
+    def __init__(self, where: str, problem: str, next_step: str | None = None) -> None:
+        step = next_step or (
+            "Nothing was changed. Use another snapshot ('sbx snapshots'), and run "
+            "'sbx verify --all' to check the others."
+        )
+        super().__init__(f"Manifest of {where} is unusable: {problem}. {step}")
+
+
+class IntegrityError(RepositoryError):
+    """Stored bytes do not match their recorded hash. Never retryable: the data is wrong."""
+
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class CorruptObject(IntegrityError):
+    """One content object is damaged (wrong hash, unknown encoding, or undecodable)."""
+
+    def __init__(self, location: str, object_id: str, problem: str) -> None:
+        super().__init__(
+            f"Object {object_id} in {location} is damaged: {problem}. Run 'sbx verify --all' "
+            "to see which snapshots use it; restore those from the off-box copy."
+        )
+        self.object_id = object_id
+
+
+class RestoreRefused(RepositoryError):
+    """The restore target, or the parts asked for, cannot be used; nothing was written."""
+
+    exit_code = 2
+
+
+class PolicyRefused(RepositoryError):
+    """A retention policy that would delete every snapshot (all keep-* are zero)."""
+
+    exit_code = 2
+
+
+class SourceUnreadable(SbxError):
+    """A file or directory of the stack could not be read during a backup."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(
+            f"Cannot read {path} for the backup: {problem}. Fix its permissions (sbx runs as "
+            "the user that owns the stack) or exclude it from the part, then back up again."
+        )
 
 
 class NotImplementedYet(SbxError):
