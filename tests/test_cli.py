@@ -13,26 +13,65 @@ from sbx.cli import app
 from sbx.errors import NotImplementedYet
 
 CONTRACT = [
-    "backup", "snapshots", "verify", "restore", "prune", "copy", "health", "gpu", "upgrade",
-    "rollback", "incident", "drill", "serve", "server", "status", "setup", "model", "changelog",
+    "backup",
+    "snapshots",
+    "verify",
+    "restore",
+    "prune",
+    "copy",
+    "health",
+    "gpu",
+    "upgrade",
+    "rollback",
+    "incident",
+    "drill",
+    "serve",
+    "server",
+    "status",
+    "setup",
+    "model",
+    "changelog",
     "logs",
 ]
 PLANNED = [
-    ["backup"], ["snapshots"], ["verify", "latest"], ["restore", "latest", "--to", "x"],
-    ["prune", "--dry-run"], ["copy"], ["health"], ["gpu"], ["upgrade"], ["rollback"],
-    ["changelog"], ["drill"], ["serve"], ["model", "swap", "--service", "worker", "--model", "m"],
-    ["logs", "setup"], ["incident", "freeze"], ["incident", "preserve"],
-    ["incident", "blast-radius"], ["incident", "contain"], ["incident", "recover"],
+    ["backup"],
+    ["snapshots"],
+    ["verify", "latest"],
+    ["restore", "latest", "--to", "x"],
+    ["prune", "--dry-run"],
+    ["copy"],
+    ["health"],
+    ["gpu"],
+    ["upgrade"],
+    ["rollback"],
+    ["changelog"],
+    ["drill"],
+    ["serve"],
+    ["model", "swap", "--service", "worker", "--model", "m"],
+    ["logs", "setup"],
+    ["incident", "freeze"],
+    ["incident", "preserve"],
+    ["incident", "blast-radius"],
+    ["incident", "contain"],
+    ["incident", "recover"],
     ["incident", "report"],
 ]
 SBX = [sys.executable, "-m", "sbx"]
 
 
 def test_help_lists_every_command_of_the_contract() -> None:
-    done = subprocess.run([*SBX, "--help"], capture_output=True, text=True, check=True,
-                          env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"})
-    listed = {line.split()[1] for line in done.stdout.splitlines()
-              if line.startswith("│ ") and len(line.split()) > 1}
+    done = subprocess.run(
+        [*SBX, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
+    )
+    listed = {
+        line.split()[1]
+        for line in done.stdout.splitlines()
+        if line.startswith("│ ") and len(line.split()) > 1
+    }
     assert set(CONTRACT) <= listed, set(CONTRACT) - listed
 
 
@@ -59,23 +98,35 @@ def test_refusal_through_the_console_script_exits_2(tmp_path: Path) -> None:
 
 def test_bad_configuration_exits_2_with_one_message(tmp_path: Path) -> None:
     (tmp_path / "sbx.toml").write_text("[services.qdrant]\nport = 0\n", encoding="utf-8")
-    done = subprocess.run([*SBX, "status", "--stack", str(tmp_path)], capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+    done = subprocess.run(
+        [*SBX, "status", "--stack", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+    )
     assert done.returncode == 2
     assert "services.qdrant.port = 0" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_missing_stack_directory_is_a_clear_error(tmp_path: Path) -> None:
-    done = subprocess.run([*SBX, "status", "--stack", str(tmp_path / "nope")],
-                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [*SBX, "status", "--stack", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 2
     assert "does not exist" in done.stderr and "--stack" in done.stderr
 
 
 def test_stack_without_compose_file_is_a_clear_error(tmp_path: Path) -> None:
-    done = subprocess.run([*SBX, "status", "--stack", str(tmp_path)],
-                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [*SBX, "status", "--stack", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 2
     assert "No compose file" in done.stderr
 

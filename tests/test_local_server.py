@@ -29,8 +29,11 @@ def sbx(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_started_once_reused_and_stopped(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env |= {"SBX_HOME": str(tmp_path / "home"), "SBX_SERVER_PORT": str(free_port()),
-            "COLUMNS": "200"}
+    env |= {
+        "SBX_HOME": str(tmp_path / "home"),
+        "SBX_SERVER_PORT": str(free_port()),
+        "COLUMNS": "200",
+    }
     try:
         # two starts at once: the lock makes one of them start it and the other find it
         with ThreadPoolExecutor(2) as pool:
@@ -77,11 +80,23 @@ def test_stale_state_file_is_ignored(tmp_path: Path) -> None:
     server = LocalServer(home=tmp_path, port=free_port())
     tmp_path.mkdir(exist_ok=True)
     # a state file left by a SIGKILLed server whose pid is gone
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    server.state_file.write_text(json.dumps({
-        "pid": int(dead.stdout), "port": server.port, "url": "http://127.0.0.1:1",
-        "started_at": 0, "log_file": "x", "database": "y",
-    }))
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    server.state_file.write_text(
+        json.dumps(
+            {
+                "pid": int(dead.stdout),
+                "port": server.port,
+                "url": "http://127.0.0.1:1",
+                "started_at": 0,
+                "log_file": "x",
+                "database": "y",
+            }
+        )
+    )
     assert server.status() is None
     assert not server.state_file.exists()

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.bed.stack import RunningStack
+from bed import RunningStack
 
 SBX = [sys.executable, "-m", "sbx"]
 CORE = ["worker", "watchdog", "qdrant", "open-webui"]
@@ -17,7 +17,9 @@ def status(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
     # the URLs from the containers' published ports — zero sbx configuration
     return subprocess.run(
         [*SBX, "status", "--stack", str(stack.path), *args],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**stack.env(), "COLUMNS": "250"},
     )
 
@@ -41,8 +43,9 @@ def test_status_shows_running_answering_services_then_a_stopped_one(
     assert services["qdrant"]["url"] == running_stack.url("qdrant")
     assert services["qdrant"]["probe"]["url"].endswith("/readyz")
     assert services["open-webui"]["url"] == running_stack.url("open-webui")
-    assert any(f":{running_stack.ports['worker']}->8000/tcp" in p
-               for p in services["worker"]["ports"])
+    assert any(
+        f":{running_stack.ports['worker']}->8000/tcp" in p for p in services["worker"]["ports"]
+    )
 
     table = status(running_stack)
     assert table.returncode == 0, table.stderr

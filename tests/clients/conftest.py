@@ -1,3 +1,3 @@
 """Client tests reuse the stand-in servers as local processes (no Docker needed)."""
 
-from tests.standins.conftest import start_standin  # noqa: F401  (a fixture, used by name)
+from standins.conftest import start_standin  # noqa: F401  (a fixture, used by name)

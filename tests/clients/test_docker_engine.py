@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from bed import RunningStack
 
 from sbx.errors import ContainerNotFound, DockerUnavailable, StackError
 from tasks.clients.compose import ComposeCli
 from tasks.clients.docker_engine import connect
-from tests.bed.stack import RunningStack
 
 
 def test_project_containers_state_and_control(

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 from qdrant_client import QdrantClient, models
+from standins.conftest import Standin, StartStandin
 
 from sbx.errors import QdrantError
 from tasks.clients.qdrant import connect
-from tests.standins.conftest import Standin, StartStandin
 
 
 @pytest.fixture
