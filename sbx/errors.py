@@ -280,6 +280,7 @@ class CorruptObject(IntegrityError):
             "to see which snapshots use it; restore those from the off-box copy."
         )
         self.object_id = object_id
+        self.problem = problem
 
 
 class RestoreRefused(RepositoryError):

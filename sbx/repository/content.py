@@ -1,0 +1,179 @@
+"""Storing file contents for one part: chunks of big files, the pack of small ones.
+
+A file is read ``chunk_size`` bytes at a time. If the first read ends below
+``small_file_limit`` (so the whole file is in hand), its bytes go into the pack buffer, unless a
+file with the same content hash already lives in a pack (then its extent is reused). Otherwise
+every chunk is its own object. Objects are hashed here and handed to the :class:`Uploader`,
+which stores the new ones on worker threads; memory stays at one chunk being read, the pack
+buffer, and the uploader's window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from blake3 import blake3
+
+from sbx.repository.format import Entry, Extent, RepositoryInfo
+from sbx.repository.objects import ObjectStore, Uploader, hash_bytes
+
+PENDING = ""  # object id of extents in the pack being filled; set when the pack is stored
+
+
+@dataclass
+class Counts:
+    """The mutable side of :class:`~sbx.repository.format.Stats`, for one part."""
+
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    hardlinks: int = 0
+    skipped: int = 0
+    bytes: int = 0
+    new_bytes: int = 0
+    reused_bytes: int = 0
+    new_objects: int = 0
+    stored_bytes: int = 0
+    files_read: int = 0
+
+
+@dataclass
+class WriteContext:
+    """What every part of one snapshot shares."""
+
+    info: RepositoryInfo
+    objects: ObjectStore
+    uploader: Uploader
+    previous: dict[str, Entry]  # file entries of the previous snapshot, by path
+    small_index: dict[str, Extent]  # content hash -> extent, for small files seen so far
+    paths: dict[str, str] = field(default_factory=dict)  # path -> part, across the snapshot
+
+
+@dataclass(frozen=True)
+class Content:
+    """What storing one file's bytes produced."""
+
+    extents: list[Extent]
+    hash: str
+    sha256: str | None
+    read: int
+    pending: bool  # its extent points into the unflushed pack
+
+
+class ContentWriter:
+    """Stores the file contents of one part (see the module docstring)."""
+
+    def __init__(
+        self,
+        info: RepositoryInfo,
+        objects: ObjectStore,
+        uploader: Uploader,
+        small_index: dict[str, Extent],
+        counts: Counts,
+    ) -> None:
+        self.info = info
+        self.objects = objects
+        self.uploader = uploader
+        self.small_index = small_index  # content hash -> extent, shared by the snapshot
+        self.counts = counts
+        self._pack = bytearray()
+        self._pack_new = 0
+        self._pending_hashes: list[str] = []
+
+    @property
+    def pack_full(self) -> bool:
+        return len(self._pack) >= self.info.pack_size
+
+    def store(self, source: BinaryIO | io.RawIOBase, sha256: bool) -> Content:
+        """Read ``source`` to its end and store its bytes."""
+        hasher = blake3()
+        sha = hashlib.sha256() if sha256 else None
+        block = read_exact(source, self.info.chunk_size)
+        read = len(block)
+        if read < self.info.small_file_limit:  # the whole file is in `block`: EOF reached
+            hasher.update(block)
+            if sha is not None:
+                sha.update(block)
+            extents, pending = self._store_small(block, hasher.hexdigest())
+        else:
+            extents, pending = [], False
+            while block:
+                hasher.update(block)
+                if sha is not None:
+                    sha.update(block)
+                extents.append(self._store_chunk(block))
+                block = read_exact(source, self.info.chunk_size)
+                read += len(block)
+        self.counts.files += 1
+        self.counts.bytes += read
+        digest = sha.hexdigest() if sha is not None else None
+        return Content(extents, hasher.hexdigest(), digest, read, pending)
+
+    def flush_pack(self) -> str | None:
+        """Hand the pack to the uploader; returns its id (None when the pack was empty)."""
+        if not self._pack:
+            return None
+        data = bytes(self._pack)
+        object_id = hash_bytes(data)
+        if self.uploader.submit(object_id, data):
+            self.counts.new_objects += 1
+        else:  # the same pack exists already: its bytes were not new after all
+            self.counts.new_bytes -= self._pack_new
+            self.counts.reused_bytes += self._pack_new
+        for content_hash in self._pending_hashes:
+            extent = self.small_index[content_hash]
+            self.small_index[content_hash] = Extent(object_id, extent.offset, extent.length)
+        self._pending_hashes = []
+        self._pack, self._pack_new = bytearray(), 0
+        return object_id
+
+    def _store_chunk(self, block: bytes) -> Extent:
+        object_id = hash_bytes(block)
+        if self.uploader.submit(object_id, block):
+            self.counts.new_bytes += len(block)
+            self.counts.new_objects += 1
+        else:
+            self.counts.reused_bytes += len(block)
+        return Extent(object_id, 0, len(block))
+
+    def _store_small(self, data: bytes, content_hash: str) -> tuple[list[Extent], bool]:
+        if not data:
+            return [], False
+        hit = self.small_index.get(content_hash)
+        if hit is not None and (hit.object == PENDING or self.uploader.has(hit.object)):
+            self.counts.reused_bytes += len(data)
+            return [hit], hit.object == PENDING
+        extent = Extent(PENDING, len(self._pack), len(data))
+        self._pack += data
+        self._pack_new += len(data)
+        self.counts.new_bytes += len(data)
+        self.small_index[content_hash] = extent
+        self._pending_hashes.append(content_hash)
+        return [extent], True
+
+
+def read_exact(source: BinaryIO | io.RawIOBase, size: int) -> bytes:
+    """Up to ``size`` bytes; fewer only at end of file (raw reads may return short)."""
+    block = source.read(size) or b""
+    if len(block) == size or not block:
+        return block
+    parts = [block]
+    got = len(block)
+    while got < size:
+        more = source.read(size - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def fstat_of(source: BinaryIO | io.RawIOBase) -> os.stat_result | None:
+    try:
+        return os.fstat(source.fileno())
+    except (OSError, io.UnsupportedOperation):
+        return None  # in-memory data: nothing can change under us

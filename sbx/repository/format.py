@@ -1,0 +1,280 @@
+"""Format v1 of an sbx repository: layout, constants, manifest models (see docs/repository.md).
+
+A manifest is a frozen pydantic model with ``schema_version: 1``. It is written as JSON (ASCII
+escapes, so file names that are not UTF-8 survive as their surrogate escapes) and validated on
+load: unknown versions, truncated JSON, broken entries and duplicate paths are refused here;
+whether paths are safe to restore is checked by ``safety.py`` before a restore touches anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sbx.errors import ManifestInvalid, UnsupportedFormat
+
+FORMAT_NAME: Final = "sbx-repository"
+FORMAT_VERSION: Final = 1
+MANIFEST_SCHEMA_VERSION: Final = 1
+
+REPOSITORY_FILE = "sbx-repository.json"
+OBJECTS_PREFIX = "objects/"
+SNAPSHOTS_PREFIX = "snapshots/"
+LOCK_KEY = "locks/writer.json"
+
+MiB = 1 << 20
+DEFAULT_CHUNK_SIZE = 8 * MiB
+DEFAULT_SMALL_FILE_LIMIT = 1 * MiB
+DEFAULT_PACK_SIZE = 16 * MiB
+
+SNAPSHOT_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+OBJECT_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+
+EntryType = Literal["file", "dir", "symlink", "hardlink"]
+PartStatus = Literal["captured", "skipped", "failed"]
+
+
+def object_key(object_id: str) -> str:
+    return f"{OBJECTS_PREFIX}{object_id[:2]}/{object_id}"
+
+
+def snapshot_key(snapshot_id: str) -> str:
+    return f"{SNAPSHOTS_PREFIX}{snapshot_id}.json"
+
+
+def new_snapshot_id(now: datetime) -> str:
+    """``YYYYMMDDTHHMMSSZ-<8 hex>`` in UTC; ids sort by creation time.
+
+    The hex part is the microsecond (5 hex digits) then 3 random ones, so two snapshots made in
+    the same second still sort in order (``latest`` is the last id).
+    """
+    utc = now.astimezone(UTC)
+    return f"{utc:%Y%m%dT%H%M%SZ}-{utc.microsecond:05x}{secrets.token_hex(2)[:3]}"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RepositoryInfo(_Frozen):
+    """``sbx-repository.json``: what a repository is and the parameters its objects were cut by."""
+
+    format: Literal["sbx-repository"] = FORMAT_NAME
+    version: Literal[1] = FORMAT_VERSION
+    id: str
+    created_at: datetime
+    hash: Literal["blake3"] = "blake3"
+    chunk_size: int = Field(default=DEFAULT_CHUNK_SIZE, ge=4096, le=64 * MiB)
+    small_file_limit: int = Field(default=DEFAULT_SMALL_FILE_LIMIT, ge=1)
+    pack_size: int = Field(default=DEFAULT_PACK_SIZE, ge=4096, le=256 * MiB)
+
+    @model_validator(mode="after")
+    def _limits_fit(self) -> RepositoryInfo:
+        # a small file must fit in the one block the writer reads before deciding how to store it
+        if self.small_file_limit > self.chunk_size:
+            raise ValueError("small_file_limit must not exceed chunk_size")
+        return self
+
+
+class Extent(NamedTuple):
+    """Where a run of a file's bytes lives: ``length`` bytes at ``offset`` of an object."""
+
+    object: str
+    offset: int
+    length: int
+
+
+class StatKey(NamedTuple):
+    """What the cache compares: a file with the same key as last time is not read again."""
+
+    size: int
+    mtime_ns: int
+    ino: int
+    ctime_ns: int
+
+
+class Entry(_Frozen):
+    """One file system object of a part; ``path`` is POSIX, relative to the stack directory."""
+
+    path: str
+    type: EntryType
+    mode: int = Field(ge=0, le=0o7777, description="Permission bits incl. setuid/setgid/sticky.")
+    uid: int = 0
+    gid: int = 0
+    mtime_ns: int = 0
+    size: int = Field(default=0, ge=0)
+    hash: str | None = Field(default=None, description="blake3 of the content read (files).")
+    sha256: str | None = None
+    extents: list[Extent] = Field(default_factory=list)
+    link_target: str | None = None
+    hardlink_to: str | None = None
+    read_size: int | None = Field(default=None, ge=0, description="Set when != size.")
+    stat_key: StatKey | None = None
+
+    @property
+    def content_size(self) -> int:
+        """Bytes stored for this file: what was read, which differs from size if it changed."""
+        return self.size if self.read_size is None else self.read_size
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Entry:
+        if self.type == "file":
+            if self.hash is None:
+                raise ValueError("a file entry needs its content hash")
+            if sum(extent.length for extent in self.extents) != self.content_size:
+                raise ValueError("its extents do not add up to its size")
+        elif self.extents:
+            raise ValueError(f"a {self.type} entry has no extents")
+        if self.type == "symlink" and not self.link_target:
+            raise ValueError("a symlink entry needs link_target")
+        if self.type == "hardlink" and not self.hardlink_to:
+            raise ValueError("a hardlink entry needs hardlink_to")
+        return self
+
+
+class Stats(_Frozen):
+    """Counts for a part or a whole snapshot; ``bytes`` = ``new_bytes`` + ``reused_bytes``."""
+
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    hardlinks: int = 0
+    skipped: int = Field(default=0, description="Sockets, fifos, devices, vanished files.")
+    bytes: int = 0
+    new_bytes: int = Field(default=0, description="Content bytes that went into new objects.")
+    reused_bytes: int = Field(default=0, description="Content bytes found in existing objects.")
+    new_objects: int = 0
+    stored_bytes: int = Field(default=0, description="Bytes written to storage (compressed).")
+    files_read: int = Field(default=0, description="Files opened and read (cache misses).")
+    duration_s: float = 0.0
+
+    @property
+    def throughput_mib_s(self) -> float:
+        return self.bytes / MiB / self.duration_s if self.duration_s > 0 else 0.0
+
+    def plus(self, other: Stats) -> Stats:
+        numbers = {name: getattr(self, name) + getattr(other, name) for name in Stats.model_fields}
+        return Stats(**numbers)
+
+
+class PartRecord(_Frozen):
+    """One part of a snapshot: how it was captured, its outcome, and its entries."""
+
+    name: str
+    method: str
+    status: PartStatus = "captured"
+    reason: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    stats: Stats = Field(default_factory=Stats)
+    entries: list[Entry] = Field(default_factory=list)
+
+
+class SnapshotManifest(_Frozen):
+    """A snapshot: exists exactly when its manifest is stored (written last)."""
+
+    schema_version: Literal[1] = MANIFEST_SCHEMA_VERSION
+    id: str = Field(pattern=SNAPSHOT_ID_RE.pattern)
+    created_at: datetime
+    finished_at: datetime
+    host: str
+    sbx_version: str
+    stack_dir: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    box: dict[str, Any] = Field(default_factory=dict, description="Box state filled by flows.")
+    parts: list[PartRecord] = Field(default_factory=list)
+    stats: Stats = Field(default_factory=Stats)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SnapshotManifest:
+        names: set[str] = set()
+        paths: dict[str, str] = {}
+        for part in self.parts:
+            if part.name in names:
+                raise ValueError(f"part {part.name!r} appears twice")
+            names.add(part.name)
+            for entry in part.entries:
+                if entry.path in paths:
+                    raise ValueError(
+                        f"path {entry.path!r} appears twice (parts {paths[entry.path]!r} "
+                        f"and {part.name!r})"
+                    )
+                paths[entry.path] = part.name
+        return self
+
+    def part(self, name: str) -> PartRecord | None:
+        return next((part for part in self.parts if part.name == name), None)
+
+    def object_ids(self) -> set[str]:
+        return {
+            extent.object
+            for part in self.parts
+            for entry in part.entries
+            for extent in entry.extents
+        }
+
+
+def dump_model(model: BaseModel) -> bytes:
+    # json.dumps with ASCII escapes round-trips lone surrogates (non-UTF-8 file names)
+    data = model.model_dump(mode="json", exclude_none=True)
+    return json.dumps(data, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def parse_manifest(raw: bytes, where: str) -> SnapshotManifest:
+    """Validate a stored manifest; :class:`ManifestInvalid` or :class:`UnsupportedFormat`."""
+    data = _load_json(raw, where)
+    version = data.get("schema_version")
+    if version != MANIFEST_SCHEMA_VERSION:
+        if isinstance(version, int) and version > MANIFEST_SCHEMA_VERSION:
+            raise UnsupportedFormat(f"Manifest of {where}", version, MANIFEST_SCHEMA_VERSION)
+        raise ManifestInvalid(where, f"schema_version is {version!r}, expected 1")
+    try:
+        return SnapshotManifest.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestInvalid(where, _describe(exc, data)) from exc
+
+
+def parse_repository_info(raw: bytes, where: str) -> RepositoryInfo:
+    data = _load_json(raw, where)
+    if data.get("format") != FORMAT_NAME:
+        raise ManifestInvalid(where, f"format is {data.get('format')!r}, expected {FORMAT_NAME!r}")
+    version = data.get("version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise UnsupportedFormat(where, version, FORMAT_VERSION)
+    try:
+        return RepositoryInfo.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestInvalid(where, _describe(exc, data)) from exc
+
+
+def _load_json(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ManifestInvalid(where, f"it is truncated or not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ManifestInvalid(where, "it is not a JSON object")
+    return data
+
+
+def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
+    """The first validation error, naming the entry's path when it is inside one."""
+    err = exc.errors()[0]
+    loc = err["loc"]
+    where = ".".join(str(part) for part in loc) or "the manifest"
+    if len(loc) >= 4 and loc[0] == "parts" and loc[2] == "entries":
+        try:
+            part = data["parts"][loc[1]]
+            entry = part["entries"][loc[3]]
+            where = f"entry {entry.get('path')!r} of part {part.get('name')!r}"
+            field = ".".join(str(item) for item in loc[4:])
+            where += f" ({field})" if field else ""
+        except (KeyError, IndexError, TypeError, AttributeError):
+            pass
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}"

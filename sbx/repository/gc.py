@@ -1,0 +1,182 @@
+"""Pruning snapshots and collecting unreferenced objects (run under the writer lock).
+
+Prune deletes the manifests a :class:`PrunePlan` removes, then collects garbage: every object no
+remaining manifest references, and in-flight writes that killed processes left behind. If any
+manifest cannot be read, collection stops before deleting anything: an object it might
+reference is not garbage until we know.
+
+A dry run is the same code against :class:`DryRunStorage`, which reads through to the real
+storage and only records deletes (restic's approach), so both report the same numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sbx.errors import ObjectMissing, PolicyRefused
+from sbx.repository.catalog import load_manifest, snapshot_ids
+from sbx.repository.format import object_key, snapshot_key
+from sbx.repository.objects import ObjectStore
+from sbx.repository.retention import PrunePlan
+from tasks.clients.storage import Storage
+
+#: in-flight writes younger than this may belong to a live process (another repository user)
+TMP_GRACE_S = 3600.0
+
+
+class GcReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = 1
+    dry_run: bool
+    snapshots: int = Field(description="Snapshots whose objects were kept.")
+    objects_total: int
+    objects_deleted: int
+    bytes_freed: int
+    tmp_deleted: int
+    tmp_bytes_freed: int
+    duration_s: float
+
+
+class PruneReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = 1
+    dry_run: bool
+    removed: list[str]
+    kept: dict[str, list[str]]
+    manifest_bytes_freed: int
+    gc: GcReport
+
+
+class DryRunStorage:
+    """Reads through to ``inner``; deletes are only recorded and hidden from later reads.
+
+    Lock keys pass through for writing, so a dry run holds the lock like a real one and sees the
+    same consistent state.
+    """
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.location = inner.location
+        self.deleted: set[str] = set()
+
+    def init(self) -> None:
+        self.inner.init()
+
+    def put(self, key: str, data: bytes | BinaryIO) -> None:
+        self._lock_only(key)
+        self.inner.put(key, data)
+
+    def get(self, key: str) -> bytes:
+        self._visible(key)
+        return self.inner.get(key)
+
+    def open(self, key: str) -> BinaryIO:
+        self._visible(key)
+        return self.inner.open(key)
+
+    def exists(self, key: str) -> bool:
+        return key not in self.deleted and self.inner.exists(key)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        return (key for key in self.inner.list(prefix) if key not in self.deleted)
+
+    def delete(self, key: str) -> None:
+        self.deleted.add(key)
+
+    def size(self, key: str) -> int:
+        self._visible(key)
+        return self.inner.size(key)
+
+    def replace(self, key: str, data: bytes) -> None:
+        self._lock_only(key)
+        self.inner.replace(key, data)
+
+    def rename(self, src: str, dst: str) -> None:
+        self._lock_only(src)
+        self.inner.rename(src, dst)
+
+    def purge_tmp(self, older_than_s: float, *, dry_run: bool = False) -> tuple[int, int]:
+        return self.inner.purge_tmp(older_than_s, dry_run=True)
+
+    def _visible(self, key: str) -> None:
+        if key in self.deleted:
+            raise ObjectMissing(self.location, key)
+
+    @staticmethod
+    def _lock_only(key: str) -> None:
+        if not key.startswith("locks/"):
+            raise RuntimeError(f"a dry run must not write {key}")
+
+
+def prune_snapshots(storage: Storage, plan: PrunePlan, *, dry_run: bool) -> PruneReport:
+    """Delete the manifests ``plan`` removes (that still exist), then collect garbage."""
+    current = snapshot_ids(storage)
+    doomed = set(plan.remove)
+    if current and doomed.issuperset(current):
+        raise PolicyRefused(
+            f"The prune plan would delete every snapshot of {storage.location}; refused. "
+            "Plan again with a policy that keeps at least one ('sbx prune --dry-run')."
+        )
+    if current and current[-1] in doomed:
+        raise PolicyRefused(
+            f"The prune plan would delete the newest snapshot {current[-1]}; refused. "
+            "Plan again ('sbx prune --dry-run'): the newest snapshot is always kept."
+        )
+    removed = [snapshot_id for snapshot_id in current if snapshot_id in doomed]
+    freed = 0
+    for snapshot_id in removed:
+        key = snapshot_key(snapshot_id)
+        try:
+            freed += storage.size(key)
+        except ObjectMissing:
+            continue  # removed by a previous, interrupted prune
+        storage.delete(key)
+    return PruneReport(
+        dry_run=dry_run,
+        removed=removed,
+        kept={k: v for k, v in plan.keep.items() if k in current},
+        manifest_bytes_freed=freed,
+        gc=collect_garbage(storage, dry_run=dry_run),
+    )
+
+
+def collect_garbage(
+    storage: Storage, *, dry_run: bool, tmp_older_than_s: float = TMP_GRACE_S
+) -> GcReport:
+    """Delete objects no manifest references, and stale in-flight writes."""
+    started = time.monotonic()
+    ids = snapshot_ids(storage)
+    referenced: set[str] = set()
+    for snapshot_id in ids:
+        # raises on a manifest that does not load: then nothing is deleted
+        referenced |= load_manifest(storage, snapshot_id).object_ids()
+    objects = ObjectStore(storage)
+    total = deleted = freed = 0
+    for object_id in list(objects.ids()):
+        total += 1
+        if object_id in referenced:
+            continue
+        key = object_key(object_id)
+        try:
+            size = storage.size(key)
+        except ObjectMissing:
+            continue
+        storage.delete(key)
+        deleted, freed = deleted + 1, freed + size
+    tmp_count, tmp_bytes = storage.purge_tmp(tmp_older_than_s)
+    return GcReport(
+        dry_run=dry_run,
+        snapshots=len(ids),
+        objects_total=total,
+        objects_deleted=deleted,
+        bytes_freed=freed,
+        tmp_deleted=tmp_count,
+        tmp_bytes_freed=tmp_bytes,
+        duration_s=time.monotonic() - started,
+    )

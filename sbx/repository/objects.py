@@ -1,0 +1,256 @@
+"""Content objects: their encoding, their ids, and the one place that stores and loads them.
+
+An object is ``magic/version byte (0xB1) + codec byte (0 raw, 1 zstd) + payload``. Its id is the
+blake3 hex digest of its *plaintext*, so deduplication works across compression choices, and a
+load re-hashes the plaintext: any damaged byte surfaces as :class:`CorruptObject` naming the
+object, never as wrong data.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import zstandard
+from blake3 import blake3
+
+from sbx.errors import CorruptObject, ObjectMissing
+from sbx.repository.format import OBJECT_ID_RE, OBJECTS_PREFIX, object_key
+from tasks.clients.storage import Storage
+
+OBJECT_MAGIC = 0xB1
+CODEC_RAW = 0
+CODEC_ZSTD = 1
+ZSTD_LEVEL = 3
+#: compress only when it pays: the compressed payload must be below this share of the plaintext
+COMPRESS_MAX_RATIO = 0.9
+_HEADER = 2
+#: no object's plaintext is larger (the format caps chunk and pack sizes below it); a damaged
+#: zstd header claiming more is refused before anything is allocated
+MAX_PLAINTEXT = 512 << 20
+
+
+def hash_bytes(data: bytes | memoryview) -> str:
+    """The object id of ``data``: its blake3 hex digest."""
+    return blake3(data).hexdigest()
+
+
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    # zstd contexts are not thread-safe; one per thread, reused (creating one costs ~1 ms)
+    ctx: zstandard.ZstdCompressor | None = getattr(_local, "cctx", None)
+    if ctx is None:
+        ctx = _local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
+    return ctx
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    ctx: zstandard.ZstdDecompressor | None = getattr(_local, "dctx", None)
+    if ctx is None:
+        ctx = _local.dctx = zstandard.ZstdDecompressor()
+    return ctx
+
+
+def encode_object(plaintext: bytes | memoryview) -> bytes:
+    """The stored form of ``plaintext``: zstd level 3 when that saves 10 % or more, else raw."""
+    compressed = _compressor().compress(plaintext)
+    if len(compressed) < COMPRESS_MAX_RATIO * len(plaintext):
+        return bytes((OBJECT_MAGIC, CODEC_ZSTD)) + compressed
+    return bytes((OBJECT_MAGIC, CODEC_RAW)) + bytes(plaintext)
+
+
+def decode_object(object_id: str, stored: bytes, location: str) -> bytes:
+    """The plaintext of a stored object, checked against its id; :class:`CorruptObject` if not."""
+    if len(stored) < _HEADER or stored[0] != OBJECT_MAGIC:
+        raise CorruptObject(location, object_id, "its header is not an sbx v1 object header")
+    codec = stored[1]
+    payload = memoryview(stored)[_HEADER:]
+    if codec == CODEC_RAW:
+        plaintext = bytes(payload)
+    elif codec == CODEC_ZSTD:
+        try:
+            claimed = zstandard.frame_content_size(payload)
+            if not 0 <= claimed <= MAX_PLAINTEXT:
+                raise CorruptObject(location, object_id, f"its zstd header claims {claimed} bytes")
+            plaintext = _decompressor().decompress(payload)
+        except zstandard.ZstdError as exc:
+            raise CorruptObject(
+                location, object_id, f"its zstd data does not decode ({exc})"
+            ) from exc
+    else:
+        raise CorruptObject(location, object_id, f"unknown codec byte {codec}")
+    seen = hash_bytes(plaintext)
+    if seen != object_id:
+        raise CorruptObject(location, object_id, f"its content hashes to {seen}")
+    return plaintext
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The outcome of :meth:`ObjectStore.put`."""
+
+    object_id: str
+    new: bool
+    stored_size: int
+
+
+class ObjectStore:
+    """Stores and loads objects of one repository; remembers which ids exist.
+
+    The index of existing ids is loaded once (one listing) by :meth:`load_index`, so a backup
+    asks the storage nothing per chunk; without it, :meth:`has` asks the storage.
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._known: set[str] | None = None
+        self._lock = threading.Lock()
+
+    def load_index(self) -> None:
+        self._known = set(self.ids())
+
+    def ids(self) -> Iterator[str]:
+        """Every object id stored (names that are not object ids are ignored)."""
+        for key in self.storage.list(OBJECTS_PREFIX):
+            name = key.rpartition("/")[2]
+            if OBJECT_ID_RE.match(name) and key == object_key(name):
+                yield name
+
+    def has(self, object_id: str) -> bool:
+        if self._known is not None:
+            return object_id in self._known
+        return self.storage.exists(object_key(object_id))
+
+    def put(self, plaintext: bytes | memoryview, object_id: str | None = None) -> Stored:
+        """Store ``plaintext`` unless an object with its id exists (then nothing is written)."""
+        object_id = object_id or hash_bytes(plaintext)
+        if self.has(object_id):
+            return Stored(object_id, new=False, stored_size=0)
+        encoded = encode_object(plaintext)
+        self.storage.put(object_key(object_id), encoded)
+        if self._known is not None:
+            with self._lock:
+                self._known.add(object_id)
+        return Stored(object_id, new=True, stored_size=len(encoded))
+
+    def get(self, object_id: str) -> bytes:
+        """The verified plaintext; :class:`ObjectMissing` or :class:`CorruptObject` otherwise."""
+        stored = self.storage.get(object_key(object_id))
+        return decode_object(object_id, stored, self.storage.location)
+
+    def forget(self, object_id: str) -> None:
+        if self._known is not None:
+            with self._lock:
+                self._known.discard(object_id)
+
+
+class PlaintextCache:
+    """Loads each object once for a known sequence of uses (restore, verify).
+
+    ``uses`` counts how often each object will be asked for; a loaded object stays cached while
+    uses remain and the cache holds less than ``budget`` bytes, so a pack shared by hundreds of
+    small files, or the one all-zero chunk of a sparse file, is read and checked once.
+    Failures are remembered too: a damaged object is reported for every use without re-reading.
+    """
+
+    def __init__(self, objects: ObjectStore, uses: dict[str, int], budget: int = 256 << 20):
+        self.objects = objects
+        self._uses = uses
+        self._budget = budget
+        self._held = 0
+        self._cache: dict[str, bytes] = {}
+        self.failed: dict[str, Exception] = {}
+        self.seen: set[str] = set()  # loaded or failed at least once
+        self.loaded = 0
+        self.loaded_bytes = 0
+
+    def get(self, object_id: str) -> bytes:
+        if object_id in self.failed:
+            raise self.failed[object_id]
+        left = self._uses.get(object_id, 1) - 1
+        self._uses[object_id] = left
+        data = self._cache.get(object_id)
+        if data is None:
+            data = self._load(object_id)
+            if left > 0 and self._held + len(data) <= self._budget:
+                self._cache[object_id] = data
+                self._held += len(data)
+        elif left <= 0:
+            del self._cache[object_id]
+            self._held -= len(data)
+        return data
+
+    def check(self, object_id: str) -> None:
+        """Load ``object_id`` unless it was loaded before (to verify it), without caching it."""
+        if object_id in self.failed:
+            raise self.failed[object_id]
+        if object_id not in self.seen:
+            self._load(object_id)
+
+    def _load(self, object_id: str) -> bytes:
+        self.seen.add(object_id)
+        try:
+            data = self.objects.get(object_id)
+        except (CorruptObject, ObjectMissing) as exc:
+            self.failed[object_id] = exc
+            raise
+        self.loaded += 1
+        self.loaded_bytes += len(data)
+        return data
+
+
+class Uploader:
+    """Encodes and stores new objects on worker threads while the caller reads and hashes.
+
+    Whether an object is new is decided in the caller's thread (so statistics are exact and an
+    object is never written twice, even when two chunks with the same id are in flight); the
+    zstd and storage work, which release the GIL, run on ``workers`` threads. At most
+    ``window`` objects wait at once, which bounds memory: a backup holds about ``window`` x 2
+    chunks in flight (plaintext and compressed) besides the one being read.
+    """
+
+    def __init__(self, objects: ObjectStore, *, workers: int = 2, window: int = 4) -> None:
+        self.objects = objects
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sbx-store")
+        self._window = window
+        self._pending: deque[Future[int]] = deque()
+        self._in_flight: set[str] = set()
+        self.stored_bytes = 0
+
+    def has(self, object_id: str) -> bool:
+        """True when the object is stored or queued to be."""
+        return object_id in self._in_flight or self.objects.has(object_id)
+
+    def submit(self, object_id: str, plaintext: bytes) -> bool:
+        """Queue ``plaintext`` for storing; False (and nothing queued) when it exists already."""
+        if object_id in self._in_flight or self.objects.has(object_id):
+            return False
+        while len(self._pending) >= self._window:
+            self._collect(self._pending.popleft())
+        self._in_flight.add(object_id)
+        self._pending.append(self._pool.submit(self._store, object_id, plaintext))
+        return True
+
+    def wait(self) -> None:
+        """Block until everything queued is stored; re-raises the first failure."""
+        while self._pending:
+            self._collect(self._pending.popleft())
+
+    def close(self) -> None:
+        """Stop: queued work not yet started is dropped (its objects are orphans for GC)."""
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        self._pending.clear()
+
+    def _store(self, object_id: str, plaintext: bytes) -> int:
+        stored = self.objects.put(plaintext, object_id)
+        return stored.stored_size
+
+    def _collect(self, future: Future[int]) -> None:
+        self.stored_bytes += future.result()

@@ -1,0 +1,222 @@
+"""Restoring a snapshot into a directory: staged, every byte verified, then moved into place.
+
+Order (design: "always into a staging directory first, verified, then swapped in"):
+
+1. The whole manifest is checked (``safety.py``) before anything is created.
+2. Entries are written into ``<target>.sbx-restore-<random>`` beside the target: files created
+   with ``O_EXCL | O_NOFOLLOW``, each object verified against its id while read, each file
+   verified against its content hash. Directories are created owner-only and get their mode
+   later, so a read-only directory can still be filled.
+3. Any failure removes the staging directory and raises, naming part, path and object: the
+   target is untouched (absent if it was absent).
+4. The staging directory becomes the target (or its children move into the empty target); then
+   directory owners, modes and mtimes are set bottom-up, so adding children cannot bump them.
+
+Owners (uid/gid) are restored only when running as root. Runs of zeros of at least 4 KiB are
+skipped with a seek, so sparse files stay sparse.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from blake3 import blake3
+from pydantic import BaseModel, ConfigDict
+
+from sbx.errors import CorruptObject, IntegrityError, ObjectMissing, RepositoryError, RestoreRefused
+from sbx.repository.format import Entry, PartRecord, SnapshotManifest
+from sbx.repository.objects import ObjectStore, PlaintextCache
+from sbx.repository.safety import check_restorable, select_parts
+
+_SPARSE_MIN = 4096
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class RestoreReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = 1
+    snapshot_id: str
+    target: str
+    parts: list[str]
+    files: int
+    dirs: int
+    symlinks: int
+    hardlinks: int
+    bytes: int
+    duration_s: float
+
+
+def restore_snapshot(
+    objects: ObjectStore,
+    manifest: SnapshotManifest,
+    target: Path,
+    parts: list[str] | None = None,
+    *,
+    force: bool = False,
+) -> RestoreReport:
+    """Restore ``parts`` (default: every captured part) of ``manifest`` into ``target``."""
+    started = time.monotonic()
+    chosen = select_parts(manifest, parts)
+    check_restorable(manifest, chosen)
+    target = target.expanduser().absolute()
+    _check_target(target, force)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.sbx-restore-", dir=target.parent))
+    writer = _Writer(objects, manifest, chosen, staging)
+    try:
+        for part in chosen:
+            for entry in part.entries:
+                writer.write(part, entry)
+        # like a plain mkdir would have made it (mkdtemp makes it owner-only)
+        umask = os.umask(0o22)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
+        _move_into_place(staging, target, force)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    dirs = [entry for part in chosen for entry in part.entries if entry.type == "dir"]
+    for entry in sorted(dirs, key=lambda e: e.path.count("/"), reverse=True):
+        _set_metadata(target / entry.path, entry)
+    counts = Counter(entry.type for part in chosen for entry in part.entries)
+    return RestoreReport(
+        snapshot_id=manifest.id,
+        target=str(target),
+        parts=[part.name for part in chosen],
+        files=counts["file"],
+        dirs=counts["dir"],
+        symlinks=counts["symlink"],
+        hardlinks=counts["hardlink"],
+        bytes=writer.bytes_written,
+        duration_s=time.monotonic() - started,
+    )
+
+
+def _check_target(target: Path, force: bool) -> None:
+    if not target.exists() and not target.is_symlink():
+        return
+    if not target.is_dir():
+        raise RestoreRefused(
+            f"Restore target {target} exists and is not a directory. Choose another --to "
+            "directory. Nothing was written."
+        )
+    if not force and any(target.iterdir()):
+        raise RestoreRefused(
+            f"Restore target {target} is not empty. Restore into a new or empty directory, or "
+            "pass --force to replace same-named entries in it. Nothing was written."
+        )
+
+
+def _move_into_place(staging: Path, target: Path, force: bool) -> None:
+    if not target.exists():
+        staging.rename(target)
+        return
+    for child in sorted(staging.iterdir()):
+        dest = target / child.name
+        if force and (dest.exists() or dest.is_symlink()):
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            else:
+                dest.unlink()
+        child.rename(dest)
+    staging.rmdir()
+
+
+def _set_metadata(path: Path, entry: Entry) -> None:
+    if os.geteuid() == 0:
+        os.chown(path, entry.uid, entry.gid, follow_symlinks=False)
+    path.chmod(entry.mode)  # after chown: chown clears setuid/setgid
+    os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+
+
+class _Writer:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        manifest: SnapshotManifest,
+        parts: list[PartRecord],
+        staging: Path,
+    ) -> None:
+        uses: Counter[str] = Counter(
+            extent.object for part in parts for entry in part.entries for extent in entry.extents
+        )
+        self.cache = PlaintextCache(objects, dict(uses))
+        self.manifest = manifest
+        self.staging = staging
+        self.root = os.geteuid() == 0
+        self.bytes_written = 0
+
+    def write(self, part: PartRecord, entry: Entry) -> None:
+        path = self.staging / entry.path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if entry.type == "dir":
+                path.mkdir(mode=0o700)
+            elif entry.type == "file":
+                self._write_file(path, entry)
+            elif entry.type == "symlink":
+                path.symlink_to(entry.link_target or "")
+                if self.root:
+                    os.lchown(path, entry.uid, entry.gid)
+                os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+            elif entry.type == "hardlink":
+                os.link(self.staging / (entry.hardlink_to or ""), path, follow_symlinks=False)
+        except (IntegrityError, ObjectMissing) as exc:
+            raise IntegrityError(
+                f"Restore of snapshot {self.manifest.id} stopped at part {part.name!r}, "
+                f"file {entry.path}: {exc} Nothing was written to the target."
+            ) from exc
+        except OSError as exc:
+            raise RepositoryError(
+                f"Restore of snapshot {self.manifest.id} failed writing part {part.name!r}, "
+                f"{entry.path}: {exc.strerror or exc}. Nothing was written to the target; check "
+                "free space and permissions where the target is, then run it again."
+            ) from exc
+
+    def _write_file(self, path: Path, entry: Entry) -> None:
+        hasher = blake3()
+        fd = os.open(path, _CREATE, 0o600)
+        try:
+            position = 0
+            for extent in entry.extents:
+                plaintext = self.cache.get(extent.object)
+                end = extent.offset + extent.length
+                if end > len(plaintext):
+                    raise CorruptObject(
+                        str(self.cache.objects.storage.location),
+                        extent.object,
+                        f"it has {len(plaintext)} bytes, the manifest reads up to byte {end}",
+                    )
+                piece = memoryview(plaintext)[extent.offset : end]
+                hasher.update(piece)
+                zeros = plaintext.count(0, extent.offset, end) if len(piece) >= _SPARSE_MIN else 0
+                if zeros == len(piece) > 0:
+                    os.lseek(fd, len(piece), os.SEEK_CUR)
+                else:
+                    _write_all(fd, piece)
+                position += len(piece)
+            os.ftruncate(fd, position)  # materialises a trailing hole
+            if hasher.hexdigest() != entry.hash:
+                raise IntegrityError(
+                    f"its content hashes to {hasher.hexdigest()}, the manifest says "
+                    f"{entry.hash}. Run 'sbx verify' on that snapshot."
+                )
+            if self.root:
+                os.fchown(fd, entry.uid, entry.gid)
+            os.fchmod(fd, entry.mode)  # after fchown: chown clears setuid/setgid
+        finally:
+            os.close(fd)
+        self.bytes_written += position
+        os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]

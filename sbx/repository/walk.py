@@ -1,0 +1,104 @@
+"""Walking a source tree for a backup: pre-order, names sorted, symlinks never followed.
+
+Include/exclude patterns use :func:`fnmatch.fnmatchcase` (``*`` also matches ``/``) and are tried
+against the path relative to the walked root and against the bare name, so ``*.db-wal``,
+``cache`` and ``uploads/tmp/*`` all do what they say. An excluded directory is not descended.
+With include patterns, only files and symlinks that match one are kept; directories are always
+walked and recorded, so the tree's shape survives.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from sbx.errors import SourceUnreadable
+
+
+@dataclass(frozen=True)
+class PathFilter:
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+
+    def excluded(self, tree_rel: str, name: str) -> bool:
+        return any(fnmatchcase(tree_rel, p) or fnmatchcase(name, p) for p in self.exclude)
+
+    def included(self, tree_rel: str, name: str) -> bool:
+        if not self.include:
+            return True
+        return any(fnmatchcase(tree_rel, p) or fnmatchcase(name, p) for p in self.include)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One file system object found by the walk: where it is, its entry path, its lstat."""
+
+    abs_path: str
+    path: str
+    st: os.stat_result
+
+
+def walk_tree(
+    root: Path, rel_prefix: str, filt: PathFilter, warn: Callable[[str], None]
+) -> Iterator[Node]:
+    """Every node under ``root`` (itself first), as entry paths below ``rel_prefix``.
+
+    Nothing is yielded when ``root`` does not exist. Things that vanish during the walk are
+    skipped silently (a running stack rotates logs); unreadable directories raise
+    :class:`SourceUnreadable`.
+    """
+    try:
+        root_st = os.lstat(root)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise SourceUnreadable(str(root), exc.strerror or str(exc)) from exc
+    if stat.S_ISLNK(root_st.st_mode):
+        target = os.readlink(root)  # noqa: PTH115 (keep the target exactly as stored)
+        warn(
+            f"{rel_prefix} is a symlink to {target!r}; only the link is backed up. "
+            "Point the part's paths at the directory it links to, if that is meant."
+        )
+    stack: list[tuple[Node, str]] = [(Node(str(root), rel_prefix, root_st), "")]
+    while stack:
+        node, tree_rel = stack.pop()
+        yield node
+        if not stat.S_ISDIR(node.st.st_mode):
+            continue
+        try:
+            with os.scandir(node.abs_path) as listing:
+                children = sorted(listing, key=lambda item: item.name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            raise SourceUnreadable(node.abs_path, exc.strerror or str(exc)) from exc
+        found: list[tuple[Node, str]] = []
+        for child in children:
+            child_rel = f"{tree_rel}/{child.name}" if tree_rel else child.name
+            if filt.excluded(child_rel, child.name):
+                continue
+            try:
+                child_st = child.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise SourceUnreadable(child.path, exc.strerror or str(exc)) from exc
+            if not stat.S_ISDIR(child_st.st_mode) and not filt.included(child_rel, child.name):
+                continue
+            found.append((Node(child.path, f"{node.path}/{child.name}", child_st), child_rel))
+        stack.extend(reversed(found))
+
+
+def kind_of(mode: int) -> str:
+    """What a non-regular, non-directory, non-symlink file is, for warnings."""
+    kinds: dict[str, Callable[[int], bool]] = {
+        "a socket": stat.S_ISSOCK,
+        "a fifo": stat.S_ISFIFO,
+        "a character device": stat.S_ISCHR,
+        "a block device": stat.S_ISBLK,
+    }
+    return next((name for name, test in kinds.items() if test(mode)), "an unknown file type")
