@@ -131,6 +131,14 @@ class ContentWriter:
         self._pack, self._pack_new = bytearray(), 0
         return object_id
 
+    def discard_pack(self) -> None:
+        """Drop the unstored pack (its part failed) and forget the extents pointing into it."""
+        for content_hash in self._pending_hashes:
+            self.small_index.pop(content_hash, None)
+        self._pending_hashes = []
+        self.counts.new_bytes -= self._pack_new
+        self._pack, self._pack_new = bytearray(), 0
+
     def _store_chunk(self, block: bytes) -> Extent:
         object_id = hash_bytes(block)
         if self.uploader.submit(object_id, block):

@@ -9,6 +9,7 @@ exist, is reused without being opened: :attr:`Stats.files_read` counts the files
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -137,7 +138,10 @@ class PartWriter:
 
     def close(self) -> PartRecord:
         if self.record is None:
-            self._flush_pack()
+            if self.status == "captured":
+                self._flush_pack()
+            else:  # its entries are dropped: so is the unstored pack they point into
+                self._content.discard_pack()
             self.ctx.uploader.wait()  # errors surface here, in the part that caused them
             self._counts.stored_bytes = self.ctx.uploader.stored_bytes - self._stored_before
             keep = self.status == "captured"
@@ -162,9 +166,15 @@ class PartWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is not None and self.status == "captured":
+        if exc is None:
+            self.close()
+            return
+        if self.status == "captured":
             self.fail(f"{type(exc).__name__}: {exc}")
-        self.close()
+        # the exception on its way out says what went wrong; a second one from closing would
+        # only hide it
+        with contextlib.suppress(Exception):
+            self.close()
 
     # -- internals -------------------------------------------------------------------------------
 

@@ -195,8 +195,7 @@ class _Writer:
                     )
                 piece = memoryview(plaintext)[extent.offset : end]
                 hasher.update(piece)
-                zeros = plaintext.count(0, extent.offset, end) if len(piece) >= _SPARSE_MIN else 0
-                if zeros == len(piece) > 0:
+                if _all_zeros(plaintext, extent.offset, end):
                     os.lseek(fd, len(piece), os.SEEK_CUR)
                 else:
                     _write_all(fd, piece)
@@ -220,3 +219,9 @@ def _write_all(fd: int, data: memoryview) -> None:
     while data:
         written = os.write(fd, data)
         data = data[written:]
+
+
+def _all_zeros(data: bytes, start: int, end: int) -> bool:
+    if end - start < _SPARSE_MIN or data[start] or data[end - 1]:
+        return False  # short, or cheaply seen not to be a hole (most data)
+    return data.count(0, start, end) == end - start

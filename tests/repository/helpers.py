@@ -65,6 +65,10 @@ def make_tree(root: Path, seed: int = 1) -> Path:
     (notes / os.fsdecode(b"caf\xe9-latin1.txt")).write_text("not utf-8 name")
     (notes / "naïve.md").write_text("utf-8 name")
     readonly.chmod(0o555)
+    if IS_ROOT:  # owners are restored only by root
+        os.chown(env / "worker.env", 1234, 5678)
+        os.chown(data / "sticky", 4321, 8765)
+        os.chown(data / "link-rel", 1111, 2222, follow_symlinks=False)
     _odd_mtimes(root, rng)
     return root
 

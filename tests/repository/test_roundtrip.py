@@ -40,6 +40,21 @@ def test_round_trip_through_memory_storage(
     assert memory_repo.verify(manifest.id).ok
 
 
+def test_holes_stay_holes(repo: Repository, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "data").mkdir(parents=True)
+    sparse = src / "data/sparse.img"
+    with sparse.open("wb") as handle:
+        handle.write(b"head")
+        handle.truncate(6 * CHUNK)
+    manifest = backup(repo, src, parts={"data": ["data"]})
+    assert manifest.stats.new_objects == 2  # the head chunk and one all-zero chunk, used 5 times
+    repo.restore(manifest.id, tmp_path / "out")
+    restored = tmp_path / "out/data/sparse.img"
+    assert restored.read_bytes() == sparse.read_bytes()
+    assert restored.stat().st_blocks * 512 < 2 * CHUNK
+
+
 def test_restore_of_some_parts_into_an_existing_empty_dir(
     repo: Repository, src: Path, tmp_path: Path
 ) -> None:
@@ -270,3 +285,22 @@ def test_skipped_and_failed_parts_are_recorded(repo: Repository, src: Path) -> N
         ("qdrant", "skipped", "data/qdrant is not present", []),
         ("notes", "failed", "disk error", []),
     ]
+
+
+def test_a_part_that_raises_is_recorded_failed_and_the_snapshot_goes_on(
+    repo: Repository, tmp_path: Path
+) -> None:
+    with repo.writer(command="test") as writer:
+        writer.begin_snapshot()
+        with pytest.raises(RuntimeError), writer.part("qdrant", "qdrant-snapshot") as part:
+            part.add_bytes("data/qdrant/a.snapshot", b"shared small content")
+            raise RuntimeError("snapshot API answered 500")
+        with writer.part("notes", "copy") as part:
+            part.add_bytes("notes/b.md", b"shared small content")  # was in the dropped pack
+        manifest = writer.commit()
+    failed, _notes = manifest.parts
+    assert (failed.status, failed.reason) == ("failed", "RuntimeError: snapshot API answered 500")
+    assert repo.verify().ok
+    repo.restore(manifest.id, tmp_path / "out")
+    assert (tmp_path / "out/notes/b.md").read_bytes() == b"shared small content"
+    assert not (tmp_path / "out/data").exists()
