@@ -52,7 +52,7 @@ def _parse(data: dict[str, object]) -> None:
 
 def test_duplicate_paths_across_parts_are_refused() -> None:
     data = manifest_dict(SID, [{"path": "a", "type": "dir", "mode": 0o755}])
-    data["parts"].append({**data["parts"][0], "name": "notes"})  # type: ignore[attr-defined]
+    data["parts"].append({**data["parts"][0], "name": "notes"})
     with pytest.raises(ManifestInvalid, match=r"'a' appears twice \(parts 'configs' and 'notes'"):
         _parse(data)
 

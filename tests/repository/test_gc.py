@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from repository.memory_storage import MemoryStorage
 from sbx.errors import ManifestInvalid, PolicyRefused, RepositoryLocked, StorageError
 from sbx.repository import Repository
 from sbx.repository.format import snapshot_key
+from sbx.repository.lock import boot_id
 from sbx.repository.retention import PrunePlan
 
 
@@ -125,3 +129,36 @@ def test_gc_removes_stale_in_flight_writes(repo: Repository, repo_dir: Path) -> 
 def test_gc_waits_for_the_writer_lock(repo: Repository) -> None:
     with repo.writer(command="sbx backup"), pytest.raises(RepositoryLocked):
         repo.collect_garbage()
+
+
+def test_a_backup_killed_with_sigkill_leaves_a_usable_repository(
+    repo: Repository, repo_dir: Path, src: Path
+) -> None:
+    first = backup(repo, src)
+    (src / "data/new.bin").write_bytes(os.urandom(300_000))
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from sbx.repository import Repository
+        repo = Repository.open({str(repo_dir)!r})
+        with repo.writer(command="doomed backup") as writer:
+            writer.begin_snapshot()
+            with writer.part("data", "copy") as part:
+                part.add_tree(Path({str(src / "data")!r}), "data")
+            print("parts stored", flush=True)
+            time.sleep(60)
+    """)
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE)
+    assert child.stdout is not None
+    assert child.stdout.readline() == b"parts stored\n"
+    child.kill()
+    child.wait()
+    child.stdout.close()
+    assert repo.list_snapshots() == [first.id]
+    assert repo.storage.exists("locks/writer.json")  # left behind by the killed process
+    if boot_id():  # same host and boot, dead pid: taken over at once
+        report = repo.collect_garbage()
+        assert report.objects_deleted > 0
+        assert {p.name for p in object_files(repo_dir)} == _referenced(repo)
+    assert repo.verify().ok
