@@ -84,6 +84,7 @@ class ConsistencyMethod(StrEnum):
     QDRANT_SNAPSHOT = "qdrant-snapshot"  # snapshot API, else stop-copy-start
     SQLITE_ONLINE = "sqlite-online"  # SQLite online backup API for *.db, files copied
     GROWING_LOG = "growing-log"  # copy, recording the size read of files that grow
+    STOP_COPY = "stop-copy"  # stop the part's service, copy, start it again (always)
 
 
 class PartConfig(_Model):
@@ -180,7 +181,15 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
 
 DEFAULT_PARTS: dict[str, dict[str, Any]] = {
     "configs": {
-        "paths": ["docker-compose.yml", "compose.yaml", "docker-compose.override.yml", "env"],
+        # sbx's upgrade journal and change log are kept; its caches and markers are not
+        "paths": [
+            "docker-compose.yml",
+            "compose.yaml",
+            "docker-compose.override.yml",
+            "env",
+            ".sbx/journal",
+            ".sbx/changelog.jsonl",
+        ],
         "method": "copy",
     },
     "models": {"paths": ["data/models"], "method": "immutable", "service": "worker"},

@@ -20,21 +20,6 @@ def register(
     app: typer.Typer, incident: typer.Typer, model: typer.Typer, logs: typer.Typer
 ) -> None:
     @app.command(rich_help_panel="Backups")
-    def backup(
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        repo: RepoOption = None,
-        part: PartOption = None,
-    ) -> None:
-        """Snapshot every part of the stack consistently; last stdout line: the snapshot id."""
-        raise NotImplementedYet("backup", 3)
-
-    @app.command(rich_help_panel="Backups")
-    def snapshots(repo: RepoOption = None, json: JsonOption = False) -> None:
-        """List the snapshots in a repository."""
-        raise NotImplementedYet("snapshots", 3)
-
-    @app.command(rich_help_panel="Backups")
     def verify(
         snapshot: Annotated[str | None, typer.Argument(help="ID or 'latest'.")] = None,
         all_: Annotated[bool, typer.Option("--all", help="Every snapshot.")] = False,

@@ -1,0 +1,101 @@
+"""Backup runbook: one consistent snapshot of every part of the stack, stored on the box."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from blocks.config import PartConfig, SbxConfig, load_config
+from flows.common import observe_stack, run_name
+from sbx.errors import ConfigError, SbxError
+from sbx.repository import Repository
+from tasks.box_state import read_box_state
+from tasks.capture import CaptureContext, capture_part
+from tasks.reports import BackupReport, artifact_key, backup_markdown, publish_markdown
+
+
+class BackupIncomplete(SbxError):
+    """The snapshot was stored, but a part failed or a model checksum did not match."""
+
+    def __init__(self, report: BackupReport) -> None:
+        super().__init__(
+            f"Snapshot {report.snapshot_id} was stored, but: {'; '.join(report.problems)}. "
+            "Fix the cause and run 'sbx backup' again; 'sbx verify' checks what was stored."
+        )
+        self.report = report
+
+
+@flow(name="backup-stack", flow_run_name=lambda: run_name("backup"), log_prints=False)
+def backup_stack(
+    stack: str | None = None,
+    repo: str | None = None,
+    parts: list[str] | None = None,
+    config_file: str | None = None,
+    trigger: str = "manual",
+) -> BackupReport:
+    """Back up the sealed box: every part captured consistently into one snapshot.
+
+    Qdrant through its snapshot API (no downtime), Open WebUI's databases through SQLite's online
+    backup, models hashed once and checked against SHA256SUMS, everything else copied. The
+    snapshot becomes visible only when its manifest is written, last. A service sbx stops for a
+    cold copy is always started again.
+    """
+    log = get_run_logger()
+    config = load_config(Path(stack) if stack else None, Path(config_file) if config_file else None)
+    selected = select_parts(config, parts)
+    status, restarted = observe_stack(config)
+    if status is None:
+        log.warning("Docker is not reachable: copying files as they are, no service quiesced")
+    box = read_box_state(config, status).model_dump(mode="json") if status else {}
+    location = repo or config.repository.location
+    repository = Repository.open_or_init(
+        str(Path(location).expanduser()) if not location.startswith("s3://") else location,
+        lock_stale_after_s=config.repository.lock_stale_after_s,
+    )
+    ctx = CaptureContext(config=config, status=status)
+    with repository.writer(command=f"sbx backup of {config.stack_dir}") as writer:
+        writer.begin_snapshot(
+            previous=repository.latest_snapshot(),
+            tags={"trigger": trigger},
+            stack_dir=config.stack_dir,
+        )
+        for name, part in selected.items():
+            record = capture_part(writer, name, part, ctx)
+            log.info(
+                "part %s: %s, %d files, %d bytes (%d new)",
+                name,
+                record.status,
+                record.stats.files,
+                record.stats.bytes,
+                record.stats.new_bytes,
+            )
+        manifest = writer.commit(box=box)
+    report = BackupReport.from_manifest(
+        manifest,
+        repository.location,
+        status.project if status else None,
+        restarted,
+        docker=status is not None,
+    )
+    publish_markdown(
+        artifact_key("backup", config.stack_dir.name),
+        backup_markdown(report),
+        f"Backup of {config.stack_dir}",
+    )
+    if report.problems:
+        raise BackupIncomplete(report)
+    return report
+
+
+def select_parts(config: SbxConfig, names: list[str] | None) -> dict[str, PartConfig]:
+    enabled = config.enabled_parts()
+    if not names:
+        return enabled
+    unknown = [n for n in names if n not in config.parts]
+    if unknown:
+        raise ConfigError(
+            f"Unknown part {', '.join(unknown)}; the parts are {', '.join(config.parts)}. "
+            "Check --part."
+        )
+    return {name: config.parts[name] for name in names}

@@ -1,0 +1,37 @@
+"""Steps every flow that acts on a stack starts with, and run names that say what ran."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from blocks.config import SbxConfig, resolve_stack_dir
+from sbx.errors import DockerUnavailable
+from tasks.clients.docker_engine import connect
+from tasks.services import restart_left_stopped
+from tasks.status import StackStatus, read_stack_status
+
+
+def run_name(action: str) -> str:
+    """e.g. ``backup-stack-2026-11-26T0200``: action, stack directory name, local time."""
+    params = flow_run.parameters or {}
+    stack = Path(str(params.get("stack") or resolve_stack_dir(None))).name
+    return f"{action}-{stack}-{datetime.now():%Y-%m-%dT%H%M}"
+
+
+@task(name="observe-stack", cache_policy=NO_CACHE)
+def observe_stack(config: SbxConfig) -> tuple[StackStatus | None, list[str]]:
+    """Restart what a killed sbx run left stopped, then read the stack's status.
+
+    Without Docker the status is None: flows then work on files only and say so.
+    """
+    try:
+        with connect() as engine:
+            restarted = restart_left_stopped(engine, config.stack_dir)
+    except DockerUnavailable:
+        return None, []
+    return read_stack_status(config), restarted

@@ -1,0 +1,139 @@
+"""Reports that flows return and publish as Prefect artifacts for the operator."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
+
+from sbx.repository import SnapshotManifest, Stats
+
+MiB = 1 << 20
+
+
+class PartSummary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    method: str
+    mode: str  # how it was captured this time (e.g. snapshot-api vs stop-copy-start)
+    status: str
+    reason: str | None
+    stats: Stats
+    warnings: list[str]
+
+
+class BackupReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    snapshot_id: str
+    repository: str
+    stack_dir: Path
+    project: str | None
+    started_at: datetime
+    stats: Stats
+    parts: list[PartSummary]
+    restarted: list[str]  # services a killed earlier run had left stopped
+    docker: bool
+
+    @property
+    def problems(self) -> list[str]:
+        failed = [f"part {p.name} failed: {p.reason}" for p in self.parts if p.status == "failed"]
+        checksum = [w for p in self.parts for w in p.warnings if "sha256 differs" in w]
+        return failed + checksum
+
+    @classmethod
+    def from_manifest(
+        cls,
+        manifest: SnapshotManifest,
+        repository: str,
+        project: str | None,
+        restarted: list[str],
+        docker: bool,
+    ) -> BackupReport:
+        parts = [
+            PartSummary(
+                name=p.name,
+                method=p.method,
+                mode=str(p.detail.get("mode", p.method)),
+                status=p.status,
+                reason=p.reason,
+                stats=p.stats,
+                warnings=p.warnings,
+            )
+            for p in manifest.parts
+        ]
+        return cls(
+            snapshot_id=manifest.id,
+            repository=repository,
+            stack_dir=Path(manifest.stack_dir),
+            project=project,
+            started_at=manifest.created_at,
+            stats=manifest.stats,
+            parts=parts,
+            restarted=restarted,
+            docker=docker,
+        )
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def backup_markdown(report: BackupReport) -> str:
+    s = report.stats
+    lines = [
+        f"# Backup {report.snapshot_id}",
+        "",
+        f"Stack `{report.stack_dir}` → repository `{report.repository}`; "
+        f"{s.files} files, {human_bytes(s.bytes)} ({human_bytes(s.new_bytes)} new, "
+        f"{human_bytes(s.reused_bytes)} reused, {s.new_objects} new objects) in "
+        f"{s.duration_s:.1f} s ({s.throughput_mib_s:.0f} MiB/s).",
+        "",
+        "| part | method used | status | files | bytes | new | reused | duration |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for p in report.parts:
+        status = p.status if p.reason is None else f"{p.status}: {p.reason}"
+        lines.append(
+            f"| {p.name} | {p.mode} | {status} | {p.stats.files} | {human_bytes(p.stats.bytes)} "
+            f"| {human_bytes(p.stats.new_bytes)} | {human_bytes(p.stats.reused_bytes)} "
+            f"| {p.stats.duration_s:.1f} s |"
+        )
+    if not report.docker:
+        lines += [
+            "",
+            "Docker was not reachable: files were copied as they are, without "
+            "quiescing any service.",
+        ]
+    if report.restarted:
+        lines += [
+            "",
+            f"Restarted services a killed earlier run had left stopped: "
+            f"{', '.join(report.restarted)}.",
+        ]
+    warnings = [f"- {p.name}: {w}" for p in report.parts for w in p.warnings]
+    if warnings:
+        lines += ["", "## Warnings", "", *warnings]
+    return "\n".join(lines) + "\n"
+
+
+def artifact_key(*words: str) -> str:
+    """Prefect artifact keys: lowercase letters, digits and dashes only."""
+    key = "-".join(words).lower()
+    return re.sub(r"[^a-z0-9-]+", "-", key).strip("-")[:100]
+
+
+@task(name="publish-report", cache_policy=NO_CACHE)
+def publish_markdown(key: str, markdown: str, description: str) -> None:
+    """A keyed markdown artifact, so the Artifacts page keeps the history of each report."""
+    create_markdown_artifact(markdown=markdown, key=key, description=description)
