@@ -123,6 +123,10 @@ class PartWriter:
         entry = self._store(path, io.BytesIO(data), st, sha256, mode, mtime, uid, gid)
         return entry.hash or ""
 
+    def entries(self) -> list[Entry]:
+        """The entries recorded so far (extents of a pack still being filled may change)."""
+        return list(self._entries)
+
     def warn(self, message: str) -> None:
         self.warnings.append(message)
 
