@@ -275,5 +275,13 @@ def _storage_for(location: str | Path | Storage) -> Storage:
 def _is_empty(storage: Storage) -> bool:
     if isinstance(storage, LocalStorage):
         root = storage.root
-        return not root.exists() or (root.is_dir() and not any(root.iterdir()))
+        if not root.exists():
+            return True
+        if not root.is_dir():
+            return False
+        # an empty tmp/ is what an init interrupted before sbx-repository.json leaves behind
+        return all(
+            child.name == "tmp" and child.is_dir() and not any(child.iterdir())
+            for child in root.iterdir()
+        )
     return next(iter(storage.list("")), None) is None

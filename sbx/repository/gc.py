@@ -11,6 +11,7 @@ storage and only records deletes (restic's approach), so both report the same nu
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -23,6 +24,8 @@ from sbx.repository.format import object_key, snapshot_key
 from sbx.repository.objects import ObjectStore
 from sbx.repository.retention import PrunePlan
 from tasks.clients.storage import Storage
+
+log = logging.getLogger(__name__)
 
 #: in-flight writes younger than this may belong to a live process (another repository user)
 TMP_GRACE_S = 3600.0
@@ -137,6 +140,13 @@ def prune_snapshots(storage: Storage, plan: PrunePlan, *, dry_run: bool) -> Prun
         except ObjectMissing:
             continue  # removed by a previous, interrupted prune
         storage.delete(key)
+    log.info(
+        "%s %d snapshots of %s: %s",
+        "would delete" if dry_run else "deleted",
+        len(removed),
+        storage.location,
+        ", ".join(removed) or "none",
+    )
     return PruneReport(
         dry_run=dry_run,
         removed=removed,
@@ -170,6 +180,15 @@ def collect_garbage(
         storage.delete(key)
         deleted, freed = deleted + 1, freed + size
     tmp_count, tmp_bytes = storage.purge_tmp(tmp_older_than_s)
+    log.info(
+        "%s %d of %d objects (%d bytes) and %d stale in-flight writes in %s",
+        "would delete" if dry_run else "deleted",
+        deleted,
+        total,
+        freed,
+        tmp_count,
+        storage.location,
+    )
     return GcReport(
         dry_run=dry_run,
         snapshots=len(ids),

@@ -36,6 +36,8 @@ def test_open_or_init_creates_only_in_missing_or_empty_dirs(tmp_path: Path) -> N
     assert again.info == created.info
     (tmp_path / "empty").mkdir()
     Repository.open_or_init(tmp_path / "empty")
+    (tmp_path / "interrupted" / "tmp").mkdir(parents=True)  # init killed before its first put
+    Repository.open_or_init(tmp_path / "interrupted")
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "photo.jpg").write_bytes(b"mine")
