@@ -304,3 +304,19 @@ def test_a_part_that_raises_is_recorded_failed_and_the_snapshot_goes_on(
     repo.restore(manifest.id, tmp_path / "out")
     assert (tmp_path / "out/notes/b.md").read_bytes() == b"shared small content"
     assert not (tmp_path / "out/data").exists()
+
+
+def test_symlinks_restore_would_refuse_are_flagged_at_backup(
+    repo: Repository, tmp_path: Path
+) -> None:
+    real = tmp_path / "big-disk/models"
+    real.mkdir(parents=True)
+    stack = tmp_path / "stack"
+    (stack / "data").mkdir(parents=True)
+    (stack / "data/models").symlink_to(real)
+    (stack / "data/localtime").symlink_to("/etc/localtime")
+    manifest = backup(repo, stack, parts={"data": ["data/models", "data/localtime"]})
+    part = manifest.parts[0]
+    assert [e.type for e in part.entries] == ["symlink", "symlink"]
+    assert any("only the link is backed up" in w for w in part.warnings)
+    assert any("points outside the backup; restore refuses it" in w for w in part.warnings)
