@@ -7,9 +7,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from blocks.config import PartConfig, SbxConfig, load_config
-from flows.common import observe_stack, run_name
+from flows.common import observe_stack, open_repository, run_name
 from sbx.errors import ConfigError, SbxError
-from sbx.repository import Repository
 from tasks.box_state import read_box_state
 from tasks.capture import CaptureContext, capture_part
 from tasks.reports import BackupReport, artifact_key, backup_markdown, publish_markdown
@@ -48,11 +47,7 @@ def backup_stack(
     if status is None:
         log.warning("Docker is not reachable: copying files as they are, no service quiesced")
     box = read_box_state(config, status).model_dump(mode="json") if status else {}
-    location = repo or config.repository.location
-    repository = Repository.open_or_init(
-        str(Path(location).expanduser()) if not location.startswith("s3://") else location,
-        lock_stale_after_s=config.repository.lock_stale_after_s,
-    )
+    repository = open_repository(repo, stack, config_file, create=True)
     ctx = CaptureContext(config=config, status=status)
     with repository.writer(command=f"sbx backup of {config.stack_dir}") as writer:
         writer.begin_snapshot(

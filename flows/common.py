@@ -9,8 +9,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from blocks.config import SbxConfig, resolve_stack_dir
+from blocks.config import SbxConfig, load_config, resolve_stack_dir
 from sbx.errors import DockerUnavailable
+from sbx.repository import Repository
 from tasks.clients.docker_engine import connect
 from tasks.services import restart_left_stopped
 from tasks.status import StackStatus, read_stack_status
@@ -35,3 +36,15 @@ def observe_stack(config: SbxConfig) -> tuple[StackStatus | None, list[str]]:
     except DockerUnavailable:
         return None, []
     return read_stack_status(config), restarted
+
+
+def open_repository(
+    repo: str | None, stack: str | None, config_file: str | None, *, create: bool = False
+) -> Repository:
+    """The repository named by ``repo``, else by the stack's configuration."""
+    config = load_config(Path(stack) if stack else None, Path(config_file) if config_file else None)
+    location = repo or config.repository.location
+    if not location.startswith("s3://"):
+        location = str(Path(location).expanduser())
+    opener = Repository.open_or_init if create else Repository.open
+    return opener(location, lock_stale_after_s=config.repository.lock_stale_after_s)

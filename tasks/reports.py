@@ -11,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
-from sbx.repository import SnapshotManifest, Stats
+from sbx.repository import PruneReport, SnapshotManifest, Stats, VerifyReport
 
 MiB = 1 << 20
 
@@ -124,6 +124,46 @@ def backup_markdown(report: BackupReport) -> str:
     warnings = [f"- {p.name}: {w}" for p in report.parts for w in p.warnings]
     if warnings:
         lines += ["", "## Warnings", "", *warnings]
+    return "\n".join(lines) + "\n"
+
+
+def verify_markdown(report: VerifyReport) -> str:
+    verdict = "passed" if report.ok else f"FAILED: {len(report.damaged)} damaged"
+    lines = [
+        f"# Verification {verdict}",
+        "",
+        f"{len(report.snapshots)} snapshot(s), {report.objects_checked} of "
+        f"{report.objects_referenced} objects re-read ({human_bytes(report.bytes_checked)}), "
+        f"{report.files_checked} files re-hashed in {report.duration_s:.1f} s"
+        + (f" (sample {report.sample:.0%})" if report.sample else "")
+        + ".",
+    ]
+    if report.damaged:
+        lines += ["", "| snapshot | part | path | object | reason |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {d.snapshot_id} | {d.part or ''} | {d.path or ''} | {(d.object or '')[:16]} "
+            f"| {d.reason} |"
+            for d in report.damaged[:200]
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def prune_markdown(report: PruneReport) -> str:
+    title = "Prune (dry run)" if report.dry_run else "Prune"
+    gc = report.gc
+    lines = [
+        f"# {title}: {len(report.removed)} snapshot(s) removed, {len(report.kept)} kept",
+        "",
+        f"{gc.objects_deleted} of {gc.objects_total} objects unreferenced, "
+        f"{human_bytes(gc.bytes_freed + report.manifest_bytes_freed)} freed"
+        + (" (would be)" if report.dry_run else "")
+        + ".",
+        "",
+        "| snapshot | kept because |",
+        "|---|---|",
+        *(f"| {sid} | {', '.join(why)} |" for sid, why in sorted(report.kept.items())),
+        *(f"| ~~{sid}~~ | removed |" for sid in report.removed),
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -33,6 +33,7 @@ logs = typer.Typer(help="Log rotation for the stack.", no_args_is_help=True)
 
 # registration order is the order of the help panels: backups, health, changes, operations
 backups.register(app)
+backups.register_checks(app)
 planned.register(app, incident, model, logs)
 operations.register(app, server)
 app.add_typer(incident, name="incident", rich_help_panel="Changes")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -14,11 +14,13 @@ from sbx.cli.common import ConfigOption, JsonOption, PartOption, RepoOption, Sta
 
 def repo_location(repo: str | None, stack: Path | None, config: Path | None) -> str:
     """--repo, else the configuration's repository (sbx.toml / SBX_REPOSITORY__LOCATION)."""
-    if repo:
-        return repo
     from blocks.config import load_config
 
-    return str(Path(load_config(stack, config).repository.location).expanduser())
+    config_repo = load_config(stack, config).repository.location  # also validates the config
+    location = repo or config_repo
+    if location.startswith("s3://"):
+        return location
+    return str(Path(location).expanduser().absolute())
 
 
 def register(app: typer.Typer) -> None:
@@ -30,12 +32,7 @@ def register(app: typer.Typer) -> None:
         part: PartOption = None,
     ) -> None:
         """Snapshot every part of the stack consistently; last stdout line: the snapshot id."""
-        from blocks.config import load_config
-
-        load_config(stack, config)  # a configuration error stops here, before any flow run
-        from sbx.local_server import ensure_api
-
-        ensure_api()
+        location = run_setup(repo, stack, config)  # a bad configuration stops here, before a run
         from flows.backup import BackupIncomplete, backup_stack
         from tasks.reports import BackupReport
 
@@ -91,6 +88,131 @@ def register(app: typer.Typer) -> None:
                 human_bytes(row["bytes"]),
             )
         out.print(table)
+
+
+def register_checks(app: typer.Typer) -> None:
+    @app.command(rich_help_panel="Backups")
+    def verify(
+        snapshot: Annotated[str | None, typer.Argument(help="ID or 'latest' (default).")] = None,
+        all_: Annotated[bool, typer.Option("--all", help="Every snapshot.")] = False,
+        sample: Annotated[
+            float | None, typer.Option(help="Re-read only this fraction of the objects.")
+        ] = None,
+        repo: RepoOption = None,
+        stack: StackOption = None,
+        config: ConfigOption = None,
+    ) -> None:
+        """Re-read and re-hash a snapshot; exit 1 on any damage, naming part and path."""
+        location = run_setup(repo, stack, config)  # before Prefect is imported: it reads the URL
+        from flows.verify import verify_repository
+
+        report = verify_repository(
+            snapshot=None if all_ else (snapshot or "latest"),
+            repo=location,
+            sample=sample,
+            stack=_opt(stack),
+            config_file=_opt(config),
+        )
+        err.print(
+            f"[green]ok[/]: {len(report.snapshots)} snapshot(s), {report.objects_checked} "
+            f"objects and {report.files_checked} files re-hashed, no damage"
+        )
+
+    @app.command(rich_help_panel="Backups")
+    def restore(
+        snapshot: Annotated[str, typer.Argument(help="ID or 'latest'.")],
+        to: Annotated[
+            Path | None, typer.Option("--to", help="Restore into this new or empty directory.")
+        ] = None,
+        in_place: Annotated[
+            bool,
+            typer.Option(
+                "--in-place", help="Verify, then swap into the live stack (old data kept aside)."
+            ),
+        ] = False,
+        force: Annotated[
+            bool, typer.Option("--force", help="Allow a non-empty --to directory.")
+        ] = False,
+        part: PartOption = None,
+        repo: RepoOption = None,
+        stack: StackOption = None,
+        config: ConfigOption = None,
+    ) -> None:
+        """Restore a snapshot into a directory or, verified first, into the live stack."""
+        location = run_setup(repo, stack, config)
+        from flows.restore import restore_snapshot
+
+        outcome = restore_snapshot(
+            snapshot=snapshot,
+            to=str(to) if to else None,
+            in_place=in_place,
+            parts=part or None,
+            force=force,
+            repo=location,
+            stack=_opt(stack),
+            config_file=_opt(config),
+        )
+        r = outcome.restored
+        err.print(
+            f"restored {outcome.snapshot_id} ({', '.join(r.parts)}): {r.files} files, "
+            f"{r.bytes} bytes, every hash verified"
+        )
+        if outcome.swapped:
+            for live, aside in outcome.swapped.moved:
+                err.print(f"  {live}: previous data kept as {aside or '(none before)'}")
+        out.print(outcome.target)
+
+    @app.command(rich_help_panel="Backups")
+    def prune(
+        keep_last: Annotated[int | None, typer.Option(help="Newest N.")] = None,
+        keep_daily: Annotated[int | None, typer.Option(help="One per day, N days.")] = None,
+        keep_weekly: Annotated[int | None, typer.Option(help="One per week, N weeks.")] = None,
+        keep_monthly: Annotated[int | None, typer.Option(help="One per month, N months.")] = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Only show what would go.")
+        ] = False,
+        repo: RepoOption = None,
+        stack: StackOption = None,
+        config: ConfigOption = None,
+    ) -> None:
+        """Delete snapshots outside the retention policy, then unreferenced objects."""
+        location = run_setup(repo, stack, config)
+        from flows.prune import prune_repository
+        from tasks.reports import human_bytes
+
+        report = prune_repository(
+            keep_last=keep_last,
+            keep_daily=keep_daily,
+            keep_weekly=keep_weekly,
+            keep_monthly=keep_monthly,
+            dry_run=dry_run,
+            repo=location,
+            stack=_opt(stack),
+            config_file=_opt(config),
+        )
+        verb = "would remove" if dry_run else "removed"
+        for snapshot_id in report.removed:
+            out.print(f"{verb} {snapshot_id}")
+        for snapshot_id, why in sorted(report.kept.items()):
+            out.print(f"keep   {snapshot_id}  ({', '.join(why)})")
+        freed = report.gc.bytes_freed + report.manifest_bytes_freed
+        err.print(
+            f"{verb} {len(report.removed)} snapshot(s) and {report.gc.objects_deleted} "
+            f"objects, {human_bytes(freed)}"
+        )
+
+
+def run_setup(repo: str | None, stack: Path | None, config: Path | None) -> str:
+    """Validate configuration, find the repository, make the Prefect API ready."""
+    location = repo_location(repo, stack, config)
+    from sbx.local_server import ensure_api
+
+    ensure_api()
+    return location
+
+
+def _opt(path: Path | None) -> str | None:
+    return str(path) if path else None
 
 
 def _snapshot_row(manifest: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,13 +20,17 @@ def register(app: typer.Typer, server: typer.Typer) -> None:
     ) -> None:
         """The stack's services: state, health, image and digest, ports, whether they answer.
 
-        Exit 1 when a required service is not running or does not answer. Read-only and fast, so
-        it runs directly rather than as a flow run.
+        Exit 1 when a required service is not running or does not answer. Fast, so it runs
+        directly rather than as a flow run; its only change: a service that a killed sbx run left
+        stopped is started again first.
         """
         from blocks.config import load_config
         from tasks.status import read_stack_status
 
-        report = read_stack_status(load_config(stack, config))
+        box = load_config(stack, config)
+        for name in restart_left_stopped_services(box.stack_dir):
+            err.print(f"started {name} again: a killed sbx run had left it stopped")
+        report = read_stack_status(box)
         if json_:
             out.print_json(report.model_dump_json())
         else:
@@ -88,6 +93,16 @@ def register(app: typer.Typer, server: typer.Typer) -> None:
         for key, value in summary.items():
             table.add_row(key, value)
         out.print(table)
+
+
+def restart_left_stopped_services(stack_dir: Path) -> list[str]:
+    from tasks.clients.docker_engine import connect
+    from tasks.services import restart_left_stopped
+
+    if not (stack_dir / ".sbx" / "stopped").is_dir():
+        return []  # nothing was left stopped: skip the Docker round trip
+    with connect() as engine:
+        return restart_left_stopped(engine, stack_dir)
 
 
 _STATE_STYLE = {"running": "green", "restarting": "yellow", "paused": "yellow"}

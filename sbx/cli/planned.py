@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from sbx.cli.common import ConfigOption, JsonOption, PartOption, RepoOption, StackOption
+from sbx.cli.common import ConfigOption, JsonOption, RepoOption, StackOption
 from sbx.errors import NotImplementedYet
 
 ServiceArgs = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
@@ -19,43 +19,6 @@ ServiceArgs = Annotated[list[str] | None, typer.Argument(help="Services (default
 def register(
     app: typer.Typer, incident: typer.Typer, model: typer.Typer, logs: typer.Typer
 ) -> None:
-    @app.command(rich_help_panel="Backups")
-    def verify(
-        snapshot: Annotated[str | None, typer.Argument(help="ID or 'latest'.")] = None,
-        all_: Annotated[bool, typer.Option("--all", help="Every snapshot.")] = False,
-        repo: RepoOption = None,
-    ) -> None:
-        """Re-read and re-hash a snapshot; exit 1 on any damage, naming part and path."""
-        raise NotImplementedYet("verify", 3)
-
-    @app.command(rich_help_panel="Backups")
-    def restore(
-        snapshot: Annotated[str, typer.Argument(help="ID or 'latest'.")],
-        to: Annotated[str | None, typer.Option("--to", help="Restore into this directory.")] = None,
-        in_place: Annotated[
-            bool, typer.Option("--in-place", help="Swap into the live stack.")
-        ] = False,
-        part: PartOption = None,
-        repo: RepoOption = None,
-        stack: StackOption = None,
-    ) -> None:
-        """Restore a snapshot into a directory or, verified first, into the live stack."""
-        raise NotImplementedYet("restore", 3)
-
-    @app.command(rich_help_panel="Backups")
-    def prune(
-        keep_last: Annotated[int | None, typer.Option(help="Newest N.")] = None,
-        keep_daily: Annotated[int | None, typer.Option(help="One per day, N days.")] = None,
-        keep_weekly: Annotated[int | None, typer.Option(help="One per week, N weeks.")] = None,
-        keep_monthly: Annotated[int | None, typer.Option(help="One per month, N months.")] = None,
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Only show what would go.")
-        ] = False,
-        repo: RepoOption = None,
-    ) -> None:
-        """Delete snapshots outside the retention policy, then unreferenced objects."""
-        raise NotImplementedYet("prune", 3)
-
     @app.command(rich_help_panel="Backups")
     def copy(
         to: Annotated[str | None, typer.Option("--to", help="s3://bucket/prefix.")] = None,

@@ -1,0 +1,59 @@
+"""Prune runbook: forget snapshots outside the retention policy, then collect their objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from blocks.config import load_config
+from flows.common import open_repository, run_name
+from sbx.repository import PruneReport
+from tasks.reports import artifact_key, prune_markdown, publish_markdown
+
+
+@flow(name="prune-repository", flow_run_name=lambda: run_name("prune"), log_prints=False)
+def prune_repository(
+    keep_last: int | None = None,
+    keep_daily: int | None = None,
+    keep_weekly: int | None = None,
+    keep_monthly: int | None = None,
+    dry_run: bool = False,
+    repo: str | None = None,
+    stack: str | None = None,
+    config_file: str | None = None,
+) -> PruneReport:
+    """Apply the retention policy (sbx.toml [retention], overridden by the arguments).
+
+    Never deletes the newest snapshot, refuses a policy that would delete every snapshot, and
+    with ``dry_run`` only reports what would go, in the same words.
+    """
+    config = load_config(Path(stack) if stack else None, Path(config_file) if config_file else None)
+    overrides = {
+        "keep_last": keep_last,
+        "keep_daily": keep_daily,
+        "keep_weekly": keep_weekly,
+        "keep_monthly": keep_monthly,
+    }
+    policy = config.retention.model_copy(
+        update={key: value for key, value in overrides.items() if value is not None}
+    )
+    repository = open_repository(repo, stack, config_file)
+    plan = repository.plan_prune(policy)
+    report = repository.prune(plan, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    log = get_run_logger()
+    for snapshot_id in report.removed:
+        log.info("%s snapshot %s", verb, snapshot_id)
+    log.info(
+        "%s %d unreferenced objects (%d bytes)",
+        verb,
+        report.gc.objects_deleted,
+        report.gc.bytes_freed,
+    )
+    publish_markdown(
+        artifact_key("prune", repository.info.id[:8]),
+        prune_markdown(report),
+        f"Prune of {repository.location}",
+    )
+    return report

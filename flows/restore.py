@@ -1,0 +1,138 @@
+"""Restore runbook: into a directory, or — verified first, then swapped — into the live stack."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, ConfigDict
+
+from blocks.config import SbxConfig, load_config
+from flows.common import observe_stack, open_repository, run_name
+from sbx.errors import ConfigError, StackError
+from sbx.repository import RestoreReport
+from tasks.clients.compose import ComposeCli
+from tasks.reports import artifact_key, publish_markdown
+from tasks.restore_in_place import (
+    RestoreUnhealthy,
+    Swapped,
+    plan_swap,
+    remove_staging,
+    swap_back,
+    swap_in,
+)
+from tasks.status import read_stack_status
+
+
+class RestoreOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    snapshot_id: str
+    target: str
+    in_place: bool
+    restored: RestoreReport
+    swapped: Swapped | None = None
+    healthy_after_s: float | None = None
+
+
+@flow(name="restore-snapshot", flow_run_name=lambda: run_name("restore"), log_prints=False)
+def restore_snapshot(
+    snapshot: str = "latest",
+    to: str | None = None,
+    in_place: bool = False,
+    parts: list[str] | None = None,
+    force: bool = False,
+    repo: str | None = None,
+    stack: str | None = None,
+    config_file: str | None = None,
+) -> RestoreOutcome:
+    """Restore a snapshot: into ``to`` (a new or empty directory), or ``in_place``.
+
+    Every byte is verified before anything is swapped in. In place: affected services are
+    stopped, the live data is kept aside as ``<path>.pre-restore-<time>``, the services are
+    started and health-checked, and the old data is swapped back if the stack stays unhealthy.
+    """
+    if (to is None) == (not in_place):
+        raise ConfigError("Give exactly one of --to DIR or --in-place for a restore.")
+    repository = open_repository(repo, stack, config_file)
+    manifest = repository.load_snapshot(snapshot)
+    log = get_run_logger()
+    if to is not None:
+        report = repository.restore(manifest.id, Path(to), parts, force=force)
+        log.info("restored %s into %s: %d files", manifest.id, report.target, report.files)
+        outcome = RestoreOutcome(
+            snapshot_id=manifest.id, target=report.target, in_place=False, restored=report
+        )
+        _publish(outcome)
+        return outcome
+
+    config = load_config(Path(stack) if stack else None, Path(config_file) if config_file else None)
+    status, _ = observe_stack(config)
+    if status is None:
+        raise StackError(
+            "Docker is not reachable, so services cannot be stopped for an in-place restore. "
+            "Start Docker, or restore with --to DIR and move the data yourself."
+        )
+    staging = config.stack_dir / ".sbx" / f"restore-{manifest.id}"
+    remove_staging(staging)  # a killed earlier attempt may have left one
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    try:
+        report = repository.restore(manifest.id, staging, parts)
+        plan = plan_swap(manifest, parts, config, staging)
+        swapped = swap_in(plan, config, status, staging, stamp)
+        if plan.configs:
+            ComposeCli(config.stack_dir, project=status.project).up(wait=False)
+        waited = wait_healthy(config)
+        if waited is None:
+            swap_back(swapped, plan, config, status, stamp)
+            raise RestoreUnhealthy(
+                f"The stack did not become healthy after restoring {manifest.id}; the previous "
+                f"data was swapped back (restored data kept as *.failed-restore-{stamp}). Check "
+                "'sbx status' and the services' logs."
+            )
+    finally:
+        remove_staging(staging)
+    outcome = RestoreOutcome(
+        snapshot_id=manifest.id,
+        target=str(config.stack_dir),
+        in_place=True,
+        restored=report,
+        swapped=swapped,
+        healthy_after_s=waited,
+    )
+    _publish(outcome)
+    return outcome
+
+
+def wait_healthy(config: SbxConfig, timeout_s: float = 120.0) -> float | None:
+    """Seconds until every required service runs and answers, or None after ``timeout_s``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if read_stack_status(config).ok:
+            return time.monotonic() - started
+        time.sleep(2)
+    return None
+
+
+def _publish(outcome: RestoreOutcome) -> None:
+    r = outcome.restored
+    where = "in place" if outcome.in_place else f"to {r.target}"
+    lines = [
+        f"# Restore of {outcome.snapshot_id} {where}",
+        "",
+        f"Parts {', '.join(r.parts)}: {r.files} files, {r.dirs} dirs, {r.symlinks} symlinks, "
+        f"{r.hardlinks} hard links, {r.bytes} bytes, verified, in {r.duration_s:.1f} s.",
+    ]
+    if outcome.swapped:
+        lines += ["", "| live path | previous data kept as |", "|---|---|"]
+        lines += [f"| {live} | {aside or '(new)'} |" for live, aside in outcome.swapped.moved]
+        lines += [f"| (side copy) | {side} |" for side in outcome.swapped.side]
+        if outcome.healthy_after_s is not None:
+            lines += ["", f"Stack healthy {outcome.healthy_after_s:.1f} s after the swap."]
+    publish_markdown(
+        artifact_key("restore", outcome.snapshot_id[:15]),
+        "\n".join(lines) + "\n",
+        f"Restore of {outcome.snapshot_id}",
+    )

@@ -1,0 +1,56 @@
+"""Verify runbook: re-read and re-hash what snapshots stored; fail naming part and path."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from flows.common import open_repository, run_name
+from sbx.errors import SbxError
+from sbx.repository import VerifyReport
+from tasks.reports import artifact_key, publish_markdown, verify_markdown
+
+
+class DamageFound(SbxError):
+    """Verification found damaged or missing data."""
+
+    def __init__(self, report: VerifyReport) -> None:
+        shown = "; ".join(d.describe() for d in report.damaged[:5])
+        more = f" (and {len(report.damaged) - 5} more)" if len(report.damaged) > 5 else ""
+        super().__init__(
+            f"Verification found {len(report.damaged)} damaged item(s): {shown}{more}. "
+            "Restore from another snapshot or an off-box copy; run 'sbx backup' to store "
+            "a fresh snapshot."
+        )
+        self.report = report
+
+
+@flow(name="verify-repository", flow_run_name=lambda: run_name("verify"), log_prints=False)
+def verify_repository(
+    snapshot: str | None = "latest",
+    repo: str | None = None,
+    sample: float | None = None,
+    stack: str | None = None,
+    config_file: str | None = None,
+) -> VerifyReport:
+    """Re-read every object a snapshot references and re-hash every file (snapshot=None: all).
+
+    Fails naming the part and path of anything damaged or missing. ``sample`` checks a random
+    fraction of the objects instead of all of them.
+    """
+    repository = open_repository(repo, stack, config_file)
+    report = repository.verify(snapshot, sample=sample)
+    get_run_logger().info(
+        "verified %d snapshot(s): %d objects, %d files, %d damaged",
+        len(report.snapshots),
+        report.objects_checked,
+        report.files_checked,
+        len(report.damaged),
+    )
+    publish_markdown(
+        artifact_key("verify", repository.info.id[:8]),
+        verify_markdown(report),
+        f"Verification of {repository.location}",
+    )
+    if not report.ok:
+        raise DamageFound(report)
+    return report
