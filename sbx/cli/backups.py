@@ -104,15 +104,22 @@ def register_checks(app: typer.Typer) -> None:
     ) -> None:
         """Re-read and re-hash a snapshot; exit 1 on any damage, naming part and path."""
         location = run_setup(repo, stack, config)  # before Prefect is imported: it reads the URL
-        from flows.verify import verify_repository
+        from flows.verify import DamageFound, verify_repository
 
-        report = verify_repository(
-            snapshot=None if all_ else (snapshot or "latest"),
-            repo=location,
-            sample=sample,
-            stack=_opt(stack),
-            config_file=_opt(config),
-        )
+        try:
+            report = verify_repository(
+                snapshot=None if all_ else (snapshot or "latest"),
+                repo=location,
+                sample=sample,
+                stack=_opt(stack),
+                config_file=_opt(config),
+            )
+        except DamageFound as exc:
+            for damage in exc.report.damaged[:200]:
+                out.print(f"DAMAGED {damage.describe()}", soft_wrap=True)
+            if len(exc.report.damaged) > 200:
+                out.print(f"... and {len(exc.report.damaged) - 200} more")
+            raise
         err.print(
             f"[green]ok[/]: {len(report.snapshots)} snapshot(s), {report.objects_checked} "
             f"objects and {report.files_checked} files re-hashed, no damage"
