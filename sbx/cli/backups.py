@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         try:
             report: BackupReport = backup_stack(
                 stack=str(stack) if stack else None,
-                repo=repo,
+                repo=location,
                 parts=part or None,
                 config_file=str(config) if config else None,
             )

@@ -6,11 +6,12 @@ import sqlite3
 from pathlib import Path
 
 from bed import RunningStack
+from helpers import decorate_stack, describe_tree, max_chat_id, seed_qdrant
+from qdrant_client import QdrantClient
+
 from flows.backup import backup_stack
 from flows.restore import restore_snapshot
 from flows.verify import verify_repository
-from helpers import decorate_stack, describe_tree, max_chat_id, seed_qdrant
-from qdrant_client import QdrantClient
 from tasks.clients.qdrant import connect as connect_qdrant
 
 FILE_PARTS = [

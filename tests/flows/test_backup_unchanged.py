@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bed import RunningStack
+
 from flows.backup import backup_stack
 
 
