@@ -1,0 +1,108 @@
+"""kill -9 at random moments of a backup: never a partial snapshot, nothing left stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from bed import RunningStack
+from helpers import SBX, cli_env
+
+from sbx.repository import Repository
+
+TRIALS = 10
+SEED = 20261126
+
+
+def qdrant_state(stack: RunningStack) -> str:
+    done = stack.compose("ps", "-a", "--format", "json", "qdrant")
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    return str(rows[0]["State"]) if rows else "missing"
+
+
+def test_kill_9_during_backups(
+    running_stack: RunningStack, prefect_server: str, tmp_path: Path
+) -> None:
+    stack = running_stack.path
+    # a cold copy of qdrant (stop, copy, start) so that kills land while it is stopped
+    (stack / "sbx.toml").write_text('[parts.qdrant]\nmethod = "stop-copy"\n')
+    (stack / "data" / "qdrant" / "storage" / "ballast.bin").write_bytes(os.urandom(60 << 20))
+    markers = stack / ".sbx" / "stopped"
+    repo = tmp_path / "repo"
+    env = cli_env(prefect_server)
+    rng = random.Random(SEED)
+    killed_while_stopped = 0
+    first = subprocess.run(
+        [*SBX, "backup", "--stack", str(stack), "--repo", str(repo)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    ballast = stack / "data" / "qdrant" / "storage" / "ballast.bin"
+    for trial in range(TRIALS):
+        ballast.touch()  # changed since the last snapshot: the cold copy reads it again
+        backup = subprocess.Popen(
+            [*SBX, "backup", "--stack", str(stack), "--repo", str(repo)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if trial % 2 == 0:  # right after sbx decided to stop qdrant (its marker is on disk)
+            deadline = time.monotonic() + 60
+            while not list(markers.glob("*.json")) and time.monotonic() < deadline:
+                if backup.poll() is not None:
+                    break
+                time.sleep(0.005)
+            time.sleep(0.05)
+        else:  # any moment: start-up, capture, commit
+            time.sleep(rng.uniform(0.5, 10.0))
+        backup.send_signal(signal.SIGKILL)
+        backup.wait()
+        time.sleep(1)  # a stop request already sent still completes in dockerd
+        if qdrant_state(running_stack) != "running":
+            killed_while_stopped += 1
+
+        repository = Repository.open(repo)
+        for snapshot_id in repository.list_snapshots():  # only complete ones are listed
+            assert repository.load_snapshot(snapshot_id).id == snapshot_id
+        report = repository.verify(None)
+        assert report.ok, [d.describe() for d in report.damaged]
+
+        status = subprocess.run(
+            [*SBX, "status", "--stack", str(stack)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert qdrant_state(running_stack) == "running", (trial, status.stderr)
+        assert not list(markers.glob("*.json"))
+
+    assert killed_while_stopped >= 1  # the restart-after-crash path was exercised
+    listed = subprocess.run(
+        [*SBX, "snapshots", "--repo", str(repo), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    verified = subprocess.run(
+        [*SBX, "verify", "--all", "--repo", str(repo)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert verified.returncode == 0, verified.stderr[-2000:]
+    print(
+        f"{TRIALS} kill -9 trials, {killed_while_stopped} while qdrant was stopped, "
+        f"{len(json.loads(listed.stdout))} complete snapshots, none partial"
+    )
