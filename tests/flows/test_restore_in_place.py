@@ -1,0 +1,50 @@
+"""In-place restore on the running stack: verified first, old data kept aside, healthy after."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bed import RunningStack
+from helpers import seed_qdrant
+from qdrant_client import QdrantClient, models
+
+from flows.backup import backup_stack
+from flows.restore import restore_snapshot
+
+
+def test_in_place_restore_swaps_and_keeps_the_old_data(
+    running_stack: RunningStack, prefect_server: str, tmp_path: Path
+) -> None:
+    stack = running_stack.path
+    seed_qdrant(running_stack.url("qdrant"), {"docs": 120})
+    repo = str(tmp_path / "repo")
+    snapshot = backup_stack(stack=str(stack), repo=repo).snapshot_id
+
+    # the day goes wrong: a note deleted, a collection dropped and another one created
+    lost = stack / "notes" / next(p.name for p in (stack / "notes").iterdir() if p.is_file())
+    original = lost.read_bytes()
+    lost.unlink()
+    client = QdrantClient(url=running_stack.url("qdrant"), prefer_grpc=False)
+    client.delete_collection("docs")
+    client.create_collection(
+        "scratch", vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT)
+    )
+
+    outcome = restore_snapshot(snapshot=snapshot, in_place=True, repo=repo, stack=str(stack))
+    assert outcome.in_place and outcome.healthy_after_s is not None
+    assert lost.read_bytes() == original
+    moved = dict(outcome.swapped.moved) if outcome.swapped else {}
+    assert moved["notes"] is not None and (stack / moved["notes"]).is_dir()
+    assert not (stack / moved["notes"] / lost.name).exists()  # the old state, kept aside
+    assert moved["data/open-webui"] is not None
+    assert (stack / "data" / "open-webui" / "webui.db").is_file()
+    assert client.count("docs", exact=True).count == 120
+    # what Qdrant held just before (only "scratch") was snapshotted aside, to swap back if needed
+    assert outcome.swapped and set(outcome.swapped.qdrant_aside) == {"scratch"}
+    assert Path(outcome.swapped.qdrant_aside["scratch"]).is_file()
+    assert not (stack / ".sbx" / f"restore-{snapshot}").exists()  # staging cleaned up
+    client.close()
+
+    ps = running_stack.compose("ps", "--format", "{{.Service}} {{.State}}").stdout.split("\n")
+    states = dict(line.split() for line in ps if line.strip())
+    assert set(states.values()) == {"running"}, states
