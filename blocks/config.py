@@ -237,6 +237,12 @@ class SbxConfig(BaseSettings):
     )
     age_identity_file: Path | None = Field(default=None, description="age identity file.")
     probe_timeout_s: float = Field(default=3.0, gt=0, le=120, description="HTTP probe timeout.")
+    restore_health_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long an in-place restore waits for a healthy stack "
+        "before it swaps the previous data back.",
+    )
 
     @model_validator(mode="before")
     @classmethod

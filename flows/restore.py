@@ -84,7 +84,7 @@ def restore_snapshot(
         swapped = swap_in(plan, config, status, staging, stamp)
         if plan.configs:
             ComposeCli(config.stack_dir, project=status.project).up(wait=False)
-        waited = wait_healthy(config)
+        waited = wait_healthy(config, config.restore_health_timeout_s)
         if waited is None:
             swap_back(swapped, plan, config, status, stamp)
             raise RestoreUnhealthy(
@@ -106,7 +106,7 @@ def restore_snapshot(
     return outcome
 
 
-def wait_healthy(config: SbxConfig, timeout_s: float = 120.0) -> float | None:
+def wait_healthy(config: SbxConfig, timeout_s: float) -> float | None:
     """Seconds until every required service runs and answers, or None after ``timeout_s``."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:

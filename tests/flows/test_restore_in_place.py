@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from bed import RunningStack
 from helpers import seed_qdrant
 from qdrant_client import QdrantClient, models
 
 from flows.backup import backup_stack
 from flows.restore import restore_snapshot
+from tasks.restore_in_place import RestoreUnhealthy
 
 
 def test_in_place_restore_swaps_and_keeps_the_old_data(
@@ -48,3 +50,24 @@ def test_in_place_restore_swaps_and_keeps_the_old_data(
     ps = running_stack.compose("ps", "--format", "{{.Service}} {{.State}}").stdout.split("\n")
     states = dict(line.split() for line in ps if line.strip())
     assert set(states.values()) == {"running"}, states
+
+
+def test_an_unhealthy_result_is_swapped_back(
+    running_stack: RunningStack, prefect_server: str, tmp_path: Path
+) -> None:
+    stack = running_stack.path
+    repo = str(tmp_path / "repo")
+    snapshot = backup_stack(stack=str(stack), repo=repo).snapshot_id
+    marker = stack / "notes" / "written-after-the-backup.md"
+    marker.write_text("today's note\n")
+    # a required service that never answers: the restored stack cannot become healthy
+    (stack / "sbx.toml").write_text(
+        'restore_health_timeout_s = 3\n[services.worker]\nurl = "http://127.0.0.1:9"\n'
+    )
+    with pytest.raises(RestoreUnhealthy, match="swapped back"):
+        restore_snapshot(snapshot=snapshot, in_place=True, repo=repo, stack=str(stack))
+    assert marker.read_text() == "today's note\n"  # the live data is back in place
+    assert list(stack.glob("notes.failed-restore-*"))  # the restored data, kept for a look
+    assert not list(stack.glob("notes.pre-restore-*"))
+    ps = running_stack.compose("ps", "--format", "{{.Service}} {{.State}}").stdout.split("\n")
+    assert {line.split()[1] for line in ps if line.strip()} == {"running"}
