@@ -45,6 +45,8 @@ class StackStatus(BaseModel):
     stack_dir: Path
     project: str
     services: list[ServiceStatus]
+    #: directories of containers that carry this project's name but were started elsewhere
+    foreign: list[str] = []
 
     @property
     def ok(self) -> bool:
@@ -66,8 +68,11 @@ def read_stack_status(config: SbxConfig) -> StackStatus:
     model = compose_for(config).model()
     with connect() as engine:
         containers = engine.project_containers(model.project)
+    # compose names a project after its directory: another stack in a directory of the same
+    # name is another project under the same name. Never act on (or back up) its containers.
+    ours, foreign = _split_by_directory(containers, config.stack_dir)
     by_service: dict[str, ContainerInfo] = {}
-    for info in containers:
+    for info in ours:
         if info.service and (info.service not in by_service or info.running):
             by_service[info.service] = info  # prefer a running replica
     targets = _targets(config, model)
@@ -77,7 +82,22 @@ def read_stack_status(config: SbxConfig) -> StackStatus:
             for name, svc in targets.items()
         ]
         services = [future.result() for future in futures]
-    return StackStatus(stack_dir=config.stack_dir, project=model.project, services=services)
+    return StackStatus(
+        stack_dir=config.stack_dir, project=model.project, services=services, foreign=foreign
+    )
+
+
+def _split_by_directory(
+    containers: list[ContainerInfo], stack_dir: Path
+) -> tuple[list[ContainerInfo], list[str]]:
+    here = stack_dir.resolve()
+    ours, foreign = [], set()
+    for info in containers:
+        if info.working_dir is None or Path(info.working_dir).resolve() == here:
+            ours.append(info)
+        else:
+            foreign.add(info.working_dir)
+    return ours, sorted(foreign)
 
 
 def _targets(config: SbxConfig, model: ComposeModel) -> dict[str, ServiceConfig]:

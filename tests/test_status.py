@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -52,6 +53,21 @@ def test_status_shows_running_answering_services_then_a_stopped_one(
     assert "all 4 required services running and answering" in table.stdout
     for name in CORE:
         assert name in table.stdout
+
+    # a copy of the stack elsewhere carries the same project name: not the same stack
+    twin = running_stack.path.parent / "elsewhere" / running_stack.path.name
+    shutil.copytree(running_stack.path, twin, symlinks=True, ignore=shutil.ignore_patterns("data"))
+    twin_done = subprocess.run(
+        [*SBX, "status", "--stack", str(twin), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**running_stack.env(), "COLUMNS": "250"},
+    )
+    twin_report = json.loads(twin_done.stdout)
+    assert twin_done.returncode == 1
+    assert twin_report["foreign"] == [str(running_stack.path)]
+    assert {s["state"] for s in twin_report["services"] if s["required"]} == {"missing"}
 
     running_stack.compose("stop", "-t", "2", "qdrant")
     down = status(running_stack)

@@ -145,6 +145,12 @@ def _print_status(report: object) -> None:
             answers,
         )
     out.print(table)
+    for where in report.foreign:
+        err.print(
+            f"[yellow]note:[/] containers named for project '{report.project}' run from "
+            f"{where}, another stack: ignored. Set [compose] project in sbx.toml to tell "
+            "them apart."
+        )
     for svc in report.failing:
         err.print(f"[red]✗ {svc.name}[/]: {svc.problem}")
     if report.ok:

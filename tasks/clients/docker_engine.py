@@ -23,6 +23,7 @@ from sbx.errors import ContainerNotFound, DockerOperationFailed, DockerUnavailab
 
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
+COMPOSE_WORKDIR_LABEL = "com.docker.compose.project.working_dir"
 
 
 class PublishedPort(BaseModel):
@@ -55,6 +56,7 @@ class ContainerInfo(BaseModel):
     image_id: str  # sha256:... of the local image
     repo_digests: list[str]  # "repo@sha256:..." as pulled from a registry (empty for local builds)
     ports: list[PublishedPort]
+    working_dir: str | None = None  # the directory compose ran in for this container
 
     @property
     def running(self) -> bool:
@@ -136,6 +138,7 @@ class DockerEngine:
             image_id=image_id,
             repo_digests=self._repo_digests(image_id),
             ports=_published_ports(attrs.get("NetworkSettings", {}).get("Ports") or {}),
+            working_dir=labels.get(COMPOSE_WORKDIR_LABEL),
         )
 
     def _repo_digests(self, image_id: str) -> list[str]:
