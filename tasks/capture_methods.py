@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -13,11 +14,12 @@ from blocks.config import ConsistencyMethod, PartConfig
 from sbx.repository import PartWriter
 from tasks.capture import CaptureContext, add_paths
 from tasks.clients.docker_engine import connect as connect_docker
-from tasks.clients.qdrant import SnapshotFile
-from tasks.clients.qdrant import connect as connect_qdrant
 from tasks.retry import retry_if_transient
 from tasks.services import stopped_service
 from tasks.sqlite_copy import SIDECAR_SUFFIXES, copy_database, is_sqlite_database
+
+if TYPE_CHECKING:
+    from tasks.clients.qdrant import SnapshotFile
 
 Method = Callable[[PartWriter, list[str], PartConfig, CaptureContext], None]
 SUMS = "SHA256SUMS"
@@ -92,6 +94,8 @@ def _mismatches(sums_file: Path, files: dict[str, str]) -> list[str]:
     cache_policy=NO_CACHE,
 )
 def download_qdrant_snapshot(url: str, collection: str, dest: Path) -> SnapshotFile:
+    from tasks.clients.qdrant import connect as connect_qdrant
+
     with connect_qdrant(url) as qdrant:
         return qdrant.snapshot_to_file(collection, dest)
 
@@ -102,6 +106,9 @@ def capture_qdrant(
     """Snapshot API when Qdrant answers (no downtime); else stop-copy-start; else copy."""
     svc = ctx.service(part.service)
     if svc is not None and svc.ok and svc.url:
+        # imported here: qdrant-client costs ~1.5 s of start-up, needed only when Qdrant answers
+        from tasks.clients.qdrant import connect as connect_qdrant
+
         with connect_qdrant(svc.url) as qdrant:
             version, collections = qdrant.version(), qdrant.collections()
         counts = {}

@@ -24,7 +24,6 @@ from sbx.errors import SbxError
 from sbx.repository import SnapshotManifest
 from tasks.capture_methods import QDRANT_SNAPSHOT_DIR
 from tasks.clients.docker_engine import connect as connect_docker
-from tasks.clients.qdrant import connect as connect_qdrant
 from tasks.services import stopped_service
 from tasks.status import StackStatus
 
@@ -142,6 +141,8 @@ def _qdrant_url(plan: SwapPlan, status: StackStatus) -> str:
 
 
 def _recover_qdrant(plan: SwapPlan, status: StackStatus, stack: Path, stamp: str) -> dict[str, str]:
+    from tasks.clients.qdrant import connect as connect_qdrant  # ~1.5 s import, only when needed
+
     aside_dir = stack / ".sbx" / f"pre-restore-{stamp}" / "qdrant"
     aside_dir.mkdir(parents=True, exist_ok=True)
     aside = {}
@@ -171,6 +172,8 @@ def swap_back(
             if aside is not None:
                 (stack / aside).rename(stack / rel)
     if swapped.qdrant_aside:
+        from tasks.clients.qdrant import connect as connect_qdrant
+
         with connect_qdrant(_qdrant_url(plan, status)) as qdrant:
             for name, file in swapped.qdrant_aside.items():
                 qdrant.recover_from_file(name, Path(file))
