@@ -56,7 +56,7 @@ def backup_stack(
             stack_dir=config.stack_dir,
         )
         for name, part in selected.items():
-            record = capture_part(writer, name, part, ctx)
+            record = capture_part(writer, name, part, ctx, of=len(selected))
             log.info(
                 "part %s: %s, %d files, %d bytes (%d new)",
                 name,

@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.config import ConsistencyMethod, PartConfig, SbxConfig
 from sbx.errors import SbxError
+from sbx.progress import reporter
 from sbx.repository import PartRecord, PartWriter, SnapshotWriter
 from tasks.status import ServiceStatus, StackStatus
 
@@ -49,21 +50,25 @@ class CaptureContext:
 
 @task(name="capture-part", task_run_name="capture-{name}", cache_policy=NO_CACHE)
 def capture_part(
-    writer: SnapshotWriter, name: str, part: PartConfig, ctx: CaptureContext
+    writer: SnapshotWriter, name: str, part: PartConfig, ctx: CaptureContext, of: int = 1
 ) -> PartRecord:
     """Capture one part into the open snapshot; returns its record (captured/skipped/failed)."""
     from tasks import capture_methods
 
+    reporter().begin(name, of)  # `of`: how many parts this backup captures (progress)
     with writer.part(name, part.method.value) as out:
         present = [p for p in part.paths if _exists(ctx.stack_dir / p)]
         if not present:
             out.skip(f"not present: none of {', '.join(part.paths)} in {ctx.stack_dir}")
+            reporter().done(name, "skipped")
             return out.close()
         try:
             capture_methods.METHODS[part.method](out, present, part, ctx)
         except SbxError as exc:
             out.fail(str(exc))
-    return out.close()
+    record = out.close()
+    reporter().done(name, f"{record.status}, {record.stats.files} files")
+    return record
 
 
 def _exists(path: Path) -> bool:

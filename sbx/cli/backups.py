@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,12 +39,13 @@ def register(app: typer.Typer) -> None:
         from tasks.reports import BackupReport
 
         try:
-            report: BackupReport = backup_stack(
-                stack=str(stack) if stack else None,
-                repo=location,
-                parts=part or None,
-                config_file=str(config) if config else None,
-            )
+            with parts_progress():
+                report: BackupReport = backup_stack(
+                    stack=str(stack) if stack else None,
+                    repo=location,
+                    parts=part or None,
+                    config_file=str(config) if config else None,
+                )
         except BackupIncomplete as exc:
             _print_backup(exc.report)
             err.print(f"[bold red]error:[/] {exc}")
@@ -207,6 +210,37 @@ def register_checks(app: typer.Typer) -> None:
             f"{verb} {len(report.removed)} snapshot(s) and {report.gc.objects_deleted} "
             f"objects, {human_bytes(freed)}"
         )
+
+
+@contextmanager
+def parts_progress() -> Iterator[None]:
+    """A progress bar over the parts of a backup, drawn on stderr while the flow runs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sbx.progress import reporting_to
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+    class Bar:
+        task: Any = None
+
+        def begin(self, step: str, total_steps: int) -> None:
+            if self.task is None:
+                self.task = progress.add_task("parts", total=total_steps)
+            progress.update(self.task, description=f"capturing {step}")
+
+        def done(self, step: str, summary: str) -> None:
+            progress.advance(self.task)
+
+    with progress, reporting_to(Bar()):
+        yield
 
 
 def run_setup(repo: str | None, stack: Path | None, config: Path | None) -> str:
