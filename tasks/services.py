@@ -9,6 +9,8 @@ whose writer process is gone means nobody else will.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,11 +83,30 @@ def stopped_service(
     path = _marker_path(stack_dir, info.id)
     _write_atomic(path, marker.model_dump_json())
     try:
-        engine.stop(info.id, timeout_s=timeout_s)
+        # A SIGTERM that lands inside the stop call would abandon it while dockerd goes on
+        # stopping: the start in `finally` would then find it still running and do nothing, and
+        # the container would end up stopped. So the signal waits until the stop has completed.
+        with signals_deferred():
+            engine.stop(info.id, timeout_s=timeout_s)
         yield True
     finally:
-        engine.start(info.id)  # raises if it cannot: the marker stays for the next command
-        path.unlink(missing_ok=True)
+        with signals_deferred():
+            engine.start(info.id)  # raises if it cannot: the marker stays for the next command
+            path.unlink(missing_ok=True)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT back (main thread only) until the block is done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def restart_left_stopped(engine: DockerEngine, stack_dir: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""kill -9 at random moments of a backup: never a partial snapshot, nothing left stopped."""
+"""SIGKILL and SIGTERM at random moments of a backup: no partial snapshot, none left stopped."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from helpers import SBX, cli_env
 
 from sbx.repository import Repository
 
-TRIALS = 10
+TRIALS = 12
 SEED = 20261126
 
 
@@ -36,7 +36,7 @@ def test_kill_9_during_backups(
     repo = tmp_path / "repo"
     env = cli_env(prefect_server)
     rng = random.Random(SEED)
-    killed_while_stopped = 0
+    killed_while_stopped = terminated = 0
     first = subprocess.run(
         [*SBX, "backup", "--stack", str(stack), "--repo", str(repo)],
         env=env,
@@ -63,11 +63,17 @@ def test_kill_9_during_backups(
             time.sleep(0.05)
         else:  # any moment: start-up, capture, commit
             time.sleep(rng.uniform(0.5, 10.0))
-        backup.send_signal(signal.SIGKILL)
-        backup.wait()
-        time.sleep(1)  # a stop request already sent still completes in dockerd
-        if qdrant_state(running_stack) != "running":
-            killed_while_stopped += 1
+        if trial % 4 == 0:  # SIGTERM (docker stop, systemd): sbx itself starts qdrant again
+            backup.send_signal(signal.SIGTERM)
+            backup.wait()
+            assert qdrant_state(running_stack) == "running", f"trial {trial}: left stopped"
+            terminated += 1
+        else:
+            backup.send_signal(signal.SIGKILL)
+            backup.wait()
+            time.sleep(1)  # a stop request already sent still completes in dockerd
+            if qdrant_state(running_stack) != "running":
+                killed_while_stopped += 1
 
         repository = Repository.open(repo)
         for snapshot_id in repository.list_snapshots():  # only complete ones are listed
@@ -103,6 +109,7 @@ def test_kill_9_during_backups(
     )
     assert verified.returncode == 0, verified.stderr[-2000:]
     print(
-        f"{TRIALS} kill -9 trials, {killed_while_stopped} while qdrant was stopped, "
+        f"{TRIALS} trials: {terminated} SIGTERM (qdrant running right after each), "
+        f"{TRIALS - terminated} SIGKILL ({killed_while_stopped} while qdrant was stopped), "
         f"{len(json.loads(listed.stdout))} complete snapshots, none partial"
     )
