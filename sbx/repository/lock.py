@@ -23,17 +23,16 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from types import TracebackType
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sbx.errors import KeyExists, ObjectMissing, RepositoryError, RepositoryLocked
+from sbx.processes import boot_id, pid_alive
 from sbx.repository.format import LOCK_KEY
 from tasks.clients.storage import Storage
 
 log = logging.getLogger(__name__)
-_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
 class LockInfo(BaseModel):
@@ -48,23 +47,6 @@ class LockInfo(BaseModel):
     started_at: datetime
     heartbeat_at: datetime
     token: str
-
-
-def boot_id() -> str:
-    try:
-        return _BOOT_ID.read_text().strip()
-    except OSError:
-        return ""
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 class WriterLock:
@@ -167,7 +149,7 @@ class WriterLock:
             return "its content is unreadable"
         same_host = holder.host == socket.gethostname()
         mine = boot_id()
-        if same_host and holder.boot_id and mine:
+        if same_host and holder.boot_id and mine != "unknown":
             if holder.boot_id != mine:
                 return "the host rebooted since it was taken"
             if not pid_alive(holder.pid):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import docker
 import docker.errors
 from docker import DockerClient
 
-from .services import log_tail, require_service, wait_until
+from .services import log_tail, require_service, stop_process, wait_until
 
 LABEL = "sbx.test-run"
 PROJECT_LABEL = "com.docker.compose.project"
@@ -94,17 +93,7 @@ def docker_engine_session(log_dir: Path) -> Iterator[DockerClient]:
         with contextlib.closing(started[0]):
             yield started[0]
     finally:
-        _stop(proc)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=30)
 
 
 def remove_test_objects(client: DockerClient, run_id: str) -> list[str]:

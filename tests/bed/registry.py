@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from .services import free_port, http_status, log_tail, require_service, wait_until
+from .services import (
+    free_port,
+    http_status,
+    log_tail,
+    require_service,
+    stop_process,
+    wait_until,
+)
 
 SHARED = "127.0.0.1:5000"
 BINARY = "/usr/bin/docker-registry"
@@ -72,10 +78,4 @@ def registry_session(workdir: Path) -> Iterator[str]:
             )
         yield addr
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)

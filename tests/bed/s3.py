@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .services import free_port, http_status, log_tail, require_service, wait_until
+from .services import (
+    free_port,
+    http_status,
+    log_tail,
+    require_service,
+    stop_process,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -86,10 +92,4 @@ def s3_session(workdir: Path, run_id: str) -> Iterator[S3Server]:
             )
         yield S3Server(endpoint_url=url, bucket_prefix=f"sbx-{run_id}")
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
