@@ -141,7 +141,7 @@ class ContentWriter:
 
     def _store_chunk(self, block: bytes) -> Extent:
         object_id = hash_bytes(block)
-        if self.uploader.submit(object_id, block):
+        if self.uploader.submit(object_id, block, sample=True):
             self.counts.new_bytes += len(block)
             self.counts.new_objects += 1
         else:

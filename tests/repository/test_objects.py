@@ -10,11 +10,15 @@ from blake3 import blake3
 
 from repository.memory_storage import MemoryStorage
 from sbx.errors import CorruptObject, ObjectMissing
+from sbx.repository import objects as objects_module
 from sbx.repository.format import object_key
 from sbx.repository.objects import (
     CODEC_RAW,
     CODEC_ZSTD,
     OBJECT_MAGIC,
+    SAMPLE_MIN,
+    SAMPLE_SLICE,
+    SAMPLE_SLICES,
     ObjectStore,
     PlaintextCache,
     decode_object,
@@ -113,3 +117,54 @@ def test_plaintext_cache_loads_shared_objects_once() -> None:
         with pytest.raises(CorruptObject):
             fresh.get(object_id)
     assert gets == 2  # a failure is remembered, not re-read
+
+
+class _SpyCompressor:
+    """Wraps a zstd context and records the size of every input it compresses."""
+
+    def __init__(self, real: zstandard.ZstdCompressor, sizes: list[int]) -> None:
+        self.real, self.sizes = real, sizes
+
+    def compress(self, data: bytes) -> bytes:
+        self.sizes.append(len(data))
+        return self.real.compress(data)
+
+
+def test_an_incompressible_chunk_is_stored_raw_on_its_sample_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sizes: list[int] = []
+    real = objects_module._compressor
+    monkeypatch.setattr(
+        objects_module, "_compressor", lambda level=3: _SpyCompressor(real(level), sizes)
+    )
+    store = ObjectStore(MemoryStorage())
+    noise = os.urandom(1 << 20)
+    stored = store.put(noise, sample=True)
+    assert store.sampled_raw == 1
+    assert sizes == [SAMPLE_SLICES * SAMPLE_SLICE]  # only the sample went through zstd
+    encoded = store.storage.get(object_key(stored.object_id))
+    assert encoded[1] == CODEC_RAW and store.get(stored.object_id) == noise
+    # a compressible chunk passes the sample and is compressed whole
+    sizes.clear()
+    text = (TEXT * 60)[: 1 << 20]
+    stored = store.put(text, sample=True)
+    assert sizes == [SAMPLE_SLICES * SAMPLE_SLICE, len(text)] and store.sampled_raw == 1
+    assert store.storage.get(object_key(stored.object_id))[1] == CODEC_ZSTD
+    # packs (no sample) and objects too small to sample are tried whole, as before
+    sizes.clear()
+    store.put(os.urandom(1 << 20))
+    store.put(os.urandom(SAMPLE_MIN - 1), sample=True)
+    assert sizes == [1 << 20, SAMPLE_MIN - 1] and store.sampled_raw == 1
+
+
+def test_a_chunk_whose_sample_compresses_but_whole_does_not_is_stored_raw() -> None:
+    # compressible slices where the sample looks, noise everywhere else
+    size = 1 << 20
+    data = bytearray(os.urandom(size))
+    step = (size - SAMPLE_SLICE) // (SAMPLE_SLICES - 1)
+    for index in range(SAMPLE_SLICES):
+        data[index * step : index * step + SAMPLE_SLICE] = bytes(SAMPLE_SLICE)
+    encoded = encode_object(bytes(data), sample=True)
+    assert encoded[1] == CODEC_RAW
+    assert decode_object(hash_bytes(bytes(data)), encoded, "here") == data
