@@ -197,9 +197,25 @@ class PlaintextCache:
     uses remain and the cache holds less than ``budget`` bytes, so a pack shared by hundreds of
     small files, or the one all-zero chunk of a sparse file, is read and checked once.
     Failures are remembered too: a damaged object is reported for every use without re-reading.
+
+    With ``order`` (the object ids in the order they will be asked for) and ``workers``, objects
+    are read, decoded and checked against their ids on worker threads up to ``window`` objects
+    ahead of the caller, so reading overlaps with whatever the caller does with the plaintext.
+    A prefetched object counts as loaded (or failed) only when the caller gets it; asking in
+    another order, or skipping, is allowed (a skipped object is read on its own when asked).
+    Use it as a context manager, or :meth:`close` it, to stop the workers.
     """
 
-    def __init__(self, objects: ObjectStore, uses: dict[str, int], budget: int = 256 << 20):
+    def __init__(
+        self,
+        objects: ObjectStore,
+        uses: dict[str, int],
+        budget: int = 256 << 20,
+        *,
+        order: list[str] | None = None,
+        workers: int = 0,
+        window: int = 0,
+    ) -> None:
         self.objects = objects
         self._uses = uses
         self._budget = budget
@@ -209,6 +225,15 @@ class PlaintextCache:
         self.seen: set[str] = set()  # loaded or failed at least once
         self.loaded = 0
         self.loaded_bytes = 0
+        self._order = order if workers > 0 else None
+        self._next = 0  # the next position in ``order`` to consider prefetching
+        self._window = window or 2 * workers
+        self._ahead: dict[str, Future[bytes]] = {}
+        self._pool = (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sbx-read")
+            if self._order
+            else None
+        )
 
     def get(self, object_id: str) -> bytes:
         if object_id in self.failed:
@@ -233,16 +258,45 @@ class PlaintextCache:
         if object_id not in self.seen:
             self._load(object_id)
 
+    def close(self) -> None:
+        """Stop prefetching: queued reads are dropped, running ones finish."""
+        for future in self._ahead.values():
+            future.cancel()
+        self._ahead.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> PlaintextCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def _load(self, object_id: str) -> bytes:
+        self._prefetch()
+        future = self._ahead.pop(object_id, None)
+        self._prefetch()  # keep the workers busy while this one is waited for
         self.seen.add(object_id)
         try:
-            data = self.objects.get(object_id)
+            data = future.result() if future is not None else self.objects.get(object_id)
         except (CorruptObject, ObjectMissing) as exc:
             self.failed[object_id] = exc
             raise
         self.loaded += 1
         self.loaded_bytes += len(data)
         return data
+
+    def _prefetch(self) -> None:
+        order, pool = self._order, self._pool
+        if order is None or pool is None:
+            return
+        while len(self._ahead) < self._window and self._next < len(order):
+            object_id = order[self._next]
+            self._next += 1
+            if object_id in self._ahead or object_id in self._cache or object_id in self.failed:
+                continue  # on its way, or served from the cache
+            self._ahead[object_id] = pool.submit(self.objects.get, object_id)
 
 
 class Uploader:

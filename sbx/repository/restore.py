@@ -5,8 +5,9 @@ Order (design: "always into a staging directory first, verified, then swapped in
 1. The whole manifest is checked (``safety.py``) before anything is created.
 2. Entries are written into ``<target>.sbx-restore-<random>`` beside the target: files created
    with ``O_EXCL | O_NOFOLLOW``, each object verified against its id while read, each file
-   verified against its content hash. Directories are created owner-only and get their mode
-   later, so a read-only directory can still be filled.
+   verified against its content hash; objects are read, decoded and checked on worker threads
+   ahead of the writes (a few objects at most). Directories are created owner-only and get
+   their mode later, so a read-only directory can still be filled.
 3. Any failure removes the staging directory and raises, naming part, path and object: the
    target is untouched (absent if it was absent).
 4. The staging directory becomes the target (or its children move into the empty target); then
@@ -70,9 +71,10 @@ def restore_snapshot(
     staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.sbx-restore-", dir=target.parent))
     writer = _Writer(objects, manifest, chosen, staging)
     try:
-        for part in chosen:
-            for entry in part.entries:
-                writer.write(part, entry)
+        with writer.cache:
+            for part in chosen:
+                for entry in part.entries:
+                    writer.write(part, entry)
         # like a plain mkdir would have made it (mkdtemp makes it owner-only)
         umask = os.umask(0o22)
         os.umask(umask)
@@ -143,10 +145,12 @@ class _Writer:
         parts: list[PartRecord],
         staging: Path,
     ) -> None:
-        uses: Counter[str] = Counter(
+        order = [
             extent.object for part in parts for entry in part.entries for extent in entry.extents
-        )
-        self.cache = PlaintextCache(objects, dict(uses))
+        ]
+        # objects are read, decoded and checked on worker threads ahead of the writes
+        workers = max(1, min(4, os.cpu_count() or 1))
+        self.cache = PlaintextCache(objects, dict(Counter(order)), order=order, workers=workers)
         self.manifest = manifest
         self.staging = staging
         self.root = os.geteuid() == 0

@@ -168,3 +168,26 @@ def test_a_chunk_whose_sample_compresses_but_whole_does_not_is_stored_raw() -> N
     encoded = encode_object(bytes(data), sample=True)
     assert encoded[1] == CODEC_RAW
     assert decode_object(hash_bytes(bytes(data)), encoded, "here") == data
+
+
+def test_prefetching_cache_reads_ahead_on_workers_and_keeps_every_check() -> None:
+    storage = MemoryStorage()
+    store = ObjectStore(storage)
+    ids = [store.put(os.urandom(1000 + index)).object_id for index in range(6)]
+    broken = ids[3]
+    storage.objects[object_key(broken)] = b"\xb1\x00broken"
+    order = [ids[0], ids[1], ids[0], ids[2], broken, ids[4], ids[5]]
+    with PlaintextCache(store, {ids[0]: 2}, order=order, workers=2, window=3) as cache:
+        first = cache.get(ids[0])
+        assert len(cache._ahead) == 3  # read ahead while the caller works
+        assert cache.get(ids[1]) == store.get(ids[1])
+        assert cache.get(ids[0]) is first  # a shared object is read once
+        cache.get(ids[2])
+        with pytest.raises(CorruptObject):
+            cache.get(broken)
+        with pytest.raises(CorruptObject):
+            cache.check(broken)  # remembered
+        cache.check(ids[5])  # asked out of order: still loaded and checked once
+        assert cache.get(ids[4]) == store.get(ids[4])
+    assert cache.loaded == 5 and set(cache.failed) == {broken}
+    assert cache.seen == set(ids)
