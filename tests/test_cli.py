@@ -130,3 +130,16 @@ def test_wrong_arguments_exit_2() -> None:
     done = subprocess.run([*SBX, "status", "--no-such-flag"], capture_output=True, text=True)
     assert done.returncode == 2
     assert "No such option" in done.stderr
+
+
+def test_status_says_when_docker_is_not_reachable() -> None:
+    stack = Path(__file__).resolve().parents[1] / "examples" / "stack"
+    done = subprocess.run(
+        [*SBX, "status", "--stack", str(stack)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    )
+    assert done.returncode == 1
+    assert "Docker is not reachable at unix:///nonexistent/docker.sock" in done.stderr
+    assert "Traceback" not in done.stderr
