@@ -194,7 +194,14 @@ class Repository:
         """Restore a snapshot into ``target`` (missing or empty unless ``force``); verified,
         staged, nothing written at the target on any failure."""
         manifest = self.load_snapshot(snapshot_id)
-        return restore_snapshot(self.objects, manifest, target, parts, force=force)
+        return restore_snapshot(
+            self.objects,
+            manifest,
+            target,
+            parts,
+            force=force,
+            small_file_limit=self.info.small_file_limit,
+        )
 
     def verify(
         self,
@@ -220,7 +227,14 @@ class Repository:
             except SnapshotNotFound:
                 if snapshot_id is not None:
                     raise
-        return verify_snapshots(self.objects, manifests, broken, sample=sample, rng=rng)
+        return verify_snapshots(
+            self.objects,
+            manifests,
+            broken,
+            sample=sample,
+            rng=rng,
+            small_file_limit=self.info.small_file_limit,
+        )
 
     # -- pruning -----------------------------------------------------------------------------
 

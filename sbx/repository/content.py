@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from blake3 import blake3
 
-from sbx.repository.format import Entry, Extent, RepositoryInfo
+from sbx.repository.format import Entry, Extent, RepositoryInfo, extents_hash
 from sbx.repository.objects import ObjectStore, Uploader, hash_bytes
 
 PENDING = ""  # object id of extents in the pack being filled; set when the pack is stored
@@ -89,29 +89,32 @@ class ContentWriter:
         return len(self._pack) >= self.info.pack_size
 
     def store(self, source: BinaryIO | io.RawIOBase, sha256: bool) -> Content:
-        """Read ``source`` to its end and store its bytes."""
-        hasher = blake3()
+        """Read ``source`` to its end and store its bytes.
+
+        A small file's hash is blake3 of its bytes; a chunked file's is :func:`extents_hash`
+        (each chunk is hashed once, for its object id).
+        """
         sha = hashlib.sha256() if sha256 else None
         block = read_exact(source, self.info.chunk_size)
         read = len(block)
         if read < self.info.small_file_limit:  # the whole file is in `block`: EOF reached
-            hasher.update(block)
             if sha is not None:
                 sha.update(block)
-            extents, pending = self._store_small(block, hasher.hexdigest())
+            content_hash = blake3(block).hexdigest()
+            extents, pending = self._store_small(block, content_hash)
         else:
             extents, pending = [], False
             while block:
-                hasher.update(block)
                 if sha is not None:
                     sha.update(block)
                 extents.append(self._store_chunk(block))
                 block = read_exact(source, self.info.chunk_size)
                 read += len(block)
+            content_hash = extents_hash(extents)
         self.counts.files += 1
         self.counts.bytes += read
         digest = sha.hexdigest() if sha is not None else None
-        return Content(extents, hasher.hexdigest(), digest, read, pending)
+        return Content(extents, content_hash, digest, read, pending)
 
     def flush_pack(self) -> str | None:
         """Hand the pack to the uploader; returns its id (None when the pack was empty)."""

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, NamedTuple
 
+from blake3 import blake3
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sbx.errors import ManifestInvalid, UnsupportedFormat
@@ -89,6 +91,29 @@ class Extent(NamedTuple):
     length: int
 
 
+def hashed_by_extents(content_size: int, small_file_limit: int) -> bool:
+    """Whether a file's ``hash`` is :func:`extents_hash` (it was stored as chunks) rather than
+    blake3 of its bytes (a small file: under ``small_file_limit``, kept in a pack)."""
+    return content_size >= small_file_limit
+
+
+def extents_hash(extents: Sequence[Extent]) -> str:
+    """The content hash of a chunked file: blake3 over its extents in order, each as the 32
+    bytes of the object id, then offset and length as 8-byte little-endian integers.
+
+    Every object's plaintext is checked against its id (its blake3) whenever it is read, so this
+    binds the file's bytes as firmly as hashing them again would, at no cost per byte.
+    """
+    hasher = blake3()
+    for extent in extents:
+        hasher.update(
+            bytes.fromhex(extent.object)
+            + extent.offset.to_bytes(8, "little")
+            + extent.length.to_bytes(8, "little")
+        )
+    return hasher.hexdigest()
+
+
 class StatKey(NamedTuple):
     """What the cache compares: a file with the same key as last time is not read again."""
 
@@ -108,7 +133,10 @@ class Entry(_Frozen):
     gid: int = 0
     mtime_ns: int = 0
     size: int = Field(default=0, ge=0)
-    hash: str | None = Field(default=None, description="blake3 of the content read (files).")
+    hash: str | None = Field(
+        default=None,
+        description="Files: blake3 of the content read (small files) or of the extents (chunked).",
+    )
     sha256: str | None = None
     extents: list[Extent] = Field(default_factory=list)
     link_target: str | None = None

@@ -5,9 +5,11 @@ Order (design: "always into a staging directory first, verified, then swapped in
 1. The whole manifest is checked (``safety.py``) before anything is created.
 2. Entries are written into ``<target>.sbx-restore-<random>`` beside the target: files created
    with ``O_EXCL | O_NOFOLLOW``, each object verified against its id while read, each file
-   verified against its content hash; objects are read, decoded and checked on worker threads
-   ahead of the writes (a few objects at most). Directories are created owner-only and get
-   their mode later, so a read-only directory can still be filled.
+   verified against its content hash (a small file's bytes are hashed; a chunked file's hash
+   covers its extents, whose objects are each checked against their ids); objects are read,
+   decoded and checked on worker threads ahead of the writes (a few objects at most).
+   Directories are created owner-only and get their mode later, so a read-only directory can
+   still be filled.
 3. Any failure removes the staging directory and raises, naming part, path and object: the
    target is untouched (absent if it was absent).
 4. The staging directory becomes the target (or its children move into the empty target); then
@@ -30,7 +32,13 @@ from blake3 import blake3
 from pydantic import BaseModel, ConfigDict
 
 from sbx.errors import CorruptObject, IntegrityError, ObjectMissing, RepositoryError, RestoreRefused
-from sbx.repository.format import Entry, PartRecord, SnapshotManifest
+from sbx.repository.format import (
+    Entry,
+    PartRecord,
+    SnapshotManifest,
+    extents_hash,
+    hashed_by_extents,
+)
 from sbx.repository.objects import ObjectStore, PlaintextCache
 from sbx.repository.safety import check_restorable, select_parts
 
@@ -60,8 +68,12 @@ def restore_snapshot(
     parts: list[str] | None = None,
     *,
     force: bool = False,
+    small_file_limit: int,
 ) -> RestoreReport:
-    """Restore ``parts`` (default: every captured part) of ``manifest`` into ``target``."""
+    """Restore ``parts`` (default: every captured part) of ``manifest`` into ``target``.
+
+    ``small_file_limit`` is the repository's: it says which files' hashes cover their extents.
+    """
     started = time.monotonic()
     chosen = select_parts(manifest, parts)
     check_restorable(manifest, chosen)
@@ -69,7 +81,7 @@ def restore_snapshot(
     _check_target(target, force)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.sbx-restore-", dir=target.parent))
-    writer = _Writer(objects, manifest, chosen, staging)
+    writer = _Writer(objects, manifest, chosen, staging, small_file_limit)
     try:
         with writer.cache:
             for part in chosen:
@@ -144,7 +156,9 @@ class _Writer:
         manifest: SnapshotManifest,
         parts: list[PartRecord],
         staging: Path,
+        small_file_limit: int,
     ) -> None:
+        self.small_file_limit = small_file_limit
         order = [
             extent.object for part in parts for entry in part.entries for extent in entry.extents
         ]
@@ -184,7 +198,15 @@ class _Writer:
             ) from exc
 
     def _write_file(self, path: Path, entry: Entry) -> None:
-        hasher = blake3()
+        # a chunked file's hash covers its extents: checked before anything is written, and
+        # each object is checked against its id as it is read
+        hasher = None if hashed_by_extents(entry.content_size, self.small_file_limit) else blake3()
+        seen = extents_hash(entry.extents) if hasher is None else None
+        if seen is not None and seen != entry.hash:
+            raise IntegrityError(
+                f"its extents hash to {seen}, the manifest says {entry.hash}. "
+                "Run 'sbx verify' on that snapshot."
+            )
         fd = os.open(path, _CREATE, 0o600)
         try:
             position = 0
@@ -198,14 +220,15 @@ class _Writer:
                         f"it has {len(plaintext)} bytes, the manifest reads up to byte {end}",
                     )
                 piece = memoryview(plaintext)[extent.offset : end]
-                hasher.update(piece)
+                if hasher is not None:
+                    hasher.update(piece)
                 if _all_zeros(plaintext, extent.offset, end):
                     os.lseek(fd, len(piece), os.SEEK_CUR)
                 else:
                     _write_all(fd, piece)
                 position += len(piece)
             os.ftruncate(fd, position)  # materialises a trailing hole
-            if hasher.hexdigest() != entry.hash:
+            if hasher is not None and hasher.hexdigest() != entry.hash:
                 raise IntegrityError(
                     f"its content hashes to {hasher.hexdigest()}, the manifest says "
                     f"{entry.hash}. Run 'sbx verify' on that snapshot."

@@ -1,10 +1,12 @@
 """Verifying snapshots: re-read and re-hash what they reference (design invariant 4).
 
 Every object is loaded once (its plaintext re-hashed against its id), and every file's content
-hash is recomputed from its extents, even when many files or snapshots share the object: files
-with the same hash and extents are checked once, ordered by where their bytes live, through a
-:class:`PlaintextCache`. A missing object, a damaged one, or a file whose extents do not give
-its hash is damage, reported once per (snapshot, part, path) that uses it.
+hash is recomputed, even when many files or snapshots share the object: from its bytes for a
+small file, from its extents (whose objects are each checked) for a chunked one. Files with the
+same hash and extents are checked once, ordered by where their bytes live, through a
+:class:`PlaintextCache` that reads ahead on worker threads. A missing object, a damaged one,
+or a file whose extents do not give its hash is damage, reported once per (snapshot, part,
+path) that uses it.
 
 With ``sample`` (0 < fraction <= 1), a random share of the objects is read, and the files made
 only of sampled objects are hash-checked: a cheap nightly spot check between full verifies.
@@ -13,6 +15,7 @@ only of sampled objects are hash-checked: a cheap nightly spot check between ful
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections import Counter, defaultdict
@@ -21,7 +24,12 @@ from blake3 import blake3
 from pydantic import BaseModel, ConfigDict, Field
 
 from sbx.errors import CorruptObject, ObjectMissing
-from sbx.repository.format import Extent, SnapshotManifest
+from sbx.repository.format import (
+    Extent,
+    SnapshotManifest,
+    extents_hash,
+    hashed_by_extents,
+)
 from sbx.repository.objects import ObjectStore, PlaintextCache
 
 _FileKey = tuple[str, tuple[Extent, ...]]
@@ -70,8 +78,10 @@ def verify_snapshots(
     *,
     sample: float | None = None,
     rng: random.Random | None = None,
+    small_file_limit: int,
 ) -> VerifyReport:
-    """Check ``manifests`` (``broken``: manifests that did not even load, already damage)."""
+    """Check ``manifests`` (``broken``: manifests that did not even load, already damage);
+    ``small_file_limit`` is the repository's: it says which files' hashes cover their extents."""
     started = time.monotonic()
     users: dict[_FileKey, list[tuple[str, str, str]]] = defaultdict(list)
     for manifest in manifests:
@@ -90,25 +100,26 @@ def verify_snapshots(
         (key for key in users if all(extent.object in chosen for extent in key[1])),
         key=lambda key: (key[1][0].object, key[1][0].offset) if key[1] else ("", 0),
     )
-    uses = Counter(extent.object for key in files for extent in key[1])
-    cache = PlaintextCache(objects, dict(uses))
+    order = [extent.object for key in files for extent in key[1]]
+    workers = max(1, min(4, os.cpu_count() or 1))
     damaged = list(broken or [])
-    for key in files:
-        problem = _check_file(cache, key)
-        if problem is not None:
-            object_id, reason = problem
-            damaged += [Damage(snapshot_id=s, part=p, path=f, object=object_id, reason=reason)
-                        for s, p, f in users[key]]  # fmt: skip
-    # objects no checked file got to (a file stops at its first damaged object; a sampled
-    # object may belong only to files with unsampled objects) are still read once
-    for object_id in sorted(chosen - cache.seen):
-        try:
-            cache.check(object_id)
-        except (CorruptObject, ObjectMissing) as exc:
-            for key, places in users.items():
-                if any(extent.object == object_id for extent in key[1]):
-                    damaged += [Damage(snapshot_id=s, part=p, path=f, object=object_id,
-                                       reason=_reason(exc)) for s, p, f in places]  # fmt: skip
+    with PlaintextCache(objects, dict(Counter(order)), order=order, workers=workers) as cache:
+        for key in files:
+            problem = _check_file(cache, key, small_file_limit)
+            if problem is not None:
+                object_id, reason = problem
+                damaged += [Damage(snapshot_id=s, part=p, path=f, object=object_id, reason=reason)
+                            for s, p, f in users[key]]  # fmt: skip
+        # objects no checked file got to (a file stops at its first damaged object; a sampled
+        # object may belong only to files with unsampled objects) are still read once
+        for object_id in sorted(chosen - cache.seen):
+            try:
+                cache.check(object_id)
+            except (CorruptObject, ObjectMissing) as exc:
+                for key, places in users.items():
+                    if any(extent.object == object_id for extent in key[1]):
+                        damaged += [Damage(snapshot_id=s, part=p, path=f, object=object_id,
+                                           reason=_reason(exc)) for s, p, f in places]  # fmt: skip
     damaged.sort(key=lambda d: (d.snapshot_id, d.part or "", d.path or ""))
     return VerifyReport(
         snapshots=sorted({m.id for m in manifests} | {d.snapshot_id for d in broken or []}),
@@ -122,9 +133,12 @@ def verify_snapshots(
     )
 
 
-def _check_file(cache: PlaintextCache, key: _FileKey) -> tuple[str | None, str] | None:
+def _check_file(
+    cache: PlaintextCache, key: _FileKey, small_file_limit: int
+) -> tuple[str | None, str] | None:
     expected, extents = key
-    hasher = blake3()
+    size = sum(extent.length for extent in extents)
+    hasher = None if hashed_by_extents(size, small_file_limit) else blake3()
     for extent in extents:
         try:
             plaintext = cache.get(extent.object)
@@ -133,8 +147,9 @@ def _check_file(cache: PlaintextCache, key: _FileKey) -> tuple[str | None, str] 
         end = extent.offset + extent.length
         if end > len(plaintext):
             return extent.object, f"object has {len(plaintext)} bytes, the file reads to {end}"
-        hasher.update(memoryview(plaintext)[extent.offset : end])
-    seen = hasher.hexdigest()
+        if hasher is not None:
+            hasher.update(memoryview(plaintext)[extent.offset : end])
+    seen = extents_hash(extents) if hasher is None else hasher.hexdigest()
     if seen != expected:
         return None, f"content hashes to {seen}, expected {expected}"
     return None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from repository.helpers import backup, object_files
+from repository.helpers import backup, object_files, put_manifest
 from repository.memory_storage import MemoryStorage
 from sbx.errors import IntegrityError
 from sbx.repository import Repository, SnapshotManifest
@@ -115,3 +115,26 @@ def test_sampled_verify_reads_a_share_of_the_objects(repo: Repository, src: Path
     assert sampled.ok
     assert 0 < sampled.objects_checked < full.objects_checked
     assert sampled.objects_checked == -(-full.objects_referenced // 2)
+
+
+def test_reordered_chunks_of_a_file_are_caught_by_its_extents_hash(
+    repo: Repository, src: Path, tmp_path: Path
+) -> None:
+    # every object is intact and every extent in bounds: only the file's hash (which covers
+    # its extents, in order) can tell that its chunks were put back in the wrong order
+    manifest = backup(repo, src)
+    raw = manifest.model_dump(mode="json", exclude_none=True)
+    raw["id"] = manifest.id[:-1] + ("0" if manifest.id[-1] != "0" else "1")
+    for part in raw["parts"]:
+        for entry in part["entries"]:
+            if entry["path"] == BIG:
+                entry["extents"][0], entry["extents"][1] = entry["extents"][1], entry["extents"][0]
+    tampered = put_manifest(repo, raw)
+    report = repo.verify(tampered)
+    assert [(d.path, d.object) for d in report.damaged] == [(BIG, None)]
+    assert "hashes to" in report.damaged[0].reason
+    target = tmp_path / "restored"
+    with pytest.raises(IntegrityError, match="extents hash to"):
+        repo.restore(tampered, target)
+    assert not target.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo", "src"]

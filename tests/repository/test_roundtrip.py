@@ -15,6 +15,7 @@ from repository.helpers import CHUNK, PARTS, backup, describe, object_files
 from sbx.errors import ConfigError
 from sbx.repository import Repository
 from sbx.repository import content as content_module
+from sbx.repository.format import extents_hash
 
 NAMES = [path for paths in PARTS.values() for path in paths]
 
@@ -77,7 +78,13 @@ def test_manifest_records_every_kind_of_entry(repo: Repository, src: Path) -> No
     assert data.entries[0].path == "data"  # pre-order: a directory before its children
     big = by_path["data/models/m1/big.bin"]
     assert [extent.length for extent in big.extents] == [CHUNK, CHUNK, CHUNK, 123]
-    assert big.hash == blake3((src / "data/models/m1/big.bin").read_bytes()).hexdigest()
+    # a chunked file's hash covers its extents; each object id is blake3 of its chunk
+    assert big.hash == extents_hash(big.extents)
+    content = (src / "data/models/m1/big.bin").read_bytes()
+    chunks = [content[start : start + CHUNK] for start in range(0, len(content), CHUNK)]
+    assert [extent.object for extent in big.extents] == [blake3(c).hexdigest() for c in chunks]
+    small = by_path["data/models/m1/config.json"]
+    assert small.hash == blake3((src / "data/models/m1/config.json").read_bytes()).hexdigest()
     assert big.stat_key is not None and big.stat_key.size == big.size
     link = by_path["data/hard-b"]
     assert (link.type, link.hardlink_to) == ("hardlink", "data/hard-a")
