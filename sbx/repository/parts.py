@@ -91,7 +91,8 @@ class PartWriter:
         sha256: bool = False,
     ) -> str:
         """Store the content of ``abs_path`` as the file ``path`` (e.g. a database backup copy);
-        metadata not given is taken from ``abs_path``. Returns the content's blake3 hash."""
+        metadata not given is taken from ``abs_path``. Returns the entry's ``hash`` (blake3 of
+        the bytes, or of the extents for a chunked file: docs/repository.md)."""
         self._check_path(path)
         try:
             with abs_path.open("rb") as source:
@@ -115,7 +116,8 @@ class PartWriter:
     ) -> str:
         """Store ``data`` as the file ``path`` (owner: this process unless given).
 
-        Returns the content's blake3 hash."""
+        Returns the entry's ``hash`` (blake3 of the bytes, or of the extents for a chunked
+        file: docs/repository.md)."""
         self._check_path(path)
         fields = (stat.S_IFREG | mode, 0, 0, 1, os.getuid(), os.getgid(), len(data), 0, 0, 0)
         st = os.stat_result(fields)
