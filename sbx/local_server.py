@@ -222,8 +222,10 @@ def _tail(path: Path, lines: int = 3) -> str:
 def ensure_api(announce: bool = True) -> str:
     """The Prefect API URL for this process: PREFECT_API_URL if set, else the local server's.
 
-    Sets PREFECT_API_URL in the environment so Prefect, imported after this call, uses it.
+    Sets PREFECT_API_URL in the environment so Prefect, imported after this call, uses it, and
+    sends sbx's own loggers (lock take-overs, aborted snapshots) to the run's log in the UI.
     """
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sbx")
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
     state, started = LocalServer().start()
