@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from bed import RunningStack
+from docker import DockerClient
 from helpers import SBX, cli_env
 
 from sbx.repository import Repository
@@ -26,12 +27,15 @@ def qdrant_state(stack: RunningStack) -> str:
 
 
 def test_kill_9_during_backups(
-    running_stack: RunningStack, prefect_server: str, tmp_path: Path
+    running_stack: RunningStack,
+    prefect_server: str,
+    tmp_path: Path,
+    docker_engine: DockerClient,
 ) -> None:
     stack = running_stack.path
     # a cold copy of qdrant (stop, copy, start) so that kills land while it is stopped
     (stack / "sbx.toml").write_text('[parts.qdrant]\nmethod = "stop-copy"\n')
-    (stack / "data" / "qdrant" / "storage" / "ballast.bin").write_bytes(os.urandom(60 << 20))
+    (stack / "data" / "qdrant" / "storage" / "ballast.bin").write_bytes(os.urandom(150 << 20))
     markers = stack / ".sbx" / "stopped"
     repo = tmp_path / "repo"
     env = cli_env(prefect_server)
@@ -60,7 +64,16 @@ def test_kill_9_during_backups(
                 if backup.poll() is not None:
                     break
                 time.sleep(0.005)
-            time.sleep(0.05)
+            # then until dockerd has stopped it: the cold copy is under way (docker-py is quick
+            # enough to see the ~1 s window that compose ps would miss on a loaded machine)
+            qdrant = docker_engine.containers.get(
+                running_stack.compose("ps", "-q", "qdrant").stdout.strip()
+            )
+            while backup.poll() is None and time.monotonic() < deadline:
+                qdrant.reload()
+                if qdrant.status != "running":
+                    break
+                time.sleep(0.01)
         else:  # any moment: start-up, capture, commit
             time.sleep(rng.uniform(0.5, 10.0))
         if trial % 4 == 0:  # SIGTERM (docker stop, systemd): sbx itself starts qdrant again
