@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow, get_run_logger
 
-from blocks.config import PartConfig, SbxConfig, load_config
-from flows.common import observe_stack, open_repository, run_name
+from blocks.config import PartConfig, SbxConfig
+from flows.common import flow_config, observe_stack, open_repository, run_name
 from sbx.errors import ConfigError, SbxError
 from tasks.box_state import read_box_state
 from tasks.capture import CaptureContext, capture_part
@@ -41,13 +39,13 @@ def backup_stack(
     cold copy is always started again.
     """
     log = get_run_logger()
-    config = load_config(Path(stack) if stack else None, Path(config_file) if config_file else None)
+    config = flow_config(stack, config_file)
     selected = select_parts(config, parts)
     status, restarted = observe_stack(config)
     if status is None:
         log.warning("Docker is not reachable: copying files as they are, no service quiesced")
     box = read_box_state(config, status).model_dump(mode="json") if status else {}
-    repository = open_repository(repo, stack, config_file, create=True)
+    repository = open_repository(config, repo, create=True)
     ctx = CaptureContext(config=config, status=status)
     with repository.writer(command=f"sbx backup of {config.stack_dir}") as writer:
         writer.begin_snapshot(

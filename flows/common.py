@@ -38,11 +38,13 @@ def observe_stack(config: SbxConfig) -> tuple[StackStatus | None, list[str]]:
     return read_stack_status(config), restarted
 
 
-def open_repository(
-    repo: str | None, stack: str | None, config_file: str | None, *, create: bool = False
-) -> Repository:
+def flow_config(stack: str | None, config_file: str | None) -> SbxConfig:
+    """The configuration a flow's (JSON) parameters name."""
+    return load_config(Path(stack) if stack else None, Path(config_file) if config_file else None)
+
+
+def open_repository(config: SbxConfig, repo: str | None, *, create: bool = False) -> Repository:
     """The repository named by ``repo``, else by the stack's configuration."""
-    config = load_config(Path(stack) if stack else None, Path(config_file) if config_file else None)
     location = repo or config.repository.location
     if not location.startswith("s3://"):
         location = str(Path(location).expanduser())

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow, get_run_logger
 
-from blocks.config import load_config
-from flows.common import open_repository, run_name
+from flows.common import flow_config, open_repository, run_name
 from sbx.repository import PruneReport
 from tasks.reports import artifact_key, prune_markdown, publish_markdown
 
@@ -28,7 +25,7 @@ def prune_repository(
     Never deletes the newest snapshot, refuses a policy that would delete every snapshot, and
     with ``dry_run`` only reports what would go, in the same words.
     """
-    config = load_config(Path(stack) if stack else None, Path(config_file) if config_file else None)
+    config = flow_config(stack, config_file)
     overrides = {
         "keep_last": keep_last,
         "keep_daily": keep_daily,
@@ -38,7 +35,7 @@ def prune_repository(
     policy = config.retention.model_copy(
         update={key: value for key, value in overrides.items() if value is not None}
     )
-    repository = open_repository(repo, stack, config_file)
+    repository = open_repository(config, repo)
     plan = repository.plan_prune(policy)
     report = repository.prune(plan, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"

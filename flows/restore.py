@@ -9,8 +9,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
-from blocks.config import SbxConfig, load_config
-from flows.common import observe_stack, open_repository, run_name
+from blocks.config import SbxConfig
+from flows.common import flow_config, observe_stack, open_repository, run_name
 from sbx.errors import ConfigError, StackError
 from sbx.repository import RestoreReport
 from tasks.clients.compose import ComposeCli
@@ -56,7 +56,8 @@ def restore_snapshot(
     """
     if (to is None) == (not in_place):
         raise ConfigError("Give exactly one of --to DIR or --in-place for a restore.")
-    repository = open_repository(repo, stack, config_file)
+    config = flow_config(stack, config_file)
+    repository = open_repository(config, repo)
     manifest = repository.load_snapshot(snapshot)
     log = get_run_logger()
     if to is not None:
@@ -68,7 +69,6 @@ def restore_snapshot(
         _publish(outcome)
         return outcome
 
-    config = load_config(Path(stack) if stack else None, Path(config_file) if config_file else None)
     status, _ = observe_stack(config)
     if status is None:
         raise StackError(

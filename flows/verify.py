@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.common import open_repository, run_name
+from flows.common import flow_config, open_repository, run_name
 from sbx.errors import SbxError
 from sbx.repository import VerifyReport
 from tasks.reports import artifact_key, publish_markdown, verify_markdown
@@ -37,7 +37,7 @@ def verify_repository(
     Fails naming the part and path of anything damaged or missing. ``sample`` checks a random
     fraction of the objects instead of all of them.
     """
-    repository = open_repository(repo, stack, config_file)
+    repository = open_repository(flow_config(stack, config_file), repo)
     report = repository.verify(snapshot, sample=sample)
     get_run_logger().info(
         "verified %d snapshot(s): %d objects, %d files, %d damaged",

@@ -124,6 +124,8 @@ def _describe(
     url = svc.url or (_published_url(svc, info) if info else None)
     result = probe.get(url + svc.health_path) if url and info and info.running else None
     problem = _problem(svc, model, info, url, result)
+    declared = model.services.get(svc.compose_service)
+    compose_image = declared.image if declared else None
     return ServiceStatus(
         name=name,
         compose_service=svc.compose_service,
@@ -134,10 +136,7 @@ def _describe(
         else ("missing" if svc.compose_service in model.services else "not in compose file"),
         health=info.health if info else None,
         container=info.name if info else None,
-        image=info.image_ref
-        if info
-        else model.services.get(svc.compose_service, None)
-        and model.services[svc.compose_service].image,
+        image=info.image_ref if info else compose_image,
         digest=(info.repo_digests[0].split("@", 1)[1] if info.repo_digests else info.image_id)
         if info
         else None,
