@@ -352,7 +352,12 @@ class GpuThresholdFailed(GpuError):
             + ". See 'sbx gpu' for every reading; thresholds are under [gpu] in sbx.toml.",
         )
         self.where = "gpu"
+        self.failures = failures
         self.report = report
+
+    def __reduce__(self) -> tuple[type[GpuThresholdFailed], tuple[list[str], object]]:
+        # Prefect pickles a failed run's exception: rebuild it from what __init__ takes
+        return (type(self), (self.failures, self.report))
 
 
 def is_retryable(exc: BaseException) -> bool:

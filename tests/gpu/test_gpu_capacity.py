@@ -9,33 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gpu_helpers import LLAMA_8B, MiB, write_safetensors
 
 from tasks.capacity import GiB, preflight, read_safetensors_header
-
-MiB = 1 << 20
-LLAMA_8B = {
-    "architectures": ["LlamaForCausalLM"],
-    "num_hidden_layers": 32,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "hidden_size": 4096,
-    "torch_dtype": "bfloat16",
-}
-ITEM = {"BF16": 2, "F16": 2, "F32": 4, "I32": 4, "U8": 1}
-
-
-def write_safetensors(path: Path, tensors: dict[str, tuple[str, int]]) -> None:
-    """A .safetensors file with real header and sparse data: {name: (dtype, element count)}."""
-    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
-    offset = 0
-    for name, (dtype, count) in tensors.items():
-        size = count * ITEM[dtype]
-        header[name] = {"dtype": dtype, "shape": [count], "data_offsets": [offset, offset + size]}
-        offset += size
-    raw = json.dumps(header).encode()
-    with path.open("wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw)
-        f.truncate(8 + len(raw) + offset)
 
 
 def model(tmp_path: Path, config: dict[str, Any] | None = LLAMA_8B, **files: Any) -> Path:
