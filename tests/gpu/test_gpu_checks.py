@@ -137,3 +137,17 @@ def test_processes_outside_containers_stay_pids(tmp_path: Path) -> None:
         (77, "compute", None, "pid 77"),
         (78, "graphics", None, "pid 78"),
     ]
+
+
+def test_the_gpu_deployment_runs_every_5_minutes_one_at_a_time() -> None:
+    import yaml
+    from prefect.cli.deploy._models import PrefectYamlModel
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text())
+    model = PrefectYamlModel.model_validate(raw)  # Prefect's own reading of the file
+    [gpu] = [d for d in model.deployments if d.entrypoint == "flows/gpu.py:inspect_gpus"]
+    assert gpu.concurrency_limit is not None and not isinstance(gpu.concurrency_limit, int)
+    assert gpu.concurrency_limit.limit == 1
+    assert gpu.concurrency_limit.collision_strategy == "CANCEL_NEW"
+    [entry] = [d for d in raw["deployments"] if d["entrypoint"] == gpu.entrypoint]
+    assert [s["cron"] for s in entry["schedules"]] == ["*/5 * * * *"]
