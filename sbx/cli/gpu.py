@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """GPU memory, utilisation, temperature, throttling, ECC/XIDs and processes by service.
 
-        Exit 1 when a [gpu] threshold fails; 0 with "no GPU" on a box without an NVIDIA driver.
+        Exit 1 when a threshold of sbx.toml's gpu section fails; 0 with "no GPU" on a box without
+        an NVIDIA driver.
         With --fit MODEL_DIR --max-model-len N: exit 0 when the model fits, 1 when it does not,
         2 when that cannot be known (no config.json, no GPU and no --free-gib).
         """
