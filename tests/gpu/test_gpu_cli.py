@@ -33,6 +33,15 @@ def test_healthy_gpus_exit_0_with_a_report_that_says_it_is_fake(
     assert report["inventory"]["source"].startswith("fake:")
     assert [g["index"] for g in report["inventory"]["gpus"]] == [0, 1]
     assert {c["status"] for c in report["checks"]} == {"pass"}
+    # the readings and checks are table artifacts in the Prefect UI
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    keys = ArtifactFilterKey(any_=["gpu-readings", "gpu-checks"])
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=keys))
+    assert {a.key for a in artifacts} == {"gpu-readings", "gpu-checks"}
+    assert all(a.type == "table" for a in artifacts)
 
 
 def test_a_full_hot_gpu_exits_1_naming_the_checks(tmp_path: Path, prefect_server: str) -> None:
