@@ -193,7 +193,7 @@ class NvmlClient:
     def read_gpu(self, index: int, *, xid_wait_ms: int = 0) -> GpuReading:
         nv, where = self._nvml, f"GPU {index}"
         handle = self._call("open the GPU", where, nv.nvmlDeviceGetHandleByIndex, index)
-        uuid = self._call("read the UUID", where, nv.nvmlDeviceGetUUID, handle)
+        uuid = _text(self._call("read the UUID", where, nv.nvmlDeviceGetUUID, handle))
         where = f"GPU {index} ({uuid})"
         memory = self._call("read memory use", where, nv.nvmlDeviceGetMemoryInfo, handle)
         missing: list[str] = []
@@ -209,7 +209,7 @@ class NvmlClient:
         return GpuReading(
             index=index,
             name=_text(self._call("read the name", where, nv.nvmlDeviceGetName, handle)),
-            uuid=_text(uuid),
+            uuid=uuid,
             pci_bus_id=_text(pci.busId) if pci is not None else None,
             memory_total_bytes=int(memory.total),
             memory_used_bytes=int(memory.used),
