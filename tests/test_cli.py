@@ -36,7 +36,6 @@ CONTRACT = [
 PLANNED = [
     ["copy"],
     ["health"],
-    ["gpu"],
     ["upgrade"],
     ["rollback"],
     ["changelog"],

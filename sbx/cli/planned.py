@@ -39,11 +39,6 @@ def register(
         """Run every health check; exit 1 when any fails, naming it."""
         raise NotImplementedYet("health", 5)
 
-    @app.command(rich_help_panel="Health")
-    def gpu(json: JsonOption = False) -> None:
-        """GPU memory, utilisation, temperature and processes (NVML)."""
-        raise NotImplementedYet("gpu", 5)
-
     @app.command(rich_help_panel="Changes")
     def upgrade(
         services: ServiceArgs = None,
