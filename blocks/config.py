@@ -10,11 +10,13 @@ changes only that field. Secrets never live here (see ``blocks/box.py``).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pydantic
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -214,6 +216,56 @@ class GpuConfig(_Model):
     )
 
 
+LogCompression = Literal["zstd", "gzip", "none"]
+LogRotationMethod = Literal["auto", "collapse-range", "punch-hole", "copytruncate"]
+
+
+class LogsConfig(_Model):
+    """Rotation of the stack's own log files (``sbx logs rotate``, the daily deployment)."""
+
+    globs: list[str] = Field(
+        default_factory=lambda: ["logs/**/*.log"],
+        description="Live log files, glob patterns relative to the stack ('**' recurses).",
+    )
+    max_size: pydantic.ByteSize = Field(
+        default=pydantic.ByteSize(100 * 1024 * 1024),
+        description="Rotate a file once it holds this much (e.g. '100MiB', '512KiB').",
+    )
+    max_age_h: float = Field(
+        default=24.0, gt=0, description="Rotate a non-empty file this many hours after the last."
+    )
+    keep: int = Field(default=14, ge=1, description="Rotated files kept per log; older deleted.")
+    compress: LogCompression = Field(
+        default="zstd", description="Compression of rotated files: zstd, gzip (zcat) or none."
+    )
+    method: LogRotationMethod = Field(
+        default="auto",
+        description="How lines are cut out of the live file: auto picks the best lossless "
+        "method the filesystem has; copytruncate (lossy, like logrotate) only when named.",
+    )
+    docker_max_size: str = Field(
+        default="10m", description="json-file max-size written by 'sbx logs setup'."
+    )
+    docker_max_file: int = Field(
+        default=3, ge=1, description="json-file max-file written by 'sbx logs setup'."
+    )
+
+    @field_validator("globs")
+    @classmethod
+    def _globs_inside_stack(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+                raise ValueError(f"patterns relative to the stack, without '..' ({pattern!r})")
+        return value
+
+    @field_validator("docker_max_size")
+    @classmethod
+    def _docker_size(cls, value: str) -> str:
+        if not re.fullmatch(r"[1-9][0-9]*[kmg]?", value):
+            raise ValueError("a Docker size such as '10m', '500k' or '1g'")
+        return value
+
+
 def _service(compose: str, kind: ServiceKind, **extra: Any) -> dict[str, Any]:
     return {"compose_service": compose, "kind": kind.value, **extra}
 
@@ -291,6 +343,7 @@ class SbxConfig(BaseSettings):
         "before it swaps the previous data back.",
     )
     gpu: GpuConfig = Field(default_factory=GpuConfig, description="GPU check thresholds.")
+    logs: LogsConfig = Field(default_factory=LogsConfig)
 
     @model_validator(mode="before")
     @classmethod

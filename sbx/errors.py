@@ -31,6 +31,8 @@ failure reason.
     │   ├── RestoreRefused          the restore target or the parts asked for are not usable
     │   └── PolicyRefused           a retention policy that would delete every snapshot
     ├── SourceUnreadable            a file of the stack could not be read during a backup
+    ├── LogRotationError            a log file could not be rotated (nothing was cut from it)
+    │   └── LogRotationBusy         another rotation holds the directory's lock (retryable)
     ├── NotImplementedYet           a command of the CLI contract that is not built yet
     └── GpuError                    an NVML call failed (driver mismatch, GPU lost, no permission)
         ├── NoGpu                   no NVIDIA driver or GPU here: information, never a failure
@@ -358,6 +360,28 @@ class GpuThresholdFailed(GpuError):
     def __reduce__(self) -> tuple[type[GpuThresholdFailed], tuple[list[str], object]]:
         # Prefect pickles a failed run's exception: rebuild it from what __init__ takes
         return (type(self), (self.failures, self.report))
+
+
+class LogRotationError(SbxError):
+    """A log file could not be rotated; no line was cut from the live file."""
+
+    def __init__(self, path: str, problem: str, next_step: str | None = None) -> None:
+        step = next_step or "Nothing was cut from it; fix the cause and run 'sbx logs rotate'."
+        super().__init__(f"Cannot rotate {path}: {problem}. {step}")
+        self.path = path
+
+
+class LogRotationBusy(LogRotationError):
+    """Another rotation of the same log directory is running (it holds the lock)."""
+
+    retryable = True
+
+    def __init__(self, directory: str, lock: str) -> None:
+        super().__init__(
+            directory,
+            f"another rotation holds {lock}",
+            "Wait for it to finish (it takes seconds) and run 'sbx logs rotate' again.",
+        )
 
 
 def is_retryable(exc: BaseException) -> bool:
