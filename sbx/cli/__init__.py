@@ -10,6 +10,7 @@ import typer
 
 from sbx.cli import backups, operations, planned
 from sbx.cli import gpu as gpu_cli
+from sbx.cli import logs as logs_commands
 from sbx.cli.common import err
 from sbx.errors import SbxError
 
@@ -38,6 +39,7 @@ backups.register_checks(app)
 planned.register(app, incident, model, logs)
 gpu_cli.register(app)
 operations.register(app, server)
+logs_commands.register(logs)
 app.add_typer(incident, name="incident", rich_help_panel="Changes")
 app.add_typer(model, name="model", rich_help_panel="Changes")
 app.add_typer(server, name="server", rich_help_panel="Operations")

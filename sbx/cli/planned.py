@@ -77,11 +77,6 @@ def register(
         """Swap a service's model after a capacity preflight; roll back on regressions."""
         raise NotImplementedYet("model swap", 6)
 
-    @logs.command("setup")
-    def logs_setup(stack: StackOption = None) -> None:
-        """Write the logrotate file and compose logging options."""
-        raise NotImplementedYet("logs setup", 5)
-
     steps = {
         "freeze": "Stop exposure (proxy, tunnels) and check nothing is published.",
         "preserve": "Collect an evidence bundle before anything is restarted.",

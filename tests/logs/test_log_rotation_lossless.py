@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import StartWriter, check_every_line_once, read_all
+from log_helpers import StartWriter, check_every_line_once, read_all
 
 from blocks.config import LogsConfig
 from tasks.log_rotation.fs import COLLAPSE_RANGE, PUNCH_HOLE, filesystem_type, probe_methods

@@ -1,0 +1,200 @@
+"""`sbx logs setup`: the logrotate(8) twin of sbx's rotation, and json-file logging for compose.
+
+Both are for operators who prefer the classic tools; they are written next to the stack, never
+into the user's own compose file:
+
+- ``<stack>/.sbx/logrotate.conf`` (or a path given): copytruncate, size/age, rotate N, compress —
+  the same policy as ``[logs]``. logrotate's copytruncate can lose the lines a writer appends
+  between its copy and its truncate; the file says so.
+- ``docker-compose.logging.yml`` next to the compose file: ``logging: json-file`` with
+  ``max-size``/``max-file`` for every service, checked with ``docker compose config``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from blocks.config import LogsConfig, SbxConfig
+from sbx.errors import StackError
+from tasks.clients.compose import COMPOSE_FILE_NAMES, ComposeCli
+
+OVERRIDE_NAME = "docker-compose.logging.yml"
+_PERIODS = ((1.0, "hourly"), (24.0, "daily"), (168.0, "weekly"), (730.0, "monthly"))
+
+
+class LogsSetup(BaseModel):
+    """What `sbx logs setup` wrote."""
+
+    model_config = ConfigDict(frozen=True)
+
+    logrotate_file: Path
+    override_file: Path | None
+    compose_files: list[str]  # the files to pass with -f, override last
+    services: list[str]
+
+
+def logrotate_patterns(stack_dir: Path, globs: list[str]) -> list[str]:
+    """Absolute glob(3) patterns: logrotate has no '**', so each existing directory is listed."""
+    patterns: list[str] = []
+    for pattern in globs:
+        head, sep, tail = pattern.partition("**/")
+        if not sep:
+            patterns.append(str(stack_dir / pattern))
+            continue
+        base = stack_dir / head
+        dirs = [base, *sorted(p for p in base.rglob("*") if p.is_dir())] if base.is_dir() else []
+        patterns += [str(d / tail) for d in dirs or [base]]
+    return list(dict.fromkeys(patterns))
+
+
+def logrotate_conf(stack_dir: Path, settings: LogsConfig) -> str:
+    period = min(_PERIODS, key=lambda item: abs(item[0] - settings.max_age_h))
+    size = settings.max_size
+    mib, kib = 1 << 20, 1 << 10
+    maxsize = (
+        f"{size // mib}M"
+        if size % mib == 0
+        else f"{size // kib}k"
+        if size % kib == 0
+        else str(size)
+    )
+    lines = [
+        f"# Written by 'sbx logs setup' for {stack_dir}: the logrotate(8) equivalent of [logs]",
+        "# (sbx's daily 'rotate-logs' deployment). Use one or the other, not both.",
+        f"# Install: cp this file /etc/logrotate.d/sbx-{stack_dir.name} (logrotate runs daily from",
+        "# cron or its systemd timer; 'maxsize' is checked only when it runs).",
+        "# Caveat: copytruncate loses the lines a writer appends between logrotate's copy and its",
+        "# truncate. sbx's rotation does not ('sbx logs rotate': it cuts the copied lines out with",
+        "# fallocate after a verified copy).",
+    ]
+    if period[0] != settings.max_age_h:
+        lines.append(f"# max_age_h = {settings.max_age_h:g} has no logrotate period: {period[1]}.")
+    if any("**" in g for g in settings.globs):
+        lines.append("# '**' listed per directory: run 'sbx logs setup' again after adding one.")
+    quoted = " ".join(json.dumps(p) for p in logrotate_patterns(stack_dir, settings.globs))
+    lines += [
+        f"{quoted} {{",
+        f"    {period[1]}",
+        f"    maxsize {maxsize}",
+        f"    rotate {settings.keep}",
+        "    copytruncate",
+        "    missingok",
+        "    notifempty",
+        "    dateext",
+        "    dateformat -%Y%m%d-%s",
+    ]
+    if settings.compress == "zstd":
+        zstd = shutil.which("zstd") or "/usr/bin/zstd"
+        lines += [
+            "    compress",
+            f"    compresscmd {zstd}",
+            f"    uncompresscmd {shutil.which('unzstd') or '/usr/bin/unzstd'}",
+            "    compressoptions -q -3",
+            "    compressext .zst",
+        ]
+    elif settings.compress == "gzip":
+        lines.append("    compress")
+    else:
+        lines.append("    nocompress")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def compose_override(services: list[str], settings: LogsConfig) -> str:
+    lines = [
+        "# Written by 'sbx logs setup': json-file log rotation for every service of the stack.",
+        f"# Enable it by naming it after your compose file(s), e.g.: docker compose -f "
+        f"docker-compose.yml -f {OVERRIDE_NAME} up -d",
+        "services:",
+    ]
+    for name in services:
+        lines += [
+            f"  {json.dumps(name)}:",
+            "    logging:",
+            "      driver: json-file",
+            "      options:",
+            f"        max-size: {json.dumps(settings.docker_max_size)}",
+            f"        max-file: {json.dumps(str(settings.docker_max_file))}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def base_compose_files(config: SbxConfig) -> list[str]:
+    """The files compose reads without -f: [compose] files, COMPOSE_FILE, or its defaults."""
+    if config.compose.files:
+        return [f for f in config.compose.files if Path(f).name != OVERRIDE_NAME]
+    if os.environ.get("COMPOSE_FILE"):
+        return os.environ["COMPOSE_FILE"].split(os.pathsep)
+    stack = config.stack_dir
+    main = next((n for n in COMPOSE_FILE_NAMES if (stack / n).is_file()), None)
+    if main is None:
+        raise StackError(
+            f"No compose file in {stack} (looked for {', '.join(COMPOSE_FILE_NAMES)}). Pass "
+            "--stack DIR pointing at the stack, or list files in sbx.toml [compose] files."
+        )
+    stem = Path(main).stem  # compose loads <name>.override.<ext> too, unless -f is given
+    overrides = [
+        n for n in (f"{stem}.override.yml", f"{stem}.override.yaml") if (stack / n).is_file()
+    ]
+    return [main, *overrides[:1]]
+
+
+def write_setup(config: SbxConfig, logrotate_file: Path | None, *, compose: bool) -> LogsSetup:
+    """Write both files; the override is kept only once ``docker compose config`` accepts it."""
+    stack = config.stack_dir
+    target = logrotate_file or stack / ".sbx" / "logrotate.conf"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(target, logrotate_conf(stack, config.logs))
+    if not compose:
+        return LogsSetup(logrotate_file=target, override_file=None, compose_files=[], services=[])
+    base = base_compose_files(config)
+    services = sorted(
+        ComposeCli(stack, project=config.compose.project, files=base).model().services
+    )
+    override = stack / OVERRIDE_NAME
+    _write_atomic(override, compose_override(services, config.logs))
+    files = [*base, OVERRIDE_NAME]
+    try:
+        check_override(stack, config.compose.project, files, config.logs)
+    except BaseException:
+        override.unlink(missing_ok=True)
+        raise
+    return LogsSetup(
+        logrotate_file=target, override_file=override, compose_files=files, services=services
+    )
+
+
+def check_override(
+    stack: Path, project: str | None, files: list[str], settings: LogsConfig
+) -> None:
+    """`docker compose config` with the override: every service logs to json-file, bounded."""
+    cli = ComposeCli(stack, project=project, files=files)
+    done = cli.run(
+        "config",
+        "--format",
+        "json",
+        next_step=f"{stack / OVERRIDE_NAME} was not kept; report this as a bug in sbx.",
+    )
+    want = {"max-size": settings.docker_max_size, "max-file": str(settings.docker_max_file)}
+    for name, spec in json.loads(done.stdout).get("services", {}).items():
+        logging = spec.get("logging") or {}
+        options = logging.get("options") or {}
+        if logging.get("driver") != "json-file" or any(
+            options.get(k) != v for k, v in want.items()
+        ):
+            raise StackError(
+                f"docker compose config shows service {name} logging as {logging}, expected "
+                f"json-file with {want}; {OVERRIDE_NAME} was not kept. Check the compose files "
+                f"{', '.join(files)}."
+            )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
