@@ -285,6 +285,7 @@ DEFAULT_PARTS: dict[str, dict[str, Any]] = {
             "docker-compose.yml",
             "compose.yaml",
             "docker-compose.override.yml",
+            "docker-compose.logging.yml",  # written by `sbx logs setup`
             "env",
             ".sbx/journal",
             ".sbx/changelog.jsonl",

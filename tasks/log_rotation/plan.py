@@ -21,6 +21,7 @@ from tasks.log_rotation.rotate import EXTENSIONS
 from tasks.reports import human_bytes
 
 STAMP = "%Y%m%dT%H%M%S.%f"
+STAMP_GLOB = "[0-9]" * 8 + "T" + "[0-9]" * 6 + "." + "[0-9]" * 6
 
 
 class FileState(BaseModel):

@@ -214,5 +214,5 @@ def _compressor(raw: IO[bytes], compression: str) -> AbstractContextManager[Any]
             raw, closefd=False
         )
     if compression == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)
+        return gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6)  # gzip(1)'s
     return nullcontext(raw)

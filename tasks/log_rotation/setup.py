@@ -128,9 +128,11 @@ def base_compose_files(config: SbxConfig) -> list[str]:
     """The files compose reads without -f: [compose] files, COMPOSE_FILE, or its defaults."""
     if config.compose.files:
         return [f for f in config.compose.files if Path(f).name != OVERRIDE_NAME]
-    if os.environ.get("COMPOSE_FILE"):
-        return os.environ["COMPOSE_FILE"].split(os.pathsep)
     stack = config.stack_dir
+    listed = os.environ.get("COMPOSE_FILE") or _dotenv(stack / ".env").get("COMPOSE_FILE")
+    if listed:
+        separator = os.environ.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
+        return [f for f in listed.split(separator) if f and Path(f).name != OVERRIDE_NAME]
     main = next((n for n in COMPOSE_FILE_NAMES if (stack / n).is_file()), None)
     if main is None:
         raise StackError(
@@ -192,6 +194,16 @@ def check_override(
                 f"json-file with {want}; {OVERRIDE_NAME} was not kept. Check the compose files "
                 f"{', '.join(files)}."
             )
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a compose .env file (enough for COMPOSE_FILE)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    pairs = (line.partition("=") for line in text.splitlines() if "=" in line)
+    return {k.strip(): v.strip().strip("'\"") for k, _, v in pairs if not k.startswith("#")}
 
 
 def _write_atomic(path: Path, text: str) -> None:

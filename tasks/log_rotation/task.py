@@ -22,6 +22,7 @@ from tasks.log_rotation.fs import (
     probe_methods,
 )
 from tasks.log_rotation.plan import (
+    STAMP_GLOB,
     DirectoryState,
     FileState,
     due_reason,
@@ -221,10 +222,9 @@ def _keep_newest(rotated: list[tuple[datetime, Path]], keep: int, dry_run: bool)
 
 def _remove_stale_temporaries(directory: Path) -> None:
     # under the directory lock no other rotation is writing: any temporary is a crashed run's
-    for path in directory.glob(".*.tmp-*"):
-        path.unlink(missing_ok=True)
-    for path in directory.glob(".*.raw-*"):
-        path.unlink(missing_ok=True)
+    for kind in ("tmp", "raw"):
+        for path in directory.glob(f".*-{STAMP_GLOB}Z*.{kind}-*"):
+            path.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -163,3 +163,14 @@ def test_find_log_files_groups_by_directory_and_ignores_rotated_and_links(tmp_pa
         tmp_path / "logs": [tmp_path / "logs" / "worker.log"],
         tmp_path / "logs" / "proxy": [tmp_path / "logs" / "proxy" / "access.log"],
     }
+
+
+def test_a_crashed_runs_temporaries_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    stack, logs, live = stack_with_log(tmp_path)
+    append(live, 0, 10)
+    stale = logs / ".worker.log-20261127T001500.000000Z.zst.tmp-999"
+    stale.write_bytes(b"half a copy")
+    foreign = logs / ".editor.swp.tmp-1"
+    foreign.write_bytes(b"not ours")
+    rotate_directory(stack, logs, [live], LogsConfig(), now=T0)
+    assert not stale.exists() and foreign.exists()
