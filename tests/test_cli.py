@@ -42,7 +42,6 @@ PLANNED = [
     ["drill"],
     ["serve"],
     ["model", "swap", "--service", "worker", "--model", "m"],
-    ["logs", "setup"],
     ["incident", "freeze"],
     ["incident", "preserve"],
     ["incident", "blast-radius"],

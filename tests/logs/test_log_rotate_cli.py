@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import pytest
 from log_helpers import StartWriter, check_every_line_once, read_all
 from writer import line
 
+from tasks.log_rotation.fs import filesystem_type
 from tasks.log_rotation.plan import rotated_files
 from tasks.reports import artifact_key
 
@@ -94,3 +98,31 @@ def test_three_flow_runs_under_a_1000_lines_per_second_writer_lose_no_line(
     lines, padding = read_all(live)
     check_every_line_once(lines, written)
     assert len(padding) <= 1
+
+
+def test_a_filesystem_without_the_method_fails_the_run_naming_the_file(
+    prefect_server: str,
+) -> None:
+    shm = Path("/dev/shm")
+    if filesystem_type(shm) != "tmpfs":
+        pytest.skip("no tmpfs at /dev/shm on this machine")
+    stack = Path(tempfile.mkdtemp(prefix="sbx-logs-cli-", dir=shm))
+    try:
+        (stack / "logs").mkdir()
+        live = stack / "logs" / "worker.log"
+        live.write_bytes(b"".join(line(n) for n in range(400)))
+        done = sbx(
+            prefect_server,
+            "logs",
+            "rotate",
+            "--stack",
+            str(stack),
+            "--force",
+            SBX_LOGS__METHOD="collapse-range",
+        )
+        assert done.returncode == 1, done.stderr
+        assert "logs/worker.log: refused" in done.stderr
+        assert "Nothing was cut from those files" in done.stderr
+        check_every_line_once(live.read_bytes().splitlines(), 400)
+    finally:
+        shutil.rmtree(stack, ignore_errors=True)
