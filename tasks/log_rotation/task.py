@@ -76,7 +76,14 @@ def rotate_directory(
     """The task's body (callable without Prefect): lock, probe, rotate each file, keep N."""
     state_file = state_path(stack_dir, directory)
     with _directory_lock(state_file, directory, dry_run=dry_run):
-        supported = probe_methods(directory)
+        try:
+            supported = probe_methods(directory)
+        except OSError as exc:
+            raise LogRotationError(
+                str(directory),
+                f"cannot probe its filesystem with a scratch file ({exc})",
+                "sbx needs write access to the log directory (run it as the stack's owner).",
+            ) from exc
         method = choose_method(settings.method, supported)
         state = load_state(state_file)
         kept: dict[str, FileState] = {}
