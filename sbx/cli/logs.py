@@ -64,7 +64,7 @@ def register(logs: typer.Typer) -> None:
             ),
         ] = True,
     ) -> None:
-        """Write the logrotate file and compose logging options ([logs] in sbx.toml).
+        """Write the logrotate file and compose logging options (\\[logs] in sbx.toml).
 
         For operators who prefer logrotate(8) and Docker's json-file rotation to sbx's daily
         rotate-logs deployment. The user's own compose file is never edited.
@@ -78,7 +78,7 @@ def register(logs: typer.Typer) -> None:
         )
         out.print(f"wrote {done.logrotate_file}")
         err.print(
-            "  logrotate(8) equivalent of [logs]: copy it to /etc/logrotate.d/ to use it instead "
+            "  logrotate(8) equivalent of \\[logs]: copy it to /etc/logrotate.d/ to use it instead "
             "of sbx's rotation (its copytruncate can lose lines; sbx's does not)."
         )
         if done.override_file is None:
@@ -92,13 +92,14 @@ def register(logs: typer.Typer) -> None:
             f"  Enable it (containers are recreated with the new options):\n"
             f"    cd {box.stack_dir} && docker compose {files} up -d\n"
             f"  or put COMPOSE_FILE={joined} in {box.stack_dir / '.env'}, and\n"
-            f"    [compose] files = {list(done.compose_files)!r} in sbx.toml (sbx reads them).",
+            f"    \\[compose] files = {list(done.compose_files)!r} in sbx.toml (sbx reads them).",
             soft_wrap=True,
         )
 
 
 def _print(report: Any, json_: bool) -> None:
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     from tasks.log_rotation.report import LogRotationReport
@@ -118,14 +119,14 @@ def _print(report: Any, json_: bool) -> None:
             table.add_column(column, overflow="fold")
         for f in d.files:
             table.add_row(
-                f.path,
+                escape(f.path),
                 f.action,
-                f.reason,
+                escape(f.reason),
                 f.rotated_to or "—",
                 human_bytes(f.bytes_rotated),
                 str(len(f.deleted)),
             )
         out.print(table)
-        err.print(f"  guarantee: {d.guarantee}", soft_wrap=True)
+        err.print(f"  guarantee: {escape(d.guarantee)}", soft_wrap=True)
     if not report.directories:
-        err.print("no live log file matched [logs] globs")
+        err.print("no live log file matched logs.globs")

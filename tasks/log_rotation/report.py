@@ -20,7 +20,7 @@ GUARANTEES: dict[str | None, str] = {
     COPYTRUNCATE: "LOSSY (configured): lines appended between the last copy and the truncate are "
     "lost, as with logrotate's copytruncate",
     None: "nothing cut: the filesystem has neither FALLOC_FL_COLLAPSE_RANGE nor "
-    "FALLOC_FL_PUNCH_HOLE; set [logs] method = 'copytruncate' to accept losing lines",
+    "FALLOC_FL_PUNCH_HOLE; set logs.method = 'copytruncate' in sbx.toml to accept losing lines",
 }
 
 

@@ -108,8 +108,8 @@ def logrotate_conf(stack_dir: Path, settings: LogsConfig) -> str:
 def compose_override(services: list[str], settings: LogsConfig) -> str:
     lines = [
         "# Written by 'sbx logs setup': json-file log rotation for every service of the stack.",
-        f"# Enable it by naming it after your compose file(s), e.g.: docker compose -f "
-        f"docker-compose.yml -f {OVERRIDE_NAME} up -d",
+        "# Enable it by naming it after your compose file(s), e.g.:",
+        f"#   docker compose -f docker-compose.yml -f {OVERRIDE_NAME} up -d",
         "services:",
     ]
     for name in services:
@@ -137,7 +137,7 @@ def base_compose_files(config: SbxConfig) -> list[str]:
     if main is None:
         raise StackError(
             f"No compose file in {stack} (looked for {', '.join(COMPOSE_FILE_NAMES)}). Pass "
-            "--stack DIR pointing at the stack, or list files in sbx.toml [compose] files."
+            "--stack DIR pointing at the stack, or set compose.files in sbx.toml."
         )
     stem = Path(main).stem  # compose loads <name>.override.<ext> too, unless -f is given
     overrides = [
