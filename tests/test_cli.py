@@ -141,3 +141,19 @@ def test_status_says_when_docker_is_not_reachable() -> None:
     assert done.returncode == 1
     assert "Docker is not reachable at unix:///nonexistent/docker.sock" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_error_messages_print_square_brackets_as_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sbx.cli
+    from sbx.errors import ConfigError
+
+    def failing() -> None:
+        raise ConfigError("sbx.toml [compose] files: c.yml is missing. Fix [compose] files.")
+
+    monkeypatch.setattr(sbx.cli, "app", failing)
+    with pytest.raises(SystemExit) as exited:
+        sbx.cli.main()
+    assert exited.value.code == 2
+    assert "sbx.toml [compose] files: c.yml is missing" in " ".join(capsys.readouterr().err.split())

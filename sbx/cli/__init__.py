@@ -7,6 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from sbx.cli import backups, operations, planned
 from sbx.cli import gpu as gpu_cli
@@ -69,7 +70,8 @@ def main() -> None:
     try:
         app()
     except SbxError as exc:
-        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        # the message is plain text: "sbx.toml [compose] files" must not be read as markup
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
