@@ -31,6 +31,7 @@ failure reason.
     │   ├── RestoreRefused          the restore target or the parts asked for are not usable
     │   └── PolicyRefused           a retention policy that would delete every snapshot
     ├── SourceUnreadable            a file of the stack could not be read during a backup
+    ├── AlertDeliveryFailed         a notification block did not take an alert (retryable)
     └── NotImplementedYet           a command of the CLI contract that is not built yet
 
 Retry decisions (``retry_condition_fn`` on tasks) use :func:`is_retryable` only; integrity and
@@ -323,3 +324,15 @@ def is_retryable(exc: BaseException) -> bool:
 
 def _shorten(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class AlertDeliveryFailed(SbxError):
+    """An alert could not be handed to its notification block; it is sent again next run."""
+
+    retryable = True
+
+    def __init__(self, block: str, detail: str) -> None:
+        super().__init__(
+            f"Alert through Prefect block '{block}' failed: {detail}. It is sent again on the "
+            "next health run; check the block ('prefect block ls') and its receiver."
+        )
