@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from sbx.cli import backups, operations, planned
+from sbx.cli import health as health_cli
 from sbx.cli.common import err
 from sbx.errors import SbxError
 
@@ -35,6 +36,7 @@ logs = typer.Typer(help="Log rotation for the stack.", no_args_is_help=True)
 backups.register(app)
 backups.register_checks(app)
 planned.register(app, incident, model, logs)
+health_cli.register(app)
 operations.register(app, server)
 app.add_typer(incident, name="incident", rich_help_panel="Changes")
 app.add_typer(model, name="model", rich_help_panel="Changes")
