@@ -35,7 +35,6 @@ CONTRACT = [
 ]
 PLANNED = [
     ["copy"],
-    ["health"],
     ["gpu"],
     ["upgrade"],
     ["rollback"],
