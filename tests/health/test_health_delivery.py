@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from health_helpers import WebhookReceiver, report, result, save_webhook_block
 
 from blocks.config import SbxConfig
@@ -38,3 +39,26 @@ def test_failed_delivery_is_logged_and_sent_next_run(
         third = send_alerts.fn(config, failing)
         assert [(d.target, d.delivered) for d in third] == [("broken", False)]
         assert receiver.take() == []
+
+
+# apprise's email plugin imports the stdlib's imghdr, deprecated in 3.11 (their shim, not ours)
+@pytest.mark.filterwarnings("ignore:'imghdr' is deprecated:DeprecationWarning")
+def test_any_apprise_url_through_the_sbx_apprise_block(
+    prefect_server: str, tmp_path: Path, run_id: str
+) -> None:
+    from blocks.alerts import SbxApprise
+
+    with WebhookReceiver() as receiver:
+        # apprise's json:// posts {"title", "message", "type", ...} to the receiver
+        url = receiver.url.replace("http://", "json://")
+        SbxApprise(url=url).save(f"sbx-apprise-{run_id}", overwrite=True)
+        config = SbxConfig(
+            stack_dir=tmp_path, alerts={"mail": {"block": f"sbx-apprise/sbx-apprise-{run_id}"}}
+        )
+        (delivery,) = send_alerts.fn(
+            config, report(result("disk:stack", "failing"), stack=tmp_path)
+        )
+        assert delivery.delivered, delivery.error
+        (alert,) = receiver.take()
+        assert alert["title"].startswith("[sbx] FAILING disk:stack")
+        assert "Next step:" in alert["message"]
