@@ -229,6 +229,53 @@ class ComposeConfig(_Model):
     )
 
 
+class GpuConfig(_Model):
+    """Thresholds of the GPU checks (`sbx gpu`, the health flow). A box without an NVIDIA driver
+    reports "no GPU" and passes."""
+
+    min_free_vram_pct: float | None = Field(
+        default=3.0,
+        ge=0,
+        le=100,
+        description="Fail when a GPU's free memory is below this share of its total. vLLM takes "
+        "gpu_memory_utilization (0.9) of the card at start, so ~10 % free is normal. None: off.",
+    )
+    min_free_vram_mib: int | None = Field(
+        default=None, ge=0, description="Fail when a GPU's free memory is below this. None: off."
+    )
+    max_temperature_c: float = Field(
+        default=85.0, gt=0, description="Fail at or above this GPU core temperature."
+    )
+    pegged_utilization_pct: float = Field(
+        default=95.0,
+        gt=0,
+        le=100,
+        description="Fail when utilisation is at least this while no request runs on any "
+        "serving service (vllm:num_requests_running from their /metrics): a stuck kernel.",
+    )
+    serving_services: list[str] | None = Field(
+        default=None,
+        description="Services whose /metrics say whether requests run; None: every enabled "
+        "service of kind openai.",
+    )
+    warn_throttle_reasons: list[str] = Field(
+        default_factory=lambda: [
+            "hw_slowdown",
+            "hw_thermal_slowdown",
+            "hw_power_brake_slowdown",
+            "sw_thermal_slowdown",
+        ],
+        description="Clock-throttle reasons reported as warnings (never failures).",
+    )
+    xid_wait_ms: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="How long to listen for XID critical-error events per reading (NVML shows "
+        "only XIDs that happen while it listens; past ones are in the kernel log).",
+    )
+
+
 def _service(compose: str, kind: ServiceKind, **extra: Any) -> dict[str, Any]:
     return {"compose_service": compose, "kind": kind.value, **extra}
 
@@ -306,6 +353,7 @@ class SbxConfig(BaseSettings):
         description="How long an in-place restore waits for a healthy stack "
         "before it swaps the previous data back.",
     )
+    gpu: GpuConfig = Field(default_factory=GpuConfig, description="GPU check thresholds.")
 
     @model_validator(mode="before")
     @classmethod

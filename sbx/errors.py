@@ -32,7 +32,10 @@ failure reason.
     │   └── PolicyRefused           a retention policy that would delete every snapshot
     ├── SourceUnreadable            a file of the stack could not be read during a backup
     ├── AlertDeliveryFailed         a notification block did not take an alert (retryable)
-    └── NotImplementedYet           a command of the CLI contract that is not built yet
+    ├── NotImplementedYet           a command of the CLI contract that is not built yet
+    └── GpuError                    an NVML call failed (driver mismatch, GPU lost, no permission)
+        ├── NoGpu                   no NVIDIA driver or GPU here: information, never a failure
+        └── GpuThresholdFailed      a GPU reading crossed a configured threshold
 
 Retry decisions (``retry_condition_fn`` on tasks) use :func:`is_retryable` only; integrity and
 configuration errors are never retried.
@@ -315,6 +318,47 @@ class NotImplementedYet(SbxError):
         super().__init__(
             f"'sbx {command}' is not implemented yet (planned in issue #{issue}). Nothing was done."
         )
+
+
+class GpuError(SbxError):
+    """An NVML call failed on a machine that has the NVIDIA driver.
+
+    A machine *without* the driver is no error: the GPU readings then say "no GPU". ``retryable``
+    only for NVML's timeout and "unknown" answers; a lost GPU or a driver/library mismatch stays
+    until someone acts.
+    """
+
+    def __init__(self, what: str, where: str, detail: str, next_step: str, **kw: bool) -> None:
+        super().__init__(f"NVML could not {what} ({where}): {detail}. {next_step}", **kw)
+        self.where = where
+
+
+class NoGpu(GpuError):
+    """This machine has no NVIDIA driver (or it sees no GPU): readings say "no GPU" and pass."""
+
+    def __init__(self, detail: str) -> None:
+        SbxError.__init__(self, f"No NVIDIA GPU on this machine: {detail}.")
+        self.where = "this machine"
+        self.detail = detail
+
+
+class GpuThresholdFailed(GpuError):
+    """GPU readings crossed a configured threshold (``[gpu]`` in sbx.toml); carries the report."""
+
+    def __init__(self, failures: list[str], report: object) -> None:
+        SbxError.__init__(
+            self,
+            f"{len(failures)} GPU check(s) failed: "
+            + "; ".join(failures)
+            + ". See 'sbx gpu' for every reading; thresholds are under [gpu] in sbx.toml.",
+        )
+        self.where = "gpu"
+        self.failures = failures
+        self.report = report
+
+    def __reduce__(self) -> tuple[type[GpuThresholdFailed], tuple[list[str], object]]:
+        # Prefect pickles a failed run's exception: rebuild it from what __init__ takes
+        return (type(self), (self.failures, self.report))
 
 
 def is_retryable(exc: BaseException) -> bool:

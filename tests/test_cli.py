@@ -35,7 +35,6 @@ CONTRACT = [
 ]
 PLANNED = [
     ["copy"],
-    ["gpu"],
     ["upgrade"],
     ["rollback"],
     ["changelog"],

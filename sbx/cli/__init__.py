@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from sbx.cli import backups, operations, planned
+from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
 from sbx.cli.common import err
 from sbx.errors import SbxError
@@ -37,6 +38,7 @@ backups.register(app)
 backups.register_checks(app)
 planned.register(app, incident, model, logs)
 health_cli.register(app)
+gpu_cli.register(app)
 operations.register(app, server)
 app.add_typer(incident, name="incident", rich_help_panel="Changes")
 app.add_typer(model, name="model", rich_help_panel="Changes")

@@ -1,0 +1,63 @@
+"""`sbx gpu` on the running example stack: a GPU process that is really the worker container's
+pid is named by its compose service (/proc cgroup → Docker labels), and a pegged GPU is judged
+with the stand-in vLLM's real /metrics (no request running → stuck)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bed import RunningStack
+from gpu_helpers import run_sbx, write_spec
+
+from tasks.clients.gpu_fake import GiB, h100
+from tasks.gpu import FAKE_ENV
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+
+def service_pid(engine: DockerClient, project: str, service: str) -> int:
+    [container] = engine.containers.list(
+        filters={
+            "label": [
+                f"com.docker.compose.project={project}",
+                f"com.docker.compose.service={service}",
+            ]
+        }
+    )
+    return int(container.attrs["State"]["Pid"])
+
+
+def test_pegged_gpu_held_by_the_worker_while_it_serves_nothing_fails(
+    running_stack: RunningStack, docker_engine: DockerClient, prefect_server: str, tmp_path: Path
+) -> None:
+    worker = service_pid(docker_engine, running_stack.project, "worker")
+    spec = h100(
+        0,
+        memory_used=72 * GiB,
+        utilization={"gpu": 99, "memory": 70},
+        processes={"compute": [{"pid": worker, "used": 70 * GiB}, {"pid": 1, "used": GiB}]},
+    )
+    fake = write_spec(tmp_path / "gpus.json", {"gpus": [spec]})
+    done = run_sbx(
+        "gpu", "--json", "--stack", str(running_stack.path),
+        prefect_api=prefect_server, env={**running_stack.compose_env, FAKE_ENV: str(fake)},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    by_pid = {p["pid"]: p for p in report["processes"]}
+    assert by_pid[worker]["service"] == "worker"
+    assert by_pid[worker]["project"] == running_stack.project
+    assert by_pid[worker]["container"].startswith(running_stack.project)
+    assert by_pid[1]["service"] is None and by_pid[1]["container"] is None
+    serving = {s["service"]: s for s in report["serving"]}
+    assert set(serving) == {"worker", "watchdog"}
+    assert serving["worker"]["url"] == running_stack.url("worker") + "/metrics"
+    assert serving["worker"]["requests_running"] == 0.0 and serving["worker"]["error"] is None
+    [pegged] = [c for c in report["checks"] if c["name"] == "pegged-while-idle"]
+    assert pegged["status"] == "fail"
+    assert "while no request runs on worker, watchdog" in pegged["message"]
+    [headroom] = [c for c in report["checks"] if c["name"] == "vram-headroom"]
+    assert headroom["status"] == "pass"  # 10 % free: what vLLM leaves at 0.9 utilisation
