@@ -27,6 +27,10 @@ class HealthChecksFailed(SbxError):
         )
         self.report = report
 
+    def __reduce__(self) -> tuple[type[HealthChecksFailed], tuple[HealthReport]]:
+        # Prefect pickles a failed run's exception: rebuild it from what __init__ takes
+        return (type(self), (self.report,))
+
 
 @flow(name="health-check", flow_run_name=lambda: run_name("health"), log_prints=False)
 def health_check(

@@ -9,15 +9,24 @@ A round therefore takes about as long as its slowest check.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from blocks.config import SbxConfig
 from sbx.errors import SbxError
 from tasks.clients.docker_engine import DockerEngine, connect
 from tasks.clients.health_http import HealthHttp
-from tasks.health import backups, containers, disk, exposure, http_services, stats, verdicts
-from tasks.health.checks import Check, run_check
+from tasks.health import (
+    backups,
+    containers,
+    disk,
+    exposure,
+    gpu,
+    http_services,
+    stats,
+    verdicts,
+)
+from tasks.health.checks import Check, MultiCheck, run_any
 from tasks.health.context import DOCKER_TIMEOUT_S
 from tasks.health.model import CheckResult, HealthContext
 
@@ -30,6 +39,7 @@ FAMILIES: dict[str, str] = {
     "backups": "age of the newest snapshot against the RPO",
     "exposure": "published addresses beyond loopback, the proxy's TLS certificate",
     "verdicts": "the watchdog's verdict log",
+    "gpu": "GPU memory, utilisation, temperature, errors (NVML; 'no GPU' is information)",
 }
 MAX_THREADS = 16
 
@@ -48,7 +58,7 @@ def _engine(ctx: HealthContext) -> Iterator[DockerEngine | None]:
 
 def plan_family(
     family: str, config: SbxConfig, ctx: HealthContext, repository: str, stack: contextlib.ExitStack
-) -> list[Check]:
+) -> Sequence[Check | MultiCheck]:
     """The checks of one family; clients it opens are closed with ``stack``."""
     if family == "containers":
         return containers.plan(config, ctx)
@@ -65,6 +75,8 @@ def plan_family(
         return exposure.plan(config, ctx)
     if family == "verdicts":
         return verdicts.plan(config)
+    if family == "gpu":
+        return gpu.plan(config)
     raise ValueError(f"unknown check family {family!r}")
 
 
@@ -75,9 +87,9 @@ def run_family(
     with contextlib.ExitStack() as stack:
         checks = plan_family(family, config, ctx, repository, stack)
         if len(checks) <= 1:
-            return [run_check(c) for c in checks]
+            return [r for c in checks for r in run_any(c)]
         with ThreadPoolExecutor(min(MAX_THREADS, len(checks))) as pool:
-            return list(pool.map(run_check, checks))
+            return [r for results in pool.map(run_any, checks) for r in results]
 
 
 def run_round(config: SbxConfig, ctx: HealthContext, repository: str) -> list[CheckResult]:

@@ -147,3 +147,13 @@ def test_state_file_round_trip_and_damage(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
     path.write_text("{not json")
     assert load_state(path) == AlertState()  # damaged: start afresh (at worst one re-alert)
+
+
+def test_the_flow_failure_pickles_with_its_report() -> None:
+    import pickle
+
+    from flows.health import HealthChecksFailed
+
+    failed = HealthChecksFailed(report(result("disk:stack", "failing")))
+    again = pickle.loads(pickle.dumps(failed))
+    assert str(again) == str(failed) and again.report == failed.report
