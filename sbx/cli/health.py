@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +22,17 @@ def register(app: typer.Typer) -> None:
         no_alerts: Annotated[
             bool, typer.Option("--no-alerts", help="Check only; send no alert, keep alert state.")
         ] = False,
+        serve_metrics: Annotated[
+            int | None,
+            typer.Option(
+                "--serve-metrics",
+                metavar="PORT",
+                help="Then serve the newest report as Prometheus metrics on "
+                "http://127.0.0.1:PORT/metrics until interrupted (scheduled runs keep it fresh).",
+                min=1,
+                max=65535,
+            ),
+        ] = None,
     ) -> None:
         """Run every health check; exit 1 when any fails, naming it.
 
@@ -55,7 +67,22 @@ def register(app: typer.Typer) -> None:
         for delivery in report.deliveries:
             if not delivery.delivered:
                 err.print(f"[yellow]alert not delivered:[/] {delivery.error}")
+        if serve_metrics is not None:
+            _serve(report.stack_dir, serve_metrics)
         raise typer.Exit(0 if report.ok else 1)
+
+
+def _serve(stack_dir: Path, port: int) -> None:
+    from tasks.health.metrics import metrics_server
+
+    server = metrics_server(stack_dir, port)
+    err.print(f"serving metrics on http://127.0.0.1:{port}/metrics (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def print_report(report: object) -> None:

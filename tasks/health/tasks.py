@@ -15,7 +15,7 @@ from sbx.errors import AlertDeliveryFailed
 from tasks.alerts import locked_state, plan_notices, remember, save_state
 from tasks.clients.notify import Notifier
 from tasks.health.context import read_context
-from tasks.health.metrics import write_textfile
+from tasks.health.metrics import save_last_report, write_textfile
 from tasks.health.model import CheckResult, Delivery, HealthContext, HealthReport
 from tasks.health.round import run_family
 from tasks.reports import artifact_key
@@ -80,7 +80,8 @@ def send_alerts(config: SbxConfig, report: HealthReport) -> list[Delivery]:
 
 @task(name="publish-health", cache_policy=NO_CACHE)
 def publish_health(config: SbxConfig, report: HealthReport) -> None:
-    """A keyed table artifact (history per stack) and, when configured, the metrics file."""
+    """A keyed table artifact (history per stack), the last report under <stack>/.sbx/, and,
+    when configured, the metrics file."""
     rows = [
         {
             "check": c.id,
@@ -97,5 +98,6 @@ def publish_health(config: SbxConfig, report: HealthReport) -> None:
         key=artifact_key("health", config.stack_dir.name),
         description=f"Health of {config.stack_dir}: failing {failing}",
     )
+    save_last_report(config.stack_dir, report)  # for 'sbx health --serve-metrics'
     if config.health.metrics_file is not None:
         write_textfile(config.health.metrics_file, report)

@@ -225,3 +225,34 @@ def test_a_crashing_check_is_a_failing_result() -> None:
 
     got = run_check(Check("service", "x", boom))  # type: ignore[arg-type]
     assert got.state == "failing" and "RuntimeError: odd answer" in got.observed
+
+
+def test_metrics_endpoint_serves_the_newest_saved_report(tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    from tasks.health.metrics import metrics_server, save_last_report
+
+    server = metrics_server(tmp_path, 0)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    try:
+        assert get("/metrics")[0] == 503  # no report yet
+        rep = report(result("disk:stack", "failing"), stack=tmp_path)
+        save_last_report(tmp_path, rep)
+        code, text = get("/metrics")
+        assert code == 200 and text.startswith(render(rep))
+        assert "sbx_health_report_age_seconds{" in text
+        assert get("/other")[0] == 404
+    finally:
+        server.shutdown()
+        server.server_close()
