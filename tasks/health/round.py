@@ -26,7 +26,7 @@ from tasks.health import (
     stats,
     verdicts,
 )
-from tasks.health.checks import Check, MultiCheck, run_any
+from tasks.health.checks import Check, MultiCheck, failing, run_any
 from tasks.health.context import DOCKER_TIMEOUT_S
 from tasks.health.model import CheckResult, HealthContext
 
@@ -85,7 +85,15 @@ def run_family(
 ) -> list[CheckResult]:
     """Every check of one family, concurrently."""
     with contextlib.ExitStack() as stack:
-        checks = plan_family(family, config, ctx, repository, stack)
+        try:
+            checks = plan_family(family, config, ctx, repository, stack)
+        except Exception as exc:  # one family that cannot even start must not hide the others
+            outcome = failing(
+                f"the {family} checks could not start: {type(exc).__name__}: {exc}",
+                "Run 'sbx health' by hand to see it; report it if it persists.",
+            )
+            crashed = Check(family, "plan", lambda: outcome)
+            return run_any(crashed)
         if len(checks) <= 1:
             return [r for c in checks for r in run_any(c)]
         with ThreadPoolExecutor(min(MAX_THREADS, len(checks))) as pool:

@@ -34,3 +34,14 @@ def test_docker_down_is_one_finding(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     ]  # compose depends_on
     assert results["disk:stack"].state == "ok"
     assert results["backup:newest-snapshot"].state == "info"
+
+
+def test_a_family_that_cannot_start_is_one_failing_check(tmp_path: Path) -> None:
+    from blocks.config import SbxConfig
+    from tasks.health.model import HealthContext
+    from tasks.health.round import run_family
+
+    ctx = HealthContext(stack_dir=tmp_path, project="p", services={})
+    (got,) = run_family("no-such-family", SbxConfig(stack_dir=tmp_path), ctx, str(tmp_path))
+    assert got.id == "no-such-family:plan" and got.state == "failing"
+    assert "could not start: ValueError" in got.observed
