@@ -49,6 +49,23 @@ def set_fault(stack: RunningStack, mode: str) -> None:
         assert json.loads(resp.read()) == {"mode": mode}
 
 
+def assert_table_artifact(stack: RunningStack, text: str) -> None:
+    """The newest health artifact of the stack is a table in the Prefect UI holding ``text``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    from tasks.reports import artifact_key
+
+    key = ArtifactFilterKey(any_=[artifact_key("health", stack.path.name)])
+    with get_client(sync_client=True) as client:
+        newest = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=key), sort=ArtifactSort.CREATED_DESC, limit=1
+        )
+    assert newest and newest[0].type == "table"
+    assert text in str(newest[0].data)
+
+
 def test_all_healthy_exits_0(health_stack: RunningStack, run_sbx: Sbx) -> None:
     done = run_sbx("health", "--stack", str(health_stack.path), "--no-alerts")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -101,6 +118,7 @@ def test_qdrant_down_alerts_once_and_recovers_once(
             assert report.check("service:qdrant").suppressed_by == "container:qdrant"
             (alert,) = receiver.take()
             assert alert["subject"].startswith("[sbx] FAILING container:qdrant")
+            assert_table_artifact(health_stack, "suppressed by container:qdrant")
             assert "exited" in alert["body"] and "docker compose up -d qdrant" in alert["body"]
             assert "service:qdrant" in alert["body"]  # named as covered by this alert
 
