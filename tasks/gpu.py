@@ -20,12 +20,14 @@ from pydantic import BaseModel, ConfigDict
 
 from blocks.config import SbxConfig, ServiceKind
 from sbx.errors import GpuError, SbxError
+from tasks.capacity import CapacityVerdict, preflight
 from tasks.clients.gpu import GpuInventory, read_inventory
 from tasks.clients.vllm_metrics import ServingLoad, read_serving_load
 from tasks.gpu_checks import GpuCheck, GpuProcessOwner, evaluate
 from tasks.retry import retry_if_transient
 
 FAKE_ENV = "SBX_TEST_GPU_FAKE"
+GiB = 1 << 30
 # a container id in /proc/<pid>/cgroup: ".../docker-<id>.scope" (systemd) or ".../docker/<id>"
 _CONTAINER_ID = re.compile(r"(?:docker[-/]|containerd[-/]|cri-containerd-|libpod-)([0-9a-f]{64})")
 
@@ -188,4 +190,56 @@ def check_gpus(config: SbxConfig) -> GpuReport:
     )
 
 
-__all__ = ["GpuCheck", "GpuProcessOwner", "GpuReport", "check_gpus", "evaluate"]
+def preflight_on_box(
+    config: SbxConfig,
+    model_dir: Path,
+    max_model_len: int,
+    *,
+    max_num_seqs: int = 1,
+    kv_cache_dtype: str = "auto",
+    gpu_index: int | None = None,
+    replacing: str | None = None,
+    free_bytes: int | None = None,
+) -> CapacityVerdict:
+    """The capacity preflight against this box's GPUs (or ``free_bytes`` when given).
+
+    Compares with the GPU that has the most room: its free memory plus, with ``replacing``, what
+    that compose service's processes hold on it — memory a model swap of that service gives back.
+    """
+    available, source = free_bytes, "given free memory" if free_bytes is not None else None
+    if free_bytes is None:
+        inventory = read_gpus(config)
+        held: dict[int, int] = {}
+        if replacing:
+            for p in owners(inventory):
+                if p.service == replacing:
+                    held[p.gpu_index] = held.get(p.gpu_index, 0) + (p.used_memory_bytes or 0)
+        gpus = [g for g in inventory.gpus if gpu_index is None or g.index == gpu_index]
+        if gpus:
+            best = max(gpus, key=lambda g: g.memory_free_bytes + held.get(g.index, 0))
+            available = best.memory_free_bytes + held.get(best.index, 0)
+            source = f"GPU {best.index} ({best.name}) free memory"
+            if replacing:
+                source += (
+                    f" + {held.get(best.index, 0) / GiB:.2f} GiB held by {replacing}"
+                    if best.index in held
+                    else f" (no GPU process of {replacing} found on it)"
+                )
+    return preflight(
+        model_dir,
+        max_model_len,
+        available_bytes=available,
+        available_from=source,
+        max_num_seqs=max_num_seqs,
+        kv_cache_dtype=kv_cache_dtype,
+    )
+
+
+__all__ = [
+    "GpuCheck",
+    "GpuProcessOwner",
+    "GpuReport",
+    "check_gpus",
+    "evaluate",
+    "preflight_on_box",
+]

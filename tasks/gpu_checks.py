@@ -140,7 +140,7 @@ def _pegged(gpu: GpuReading, serving: list[ServingLoad], limits: GpuConfig) -> G
         "fail",
         f"utilisation {util} % (≥ {limits.pegged_utilization_pct:g} %) while no request runs on "
         f"{names} (vllm:num_requests_running = 0): a stuck kernel or a process outside the "
-        "stack. Check the GPU processes below and restart the stuck one.",
+        "stack. Check the GPU's processes ('sbx gpu') and restart the stuck one.",
     )
 
 

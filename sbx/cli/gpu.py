@@ -44,6 +44,13 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option(help="For --fit: compare with this much free memory instead of a GPU."),
         ] = None,
+        replacing: Annotated[
+            str | None,
+            typer.Option(
+                help="For --fit: count the GPU memory this service's processes hold as free "
+                "(the model it replaces gives it back)."
+            ),
+        ] = None,
     ) -> None:
         """GPU memory, utilisation, temperature, throttling, ECC/XIDs and processes by service.
 
@@ -59,7 +66,15 @@ def register(app: typer.Typer) -> None:
             if max_model_len is None:
                 raise typer.BadParameter("--fit needs --max-model-len", param_hint="--fit")
             code = _fit(
-                box, fit, max_model_len, max_num_seqs, kv_cache_dtype, gpu_index, free_gib, json_
+                box,
+                fit,
+                max_model_len,
+                max_num_seqs=max_num_seqs,
+                kv_cache_dtype=kv_cache_dtype,
+                gpu_index=gpu_index,
+                replacing=replacing,
+                free_gib=free_gib,
+                json_=json_,
             )
             raise typer.Exit(code)
         from sbx.local_server import ensure_api
@@ -88,37 +103,26 @@ def _fit(
     box: Any,
     model_dir: Path,
     max_model_len: int,
+    *,
     max_num_seqs: int,
     kv_cache_dtype: str,
     gpu_index: int | None,
+    replacing: str | None,
     free_gib: float | None,
     json_: bool,
 ) -> int:
-    from tasks.capacity import GiB, preflight
-    from tasks.gpu import read_gpus
+    from tasks.capacity import GiB
+    from tasks.gpu import preflight_on_box
 
-    available: int | None = None
-    source: str | None = None
-    if free_gib is not None:
-        available, source = int(free_gib * GiB), "given free memory (--free-gib)"
-    else:
-        inventory = read_gpus(box)
-        gpus = [g for g in inventory.gpus if gpu_index is None or g.index == gpu_index]
-        if gpus:
-            chosen = max(gpus, key=lambda g: g.memory_free_bytes)
-            available = chosen.memory_free_bytes
-            source = f"GPU {chosen.index} ({chosen.name}) free memory"
-        elif inventory.available:
-            err.print(f"[yellow]note:[/] no GPU {gpu_index} among {len(inventory.gpus)} GPU(s)")
-        else:
-            err.print(f"[yellow]note:[/] no GPU ({inventory.reason}); --free-gib compares anyway")
-    verdict = preflight(
+    verdict = preflight_on_box(
+        box,
         model_dir.expanduser().absolute(),
         max_model_len,
-        available_bytes=available,
-        available_from=source,
         max_num_seqs=max_num_seqs,
         kv_cache_dtype=kv_cache_dtype,
+        gpu_index=gpu_index,
+        replacing=replacing,
+        free_bytes=int(free_gib * GiB) if free_gib is not None else None,
     )
     if json_:
         out.print_json(verdict.model_dump_json())

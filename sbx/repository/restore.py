@@ -26,12 +26,15 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from blake3 import blake3
 from pydantic import BaseModel, ConfigDict
 
 from sbx.errors import CorruptObject, IntegrityError, ObjectMissing, RepositoryError, RestoreRefused
+from sbx.repository.fastcopy import FastCopier
 from sbx.repository.format import (
     Entry,
     PartRecord,
@@ -44,6 +47,7 @@ from sbx.repository.safety import check_restorable, select_parts
 
 _SPARSE_MIN = 4096
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_CREATE_RW = _CREATE & ~os.O_WRONLY | os.O_RDWR
 
 
 class RestoreReport(BaseModel):
@@ -83,10 +87,11 @@ def restore_snapshot(
     staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.sbx-restore-", dir=target.parent))
     writer = _Writer(objects, manifest, chosen, staging, small_file_limit)
     try:
-        with writer.cache:
+        with writer.cache, writer.copier:
             for part in chosen:
                 for entry in part.entries:
                     writer.write(part, entry)
+            writer.bytes_written += writer.copier.wait()
         # like a plain mkdir would have made it (mkdtemp makes it owner-only)
         umask = os.umask(0o22)
         os.umask(umask)
@@ -159,11 +164,25 @@ class _Writer:
         small_file_limit: int,
     ) -> None:
         self.small_file_limit = small_file_limit
-        order = [
-            extent.object for part in parts for entry in part.entries for extent in entry.extents
-        ]
-        # objects are read, decoded and checked on worker threads ahead of the writes
         workers = max(1, min(4, os.cpu_count() or 1))
+        # large files of raw objects on a local disk are copied by the kernel on a pool; the
+        # rest are read, decoded and checked on worker threads ahead of the writes
+        self.copier = FastCopier(objects.storage, workers=min(2, workers))
+        self.fast = {
+            id(entry)
+            for part in parts
+            for entry in part.entries
+            if entry.type == "file"
+            and hashed_by_extents(entry.content_size, small_file_limit)
+            and self.copier.eligible(entry)
+        }
+        order = [
+            extent.object
+            for part in parts
+            for entry in part.entries
+            if id(entry) not in self.fast
+            for extent in entry.extents
+        ]
         self.cache = PlaintextCache(objects, dict(Counter(order)), order=order, workers=workers)
         self.manifest = manifest
         self.staging = staging
@@ -172,10 +191,15 @@ class _Writer:
 
     def write(self, part: PartRecord, entry: Entry) -> None:
         path = self.staging / entry.path
-        try:
+        with self._context(part, entry):
             path.parent.mkdir(parents=True, exist_ok=True)
             if entry.type == "dir":
                 path.mkdir(mode=0o700)
+            elif entry.type == "file" and id(entry) in self.fast:
+                self._check_extents(entry)
+                # created here, so a hard link to it can follow before the copy is done
+                fd = os.open(path, _CREATE_RW, 0o600)
+                self.copier.run(lambda: self._fill_fast(part, entry, path, fd), fd)
             elif entry.type == "file":
                 self._write_file(path, entry)
             elif entry.type == "symlink":
@@ -185,6 +209,12 @@ class _Writer:
                 os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
             elif entry.type == "hardlink":
                 os.link(self.staging / (entry.hardlink_to or ""), path, follow_symlinks=False)
+
+    @contextmanager
+    def _context(self, part: PartRecord, entry: Entry) -> Iterator[None]:
+        """Errors of one entry, as the operator reads them: part, path, and what to do."""
+        try:
+            yield
         except (IntegrityError, ObjectMissing) as exc:
             raise IntegrityError(
                 f"Restore of snapshot {self.manifest.id} stopped at part {part.name!r}, "
@@ -197,16 +227,35 @@ class _Writer:
                 "free space and permissions where the target is, then run it again."
             ) from exc
 
-    def _write_file(self, path: Path, entry: Entry) -> None:
+    def _check_extents(self, entry: Entry) -> None:
         # a chunked file's hash covers its extents: checked before anything is written, and
-        # each object is checked against its id as it is read
-        hasher = None if hashed_by_extents(entry.content_size, self.small_file_limit) else blake3()
-        seen = extents_hash(entry.extents) if hasher is None else None
-        if seen is not None and seen != entry.hash:
+        # each object is checked against its id as it is read (or, fast path, once copied)
+        seen = extents_hash(entry.extents)
+        if seen != entry.hash:
             raise IntegrityError(
                 f"its extents hash to {seen}, the manifest says {entry.hash}. "
                 "Run 'sbx verify' on that snapshot."
             )
+
+    def _fill_fast(self, part: PartRecord, entry: Entry, path: Path, fd: int) -> int:
+        with self._context(part, entry):
+            try:
+                size = self.copier.fill(fd, entry)
+                self._set_owner_mode(fd, entry)
+            finally:
+                os.close(fd)
+            os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+            return size
+
+    def _set_owner_mode(self, fd: int, entry: Entry) -> None:
+        if self.root:
+            os.fchown(fd, entry.uid, entry.gid)
+        os.fchmod(fd, entry.mode)  # after fchown: chown clears setuid/setgid
+
+    def _write_file(self, path: Path, entry: Entry) -> None:
+        hasher = None if hashed_by_extents(entry.content_size, self.small_file_limit) else blake3()
+        if hasher is None:
+            self._check_extents(entry)
         fd = os.open(path, _CREATE, 0o600)
         try:
             position = 0
@@ -233,9 +282,7 @@ class _Writer:
                     f"its content hashes to {hasher.hexdigest()}, the manifest says "
                     f"{entry.hash}. Run 'sbx verify' on that snapshot."
                 )
-            if self.root:
-                os.fchown(fd, entry.uid, entry.gid)
-            os.fchmod(fd, entry.mode)  # after fchown: chown clears setuid/setgid
+            self._set_owner_mode(fd, entry)
         finally:
             os.close(fd)
         self.bytes_written += position

@@ -22,14 +22,22 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import pynvml
-from pydantic import BaseModel, ConfigDict
 
 from sbx.errors import GpuError, NoGpu
+from tasks.clients.gpu_models import (
+    EccErrors,
+    GpuInventory,
+    GpuProcess,
+    GpuReadFailure,
+    GpuReading,
+    RemappedRows,
+    RetiredPages,
+    XidEvent,
+)
 
-SCHEMA_VERSION = 1
 T = TypeVar("T")
 
 #: clock event ("throttle") reason bits, as nvml.h names them
@@ -44,96 +52,6 @@ THROTTLE_REASONS: dict[int, str] = {
     0x080: "hw_power_brake_slowdown",
     0x100: "display_clock_setting",
 }
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class GpuProcess(_Frozen):
-    pid: int
-    kind: Literal["compute", "graphics"]
-    used_memory_bytes: int | None  # None: NVML cannot tell (e.g. without privileges)
-
-
-class EccErrors(_Frozen):
-    enabled: bool
-    volatile_corrected: int | None = None  # since the last driver load
-    volatile_uncorrected: int | None = None
-    aggregate_corrected: int | None = None  # over the GPU's lifetime
-    aggregate_uncorrected: int | None = None
-
-
-class RetiredPages(_Frozen):
-    """Page retirement (before Ampere): pages taken out of service after ECC errors."""
-
-    multiple_single_bit: int
-    double_bit: int
-    pending: bool  # retirement waits for the next driver reload
-
-
-class RemappedRows(_Frozen):
-    """Row remapping (Ampere and later): rows replaced after ECC errors."""
-
-    corrected: int
-    uncorrected: int
-    pending: bool  # a GPU reset is needed to apply a remap
-    failed: bool  # a remap failed: the GPU should be serviced
-
-
-class XidEvent(_Frozen):
-    xid: int
-    gpu_index: int
-
-
-class GpuReading(_Frozen):
-    index: int
-    name: str
-    uuid: str
-    pci_bus_id: str | None
-    memory_total_bytes: int
-    memory_used_bytes: int
-    memory_free_bytes: int
-    utilization_gpu_pct: int | None
-    utilization_memory_pct: int | None
-    temperature_c: int | None
-    power_w: float | None
-    power_limit_w: float | None
-    throttle_reasons: list[str] | None
-    ecc: EccErrors | None
-    retired_pages: RetiredPages | None
-    remapped_rows: RemappedRows | None
-    xid_events: list[XidEvent] | None
-    processes: list[GpuProcess]
-    not_supported: list[str]  # readings NVML refused on this GPU (None above)
-
-    @property
-    def free_pct(self) -> float:
-        return (
-            100.0 * self.memory_free_bytes / self.memory_total_bytes
-            if self.memory_total_bytes
-            else 0.0
-        )
-
-
-class GpuReadFailure(_Frozen):
-    index: int
-    message: str
-
-
-class GpuInventory(_Frozen):
-    """Everything one reading of NVML gave; ``available=False`` means this machine has no GPU."""
-
-    schema_version: int = SCHEMA_VERSION
-    read_at: datetime
-    source: str  # "nvml", or "fake:<file>" in tests
-    available: bool
-    reason: str | None = None  # why no GPU is available
-    driver_version: str | None = None
-    nvml_version: str | None = None
-    cuda_driver_version: str | None = None
-    gpus: list[GpuReading] = []
-    failures: list[GpuReadFailure] = []
 
 
 # NVML answers that mean "this GPU cannot give that reading", not "something is broken"
@@ -193,7 +111,7 @@ class NvmlClient:
     def read_gpu(self, index: int, *, xid_wait_ms: int = 0) -> GpuReading:
         nv, where = self._nvml, f"GPU {index}"
         handle = self._call("open the GPU", where, nv.nvmlDeviceGetHandleByIndex, index)
-        uuid = self._call("read the UUID", where, nv.nvmlDeviceGetUUID, handle)
+        uuid = _text(self._call("read the UUID", where, nv.nvmlDeviceGetUUID, handle))
         where = f"GPU {index} ({uuid})"
         memory = self._call("read memory use", where, nv.nvmlDeviceGetMemoryInfo, handle)
         missing: list[str] = []
@@ -209,7 +127,7 @@ class NvmlClient:
         return GpuReading(
             index=index,
             name=_text(self._call("read the name", where, nv.nvmlDeviceGetName, handle)),
-            uuid=_text(uuid),
+            uuid=uuid,
             pci_bus_id=_text(pci.busId) if pci is not None else None,
             memory_total_bytes=int(memory.total),
             memory_used_bytes=int(memory.used),
@@ -389,3 +307,16 @@ def _translate(exc: pynvml.NVMLError, what: str, where: str) -> GpuError:
 
 def _text(value: str | bytes) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
+__all__ = [
+    "THROTTLE_REASONS",
+    "GpuInventory",
+    "GpuProcess",
+    "GpuReadFailure",
+    "GpuReading",
+    "NvmlClient",
+    "connect",
+    "decode_throttle_reasons",
+    "read_inventory",
+]

@@ -172,6 +172,13 @@ class LocalStorage:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def path(self, key: str) -> Path:
+        """Where ``key``'s object lies on disk, for local fast paths (restore's kernel copies).
+
+        Read-only use: objects are write-once, and a caller must still check what it reads.
+        """
+        return self._path(key)
+
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
 

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bed import RunningStack
-from gpu_helpers import run_sbx, write_spec
+from gpu_helpers import run_sbx, write_model, write_spec
 
+from blocks.config import load_config
 from tasks.clients.gpu_fake import GiB, h100
-from tasks.gpu import FAKE_ENV
+from tasks.gpu import FAKE_ENV, preflight_on_box
 
 if TYPE_CHECKING:
+    import pytest
     from docker import DockerClient
 
 
@@ -61,3 +63,23 @@ def test_pegged_gpu_held_by_the_worker_while_it_serves_nothing_fails(
     assert "while no request runs on worker, watchdog" in pegged["message"]
     [headroom] = [c for c in report["checks"] if c["name"] == "vram-headroom"]
     assert headroom["status"] == "pass"  # 10 % free: what vLLM leaves at 0.9 utilisation
+
+
+def test_a_model_swap_preflight_counts_what_the_replaced_service_holds(
+    running_stack: RunningStack,
+    docker_engine: DockerClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = service_pid(docker_engine, running_stack.project, "worker")
+    spec = h100(0, memory_used=72 * GiB, processes={"compute": [{"pid": worker, "used": 70 * GiB}]})
+    monkeypatch.setenv(FAKE_ENV, str(write_spec(tmp_path / "gpus.json", {"gpus": [spec]})))
+    model = write_model(tmp_path / "llama", bf16_gib=14)  # 17.4 GiB needed at 8192
+    config = load_config(running_stack.path)
+    alone = preflight_on_box(config, model, 8192)
+    assert alone.verdict == "does not fit" and alone.available_bytes == 8 * GiB
+    swap = preflight_on_box(config, model, 8192, replacing="worker")
+    assert swap.verdict == "fits" and swap.available_bytes == 78 * GiB
+    assert "GPU 0 (NVIDIA H100 80GB HBM3) free memory + 70.00 GiB held by worker" in swap.message
+    other = preflight_on_box(config, model, 8192, replacing="watchdog")
+    assert "no GPU process of watchdog found" in (other.available_from or "")
