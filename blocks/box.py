@@ -11,6 +11,8 @@ from typing import ClassVar
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
+from blocks.alerts import SbxApprise
+
 
 class SbxBox(Block):
     """The stack a deployment acts on: where it lives and where its backups go.
@@ -54,4 +56,4 @@ class SbxSecrets(Block):
     )
 
 
-BLOCK_TYPES: tuple[type[Block], ...] = (SbxBox, SbxSecrets)
+BLOCK_TYPES: tuple[type[Block], ...] = (SbxBox, SbxSecrets, SbxApprise)

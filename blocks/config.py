@@ -156,6 +156,68 @@ class AlertTarget(_Model):
     )
 
 
+class HealthConfig(_Model):
+    """Thresholds and outputs of the health checks (``sbx health``, every 5 minutes)."""
+
+    rpo_hours: float = Field(
+        default=26.0, gt=0, description="The newest snapshot may be this old (recovery point)."
+    )
+    reminder_hours: float = Field(
+        default=4.0, gt=0, description="Repeat an alert this often while a check keeps failing."
+    )
+    completion_timeout_s: float = Field(
+        default=15.0, gt=0, le=300, description="Timeout of the one-token chat completion."
+    )
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Service -> model id /v1/models must list; unset: SERVED_MODEL_NAME or "
+        "MODEL from env/<compose service>.env.",
+    )
+    disk_min_free_percent: float = Field(
+        default=10.0, ge=0, le=100, description="Free space below this share of a disk fails."
+    )
+    disk_min_free_gib: float = Field(
+        default=5.0, ge=0, description="Free space below this many GiB fails."
+    )
+    cpu_max_percent: float = Field(
+        default=95.0, gt=0, le=100, description="A container using more of the box's CPUs fails."
+    )
+    memory_max_percent: float = Field(
+        default=90.0,
+        gt=0,
+        le=100,
+        description="A container above this share of its memory "
+        "limit (the box's memory when unlimited) fails.",
+    )
+    tls_min_days: float = Field(
+        default=14.0, ge=0, description="The proxy's certificate must be valid this much longer."
+    )
+    verdict_log: str = Field(
+        default="logs/watchdog-verdicts.jsonl",
+        description="The watchdog's verdict log (JSON lines), relative to the stack or absolute.",
+    )
+    verdict_tags: list[str] = Field(
+        default_factory=lambda: [
+            "prompt-injection",
+            "jailbreak",
+            "data-exfiltration",
+            "credential-leak",
+            "malware",
+        ],
+        description="High-risk verdict tags.",
+    )
+    verdict_window_min: float = Field(
+        default=15.0, gt=0, description="Window in which repeated high-risk tags are counted."
+    )
+    verdict_max_repeats: int = Field(
+        default=3, ge=1, description="This many verdicts with one high-risk tag in the window fail."
+    )
+    metrics_file: Path | None = Field(
+        default=None,
+        description="Prometheus textfile-collector file written after each run; unset: none.",
+    )
+
+
 class ComposeConfig(_Model):
     project: str | None = Field(
         default=None,
@@ -332,6 +394,7 @@ class SbxConfig(BaseSettings):
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
     offbox: OffboxConfig = Field(default_factory=OffboxConfig)
     alerts: dict[str, AlertTarget] = Field(default_factory=dict)
+    health: HealthConfig = Field(default_factory=HealthConfig)
     age_recipients: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="age recipients (comma-separated in SBX_AGE_RECIPIENTS)."
     )

@@ -33,6 +33,7 @@ failure reason.
     ├── SourceUnreadable            a file of the stack could not be read during a backup
     ├── LogRotationError            a log file could not be rotated (nothing was cut from it)
     │   └── LogRotationBusy         another rotation holds the directory's lock (retryable)
+    ├── AlertDeliveryFailed         a notification block did not take an alert (retryable)
     ├── NotImplementedYet           a command of the CLI contract that is not built yet
     └── GpuError                    an NVML call failed (driver mismatch, GPU lost, no permission)
         ├── NoGpu                   no NVIDIA driver or GPU here: information, never a failure
@@ -391,3 +392,15 @@ def is_retryable(exc: BaseException) -> bool:
 
 def _shorten(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class AlertDeliveryFailed(SbxError):
+    """An alert could not be handed to its notification block; it is sent again next run."""
+
+    retryable = True
+
+    def __init__(self, block: str, detail: str) -> None:
+        super().__init__(
+            f"Alert through Prefect block '{block}' failed: {detail}. It is sent again on the "
+            "next health run; check the block ('prefect block ls') and its receiver."
+        )

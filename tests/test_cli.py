@@ -35,7 +35,6 @@ CONTRACT = [
 ]
 PLANNED = [
     ["copy"],
-    ["health"],
     ["upgrade"],
     ["rollback"],
     ["changelog"],

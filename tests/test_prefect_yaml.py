@@ -38,3 +38,13 @@ def test_the_nightly_backup_and_daily_prune_are_scheduled() -> None:
     by_entry = {d["entrypoint"]: d for d in DEPLOYMENTS}
     assert by_entry["flows/backup.py:backup_stack"]["schedules"][0]["cron"] == "0 2 * * *"
     assert by_entry["flows/prune.py:prune_repository"]["schedules"]
+
+
+def test_health_runs_every_5_minutes_without_overlap() -> None:
+    (health,) = [d for d in DEPLOYMENTS if d["entrypoint"] == "flows/health.py:health_check"]
+    assert health["schedules"][0]["cron"] == "*/5 * * * *"
+    assert health["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    limit = ConcurrencyLimitConfig(**health["concurrency_limit"])  # what prefect deploy sends
+    assert limit.collision_strategy == ConcurrencyLimitStrategy.CANCEL_NEW

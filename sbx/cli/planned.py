@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from sbx.cli.common import ConfigOption, JsonOption, RepoOption, StackOption
+from sbx.cli.common import RepoOption, StackOption
 from sbx.errors import NotImplementedYet
 
 ServiceArgs = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
@@ -31,13 +31,6 @@ def register(
     def drill(stack: StackOption = None, repo: RepoOption = None) -> None:
         """Restore into a scratch project, health-check it, report the RTO."""
         raise NotImplementedYet("drill", 8)
-
-    @app.command(rich_help_panel="Health")
-    def health(
-        stack: StackOption = None, config: ConfigOption = None, json: JsonOption = False
-    ) -> None:
-        """Run every health check; exit 1 when any fails, naming it."""
-        raise NotImplementedYet("health", 5)
 
     @app.command(rich_help_panel="Changes")
     def upgrade(

@@ -117,6 +117,12 @@ class DockerEngine:
             attrs: dict[str, Any] = self._client.api.inspect_container(container_id)
         return attrs
 
+    def stats(self, container_id: str) -> dict[str, Any]:
+        """One sample of the stats API (``stream=False``: the daemon waits ~1 s for a CPU delta)."""
+        with self._translate(f"read stats of container {container_id[:12]}"):
+            raw: dict[str, Any] = self._client.api.stats(container_id, stream=False)
+        return raw
+
     def close(self) -> None:
         self._client.close()
 

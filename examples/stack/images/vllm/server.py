@@ -25,6 +25,10 @@ Environment:
         error       completions answer 500, health and model list stay fine: a broken engine
         hang        completions never answer, health stays 200: a wedged engine
         crash       the process exits 1 after STANDIN_CRASH_AFTER seconds (2): a crash loop
+
+Runtime fault switch (stand-in only, for tests of health checks; the port is published on
+loopback only): ``POST /admin/fault`` with ``{"mode": "error"}`` (or none / hang) changes the
+fail mode of the running server, ``GET /admin/fault`` answers ``{"mode": ...}``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ START_DELAY = float(os.environ.get("STANDIN_START_DELAY", "30"))
 CRASH_AFTER = float(os.environ.get("STANDIN_CRASH_AFTER", "2"))
 LATENCY = float(os.environ.get("STANDIN_LATENCY_MS", "0")) / 1000.0
 FAIL_MODES = ("none", "slow-start", "error", "hang", "crash")
+RUNTIME_FAIL_MODES = ("none", "error", "hang")  # what POST /admin/fault may switch to
 
 # vLLM 0.6.x's bucket boundaries, so dashboards built on the real metrics read these the same way
 E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0)
@@ -222,6 +227,8 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             self.send_body(200, METRICS.render().encode(), "text/plain; version=0.0.4")
+        elif path == "/admin/fault":
+            self.send_json(200, {"mode": FAIL_MODE})
         elif path == "/version":
             self.send_json(200, {"version": VERSION})
         elif loading() and (path == "/health" or path.startswith("/v1/")):
@@ -273,6 +280,9 @@ class Handler(BaseHTTPRequestHandler):
         except ApiError as err:
             self.send_error_json(err)
             return
+        if path == "/admin/fault":
+            self.switch_fault(body)
+            return
         if path not in ("/v1/chat/completions", "/v1/completions"):
             self.send_json(404, {"detail": "Not Found"})
             return
@@ -280,6 +290,18 @@ class Handler(BaseHTTPRequestHandler):
             self.complete(body, chat=path == "/v1/chat/completions")
         except ApiError as err:
             self.send_error_json(err)
+
+    def switch_fault(self, body: dict[str, Any]) -> None:
+        global FAIL_MODE
+        mode = str(body.get("mode", "")).strip().lower()
+        if mode not in RUNTIME_FAIL_MODES:
+            self.send_error_json(
+                ApiError(400, "BadRequestError", f"mode must be one of {RUNTIME_FAIL_MODES}")
+            )
+            return
+        FAIL_MODE = mode
+        print(f"fail mode switched to {mode}", flush=True)
+        self.send_json(200, {"mode": FAIL_MODE})
 
     def complete(self, body: dict[str, Any], chat: bool) -> None:
         if loading():

@@ -1,0 +1,69 @@
+"""Health runbook: every check of the box, concurrently; alerts on change; a report."""
+
+from __future__ import annotations
+
+import platform
+import time
+from datetime import UTC, datetime
+
+from prefect import flow, get_run_logger
+
+from flows.common import flow_config, run_name
+from sbx.errors import SbxError
+from tasks.health.model import HealthReport
+from tasks.health.round import FAMILIES, suppress
+from tasks.health.tasks import check_family, publish_health, read_health_context, send_alerts
+
+
+class HealthChecksFailed(SbxError):
+    """At least one health check fails; the report names each with its next step."""
+
+    def __init__(self, report: HealthReport) -> None:
+        shown = "; ".join(f"{c.id}: {c.observed}" for c in report.failing[:5])
+        more = f" (and {len(report.failing) - 5} more)" if len(report.failing) > 5 else ""
+        super().__init__(
+            f"Health checks failing on {report.stack_dir}: {shown}{more}. "
+            "'sbx health' shows every check with its next step."
+        )
+        self.report = report
+
+    def __reduce__(self) -> tuple[type[HealthChecksFailed], tuple[HealthReport]]:
+        # Prefect pickles a failed run's exception: rebuild it from what __init__ takes
+        return (type(self), (self.report,))
+
+
+@flow(name="health-check", flow_run_name=lambda: run_name("health"), log_prints=False)
+def health_check(
+    stack: str | None = None,
+    config_file: str | None = None,
+    repo: str | None = None,
+    alerts: bool = True,
+) -> HealthReport:
+    """Check the sealed box: containers, service answers (a real one-token completion), disk,
+    backup age against the RPO, exposure and the proxy's certificate, container CPU and memory,
+    the watchdog's verdicts. Alerts go out on change only (failing, recovered, reminders), through
+    the notification blocks in sbx.toml [alerts]. Fails naming every failing check.
+    """
+    started_at, started = datetime.now(UTC), time.perf_counter()
+    config = flow_config(stack, config_file)
+    repository = repo or config.repository.location
+    ctx = read_health_context(config)
+    futures = [check_family.submit(f, config, ctx, repository) for f in FAMILIES]
+    checks = suppress([r for future in futures for r in future.result()])
+    report = HealthReport(
+        stack_dir=config.stack_dir,
+        project=ctx.project,
+        host=platform.node(),
+        started_at=started_at,
+        duration_s=time.perf_counter() - started,
+        checks=checks,
+    )
+    if alerts:
+        report = report.model_copy(update={"deliveries": send_alerts(config, report)})
+    publish_health(config, report)
+    log = get_run_logger()
+    for check in report.failing:
+        log.error("%s: %s. %s", check.id, check.observed, check.next_step or "")
+    if not report.ok:
+        raise HealthChecksFailed(report)
+    return report

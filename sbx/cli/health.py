@@ -1,0 +1,117 @@
+"""`sbx health`: every health check as a flow run; a table, or JSON; exit 1 naming what fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sbx.cli.common import ConfigOption, JsonOption, RepoOption, StackOption, err, out
+
+_STYLE = {"ok": "green", "failing": "bold red", "info": "dim", "suppressed": "yellow"}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(rich_help_panel="Health")
+    def health(
+        stack: StackOption = None,
+        config: ConfigOption = None,
+        repo: RepoOption = None,
+        json_: JsonOption = False,
+        no_alerts: Annotated[
+            bool, typer.Option("--no-alerts", help="Check only; send no alert, keep alert state.")
+        ] = False,
+        serve_metrics: Annotated[
+            int | None,
+            typer.Option(
+                "--serve-metrics",
+                metavar="PORT",
+                help="Then serve the newest report as Prometheus metrics on "
+                "http://127.0.0.1:PORT/metrics until interrupted (scheduled runs keep it fresh).",
+                min=1,
+                max=65535,
+            ),
+        ] = None,
+    ) -> None:
+        """Run every health check; exit 1 when any fails, naming it.
+
+        Checks run concurrently: containers, service answers (a one-token completion on the
+        LLMs), disk, backup age against the RPO, exposure and TLS, container CPU and memory,
+        the watchdog's verdicts. Alerts go to the [alerts] targets of sbx.toml on change only.
+        """
+        from blocks.config import load_config
+
+        load_config(stack, config)  # a bad configuration stops here, before a flow run
+        from sbx.local_server import ensure_api
+
+        ensure_api()
+        from flows.health import HealthChecksFailed, health_check
+        from tasks.health.model import HealthReport
+
+        try:
+            report: HealthReport = health_check(
+                stack=str(stack) if stack else None,
+                config_file=str(config) if config else None,
+                repo=repo,
+                alerts=not no_alerts,
+            )
+        except HealthChecksFailed as exc:
+            report = exc.report
+        if json_:
+            out.print_json(report.model_dump_json())
+        else:
+            print_report(report)
+        for check in report.failing:
+            err.print(f"[red]✗ {check.id}[/]: {check.observed}. {check.next_step or ''}")
+        for delivery in report.deliveries:
+            if not delivery.delivered:
+                err.print(f"[yellow]alert not delivered:[/] {delivery.error}")
+        if serve_metrics is not None:
+            _serve(report.stack_dir, serve_metrics)
+        raise typer.Exit(0 if report.ok else 1)
+
+
+def _serve(stack_dir: Path, port: int) -> None:
+    from tasks.health.metrics import metrics_server
+
+    server = metrics_server(stack_dir, port)
+    err.print(f"serving metrics on http://127.0.0.1:{port}/metrics (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def print_report(report: object) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from tasks.health.model import HealthReport
+
+    assert isinstance(report, HealthReport)
+    table = Table(
+        title=f"health of {report.project or '?'} — {report.stack_dir} ({report.duration_s:.1f} s)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("check", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("observed", overflow="fold")
+    table.add_column("ms", justify="right", no_wrap=True)
+    for check in report.checks:
+        state = f"suppressed by {check.suppressed_by}" if check.suppressed_by else check.state
+        table.add_row(
+            check.id,
+            f"[{_STYLE[check.state]}]{state}[/]",
+            check.observed,
+            f"{check.duration_ms:.0f}",
+        )
+    out.print(table)
+    sent = [d for d in report.deliveries if d.delivered]
+    if sent:
+        out.print(f"alerts sent: {', '.join(f'{d.event} {d.check} → {d.target}' for d in sent)}")
+    if report.ok:
+        out.print(f"[green]all {len(report.checks)} checks pass[/]")
