@@ -62,6 +62,17 @@ class SbxError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Prefect pickles a failed run's exception. Subclasses take other __init__ arguments
+        # (a report, a path…), so rebuild from the instance's state, never by calling __init__.
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
+
+def _rebuild(cls: type[SbxError], args: tuple[object, ...]) -> SbxError:
+    error = cls.__new__(cls)
+    error.args = args
+    return error
+
 
 class ConfigError(SbxError):
     """Unusable configuration; the message names the key, the value and what is expected."""
