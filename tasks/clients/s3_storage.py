@@ -143,7 +143,20 @@ class S3Storage:
             Key=name,
             ChecksumMode="ENABLED",
         )
-        raw = VerifiedBody(answer, self.location, key)
+        etag = answer["ETag"]
+
+        def reopen(offset: int) -> Mapping[str, Any]:
+            return self._call(
+                "read",
+                key,
+                self.client.get_object,
+                Bucket=self.bucket,
+                Key=name,
+                Range=f"bytes={offset}-",
+                IfMatch=etag,  # the same object, not one put meanwhile
+            )
+
+        raw = VerifiedBody(answer, self.location, key, reopen)
         return io.BufferedReader(raw, buffer_size=MiB)
 
     def exists(self, key: str) -> bool:
