@@ -26,7 +26,6 @@ uploads live in ``s3_multipart.py`` and read checks in ``s3_checksums.py``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import random
@@ -39,7 +38,7 @@ from blocks.config import OffboxConfig
 from sbx.errors import ConfigError, KeyExists, ObjectMissing
 from tasks.clients.s3_checksums import VerifiedBody, b64, verified_bytes
 from tasks.clients.s3_connect import MiB, S3Options, make_client, parse_s3_url
-from tasks.clients.s3_errors import WriteConflict, translate
+from tasks.clients.s3_errors import UploadGone, WriteConflict, translate
 from tasks.clients.s3_multipart import (
     MIN_PART_SIZE,
     HashingReader,
@@ -194,17 +193,16 @@ class S3Storage:
             if upload["Initiated"].timestamp() > cutoff:
                 continue
             name, upload_id = upload["Key"], upload["UploadId"]
-            parts = self._call(
-                "list parts of",
-                None,
-                self.client.list_parts,
-                Bucket=self.bucket,
-                Key=name,
-                UploadId=upload_id,
-            )
-            count, size = count + 1, size + sum(p.get("Size", 0) for p in parts.get("Parts", []))
-            if not dry_run:
-                with contextlib.suppress(ObjectMissing):  # NoSuchUpload: finished meanwhile
+            try:
+                parts = self._call(
+                    "list parts of",
+                    None,
+                    self.client.list_parts,
+                    Bucket=self.bucket,
+                    Key=name,
+                    UploadId=upload_id,
+                )
+                if not dry_run:
                     self._call(
                         "abort an upload in",
                         None,
@@ -213,6 +211,9 @@ class S3Storage:
                         Key=name,
                         UploadId=upload_id,
                     )
+            except UploadGone:
+                continue  # finished or aborted meanwhile
+            count, size = count + 1, size + sum(p.get("Size", 0) for p in parts.get("Parts", []))
         return count, size
 
     # -- helpers -------------------------------------------------------------------------------
@@ -228,9 +229,9 @@ class S3Storage:
                 return fn(**kwargs)
             except Exception as exc:
                 error = translate(exc, action, self.location, key)
+                if error is None or error is exc:
+                    raise
                 if not error.retryable or attempt == attempts - 1:
-                    if error is exc:
-                        raise
                     raise error from exc
             delay = self.options.backoff_s * (2**attempt)
             time.sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter, not crypto
