@@ -164,7 +164,9 @@ class S3Storage:
         if absent (:class:`KeyExists`), (3) delete ``src`` only if its ETag is unchanged. When
         another process replaced or moved ``src`` between (1) and (3), ``dst`` is removed again
         and :class:`ObjectMissing` says someone else moved it first. A process killed between
-        (2) and (3) leaves both keys; the lock treats the copy as a stale leftover.
+        (2) and (3) leaves both keys; the lock treats the copy as a stale leftover. A delete
+        whose answer is lost and retried also reads as "moved by someone else" (the retry finds
+        ``src`` gone): the lock then just tries again.
         """
         source = self._name(src)
         body, etag = self._read(src)

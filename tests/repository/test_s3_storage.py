@@ -7,13 +7,14 @@ import io
 import itertools
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from bed import S3Server
 
 from blocks.config import OffboxConfig
 from repository.storage_contract import StorageContract
-from sbx.errors import ConfigError, KeyExists, StorageError
+from sbx.errors import ConfigError, KeyExists, ObjectMissing, StorageError
 from tasks.clients.s3_connect import S3Options, parse_s3_url
 from tasks.clients.s3_storage import S3Storage, connect
 from tasks.clients.storage import Storage
@@ -192,3 +193,23 @@ def test_credentials_from_an_aws_credentials_block(
     assert storage.get("x") == b"from the block"
     with pytest.raises(ConfigError, match="no-such-block"):
         connect(f"s3://{bucket}/blk", OffboxConfig(credentials_block="no-such-block"))
+
+
+def test_concurrent_renames_of_one_key_have_one_winner(s3_server: S3Server, bucket: str) -> None:
+    storage = s3_storage(s3_server, bucket, "rename-race")
+    for round_ in range(5):
+        storage.put("locks/writer.json", f"holder {round_}".encode())
+
+        def take(n: int, round_: int = round_) -> str:
+            try:
+                storage.rename("locks/writer.json", f"locks/stale-{round_}-{n}.json")
+            except ObjectMissing:
+                return "missing"
+            return "moved"
+
+        with ThreadPoolExecutor(6) as pool:
+            outcomes = list(pool.map(take, range(6)))
+        assert sorted(outcomes) == ["missing"] * 5 + ["moved"]
+        assert not storage.exists("locks/writer.json")
+        aside = [key for key in storage.list("locks/") if key.startswith(f"locks/stale-{round_}-")]
+        assert len(aside) == 1 and storage.get(aside[0]) == f"holder {round_}".encode()
