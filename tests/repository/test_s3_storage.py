@@ -213,3 +213,29 @@ def test_concurrent_renames_of_one_key_have_one_winner(s3_server: S3Server, buck
         assert not storage.exists("locks/writer.json")
         aside = [key for key in storage.list("locks/") if key.startswith(f"locks/stale-{round_}-")]
         assert len(aside) == 1 and storage.get(aside[0]) == f"holder {round_}".encode()
+
+
+class _Unseekable(io.RawIOBase):
+    def __init__(self, data: bytes) -> None:
+        self.inner = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        return self.inner.readinto(memoryview(buffer)[: 3 * MiB // 2])  # short, as a pipe
+
+
+def test_large_unseekable_stream_goes_up_in_parts(s3_server: S3Server, bucket: str) -> None:
+    storage = s3_storage(s3_server, bucket, "pipe", multipart_threshold_mib=6, part_size_mib=5)
+    data = os.urandom(16 * MiB + 3)
+    storage.put("objects/piped", _Unseekable(data))  # type: ignore[arg-type]
+    head = s3_server.client().head_object(Bucket=bucket, Key="pipe/objects/piped", PartNumber=1)
+    assert head["PartsCount"] == 4 and head["ContentLength"] == 5 * MiB
+    assert storage.get("objects/piped") == data
+    small = os.urandom(5 * MiB)
+    storage.put("objects/small", _Unseekable(small))  # type: ignore[arg-type]
+    assert "PartsCount" not in s3_server.client().head_object(
+        Bucket=bucket, Key="pipe/objects/small", PartNumber=1
+    )
+    assert storage.get("objects/small") == small
