@@ -31,8 +31,8 @@ class S3Options:
     part_workers: int = 8
     storage_class: str | None = None
     server_side_encryption: str | None = None
-    #: attempts of :meth:`S3Storage._call` around botocore's own retries
-    attempts: int = 5
+    #: attempts of :meth:`S3Storage._call` around botocore's own retries (see retry_again)
+    attempts: int = 4
     backoff_s: float = 0.2
 
 

@@ -21,6 +21,7 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectionError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     FlexibleChecksumError,
     HTTPClientError,
@@ -201,3 +202,18 @@ def _client_error(
         key=key,
         retryable=False,
     )
+
+
+def retry_again(exc: BaseException, error: StorageError) -> bool:
+    """Whether ``S3Storage._call`` should try once more after botocore gave up or never saw it.
+
+    botocore already retried throttling, 5xx and connection failures of the request itself
+    (standard mode, ``max_attempts``): trying those again would multiply the waits. What it
+    never retries: a body cut off or damaged while being read (after botocore returned),
+    and 409 conflicting conditional writes.
+    """
+    if not error.retryable:
+        return False
+    if isinstance(exc, ClientError):
+        return http_status(exc) == 409 or error_code(exc) == "ConditionalRequestConflict"
+    return not isinstance(exc, EndpointConnectionError | ConnectTimeoutError)

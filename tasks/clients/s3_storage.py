@@ -18,7 +18,8 @@ How the :class:`~tasks.clients.storage.Storage` promises are kept on S3:
   and the length, so a truncated or damaged body raises a retryable :class:`StorageError` (and
   ``get`` retries it), never short data.
 - retries: botocore retries throttling, 5xx and connection errors (standard mode); around that,
-  :meth:`S3Storage._call` retries what botocore does not see (a body cut off while being read).
+  :meth:`S3Storage._call` retries what botocore does not see (a body cut off or damaged while
+  being read, 409 conflicts; ``s3_errors.retry_again``).
 
 Errors are translated in ``s3_errors.py``, the client is built in ``s3_connect.py``, large
 uploads live in ``s3_multipart.py`` and read checks in ``s3_checksums.py``.
@@ -38,7 +39,7 @@ from blocks.config import OffboxConfig
 from sbx.errors import ConfigError, KeyExists, ObjectMissing
 from tasks.clients.s3_checksums import VerifiedBody, b64, verified_bytes
 from tasks.clients.s3_connect import MiB, S3Options, make_client, parse_s3_url
-from tasks.clients.s3_errors import UploadGone, WriteConflict, translate
+from tasks.clients.s3_errors import UploadGone, WriteConflict, retry_again, translate
 from tasks.clients.s3_multipart import (
     MIN_PART_SIZE,
     HashingReader,
@@ -233,7 +234,7 @@ class S3Storage:
                 error = translate(exc, action, self.location, key)
                 if error is None or error is exc:
                     raise
-                if not error.retryable or attempt == attempts - 1:
+                if attempt == attempts - 1 or not retry_again(exc, error):
                     raise error from exc
             delay = self.options.backoff_s * (2**attempt)
             time.sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter, not crypto
