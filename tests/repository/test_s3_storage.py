@@ -239,3 +239,19 @@ def test_large_unseekable_stream_goes_up_in_parts(s3_server: S3Server, bucket: s
         Bucket=bucket, Key="pipe/objects/small", PartNumber=1
     )
     assert storage.get("objects/small") == small
+
+
+def test_no_credentials_is_permanent_and_names_the_settings(
+    s3_server: S3Server, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    storage = s3_storage(s3_server, bucket, "nocreds")
+    with pytest.raises(StorageError) as caught:
+        storage.put("a", b"1")
+    assert not caught.value.retryable
+    assert "no usable S3 credentials" in str(caught.value)
+    assert "offbox.credentials_block" in str(caught.value)
