@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 from blocks.config import SbxConfig, load_config, resolve_stack_dir
 from sbx.errors import DockerUnavailable
 from sbx.repository import Repository
+from sbx.repository.locations import open_storage
 from tasks.clients.docker_engine import connect
 from tasks.services import restart_left_stopped
 from tasks.status import StackStatus, read_stack_status
@@ -49,4 +50,6 @@ def open_repository(config: SbxConfig, repo: str | None, *, create: bool = False
     if not location.startswith("s3://"):
         location = str(Path(location).expanduser())
     opener = Repository.open_or_init if create else Repository.open
-    return opener(location, lock_stale_after_s=config.repository.lock_stale_after_s)
+    # the S3 endpoint, credentials and upload options come from the configuration
+    storage = open_storage(location, config)
+    return opener(storage, lock_stale_after_s=config.repository.lock_stale_after_s)
