@@ -134,6 +134,11 @@ class OffboxConfig(_Model):
     credentials_block: str | None = Field(
         default=None, description="Name of a prefect-aws AwsCredentials block; unset: AWS chain."
     )
+    secrets_block: str | None = Field(
+        default=None,
+        description="Name of an sbx-secrets block whose age_identity decrypts the off-box copy; "
+        "unset: age_identity_file (SBX_AGE_IDENTITY_FILE) only.",
+    )
 
     @field_validator("url")
     @classmethod

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from sbx.cli import backups, operations, planned
+from sbx.cli import backups, offbox, operations, planned
 from sbx.cli.common import err
 from sbx.errors import SbxError
 
@@ -34,6 +34,7 @@ logs = typer.Typer(help="Log rotation for the stack.", no_args_is_help=True)
 # registration order is the order of the help panels: backups, health, changes, operations
 backups.register(app)
 backups.register_checks(app)
+offbox.register(app)
 planned.register(app, incident, model, logs)
 operations.register(app, server)
 app.add_typer(incident, name="incident", rich_help_panel="Changes")
