@@ -134,3 +134,11 @@ def test_recipients_and_identity_files_are_parsed_with_clear_errors(tmp_path: Pa
     assert len(parse_identities(key.file.read_text(), str(key.file))) == 1
     with pytest.raises(AgeKeyError, match="AGE-SECRET-KEY-1"):
         parse_identities("# only a comment\n", "the file")
+
+
+@pytest.mark.parametrize("size", [0, 1, 65_535, 65_536, 65_537, 3 * 65_536 + 5])
+def test_size_is_the_plaintext_size_from_the_age_header(size: int) -> None:
+    identity = pyrage.x25519.Identity.generate()
+    store = _create(MemoryStorage(), identity)
+    store.put(f"objects/ab/{HASH}", b"z" * size)
+    assert store.size(f"objects/ab/{HASH}") == size
