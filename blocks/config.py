@@ -134,6 +134,13 @@ class OffboxConfig(_Model):
     credentials_block: str | None = Field(
         default=None, description="Name of a prefect-aws AwsCredentials block; unset: AWS chain."
     )
+    multipart_threshold_mib: int = Field(
+        default=64, ge=5, description="Objects this large (MiB) go up as multipart uploads."
+    )
+    part_size_mib: int = Field(default=16, ge=5, description="Part size of multipart uploads.")
+    part_workers: int = Field(
+        default=4, ge=1, le=64, description="Parts of one upload sent (and held in memory) at once."
+    )
     secrets_block: str | None = Field(
         default=None,
         description="Name of an sbx-secrets block whose age_identity decrypts the off-box copy; "

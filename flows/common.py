@@ -49,6 +49,7 @@ def open_repository(config: SbxConfig, repo: str | None, *, create: bool = False
     location = repo or config.repository.location
     if not location.startswith("s3://"):
         location = str(Path(location).expanduser())
+    # S3 endpoint, credentials and upload options come from the configuration (open_storage);
     # an off-box copy (encrypted; docs/repository.md) opens with the age identity, transparently
     storage = open_encrypted(config, location)
     opener = Repository.open_or_init if create else Repository.open

@@ -9,8 +9,6 @@ Keys: recipients from ``age_recipients`` (``SBX_AGE_RECIPIENTS``), the identity 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyrage
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -25,8 +23,8 @@ from sbx.repository.encrypted import (
     read_marker,
 )
 from sbx.repository.format import RepositoryInfo
+from sbx.repository.locations import open_storage
 from sbx.repository.replicate import CopyReport, replicate
-from tasks.clients.local_storage import LocalStorage
 from tasks.clients.storage import Storage
 from tasks.retry import retry_if_transient
 
@@ -79,11 +77,7 @@ def _identities_from_block(name: str) -> list[pyrage.x25519.Identity]:
 
 def remote_storage(config: SbxConfig, location: str) -> Storage:
     """The plain storage at ``location`` (S3 with the offbox options, or a directory)."""
-    if location.startswith("s3://"):
-        from sbx.repository.locations import open_storage
-
-        return open_storage(location, config)
-    return LocalStorage(Path(location).expanduser())
+    return open_storage(location, config)
 
 
 def open_encrypted(config: SbxConfig, location: str, *, keys: AgeKeys | None = None) -> Storage:

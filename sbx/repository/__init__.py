@@ -61,6 +61,7 @@ from sbx.repository.format import (
 )
 from sbx.repository.gc import DryRunStorage, GcReport, PruneReport, collect_garbage
 from sbx.repository.gc import prune_snapshots as _prune
+from sbx.repository.locations import open_storage
 from sbx.repository.lock import WriterLock
 from sbx.repository.objects import ObjectStore
 from sbx.repository.parts import PartWriter
@@ -275,15 +276,7 @@ class Repository:
 
 
 def _storage_for(location: str | Path | Storage) -> Storage:
-    if isinstance(location, Storage):
-        return location
-    text = str(location)
-    if text.startswith("s3://"):
-        raise ConfigError(
-            f"Repository {text}: S3 repositories are not supported by this version of sbx yet. "
-            "Use a local directory for --repo."
-        )
-    return LocalStorage(Path(text))
+    return open_storage(location)
 
 
 def _is_empty(storage: Storage) -> bool:
