@@ -151,7 +151,9 @@ def main() -> None:
                     with joined.open("wb") as out:
                         for p in files:
                             out.write(p.read_bytes())
-                    seconds = _timed(lambda b=bucket, j=joined: client.upload_file(str(j), b, "all"))
+                    seconds = _timed(
+                        lambda b=bucket, j=joined: client.upload_file(str(j), b, "all")
+                    )
                     joined.unlink()
                 rows.append((name, seconds))
         finally:
