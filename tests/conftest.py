@@ -7,6 +7,7 @@ Fixtures (design.md "Test bed", style.md "Tests"):
     standin_images  dict[str, str]    {"base", "vllm", "qdrant", "webui"} -> content-hashed tags
     registry        str               "127.0.0.1:PORT" of a registry without auth
     s3_server       bed.S3Server      moto's server mode over HTTP on a free port
+    fault_proxy     bed.FaultProxy    a proxy in front of s3_server failing ~20 % of requests
     prefect_server  str               API URL of prefect_test_harness (settings point at it)
     running_stack   bed.RunningStack  a copy of examples/stack up as its own compose project
 
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from bed import RunningStack, S3Server, require_service
+from bed import FaultProxy, RunningStack, S3Server, require_service
 from bed.engine import docker_engine_session, remove_test_objects
 from bed.images import build_images, build_module
 from bed.registry import registry_session
@@ -54,6 +55,7 @@ FIXTURE_MARKS = {
     "running_stack": "docker",
     "registry": "registry",
     "s3_server": "s3",
+    "fault_proxy": "s3",
     "prefect_server": "prefect",
 }
 
@@ -115,6 +117,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def s3_server(tmp_path_factory: pytest.TempPathFactory, run_id: str) -> Iterator[S3Server]:
     with s3_session(tmp_path_factory.mktemp("moto"), run_id) as server:
         yield server
+
+
+@pytest.fixture
+def fault_proxy(s3_server: S3Server) -> Iterator[FaultProxy]:
+    """Dropped connections, 503 SlowDown and truncated answers on 20 % of requests (seeded)."""
+    with FaultProxy(s3_server.endpoint_url, fault_rate=0.2, seed=20) as proxy:
+        yield proxy
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,10 @@ import contextlib
 import hashlib
 import io
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from botocore.exceptions import FlexibleChecksumError
 
 from sbx.errors import StorageError
 from tasks.clients.s3_errors import translate
@@ -88,22 +90,47 @@ def verified_bytes(answer: Mapping[str, Any], location: str, key: str) -> bytes:
 
 
 class VerifiedBody(io.RawIOBase):
-    """An object's body as a stream: checks length and checksum at its end, errors translated."""
+    """An object's body as a stream: checks length and checksum at its end, errors translated.
 
-    def __init__(self, answer: Mapping[str, Any], location: str, key: str) -> None:
+    A body cut off midway is resumed where it stopped: ``reopen(offset)`` asks for the rest
+    (a ranged GET of the same ETag), up to ``resumes`` times; the checksum still covers the
+    whole object.
+    """
+
+    def __init__(
+        self,
+        answer: Mapping[str, Any],
+        location: str,
+        key: str,
+        reopen: Callable[[int], Mapping[str, Any]] | None = None,
+        resumes: int = 5,
+    ) -> None:
         self._answer, self._body = answer, answer["Body"]
         self._location, self._key = location, key
         self._checksum, self._read = Checksum(answer), 0
+        self._reopen, self._resumes = reopen, resumes
+        self._size = int(answer.get("ContentLength") or 0)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        try:
-            block = self._body.read(len(view))
-        except Exception as exc:
-            raise translate(exc, "read", self._location, self._key) from exc
+        while True:
+            try:
+                block = self._body.read(len(view))
+                if block or not len(view) or self._read >= self._size:
+                    break
+                raise StorageError(f"{self._key}: body ended at {self._read} of {self._size}")
+            except Exception as exc:
+                error = translate(exc, "read", self._location, self._key)
+                damaged = isinstance(exc, FlexibleChecksumError)  # the end: nothing to resume
+                if damaged or not error.retryable or self._reopen is None or self._resumes <= 0:
+                    raise error from exc
+                self._resumes -= 1
+                with contextlib.suppress(Exception):
+                    self._body.close()
+                self._body = self._reopen(self._read)["Body"]
         if not block and len(view):
             check_body(self._read, self._checksum, self._answer, self._location, self._key)
             return 0

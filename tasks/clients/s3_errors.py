@@ -114,12 +114,18 @@ def translate(exc: BaseException, action: str, location: str, key: str | None) -
             key=key,
             retryable=True,
         )
+    if isinstance(exc, FlexibleChecksumError):
+        return StorageError(
+            f"Could not {action} {where}: the body differs from the checksum S3 stored "
+            f"(damaged in transit: {exc}). {TRY_AGAIN}",
+            key=key,
+            retryable=True,
+        )
     if isinstance(
         exc,
         ConnectionError
         | HTTPClientError
         | IncompleteReadError
-        | FlexibleChecksumError
         | Urllib3HTTPError
         | http.client.HTTPException
         | OSError,

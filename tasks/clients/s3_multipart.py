@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import threading
 import zlib
 from collections.abc import Callable
@@ -171,3 +172,28 @@ def _upload_parts(
                 future.cancel()  # only parts not started yet: a failure stops the upload
             raise
     return [future.result() for future in futures]
+
+
+def stream_size(stream: BinaryIO) -> int | None:
+    """Bytes left in ``stream`` when it can tell (seekable), else None."""
+    try:
+        if not stream.seekable():
+            return None
+        here = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(here)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return end - here
+
+
+def read_up_to(stream: BinaryIO, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        block = stream.read(min(left, 8 << 20))
+        if not block:
+            break
+        chunks.append(block)
+        left -= len(block)
+    return b"".join(chunks)

@@ -20,7 +20,8 @@ How the :class:`~tasks.clients.storage.Storage` promises are kept on S3:
 - retries: botocore retries throttling, 5xx and connection errors (standard mode); around that,
   :meth:`S3Storage._call` retries what botocore does not see (a body cut off while being read).
 
-Errors are translated in ``s3_errors.py``; large uploads live in ``s3_multipart.py``.
+Errors are translated in ``s3_errors.py``, the client is built in ``s3_connect.py``, large
+uploads live in ``s3_multipart.py`` and read checks in ``s3_checksums.py``.
 """
 
 from __future__ import annotations
@@ -29,63 +30,29 @@ import contextlib
 import hashlib
 import io
 import random
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from blocks.config import OffboxConfig
 from sbx.errors import ConfigError, KeyExists, ObjectMissing
 from tasks.clients.s3_checksums import VerifiedBody, b64, verified_bytes
+from tasks.clients.s3_connect import MiB, S3Options, make_client, parse_s3_url
 from tasks.clients.s3_errors import WriteConflict, translate
-from tasks.clients.s3_multipart import MIN_PART_SIZE, HashingReader, upload_multipart
+from tasks.clients.s3_multipart import (
+    MIN_PART_SIZE,
+    HashingReader,
+    read_up_to,
+    stream_size,
+    upload_multipart,
+)
 from tasks.clients.storage import check_key, check_prefix
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 T = TypeVar("T")
-MiB = 1 << 20
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-
-@dataclass(frozen=True)
-class S3Options:
-    """How objects are written; defaults suit a box uploading over a WAN link."""
-
-    #: a file-like ``data`` of at least this many bytes goes up as a parallel multipart upload
-    multipart_threshold: int = 64 * MiB
-    part_size: int = 16 * MiB
-    #: parts of one multipart upload in flight (and in memory) at once
-    part_workers: int = 4
-    storage_class: str | None = None
-    server_side_encryption: str | None = None
-    #: attempts of :meth:`S3Storage._call` around botocore's own retries
-    attempts: int = 5
-    backoff_s: float = 0.2
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix/")``; :class:`ConfigError`."""
-    if not url.startswith("s3://"):
-        raise ConfigError(f"{url!r} is not an s3://bucket/prefix URL. Fix offbox.url or --repo.")
-    bucket, _, prefix = url.removeprefix("s3://").partition("/")
-    if not _BUCKET.match(bucket) or ".." in bucket:
-        raise ConfigError(
-            f"{url!r}: {bucket!r} is not a valid S3 bucket name (3-63 lower-case letters, "
-            "digits, '.' and '-'). Fix offbox.url or --repo."
-        )
-    prefix = prefix.strip("/")
-    if prefix:
-        for part in prefix.split("/"):
-            if part in ("", ".", "..") or "\\" in part:
-                raise ConfigError(
-                    f"{url!r}: the prefix has an empty, '.' or '..' part. Fix offbox.url or --repo."
-                )
-        prefix += "/"
-    return bucket, prefix
 
 
 class S3Storage:
@@ -118,15 +85,15 @@ class S3Storage:
         if isinstance(data, bytes | bytearray | memoryview):
             self._put_small(key, name, bytes(data))
             return
-        size = _stream_size(data)
+        size = stream_size(data)
         head = b""
         if size is None:  # not seekable: read ahead to find out whether it is large
-            head = _read_up_to(data, self.options.multipart_threshold)
+            head = read_up_to(data, self.options.multipart_threshold)
             if len(head) < self.options.multipart_threshold:
                 self._put_small(key, name, head)
                 return
         elif size < self.options.multipart_threshold:
-            self._put_small(key, name, _read_up_to(data, size + 1))
+            self._put_small(key, name, read_up_to(data, size + 1))
             return
         self._put_large(key, name, HashingReader(data, head), size)
 
@@ -143,7 +110,20 @@ class S3Storage:
             Key=name,
             ChecksumMode="ENABLED",
         )
-        raw = VerifiedBody(answer, self.location, key)
+        etag = answer["ETag"]
+
+        def reopen(offset: int) -> Mapping[str, Any]:
+            return self._call(
+                "read",
+                key,
+                self.client.get_object,
+                Bucket=self.bucket,
+                Key=name,
+                Range=f"bytes={offset}-",
+                IfMatch=etag,  # the same object, not one put meanwhile
+            )
+
+        raw = VerifiedBody(answer, self.location, key, reopen)
         return io.BufferedReader(raw, buffer_size=MiB)
 
     def exists(self, key: str) -> bool:
@@ -355,83 +335,10 @@ class S3Storage:
             }
 
 
-def _stream_size(stream: BinaryIO) -> int | None:
-    """Bytes left in ``stream`` when it can tell (seekable), else None."""
-    try:
-        if not stream.seekable():
-            return None
-        here = stream.tell()
-        end = stream.seek(0, io.SEEK_END)
-        stream.seek(here)
-    except (OSError, ValueError, AttributeError):
-        return None
-    return end - here
-
-
-def _read_up_to(stream: BinaryIO, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    left = limit
-    while left > 0:
-        block = stream.read(min(left, 8 * MiB))
-        if not block:
-            break
-        chunks.append(block)
-        left -= len(block)
-    return b"".join(chunks)
-
-
 def connect(url: str, offbox: OffboxConfig | None = None, *, max_attempts: int = 10) -> S3Storage:
-    """The S3 storage at ``url``, configured from ``offbox`` (else the standard AWS variables).
+    """The S3 storage at ``url``, configured from ``offbox`` (see ``s3_connect.make_client``).
 
-    Endpoint: ``offbox.endpoint_url``, else ``AWS_ENDPOINT_URL`` (boto3 reads it), else AWS.
-    Region likewise (``AWS_DEFAULT_REGION``). Credentials: the prefect-aws ``AwsCredentials``
-    block named by ``offbox.credentials_block``, loaded here (it needs the Prefect API), else the
-    standard AWS chain (environment, profile, instance role). Nothing secret is logged.
     ``max_attempts`` is botocore's, per request (standard retry mode, exponential backoff).
     """
-    import boto3
-    from botocore.config import Config
-
-    offbox = offbox or OffboxConfig()
-    endpoint, region = offbox.endpoint_url, offbox.region
-    session = boto3.session.Session()
-    if offbox.credentials_block:
-        session, endpoint, region = _from_block(offbox.credentials_block, endpoint, region)
-    config = Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
-        connect_timeout=10,
-        read_timeout=60,
-        tcp_keepalive=True,
-        # the copy engine's threads times the parts of their uploads
-        max_pool_connections=max(10, 8 * offbox.part_workers),
-        # we send and check checksums ourselves (s3_checksums.py): no second pass by botocore
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    client = session.client("s3", endpoint_url=endpoint, region_name=region, config=config)
-    options = S3Options(
-        multipart_threshold=offbox.multipart_threshold_mib * MiB,
-        part_size=offbox.part_size_mib * MiB,
-        part_workers=offbox.part_workers,
-        storage_class=offbox.storage_class,
-        server_side_encryption=offbox.server_side_encryption,
-    )
+    client, options = make_client(offbox or OffboxConfig(), max_attempts=max_attempts)
     return S3Storage(url, client, options)
-
-
-def _from_block(name: str, endpoint: str | None, region: str | None) -> tuple[Any, Any, Any]:
-    from prefect_aws import AwsCredentials
-
-    try:
-        block: Any = AwsCredentials.load(name)  # sync here (no running event loop)
-    except ValueError as exc:
-        raise ConfigError(
-            f"offbox.credentials_block names {name!r}, but no AwsCredentials block of that name "
-            f"exists ({exc}). Create it (prefect block create aws-credentials) or fix the name."
-        ) from exc
-    params = block.aws_client_parameters
-    return (
-        block.get_boto3_session(),
-        endpoint or params.endpoint_url,
-        region or block.region_name,
-    )

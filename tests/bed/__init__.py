@@ -4,11 +4,13 @@ The fixtures live in ``tests/conftest.py``; this package holds what they are mad
 tests may import themselves (``from bed import require_service, RunningStack, S3Server``).
 """
 
+from .fault_proxy import FaultProxy
 from .s3 import S3Server
 from .services import free_port, require_service, required_services, wait_until
 from .stack import RunningStack
 
 __all__ = [
+    "FaultProxy",
     "RunningStack",
     "S3Server",
     "free_port",

@@ -14,7 +14,8 @@ from bed import S3Server
 from blocks.config import OffboxConfig
 from repository.storage_contract import StorageContract
 from sbx.errors import ConfigError, KeyExists, StorageError
-from tasks.clients.s3_storage import S3Options, S3Storage, connect, parse_s3_url
+from tasks.clients.s3_connect import S3Options, parse_s3_url
+from tasks.clients.s3_storage import S3Storage, connect
 from tasks.clients.storage import Storage
 
 MiB = 1 << 20
@@ -141,3 +142,53 @@ def test_unreachable_endpoint_is_retryable(monkeypatch: pytest.MonkeyPatch) -> N
         storage.get("a")
     assert caught.value.retryable
     assert "endpoint" in str(caught.value)
+
+
+class _FailsAfter(io.RawIOBase):
+    """A stream that yields ``good`` bytes, then fails like a dying disk."""
+
+    def __init__(self, good: int) -> None:
+        self.left = good
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self.left <= 0:
+            raise OSError(5, "injected read error")
+        n = min(len(buffer), self.left)
+        buffer[:n] = b"z" * n
+        self.left -= n
+        return n
+
+
+def test_failed_multipart_upload_is_aborted(s3_server: S3Server, bucket: str) -> None:
+    storage = s3_storage(s3_server, bucket, "abort", multipart_threshold_mib=6, part_size_mib=5)
+    with pytest.raises(OSError, match="injected"):
+        storage.put("objects/big", _FailsAfter(12 * MiB))
+    assert not storage.exists("objects/big")
+    uploads = s3_server.client().list_multipart_uploads(Bucket=bucket, Prefix="abort/")
+    assert uploads.get("Uploads", []) == []
+
+
+def test_credentials_from_an_aws_credentials_block(
+    s3_server: S3Server, prefect_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect_aws import AwsClientParameters, AwsCredentials
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    AwsCredentials(
+        aws_access_key_id=s3_server.access_key_id,
+        aws_secret_access_key=s3_server.secret_access_key,
+        region_name=s3_server.region,
+        aws_client_parameters=AwsClientParameters(endpoint_url=s3_server.endpoint_url),
+    ).save("sbx-test-offbox", overwrite=True)
+    bucket = s3_server.make_bucket()
+    storage = connect(f"s3://{bucket}/blk", OffboxConfig(credentials_block="sbx-test-offbox"))
+    storage.put("x", b"from the block")
+    assert storage.get("x") == b"from the block"
+    with pytest.raises(ConfigError, match="no-such-block"):
+        connect(f"s3://{bucket}/blk", OffboxConfig(credentials_block="no-such-block"))
