@@ -134,7 +134,9 @@ def test_nightly_backup_then_copy_sends_only_the_new_manifest_when_unchanged(
     bucket = s3_server.make_bucket()
     for name, value in _env(s3_server, proxy, age_key).items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("SBX_OFFBOX__URL", f"s3://{bucket}/nightly")
+    url = f"s3://{bucket}/nightly"
+    monkeypatch.setenv("SBX_OFFBOX__URL", url)
+    monkeypatch.setenv("SBX_OFFBOX__STORAGE_CLASS", "STANDARD_IA")  # passes through to S3
     repo = str(tmp_path / "repo")
     first = backup_stack(stack=str(files_stack), repo=repo, trigger="schedule", offbox=True)
     assert len(_content_puts(proxy, stored_only=True)) > 5
@@ -144,3 +146,17 @@ def test_nightly_backup_then_copy_sends_only_the_new_manifest_when_unchanged(
     puts = _content_puts(proxy, stored_only=False)
     assert list(puts.values()) == [1], puts
     assert "/snapshots/" in next(iter(puts))
+    client = s3_server.client()
+    stored = client.list_objects_v2(Bucket=bucket, Prefix="nightly/objects/")["Contents"]
+    assert {item.get("StorageClass") for item in stored} == {"STANDARD_IA"}
+
+    # remote prune, by the same policy engine: the older snapshot goes, nothing is rewritten
+    from flows.prune import prune_repository
+    from flows.verify import verify_repository
+
+    proxy.reset()
+    pruned = prune_repository(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0, repo=url,
+                              stack=str(files_stack))  # fmt: skip
+    assert pruned.removed == [first.snapshot_id]
+    assert _content_puts(proxy, stored_only=False) == Counter()  # deletes only (and the lock)
+    assert verify_repository(snapshot=None, repo=url, stack=str(files_stack)).ok
