@@ -14,6 +14,7 @@ copied; such a key is skipped (counted), and a manifest whose objects vanished i
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -135,7 +136,7 @@ def replicate(
 
 
 class _Sender:
-    """Sends one key at a time (thread-safe: sets and ints updated under the GIL, one per key)."""
+    """Sends one key per call, from several threads; the tallies are updated under a lock."""
 
     def __init__(self, source: Storage, target: Storage, *, retry_delay_s: float) -> None:
         self.source = source
@@ -145,15 +146,18 @@ class _Sender:
         self.failed: list[tuple[str, SbxError]] = []
         self.bytes_sent = 0
         self.vanished = 0
+        self._lock = threading.Lock()
 
     def send(self, key: str) -> None:
         try:
             data = self.source.get(key)
         except ObjectMissing:
-            self.vanished += 1  # pruned locally meanwhile
+            with self._lock:
+                self.vanished += 1  # pruned locally meanwhile
             return
         except SbxError as exc:
-            self.failed.append((key, exc))
+            with self._lock:
+                self.failed.append((key, exc))
             return
         for attempt in range(1, PUT_ATTEMPTS + 1):
             try:
@@ -163,11 +167,13 @@ class _Sender:
                     log.info("retrying %s after: %s", key, exc)
                     time.sleep(self.retry_delay_s * 2 ** (attempt - 1))
                     continue
-                self.failed.append((key, exc))
+                with self._lock:
+                    self.failed.append((key, exc))
                 return
             break
-        self.sent.add(key)
-        self.bytes_sent += len(data)
+        with self._lock:
+            self.sent.add(key)
+            self.bytes_sent += len(data)
 
     def send_manifest(self, key: str, present: set[str]) -> bool:
         try:
