@@ -114,3 +114,35 @@ def test_missing_or_wrong_identity_is_a_clear_error_and_writes_nothing(
     assert "cannot decrypt" in done.stderr and "Traceback" not in done.stderr
     assert not out.exists()
     assert remote.read_all() == stored
+
+
+def test_a_failed_copy_exits_1_and_its_flow_run_fails(
+    run_sbx: Sbx, files_stack: Path, tmp_path: Path, age_key: AgeKey, prefect_server: str
+) -> None:
+    repo, offbox = tmp_path / "repo", tmp_path / "offbox"
+    env = {"SBX_AGE_RECIPIENTS": age_key.recipient, "SBX_AGE_IDENTITY_FILE": str(age_key.file)}
+    _ok(run_sbx("backup", "--stack", str(files_stack), "--repo", str(repo), env=env))
+    victim = next(p for p in (repo / "objects").rglob("*") if p.is_file())
+    victim.unlink()  # local damage: the snapshot cannot be copied whole
+    done = run_sbx("copy", "--stack", str(files_stack), "--repo", str(repo), "--to", str(offbox),
+                   env=env)  # fmt: skip
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "is incomplete" in done.stderr and "verify --all" in done.stderr
+    assert not list((offbox / "snapshots").glob("*"))  # no manifest of a partial snapshot
+    assert _flow_run_states(prefect_server, "copy-offbox")[-1] == "FAILED"
+
+
+def _flow_run_states(api_url: str, flow_name: str) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+                sort=FlowRunSort.START_TIME_ASC,
+            )
+        return [run.state.type.value if run.state else "" for run in runs]
+
+    return asyncio.run(read())
