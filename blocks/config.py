@@ -137,9 +137,9 @@ class OffboxConfig(_Model):
     multipart_threshold_mib: int = Field(
         default=64, ge=5, description="Objects this large (MiB) go up as multipart uploads."
     )
-    part_size_mib: int = Field(default=16, ge=5, description="Part size of multipart uploads.")
+    part_size_mib: int = Field(default=8, ge=5, description="Part size of multipart uploads.")
     part_workers: int = Field(
-        default=4, ge=1, le=64, description="Parts of one upload sent (and held in memory) at once."
+        default=8, ge=1, le=64, description="Parts of one upload sent (and held in memory) at once."
     )
     secrets_block: str | None = Field(
         default=None,

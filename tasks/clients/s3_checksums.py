@@ -119,18 +119,18 @@ class VerifiedBody(io.RawIOBase):
         while True:
             try:
                 block = self._body.read(len(view))
-                if block or not len(view) or self._read >= self._size:
-                    break
-                raise StorageError(f"{self._key}: body ended at {self._read} of {self._size}")
             except Exception as exc:
                 error = translate(exc, "read", self._location, self._key)
+                if error is None or error is exc:
+                    raise
                 damaged = isinstance(exc, FlexibleChecksumError)  # the end: nothing to resume
-                if damaged or not error.retryable or self._reopen is None or self._resumes <= 0:
+                if damaged or not error.retryable or not self._can_resume():
                     raise error from exc
-                self._resumes -= 1
-                with contextlib.suppress(Exception):
-                    self._body.close()
-                self._body = self._reopen(self._read)["Body"]
+                self._resume()
+                continue
+            if block or not len(view) or self._read >= self._size or not self._can_resume():
+                break
+            self._resume()  # ended early without an error: ask for the rest
         if not block and len(view):
             check_body(self._read, self._checksum, self._answer, self._location, self._key)
             return 0
@@ -138,6 +138,16 @@ class VerifiedBody(io.RawIOBase):
         self._checksum.update(block)
         self._read += len(block)
         return len(block)
+
+    def _can_resume(self) -> bool:
+        return self._reopen is not None and self._resumes > 0
+
+    def _resume(self) -> None:
+        assert self._reopen is not None
+        self._resumes -= 1
+        with contextlib.suppress(Exception):
+            self._body.close()
+        self._body = self._reopen(self._read)["Body"]
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -26,13 +26,13 @@ class S3Options:
 
     #: a file-like ``data`` of at least this many bytes goes up as a parallel multipart upload
     multipart_threshold: int = 64 * MiB
-    part_size: int = 16 * MiB
+    part_size: int = 8 * MiB
     #: parts of one multipart upload in flight (and in memory) at once
-    part_workers: int = 4
+    part_workers: int = 8
     storage_class: str | None = None
     server_side_encryption: str | None = None
-    #: attempts of :meth:`S3Storage._call` around botocore's own retries
-    attempts: int = 5
+    #: attempts of :meth:`S3Storage._call` around botocore's own retries (see retry_again)
+    attempts: int = 4
     backoff_s: float = 0.2
 
 

@@ -21,6 +21,7 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectionError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     FlexibleChecksumError,
     HTTPClientError,
@@ -84,6 +85,13 @@ class WriteConflict(StorageError):
     retryable = False
 
 
+class UploadGone(StorageError):
+    """A multipart upload was aborted or completed meanwhile (NoSuchUpload); the whole put can
+    be retried, the same part cannot."""
+
+    retryable = True
+
+
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -93,8 +101,11 @@ def http_status(exc: ClientError) -> int:
     return int(meta.get("HTTPStatusCode") or 0)
 
 
-def translate(exc: BaseException, action: str, location: str, key: str | None) -> StorageError:
-    """The storage error for ``exc``, raised while trying to ``action`` ``key`` in ``location``."""
+def translate(
+    exc: BaseException, action: str, location: str, key: str | None
+) -> StorageError | None:
+    """The storage error for ``exc``, raised while trying to ``action`` ``key`` in ``location``;
+    None when ``exc`` is no S3 or transport error (a bug: let it through unchanged)."""
     if isinstance(exc, StorageError):
         return exc
     where = f"{key} in {location}" if key else location
@@ -146,7 +157,7 @@ def translate(exc: BaseException, action: str, location: str, key: str | None) -
         )
     if isinstance(exc, BotoCoreError):
         return StorageError(f"Could not {action} {where}: {exc}.", key=key, retryable=False)
-    raise TypeError(f"not an S3 error: {exc!r}")  # pragma: no cover - callers filter
+    return None
 
 
 def _client_error(
@@ -156,6 +167,12 @@ def _client_error(
     seen = f"{code or 'error'}, HTTP {status}" if status else code or "error"
     if code == "PreconditionFailed" or status == 412:
         return WriteConflict(f"{where} already exists", key=key)
+    if code == "NoSuchUpload":
+        return UploadGone(
+            f"Could not {action} {where}: its multipart upload was aborted meanwhile (another "
+            f"sbx cleaning up?). {TRY_AGAIN}",
+            key=key,
+        )
     if key and (code in _MISSING_KEY or (status == 404 and code not in _NO_BUCKET)):
         return ObjectMissing(location, key)
     if code in _NO_BUCKET or (status == 404 and not key):
@@ -185,3 +202,18 @@ def _client_error(
         key=key,
         retryable=False,
     )
+
+
+def retry_again(exc: BaseException, error: StorageError) -> bool:
+    """Whether ``S3Storage._call`` should try once more after botocore gave up or never saw it.
+
+    botocore already retried throttling, 5xx and connection failures of the request itself
+    (standard mode, ``max_attempts``): trying those again would multiply the waits. What it
+    never retries: a body cut off or damaged while being read (after botocore returned),
+    and 409 conflicting conditional writes.
+    """
+    if not error.retryable:
+        return False
+    if isinstance(exc, ClientError):
+        return http_status(exc) == 409 or error_code(exc) == "ConditionalRequestConflict"
+    return not isinstance(exc, EndpointConnectionError | ConnectTimeoutError)

@@ -41,7 +41,7 @@ class HashingReader:
 
     def __init__(self, stream: BinaryIO, head: bytes = b"") -> None:
         self._stream = stream
-        self._head = head
+        self._head, self._head_pos = memoryview(head), 0  # bytes read ahead, handed out first
         self.sha256 = hashlib.sha256()
         self.crc32 = 0
         self.size = 0
@@ -49,17 +49,18 @@ class HashingReader:
     def read(self, size: int) -> bytes:
         chunks: list[bytes] = []
         want = size
-        if self._head:
-            chunks.append(self._head[:want])
-            self._head = self._head[want:]
-            want -= len(chunks[0])
+        if self._head_pos < len(self._head):
+            chunk = bytes(self._head[self._head_pos : self._head_pos + want])
+            self._head_pos += len(chunk)
+            chunks.append(chunk)
+            want -= len(chunk)
         while want > 0:
             block = self._stream.read(want)
             if not block:
                 break
             chunks.append(block)
             want -= len(block)
-        data = b"".join(chunks)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self.sha256.update(data)
         self.crc32 = zlib.crc32(data, self.crc32)
         self.size += len(data)

@@ -18,7 +18,8 @@ How the :class:`~tasks.clients.storage.Storage` promises are kept on S3:
   and the length, so a truncated or damaged body raises a retryable :class:`StorageError` (and
   ``get`` retries it), never short data.
 - retries: botocore retries throttling, 5xx and connection errors (standard mode); around that,
-  :meth:`S3Storage._call` retries what botocore does not see (a body cut off while being read).
+  :meth:`S3Storage._call` retries what botocore does not see (a body cut off or damaged while
+  being read, 409 conflicts; ``s3_errors.retry_again``).
 
 Errors are translated in ``s3_errors.py``, the client is built in ``s3_connect.py``, large
 uploads live in ``s3_multipart.py`` and read checks in ``s3_checksums.py``.
@@ -26,7 +27,6 @@ uploads live in ``s3_multipart.py`` and read checks in ``s3_checksums.py``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import random
@@ -39,7 +39,7 @@ from blocks.config import OffboxConfig
 from sbx.errors import ConfigError, KeyExists, ObjectMissing
 from tasks.clients.s3_checksums import VerifiedBody, b64, verified_bytes
 from tasks.clients.s3_connect import MiB, S3Options, make_client, parse_s3_url
-from tasks.clients.s3_errors import WriteConflict, translate
+from tasks.clients.s3_errors import UploadGone, WriteConflict, retry_again, translate
 from tasks.clients.s3_multipart import (
     MIN_PART_SIZE,
     HashingReader,
@@ -165,7 +165,9 @@ class S3Storage:
         if absent (:class:`KeyExists`), (3) delete ``src`` only if its ETag is unchanged. When
         another process replaced or moved ``src`` between (1) and (3), ``dst`` is removed again
         and :class:`ObjectMissing` says someone else moved it first. A process killed between
-        (2) and (3) leaves both keys; the lock treats the copy as a stale leftover.
+        (2) and (3) leaves both keys; the lock treats the copy as a stale leftover. A delete
+        whose answer is lost and retried also reads as "moved by someone else" (the retry finds
+        ``src`` gone): the lock then just tries again.
         """
         source = self._name(src)
         body, etag = self._read(src)
@@ -194,17 +196,16 @@ class S3Storage:
             if upload["Initiated"].timestamp() > cutoff:
                 continue
             name, upload_id = upload["Key"], upload["UploadId"]
-            parts = self._call(
-                "list parts of",
-                None,
-                self.client.list_parts,
-                Bucket=self.bucket,
-                Key=name,
-                UploadId=upload_id,
-            )
-            count, size = count + 1, size + sum(p.get("Size", 0) for p in parts.get("Parts", []))
-            if not dry_run:
-                with contextlib.suppress(ObjectMissing):  # NoSuchUpload: finished meanwhile
+            try:
+                parts = self._call(
+                    "list parts of",
+                    None,
+                    self.client.list_parts,
+                    Bucket=self.bucket,
+                    Key=name,
+                    UploadId=upload_id,
+                )
+                if not dry_run:
                     self._call(
                         "abort an upload in",
                         None,
@@ -213,6 +214,9 @@ class S3Storage:
                         Key=name,
                         UploadId=upload_id,
                     )
+            except UploadGone:
+                continue  # finished or aborted meanwhile
+            count, size = count + 1, size + sum(p.get("Size", 0) for p in parts.get("Parts", []))
         return count, size
 
     # -- helpers -------------------------------------------------------------------------------
@@ -228,9 +232,9 @@ class S3Storage:
                 return fn(**kwargs)
             except Exception as exc:
                 error = translate(exc, action, self.location, key)
-                if not error.retryable or attempt == attempts - 1:
-                    if error is exc:
-                        raise
+                if error is None or error is exc:
+                    raise
+                if attempt == attempts - 1 or not retry_again(exc, error):
                     raise error from exc
             delay = self.options.backoff_s * (2**attempt)
             time.sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter, not crypto

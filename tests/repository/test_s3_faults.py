@@ -154,3 +154,15 @@ def test_a_put_whose_answer_was_lost_is_not_an_overwrite(s3_server: S3Server) ->
             storage.put("small", b"other")
     versions = s3_server.client().list_object_versions(Bucket=bucket).get("Versions", [])
     assert sorted(v["Key"] for v in versions) == ["lost/big", "lost/small"]
+
+
+def test_a_cut_off_stream_resumes_where_it_stopped(s3_server: S3Server) -> None:
+    bucket = s3_server.make_bucket()
+    big = os.urandom(7 * MiB)
+    with FaultProxy(s3_server.endpoint_url, fault_rate=0.0) as proxy:
+        storage = through(proxy, bucket, "resume", multipart_threshold_mib=6, part_size_mib=5)
+        storage.put("big", io.BytesIO(big))
+        proxy.fault_rate, proxy.faults, proxy.max_faults_in_a_row = 1.0, ("truncate",), 2
+        with storage.open("big") as stream:
+            assert stream.read() == big  # cut at 1/2, then the rest cut at 1/2: 3 ranged reads
+        assert proxy.count("GET", f"/{bucket}/resume/big") == 3

@@ -4,6 +4,8 @@ init, backup, verify, restore byte-identical, prune and garbage collection."""
 from __future__ import annotations
 
 import os
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -11,9 +13,11 @@ from bed import S3Server
 
 from blocks.config import RetentionPolicy, SbxConfig
 from repository.helpers import CHUNK, PACK, PARTS, SMALL, backup, describe
-from sbx.errors import NotARepository
+from sbx.errors import NotARepository, RepositoryLocked
 from sbx.repository import PrunePlan, Repository
+from sbx.repository.format import LOCK_KEY
 from sbx.repository.locations import open_storage
+from sbx.repository.lock import WriterLock
 from tasks.clients.local_storage import LocalStorage
 from tasks.clients.s3_storage import S3Storage
 
@@ -91,3 +95,25 @@ def _keep_last(repo: Repository, newest: str) -> PrunePlan:
     plan = repo.plan_prune(policy)
     assert list(plan.keep) == [newest]
     return plan
+
+
+def test_writer_lock_on_s3(s3_server: S3Server) -> None:
+    """Exclusive create, heartbeat (replace) and the take-over of a silent holder (rename)."""
+    bucket = s3_server.make_bucket()
+    storage = open_storage(f"s3://{bucket}/locked", s3_config(s3_server))
+    with WriterLock(storage, command="first", stale_after_s=2):
+        time.sleep(3)  # past stale time: only the heartbeat keeps it
+        with pytest.raises(RepositoryLocked, match="first"):
+            WriterLock(storage, command="second", stale_after_s=2).acquire(wait_s=0)
+    assert list(storage.list("locks/")) == []
+    silent = WriterLock(storage, command="silent", stale_after_s=600)
+    silent.acquire()
+    silent._stop.set()  # it stops heartbeating, as a hung process would
+    assert silent._thread is not None
+    silent._thread.join()
+    raw = storage.get(LOCK_KEY).replace(socket.gethostname().encode(), b"elsewhere")
+    storage.replace(LOCK_KEY, raw)
+    time.sleep(0.6)
+    with WriterLock(storage, command="taker", stale_after_s=0.5) as taker:
+        assert taker.held  # the silent holder's heartbeat was too old
+    assert list(storage.list("locks/")) == []

@@ -7,13 +7,14 @@ import io
 import itertools
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from bed import S3Server
 
 from blocks.config import OffboxConfig
 from repository.storage_contract import StorageContract
-from sbx.errors import ConfigError, KeyExists, StorageError
+from sbx.errors import ConfigError, KeyExists, ObjectMissing, StorageError
 from tasks.clients.s3_connect import S3Options, parse_s3_url
 from tasks.clients.s3_storage import S3Storage, connect
 from tasks.clients.storage import Storage
@@ -192,3 +193,65 @@ def test_credentials_from_an_aws_credentials_block(
     assert storage.get("x") == b"from the block"
     with pytest.raises(ConfigError, match="no-such-block"):
         connect(f"s3://{bucket}/blk", OffboxConfig(credentials_block="no-such-block"))
+
+
+def test_concurrent_renames_of_one_key_have_one_winner(s3_server: S3Server, bucket: str) -> None:
+    storage = s3_storage(s3_server, bucket, "rename-race")
+    for round_ in range(5):
+        storage.put("locks/writer.json", f"holder {round_}".encode())
+
+        def take(n: int, round_: int = round_) -> str:
+            try:
+                storage.rename("locks/writer.json", f"locks/stale-{round_}-{n}.json")
+            except ObjectMissing:
+                return "missing"
+            return "moved"
+
+        with ThreadPoolExecutor(6) as pool:
+            outcomes = list(pool.map(take, range(6)))
+        assert sorted(outcomes) == ["missing"] * 5 + ["moved"]
+        assert not storage.exists("locks/writer.json")
+        aside = [key for key in storage.list("locks/") if key.startswith(f"locks/stale-{round_}-")]
+        assert len(aside) == 1 and storage.get(aside[0]) == f"holder {round_}".encode()
+
+
+class _Unseekable(io.RawIOBase):
+    def __init__(self, data: bytes) -> None:
+        self.inner = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        return self.inner.readinto(memoryview(buffer)[: 3 * MiB // 2])  # short, as a pipe
+
+
+def test_large_unseekable_stream_goes_up_in_parts(s3_server: S3Server, bucket: str) -> None:
+    storage = s3_storage(s3_server, bucket, "pipe", multipart_threshold_mib=6, part_size_mib=5)
+    data = os.urandom(16 * MiB + 3)
+    storage.put("objects/piped", _Unseekable(data))  # type: ignore[arg-type]
+    head = s3_server.client().head_object(Bucket=bucket, Key="pipe/objects/piped", PartNumber=1)
+    assert head["PartsCount"] == 4 and head["ContentLength"] == 5 * MiB
+    assert storage.get("objects/piped") == data
+    small = os.urandom(5 * MiB)
+    storage.put("objects/small", _Unseekable(small))  # type: ignore[arg-type]
+    assert "PartsCount" not in s3_server.client().head_object(
+        Bucket=bucket, Key="pipe/objects/small", PartNumber=1
+    )
+    assert storage.get("objects/small") == small
+
+
+def test_no_credentials_is_permanent_and_names_the_settings(
+    s3_server: S3Server, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    storage = s3_storage(s3_server, bucket, "nocreds")
+    with pytest.raises(StorageError) as caught:
+        storage.put("a", b"1")
+    assert not caught.value.retryable
+    assert "no usable S3 credentials" in str(caught.value)
+    assert "offbox.credentials_block" in str(caught.value)
