@@ -143,6 +143,11 @@ class OffboxConfig(_Model):
     part_workers: int = Field(
         default=8, ge=1, le=64, description="Parts of one upload sent (and held in memory) at once."
     )
+    secrets_block: str | None = Field(
+        default=None,
+        description="Name of an sbx-secrets block whose age_identity decrypts the off-box copy; "
+        "unset: age_identity_file (SBX_AGE_IDENTITY_FILE) only.",
+    )
 
     @field_validator("url")
     @classmethod

@@ -34,7 +34,6 @@ CONTRACT = [
     "logs",
 ]
 PLANNED = [
-    ["copy"],
     ["upgrade"],
     ["rollback"],
     ["changelog"],
@@ -82,9 +81,9 @@ def test_unbuilt_commands_refuse(argv: list[str]) -> None:
 
 
 def test_refusal_through_the_console_script_exits_2(tmp_path: Path) -> None:
-    done = subprocess.run([*SBX, "copy"], capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run([*SBX, "gpu"], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 2
-    assert "'sbx copy' is not implemented yet (planned in issue #4)" in done.stderr
+    assert "'sbx gpu' is not implemented yet (planned in issue #5)" in done.stderr
     assert done.stdout == ""
 
 
