@@ -81,9 +81,11 @@ def test_unbuilt_commands_refuse(argv: list[str]) -> None:
 
 
 def test_refusal_through_the_console_script_exits_2(tmp_path: Path) -> None:
-    done = subprocess.run([*SBX, "gpu"], capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [*SBX, "incident", "freeze"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert done.returncode == 2
-    assert "'sbx gpu' is not implemented yet (planned in issue #5)" in done.stderr
+    assert "is not implemented yet (planned in issue #7)" in done.stderr
     assert done.stdout == ""
 
 
