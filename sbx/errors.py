@@ -19,6 +19,7 @@ failure reason.
     ├── StorageError                a repository storage call failed (retryable when it says so)
     │   ├── ObjectMissing           no object under that key (permanent)
     │   ├── InvalidKey              a key that is not a safe relative name (permanent, a bug)
+    │   ├── BodyMismatch            a body read back does not match the checksum stored with it
     │   └── KeyExists               a put would overwrite a key with other content (permanent)
     ├── RepositoryError             a repository is missing, busy, damaged or newer than this sbx
     │   ├── NotARepository          the location holds no sbx-repository.json
@@ -165,6 +166,13 @@ class StorageError(SbxError):
     ) -> None:
         super().__init__(message, retryable=retryable)
         self.key = key
+
+
+class BodyMismatch(StorageError):
+    """A body read back differs from the checksum its store kept (retryable: it may have been
+    damaged in transit; a backend that sees it on every attempt reports a damaged object)."""
+
+    retryable = True
 
 
 class ObjectMissing(StorageError):
