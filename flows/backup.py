@@ -80,8 +80,19 @@ def backup_stack(
     )
     if offbox and config.offbox.url:
         from flows.offbox import copy_offbox
+        from tasks.run_alerts import alert_run_failed
 
-        copy_offbox(repo=repo, stack=stack, config_file=config_file)
+        try:
+            copy_offbox(repo=repo, stack=stack, config_file=config_file)
+        except Exception as exc:
+            alert_run_failed(
+                config,
+                "off-box copy",
+                f"snapshot {report.snapshot_id} is stored on the box, but the copy to "
+                f"{config.offbox.url} failed: {exc}",
+                "fix the cause and run 'sbx copy': it sends only what the copy lacks.",
+            )
+            raise
     elif offbox:
         log.info("offbox.url is not set in sbx.toml: no off-box copy")
     if report.problems:
