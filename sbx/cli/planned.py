@@ -27,11 +27,6 @@ def register(
         """Replicate the local repository off the box (encrypted) to S3."""
         raise NotImplementedYet("copy", 4)
 
-    @app.command(rich_help_panel="Backups")
-    def drill(stack: StackOption = None, repo: RepoOption = None) -> None:
-        """Restore into a scratch project, health-check it, report the RTO."""
-        raise NotImplementedYet("drill", 8)
-
     @app.command(rich_help_panel="Changes")
     def upgrade(
         services: ServiceArgs = None,
