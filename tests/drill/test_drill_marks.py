@@ -45,8 +45,9 @@ def repo(tmp_path: Path) -> Repository:
 
 
 def test_marks_are_written_once_and_read_back_in_drill_order(repo: Repository) -> None:
-    later, earlier = _mark("20261120T020000Z-00000abc", True, days=7), _mark(
-        "20261120T020000Z-00000abc", False, days=0
+    later, earlier = (
+        _mark("20261120T020000Z-00000abc", True, days=7),
+        _mark("20261120T020000Z-00000abc", False, days=0),
     )
     key = write_mark(repo.storage, later)
     write_mark(repo.storage, earlier)
