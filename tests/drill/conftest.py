@@ -15,9 +15,12 @@ from drill_helpers import Sbx
 def run_sbx(prefect_server: str) -> Sbx:
     """The sbx CLI in a subprocess, on the test's Prefect server (never a temporary one)."""
 
-    def run(*args: str, timeout: float = 600) -> CompletedProcess[str]:
+    def run(
+        *args: str, timeout: float = 600, env: dict[str, str] | None = None
+    ) -> CompletedProcess[str]:
+        extra = env or {}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SBX_"))}
-        env.update(PREFECT_API_URL=prefect_server, COLUMNS="200")
+        env.update(PREFECT_API_URL=prefect_server, COLUMNS="200", **extra)
         done = subprocess.run(
             [sys.executable, "-m", "sbx", *args],
             capture_output=True,

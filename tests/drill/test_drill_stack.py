@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bed import RunningStack
+from bed import RunningStack, S3Server
 from drill_helpers import Sbx, drill_containers, live_containers, seed_qdrant
 
 from flows.backup import backup_stack
@@ -88,3 +88,29 @@ def test_a_missing_object_fails_the_drill_naming_it_and_leaves_nothing(
     (mark,) = list_marks(repo.storage)
     assert not mark.passed and mark.rto_s is None
     assert any(victim in line for line in mark.failed)
+
+
+def test_a_drill_from_the_offbox_repository(
+    running_stack: RunningStack,
+    docker_engine: DockerClient,
+    run_sbx: Sbx,
+    s3_server: S3Server,
+) -> None:
+    stack = running_stack.path
+    offbox = f"s3://{s3_server.make_bucket()}/box-1/repo"
+    env = {**s3_server.env(), "SBX_OFFBOX__URL": offbox}
+    # `sbx copy` (h-offbox) is not merged yet: the snapshot is written to S3 directly
+    done = run_sbx("backup", "--stack", str(stack), "--repo", offbox, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    snapshot = done.stdout.strip().splitlines()[-1]
+
+    done = run_sbx("drill", "--stack", str(stack), "--from-offbox", env=env)
+
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1].startswith(f"{snapshot} drill-passed RTO ")
+    assert drill_containers(docker_engine) == []
+    keys = [
+        o["Key"]
+        for o in s3_server.client().list_objects_v2(Bucket=offbox.split("/")[2])["Contents"]
+    ]
+    assert any(k.startswith(f"box-1/repo/drills/{snapshot}/") for k in keys)
