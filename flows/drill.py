@@ -85,7 +85,8 @@ def drill_restore(
     )
     if not report.passed:
         raise DrillFailed(report)
-    log.info("drill passed: RTO %.1f s", rto or 0.0)
+    phases = ", ".join(f"{name} {secs:.1f} s" for name, secs in report.phases.items())
+    log.info("drill passed: RTO %.1f s (%s)", rto or 0.0, phases)
     return report
 
 

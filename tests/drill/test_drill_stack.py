@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from bed import RunningStack, S3Server
 from drill_helpers import Sbx, drill_containers, live_containers, seed_qdrant
 
@@ -14,6 +15,7 @@ from flows.backup import backup_stack
 from flows.drill import drill_restore
 from sbx.repository import Repository
 from sbx.repository.drills import list_marks
+from tasks.drill_report import DrillFailed
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -114,3 +116,30 @@ def test_a_drill_from_the_offbox_repository(
         for o in s3_server.client().list_objects_v2(Bucket=offbox.split("/")[2])["Contents"]
     ]
     assert any(k.startswith(f"box-1/repo/drills/{snapshot}/") for k in keys)
+
+
+def test_an_unhealthy_scratch_project_fails_the_drill_and_is_torn_down(
+    running_stack: RunningStack,
+    docker_engine: DockerClient,
+    prefect_server: str,
+    tmp_path: Path,
+) -> None:
+    stack = running_stack.path
+    repo = str(tmp_path / "repo")
+    backup_stack(stack=str(stack), repo=repo)
+    before = live_containers(docker_engine, running_stack.project)
+    # the restored worker serves its own model, never this one: its service check cannot pass
+    (stack / "sbx.toml").write_text(
+        '[drill]\nhealth_timeout_s = 5\n[health.models]\nworker = "no-such-model"\n'
+    )
+
+    with pytest.raises(DrillFailed) as failed:
+        drill_restore(stack=str(stack), repo=repo)
+
+    report = failed.value.report
+    assert not report.passed and report.rto_s is None
+    assert "service:worker" in str(failed.value) and "no-such-model" in str(failed.value)
+    assert report.phases.keys() >= {"restore", "start", "until healthy"}
+    assert drill_containers(docker_engine) == []
+    assert not any((stack / ".sbx" / "drills").glob("*"))
+    assert live_containers(docker_engine, running_stack.project) == before
