@@ -290,6 +290,20 @@ class GpuConfig(_Model):
     )
 
 
+class DrillConfig(_Model):
+    """Restore drills (``sbx drill``, the weekly deployment): a snapshot brought up beside the
+    live stack as its own compose project."""
+
+    health_timeout_s: float = Field(
+        default=180.0, gt=0, description="How long the scratch stack may take to become healthy."
+    )
+    scratch_dir: Path | None = Field(
+        default=None,
+        description="Where scratch copies are restored; unset: <stack>/.sbx/drills. Needs room "
+        "for one full restore; removed after every drill.",
+    )
+
+
 LogCompression = Literal["zstd", "gzip", "none"]
 LogRotationMethod = Literal["auto", "collapse-range", "punch-hole", "copytruncate"]
 
@@ -420,6 +434,7 @@ class SbxConfig(BaseSettings):
     )
     gpu: GpuConfig = Field(default_factory=GpuConfig, description="GPU check thresholds.")
     logs: LogsConfig = Field(default_factory=LogsConfig)
+    drill: DrillConfig = Field(default_factory=DrillConfig, description="Restore drills.")
 
     @model_validator(mode="before")
     @classmethod

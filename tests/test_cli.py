@@ -37,7 +37,6 @@ PLANNED = [
     ["upgrade"],
     ["rollback"],
     ["changelog"],
-    ["drill"],
     ["serve"],
     ["model", "swap", "--service", "worker", "--model", "m"],
     ["incident", "freeze"],

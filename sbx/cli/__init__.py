@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from sbx.cli import backups, offbox, operations, planned
+from sbx.cli import drill as drill_cli
 from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
 from sbx.cli import logs as logs_commands
@@ -39,6 +40,7 @@ logs = typer.Typer(help="Log rotation for the stack.", no_args_is_help=True)
 backups.register(app)
 backups.register_checks(app)
 offbox.register(app)
+drill_cli.register(app)
 planned.register(app, incident, model, logs)
 health_cli.register(app)
 gpu_cli.register(app)
