@@ -290,3 +290,12 @@ def verify_changes(stack_dir: Path, *, anchor: str | None = None) -> ChangeLogRe
             anchor=source,
         )
     return ChangeLogReport(path=path, entries=count, intact=True, head_hash=head, anchor=source)
+
+
+def short_value(value: object, limit: int = 60) -> str:
+    """``before``/``after`` in one table cell: a model's served name, else the value, cut."""
+    if isinstance(value, dict):
+        value = value.get("served_model_name") or value.get("model") or value
+    text = str(value) if value is not None else "-"
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
