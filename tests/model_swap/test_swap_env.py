@@ -45,7 +45,9 @@ def test_example_prompt_suite_loads() -> None:
         ("- {name: a, prompt: hi}", "unusable"),
     ],
 )
-def test_bad_prompt_suites_are_config_errors(tmp_path: Path, text: str | None, problem: str) -> None:
+def test_bad_prompt_suites_are_config_errors(
+    tmp_path: Path, text: str | None, problem: str
+) -> None:
     if text is not None:
         (tmp_path / "prompts.yaml").write_text(text)
     with pytest.raises(ConfigError, match=problem):
