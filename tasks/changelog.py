@@ -204,6 +204,19 @@ def _anchor_in_prefect(stack_dir: Path, entry: ChangeEntry) -> None:
         return
 
 
+def keep_live_log(stack_dir: Path, aside: Path, snapshot_id: str) -> None:
+    """Put the live log back after an in-place restore swapped in a snapshot's older copy.
+
+    The log is history, not state: restoring data must not take it back in time (nor break
+    the head copy). The snapshot's copy stays beside it as ``changelog.jsonl.from-<snapshot>``.
+    """
+    live = log_path(stack_dir)
+    with _locked(stack_dir):
+        if live.exists():
+            live.replace(live.with_name(f"{live.name}.from-{snapshot_id}"))
+        aside.replace(live)
+
+
 def read_changes(stack_dir: Path) -> list[ChangeEntry]:
     """Every entry that parses, in file order (``verify_changes`` says whether they chain)."""
     path = log_path(stack_dir)
