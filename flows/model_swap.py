@@ -99,7 +99,12 @@ def swap_model(
             log.warning("rolling back: %s", why)
             write_env(path, original)
             restart_service(config, service)
-            wait_model_ready(config, service, before.served or "", ready_s)
+            if wait_model_ready(config, service, before.served or "", ready_s) is None:
+                why += (
+                    f"; the previous model {before.served} was not listed again within "
+                    f"{ready_s:g} s either: check 'sbx health' and 'docker compose logs {service}'"
+                )
+                log.error("rollback incomplete: %s", why)
             _record(config.stack_dir, service, before, after, why)
     if why is None:
         _record(config.stack_dir, service, before, after, None)

@@ -442,5 +442,5 @@ class ModelSwapRolledBack(SbxError):
     def __init__(self, service: str, model: str, reason: str) -> None:
         super().__init__(
             f"Model swap of {service} to {model} rolled back: {reason}. The previous env file "
-            f"is back and {service} serves the previous model; see the run's artifact."
+            f"is back and {service} was restarted on it; see the run's artifact."
         )
