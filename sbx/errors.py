@@ -7,6 +7,7 @@ failure reason.
 
     SbxError
     ├── ConfigError                 bad sbx.toml / SBX_* value (key, value, expected)
+    │   └── AgeKeyError             an age identity/recipient missing, unreadable or wrong
     ├── StackError                  the stack directory or compose project is not what we expect
     ├── DockerError                 Docker Engine calls
     │   ├── DockerUnavailable       daemon not reachable (retryable)
@@ -30,11 +31,16 @@ failure reason.
     │   ├── IntegrityError          stored bytes do not match their hash (never retryable)
     │   │   └── CorruptObject       one object's bytes are damaged
     │   ├── RestoreRefused          the restore target or the parts asked for are not usable
+    │   ├── RemoteMismatch          the off-box location holds another repository (exit 2)
+    │   ├── CopyIncomplete          an off-box copy could not send everything (rerun resumes)
     │   └── PolicyRefused           a retention policy that would delete every snapshot
     ├── SourceUnreadable            a file of the stack could not be read during a backup
     ├── LogRotationError            a log file could not be rotated (nothing was cut from it)
     │   └── LogRotationBusy         another rotation holds the directory's lock (retryable)
     ├── AlertDeliveryFailed         a notification block did not take an alert (retryable)
+    ├── ChangeLogDamaged            the hash-chained change log was edited, cut or reordered
+    ├── ModelSwapRefused            a model swap refused before changing anything (preflight)
+    ├── ModelSwapRolledBack         a model swap that regressed, rolled back to the old model
     ├── NotImplementedYet           a command of the CLI contract that is not built yet
     └── GpuError                    an NVML call failed (driver mismatch, GPU lost, no permission)
         ├── NoGpu                   no NVIDIA driver or GPU here: information, never a failure
@@ -494,4 +500,33 @@ class CopyIncomplete(RepositoryError):
             f"Copy to {location} is incomplete: {failed} item(s) failed, first: {first}. "
             "Run 'sbx copy' again: it sends only what is missing.",
             retryable=retryable,
+        )
+
+
+class ChangeLogDamaged(SbxError):
+    """The change log's hash chain is broken: an entry was edited, removed, reordered or cut."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(
+            f"Change log damaged: {description} Entries from there on cannot be trusted; compare "
+            "with the Prefect run history and a backup's copy of .sbx/changelog.jsonl."
+        )
+
+
+class ModelSwapRefused(SbxError):
+    """A model swap refused before anything changed (the capacity preflight said no)."""
+
+    def __init__(self, service: str, model: str, detail: str) -> None:
+        super().__init__(
+            f"Model swap of {service} to {model} refused, nothing was changed: {detail}"
+        )
+
+
+class ModelSwapRolledBack(SbxError):
+    """A model swap whose new model failed; the previous env file and model were restored."""
+
+    def __init__(self, service: str, model: str, reason: str) -> None:
+        super().__init__(
+            f"Model swap of {service} to {model} rolled back: {reason}. The previous env file "
+            f"is back and {service} was restarted on it; see the run's artifact."
         )

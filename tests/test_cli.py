@@ -36,9 +36,7 @@ CONTRACT = [
 PLANNED = [
     ["upgrade"],
     ["rollback"],
-    ["changelog"],
     ["serve"],
-    ["model", "swap", "--service", "worker", "--model", "m"],
     ["incident", "freeze"],
     ["incident", "preserve"],
     ["incident", "blast-radius"],

@@ -10,10 +10,12 @@ import typer
 from rich.markup import escape
 
 from sbx.cli import backups, offbox, operations, planned
+from sbx.cli import changelog as changelog_cli
 from sbx.cli import drill as drill_cli
 from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
 from sbx.cli import logs as logs_commands
+from sbx.cli import model as model_cli
 from sbx.cli.common import err
 from sbx.errors import SbxError
 
@@ -42,6 +44,8 @@ backups.register_checks(app)
 offbox.register(app)
 drill_cli.register(app)
 planned.register(app, incident, model, logs)
+changelog_cli.register(app)
+model_cli.register(model)
 health_cli.register(app)
 gpu_cli.register(app)
 operations.register(app, server)
