@@ -39,7 +39,6 @@ PLANNED = [
     ["rollback"],
     ["changelog"],
     ["drill"],
-    ["serve"],
     ["model", "swap", "--service", "worker", "--model", "m"],
     ["incident", "freeze"],
     ["incident", "preserve"],

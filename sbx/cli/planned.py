@@ -56,11 +56,6 @@ def register(
         """Show the tamper-evident change log, or verify it."""
         raise NotImplementedYet("changelog", 6)
 
-    @app.command(rich_help_panel="Operations")
-    def serve() -> None:
-        """Serve every scheduled deployment on this box (local server + process worker)."""
-        raise NotImplementedYet("serve", 8)
-
     @model.command("swap")
     def model_swap(
         service: Annotated[str, typer.Option("--service", help="Compose service.")],
