@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import signal
 import socket
 from collections.abc import Callable
@@ -75,6 +76,19 @@ class DeploymentSpec(BaseModel):
     concurrency_limit: ConcurrencySpec | None = None
     work_pool: WorkPoolSpec = Field(default_factory=WorkPoolSpec)
 
+    def for_box(self, box: str | None) -> DeploymentSpec:
+        """This deployment for one box of a fleet: its own name, work pool and tag."""
+        if not box:
+            return self
+        pool = pool_for_box(self.work_pool.name, box)  # checks the name
+        return self.model_copy(
+            update={
+                "name": f"{self.name}-{box}",
+                "tags": [*self.tags, f"box:{box}"],
+                "work_pool": self.work_pool.model_copy(update={"name": pool}),
+            }
+        )
+
     def fingerprint(self, root: Path) -> str:
         """``sbx-<hash>`` of the definition and the code's directory: changes when either does."""
         payload = f"{root}\n{self.model_dump_json()}".encode()
@@ -92,6 +106,16 @@ class RegisteredDeployment(BaseModel):
     outcome: Literal["created", "updated", "unchanged"]
     schedules: list[str]
     version: str
+
+
+def pool_for_box(pool: str, box: str | None) -> str:
+    """``sbx-box`` on a single box; ``sbx-box-<box>`` for one box of a fleet."""
+    if box and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", box):
+        raise ConfigError(
+            f"Box name {box!r} (--box / SBX_BOX) must be lowercase letters, digits and dashes, "
+            "at most 63 characters: it becomes part of deployment and work pool names."
+        )
+    return f"{pool}-{box}" if box else pool
 
 
 def read_prefect_yaml(path: Path) -> list[DeploymentSpec]:

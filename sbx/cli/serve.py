@@ -22,6 +22,16 @@ def register(app: typer.Typer) -> None:
                 "--prefect-yaml", help="Deployments to serve (default: sbx's own prefect.yaml)."
             ),
         ] = None,
+        box: Annotated[
+            str | None,
+            typer.Option(
+                "--box",
+                envvar="SBX_BOX",
+                help="For a fleet sharing one Prefect server: this box's name. Deployments "
+                "become '<name>-<box>' in work pool 'sbx-box-<box>', so each box's worker "
+                "runs only its own.",
+            ),
+        ] = None,
         register_only: Annotated[
             bool,
             typer.Option("--register-only", help="Register the deployments, run no worker."),
@@ -37,11 +47,17 @@ def register(app: typer.Typer) -> None:
 
         api = ensure_api()
         from deployments.bootstrap import WORK_POOL, setup_prefect
-        from deployments.serve import PROJECT_ROOT, read_prefect_yaml, register_deployments
+        from deployments.serve import (
+            PROJECT_ROOT,
+            pool_for_box,
+            read_prefect_yaml,
+            register_deployments,
+        )
 
         path = prefect_yaml or PROJECT_ROOT / "prefect.yaml"
-        specs = read_prefect_yaml(path)
-        for item in setup_prefect():
+        specs = [spec.for_box(box) for spec in read_prefect_yaml(path)]
+        pool = pool_for_box(WORK_POOL, box)
+        for item in setup_prefect(pool):
             err.print(f"setup: {item.kind} {item.name}: {item.outcome}")
         table = Table("deployment", "schedules", "registered", title=f"{path} → {api}")
         for done in register_deployments(specs, path.resolve().parent):
@@ -53,5 +69,5 @@ def register(app: typer.Typer) -> None:
             return
         from deployments.serve import run_worker
 
-        out.print(f"Running a process worker for work pool '{WORK_POOL}'; stop it with Ctrl-C.")
-        run_worker(WORK_POOL, printer=lambda line: err.print(line, soft_wrap=True))
+        out.print(f"Running a process worker for work pool '{pool}'; stop it with Ctrl-C.")
+        run_worker(pool, printer=lambda line: err.print(line, soft_wrap=True))

@@ -51,17 +51,25 @@ class SbxHome:
 
 @contextmanager
 def sbx_home(path: Path, extra: dict[str, str] | None = None) -> Iterator[SbxHome]:
-    """A temporary SBX_HOME whose local Prefect server sbx starts; stopped at the end."""
-    from sbx.local_server import LocalServer
+    """A temporary SBX_HOME and its local Prefect server, started here as sbx starts it (the
+    commands find it running), with more patience than sbx's 90 s on a crowded machine; stopped
+    at the end."""
+    from sbx import local_server
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SBX_"))}
     env |= {"SBX_HOME": str(path), "SBX_SERVER_PORT": str(port), "COLUMNS": "200"}
     env |= extra or {}
+    server = local_server.LocalServer(home=path, port=port)
+    patience, local_server.START_TIMEOUT_S = local_server.START_TIMEOUT_S, 300.0
+    try:
+        server.start()
+    finally:
+        local_server.START_TIMEOUT_S = patience
     try:
         yield SbxHome(path, port, env)
     finally:
-        LocalServer(home=path, port=port).stop()
+        server.stop()
 
 
 class PrefectApi:

@@ -88,7 +88,7 @@ def test_serve_registers_runs_and_stops_cleanly(home: SbxHome, tmp_path: Path) -
         )
         final = api.wait_final(run["id"], timeout=300)
         assert final["state_type"] == "COMPLETED", (final["state"], log_tail(log, 60))
-        assert final["name"].startswith(f"backup-{stack.name}-"), final["name"]
+        assert final["name"].startswith(f"backup-{tmp_path.name}-stack-"), final["name"]
         assert (tmp_path / "repo").is_dir()
 
         proc.send_signal(signal.SIGTERM)
@@ -111,6 +111,24 @@ def test_serve_registers_runs_and_stops_cleanly(home: SbxHome, tmp_path: Path) -
         assert again.stdout.count("unchanged") == len(specs), again.stdout
         for dep in api.deployments():
             assert dep["updated"] == after[dep["id"]]["updated"], dep["name"]
+
+        # one box of a fleet on the same server: its own deployments and pool, ours untouched
+        fleet = subprocess.run(
+            [*SBX, "serve", "--register-only", "--box", "edge-1"],
+            capture_output=True,
+            text=True,
+            env=home.env,
+            timeout=240,
+        )
+        assert fleet.returncode == 0, fleet.stdout + fleet.stderr
+        boxed = [d for d in api.deployments() if d["id"] not in after]
+        assert sorted(d["name"] for d in boxed) == sorted(f"{s['name']}-edge-1" for s in specs)
+        assert {d["work_pool_name"] for d in boxed} == {"sbx-box-edge-1"}
+        assert all("box:edge-1" in d["tags"] for d in boxed)
+        assert api.get("/work_pools/sbx-box-edge-1")["type"] == "process"
+        for dep in api.deployments():
+            if dep["id"] in after:
+                assert dep["updated"] == after[dep["id"]]["updated"], dep["name"]
     finally:
         api.close()
         if proc.poll() is None:
@@ -140,3 +158,12 @@ def test_unknown_keys_in_prefect_yaml_are_refused_naming_the_entry(tmp_path: Pat
     )
     with pytest.raises(ConfigError, match=r"deployment #1 \(nightly\), key 'schedules\.0\.cron'"):
         read_prefect_yaml(path)
+
+
+def test_a_box_name_must_fit_in_deployment_names() -> None:
+    from sbx.errors import ConfigError
+
+    spec = read_prefect_yaml(PROJECT_ROOT / "prefect.yaml")[0]
+    assert spec.for_box("edge-1").work_pool.name == "sbx-box-edge-1"
+    with pytest.raises(ConfigError, match="lowercase letters, digits and dashes"):
+        spec.for_box("Edge 1/x")
