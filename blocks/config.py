@@ -143,6 +143,11 @@ class OffboxConfig(_Model):
     part_workers: int = Field(
         default=8, ge=1, le=64, description="Parts of one upload sent (and held in memory) at once."
     )
+    secrets_block: str | None = Field(
+        default=None,
+        description="Name of an sbx-secrets block whose age_identity decrypts the off-box copy; "
+        "unset: age_identity_file (SBX_AGE_IDENTITY_FILE) only.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -285,6 +290,20 @@ class GpuConfig(_Model):
     )
 
 
+class DrillConfig(_Model):
+    """Restore drills (``sbx drill``, the weekly deployment): a snapshot brought up beside the
+    live stack as its own compose project."""
+
+    health_timeout_s: float = Field(
+        default=180.0, gt=0, description="How long the scratch stack may take to become healthy."
+    )
+    scratch_dir: Path | None = Field(
+        default=None,
+        description="Where scratch copies are restored; unset: <stack>/.sbx/drills. Needs room "
+        "for one full restore; removed after every drill.",
+    )
+
+
 LogCompression = Literal["zstd", "gzip", "none"]
 LogRotationMethod = Literal["auto", "collapse-range", "punch-hole", "copytruncate"]
 
@@ -415,6 +434,7 @@ class SbxConfig(BaseSettings):
     )
     gpu: GpuConfig = Field(default_factory=GpuConfig, description="GPU check thresholds.")
     logs: LogsConfig = Field(default_factory=LogsConfig)
+    drill: DrillConfig = Field(default_factory=DrillConfig, description="Restore drills.")
 
     @model_validator(mode="before")
     @classmethod

@@ -33,13 +33,15 @@ def backup_stack(
     parts: list[str] | None = None,
     config_file: str | None = None,
     trigger: str = "manual",
+    offbox: bool = False,
 ) -> BackupReport:
     """Back up the sealed box: every part captured consistently into one snapshot.
 
     Qdrant through its snapshot API (no downtime), Open WebUI's databases through SQLite's online
     backup, models hashed once and checked against SHA256SUMS, everything else copied. The
     snapshot becomes visible only when its manifest is written, last. A service sbx stops for a
-    cold copy is always started again.
+    cold copy is always started again. With ``offbox`` (the nightly run), the repository is then
+    copied off the box when ``offbox.url`` is configured; a failed copy fails this run.
     """
     log = get_run_logger()
     config = flow_config(stack, config_file)
@@ -91,6 +93,23 @@ def backup_stack(
         backup_markdown(report),
         f"Backup of {config.stack_dir}",
     )
+    if offbox and config.offbox.url:
+        from flows.offbox import copy_offbox
+        from tasks.run_alerts import alert_run_failed
+
+        try:
+            copy_offbox(repo=repo, stack=stack, config_file=config_file)
+        except Exception as exc:
+            alert_run_failed(
+                config,
+                "off-box copy",
+                f"snapshot {report.snapshot_id} is stored on the box, but the copy to "
+                f"{config.offbox.url} failed: {exc}",
+                "fix the cause and run 'sbx copy': it sends only what the copy lacks.",
+            )
+            raise
+    elif offbox:
+        log.info("offbox.url is not set in sbx.toml: no off-box copy")
     if report.problems:
         raise BackupIncomplete(report)
     return report

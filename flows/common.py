@@ -12,8 +12,8 @@ from prefect.runtime import flow_run
 from blocks.config import SbxConfig, load_config, resolve_stack_dir
 from sbx.errors import DockerUnavailable
 from sbx.repository import Repository
-from sbx.repository.locations import open_storage
 from tasks.clients.docker_engine import connect
+from tasks.offbox import open_encrypted
 from tasks.services import restart_left_stopped
 from tasks.status import StackStatus, read_stack_status
 
@@ -60,7 +60,8 @@ def open_repository(config: SbxConfig, repo: str | None, *, create: bool = False
     location = repo or config.repository.location
     if not location.startswith("s3://"):
         location = str(Path(location).expanduser())
+    # S3 endpoint, credentials and upload options come from the configuration (open_storage);
+    # an off-box copy (encrypted; docs/repository.md) opens with the age identity, transparently
+    storage = open_encrypted(config, location)
     opener = Repository.open_or_init if create else Repository.open
-    # the S3 endpoint, credentials and upload options come from the configuration
-    storage = open_storage(location, config)
     return opener(storage, lock_stale_after_s=config.repository.lock_stale_after_s)

@@ -6,6 +6,7 @@ from prefect import flow, get_run_logger
 
 from flows.common import flow_config, open_repository, run_name
 from sbx.repository import PruneReport
+from sbx.repository.drills import newest_drill_passed
 from tasks.reports import artifact_key, prune_markdown, publish_markdown
 
 
@@ -22,8 +23,9 @@ def prune_repository(
 ) -> PruneReport:
     """Apply the retention policy (sbx.toml [retention], overridden by the arguments).
 
-    Never deletes the newest snapshot, refuses a policy that would delete every snapshot, and
-    with ``dry_run`` only reports what would go, in the same words.
+    Never deletes the newest snapshot nor the newest one that passed a restore drill
+    (``sbx drill``), refuses a policy that would delete every snapshot, and with ``dry_run``
+    only reports what would go, in the same words.
     """
     config = flow_config(stack, config_file)
     overrides = {
@@ -36,7 +38,9 @@ def prune_repository(
         update={key: value for key, value in overrides.items() if value is not None}
     )
     repository = open_repository(config, repo)
-    plan = repository.plan_prune(policy)
+    # invariant 6: the newest snapshot that passed a restore drill is never pruned
+    drilled = newest_drill_passed(repository.storage, repository.list_snapshots())
+    plan = repository.plan_prune(policy, protected=[drilled] if drilled else [])
     report = repository.prune(plan, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     log = get_run_logger()

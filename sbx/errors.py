@@ -19,6 +19,7 @@ failure reason.
     ├── StorageError                a repository storage call failed (retryable when it says so)
     │   ├── ObjectMissing           no object under that key (permanent)
     │   ├── InvalidKey              a key that is not a safe relative name (permanent, a bug)
+    │   ├── BodyMismatch            a body read back does not match the checksum stored with it
     │   └── KeyExists               a put would overwrite a key with other content (permanent)
     ├── RepositoryError             a repository is missing, busy, damaged or newer than this sbx
     │   ├── NotARepository          the location holds no sbx-repository.json
@@ -165,6 +166,13 @@ class StorageError(SbxError):
     ) -> None:
         super().__init__(message, retryable=retryable)
         self.key = key
+
+
+class BodyMismatch(StorageError):
+    """A body read back differs from the checksum its store kept (retryable: it may have been
+    damaged in transit; a backend that sees it on every attempt reports a damaged object)."""
+
+    retryable = True
 
 
 class ObjectMissing(StorageError):
@@ -414,4 +422,76 @@ class AlertDeliveryFailed(SbxError):
         super().__init__(
             f"Alert through Prefect block '{block}' failed: {detail}. It is sent again on the "
             "next health run; check the block ('prefect block ls') and its receiver."
+        )
+
+
+# -- off-box copies (issue #4) -----------------------------------------------------------------
+
+_IDENTITY_HOW = (
+    "Set SBX_AGE_IDENTITY_FILE (or age_identity_file in sbx.toml) to a file holding the "
+    "AGE-SECRET-KEY-1… line, or put it in the age_identity field of the sbx-secrets block named "
+    "by offbox.secrets_block, then run the command again"
+)
+
+
+class AgeKeyError(ConfigError):
+    """An age identity or recipient is missing, unreadable, or does not fit the repository."""
+
+    @classmethod
+    def missing(cls, location: str) -> AgeKeyError:
+        return cls(f"{location} is encrypted and no age identity is set. {_IDENTITY_HOW}.")
+
+    @classmethod
+    def wrong(cls, location: str) -> AgeKeyError:
+        return cls(
+            f"The age identity given cannot decrypt {location}: it belongs to none of the "
+            f"recipients the repository was encrypted to. {_IDENTITY_HOW} — with the identity "
+            "of one of those recipients. Nothing was written."
+        )
+
+    @classmethod
+    def unreadable(cls, source: str) -> AgeKeyError:
+        return cls(
+            f"{source} holds no age identity (expected a line AGE-SECRET-KEY-1…). {_IDENTITY_HOW}."
+        )
+
+    @classmethod
+    def not_a_recipient(cls, location: str) -> AgeKeyError:
+        return cls(
+            f"Refusing to create {location}: this box's age identity matches none of the "
+            "recipients in SBX_AGE_RECIPIENTS, so nobody here could check or restore the copy. "
+            "Add the identity's recipient (age-keygen -y FILE) to SBX_AGE_RECIPIENTS. Nothing "
+            "was written."
+        )
+
+    @classmethod
+    def bad_recipient(cls, text: str, problem: str) -> AgeKeyError:
+        return cls(
+            f"age recipient {_shorten(text, 20)!r} is not valid ({problem}). Fix "
+            "SBX_AGE_RECIPIENTS (or age_recipients in sbx.toml): comma-separated age1… keys."
+        )
+
+    @classmethod
+    def no_recipients(cls) -> AgeKeyError:
+        return cls(
+            "Off-box copies are encrypted with age, but no recipients are set. Set "
+            "SBX_AGE_RECIPIENTS (or age_recipients in sbx.toml) to comma-separated age1… keys "
+            "(age-keygen -y IDENTITY_FILE prints one). Nothing was written."
+        )
+
+
+class RemoteMismatch(RepositoryError):
+    """The off-box location holds another repository, or is not an sbx repository."""
+
+    exit_code = 2
+
+
+class CopyIncomplete(RepositoryError):
+    """Some objects or manifests could not be copied off the box; a rerun sends only those."""
+
+    def __init__(self, location: str, failed: int, first: str, *, retryable: bool) -> None:
+        super().__init__(
+            f"Copy to {location} is incomplete: {failed} item(s) failed, first: {first}. "
+            "Run 'sbx copy' again: it sends only what is missing.",
+            retryable=retryable,
         )

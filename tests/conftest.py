@@ -131,7 +131,9 @@ def prefect_server() -> Iterator[str]:
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    # ~10 s on a quiet machine; minutes when the machine is shared (one session-scoped failure
+    # would error every Prefect test of the run)
+    with prefect_test_harness(server_startup_timeout=240):
         url = PREFECT_API_URL.value()
         assert url, "prefect_test_harness set no API URL"
         yield str(url)

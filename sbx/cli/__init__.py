@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from sbx.cli import backups, operations, planned
+from sbx.cli import backups, offbox, operations, planned
+from sbx.cli import drill as drill_cli
 from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
 from sbx.cli import logs as logs_commands
@@ -39,6 +40,8 @@ logs = typer.Typer(help="Log rotation for the stack.", no_args_is_help=True)
 # registration order is the order of the help panels: backups, health, changes, operations
 backups.register(app)
 backups.register_checks(app)
+offbox.register(app)
+drill_cli.register(app)
 planned.register(app, incident, model, logs)
 health_cli.register(app)
 gpu_cli.register(app)

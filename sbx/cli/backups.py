@@ -62,9 +62,13 @@ def register(app: typer.Typer) -> None:
         json_: JsonOption = False,
     ) -> None:
         """List the snapshots in a repository (only complete ones exist)."""
+        location = repo_location(repo, stack, config)
+        from blocks.config import load_config
         from sbx.repository import Repository
+        from tasks.offbox import open_encrypted
 
-        repository = Repository.open(repo_location(repo, stack, config))
+        # an encrypted off-box copy needs its age identity (opened the way flows open it)
+        repository = Repository.open(open_encrypted(load_config(stack, config), location))
         rows = [_snapshot_row(repository.load_snapshot(i)) for i in repository.list_snapshots()]
         if json_:
             out.print_json(json.dumps(rows))
@@ -249,6 +253,11 @@ def run_setup(repo: str | None, stack: Path | None, config: Path | None) -> str:
     from sbx.local_server import ensure_api
 
     ensure_api()
+    # an encrypted off-box copy: a missing or wrong age key stops here, before any flow run
+    from blocks.config import load_config
+    from tasks.offbox import open_encrypted
+
+    open_encrypted(load_config(stack, config), location)
     return location
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from sbx.cli.common import RepoOption, StackOption
+from sbx.cli.common import StackOption
 from sbx.errors import NotImplementedYet
 
 ServiceArgs = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
@@ -20,18 +20,6 @@ def register(
     app: typer.Typer, incident: typer.Typer, model: typer.Typer, logs: typer.Typer
 ) -> None:
     @app.command(rich_help_panel="Backups")
-    def copy(
-        to: Annotated[str | None, typer.Option("--to", help="s3://bucket/prefix.")] = None,
-        repo: RepoOption = None,
-    ) -> None:
-        """Replicate the local repository off the box (encrypted) to S3."""
-        raise NotImplementedYet("copy", 4)
-
-    @app.command(rich_help_panel="Backups")
-    def drill(stack: StackOption = None, repo: RepoOption = None) -> None:
-        """Restore into a scratch project, health-check it, report the RTO."""
-        raise NotImplementedYet("drill", 8)
-
     @app.command(rich_help_panel="Changes")
     def upgrade(
         services: ServiceArgs = None,

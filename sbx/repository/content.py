@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -22,6 +23,27 @@ from sbx.repository.format import Entry, Extent, RepositoryInfo, extents_hash
 from sbx.repository.objects import ObjectStore, Uploader, hash_bytes
 
 PENDING = ""  # object id of extents in the pack being filled; set when the pack is stored
+
+#: SHA-256 (models' SHA256SUMS) runs beside blake3 on a second core: both release the GIL
+_SHA_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sbx-sha256")
+
+
+class _Sha256:
+    """SHA-256 of a file's chunks, fed in order on the pool, at most one chunk behind."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._last: Future[None] | None = None
+
+    def update(self, block: bytes) -> None:
+        if self._last is not None:
+            self._last.result()  # keeps the order and holds at most one chunk in flight
+        self._last = _SHA_POOL.submit(self._hash.update, block)
+
+    def hexdigest(self) -> str:
+        if self._last is not None:
+            self._last.result()
+        return self._hash.hexdigest()
 
 
 @dataclass
@@ -94,7 +116,7 @@ class ContentWriter:
         A small file's hash is blake3 of its bytes; a chunked file's is :func:`extents_hash`
         (each chunk is hashed once, for its object id).
         """
-        sha = hashlib.sha256() if sha256 else None
+        sha = _Sha256() if sha256 else None
         block = read_exact(source, self.info.chunk_size)
         read = len(block)
         if read < self.info.small_file_limit:  # the whole file is in `block`: EOF reached

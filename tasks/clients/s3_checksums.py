@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import FlexibleChecksumError
 
-from sbx.errors import StorageError
+from sbx.errors import BodyMismatch, StorageError
 from tasks.clients.s3_errors import translate
 
 
@@ -66,16 +66,18 @@ def check_body(
 ) -> None:
     """Raise a retryable error when a body read is short or does not match S3's checksum."""
     expected = answer.get("ContentLength")
-    problem = None
     if expected is not None and length != int(expected):
-        problem = f"got {length} of {expected} bytes (truncated)"
-    elif not checksum.matches():
-        problem = f"its {checksum.kind.upper()} differs from the one S3 stored (damaged in transit)"
-    if problem:
         raise StorageError(
-            f"Read of {key} in {location} failed: {problem}. Run the command again.",
+            f"Read of {key} in {location} failed: got {length} of {expected} bytes "
+            "(truncated). Run the command again.",
             key=key,
             retryable=True,
+        )
+    if not checksum.matches():
+        raise BodyMismatch(
+            f"Read of {key} in {location} failed: its {checksum.kind.upper()} differs from the "
+            "one S3 stored (damaged in transit, or at rest). Run the command again.",
+            key=key,
         )
 
 

@@ -32,7 +32,7 @@ from botocore.exceptions import (
 )
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
-from sbx.errors import ObjectMissing, StorageError
+from sbx.errors import BodyMismatch, ObjectMissing, StorageError
 
 CHECK_LOCATION = (
     "Check the bucket in the s3:// URL (offbox.url or --repo) and the endpoint "
@@ -126,11 +126,10 @@ def translate(
             retryable=True,
         )
     if isinstance(exc, FlexibleChecksumError):
-        return StorageError(
+        return BodyMismatch(
             f"Could not {action} {where}: the body differs from the checksum S3 stored "
-            f"(damaged in transit: {exc}). {TRY_AGAIN}",
+            f"(damaged in transit, or at rest: {exc}). {TRY_AGAIN}",
             key=key,
-            retryable=True,
         )
     if isinstance(
         exc,

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from blocks.config import OffboxConfig
-from sbx.errors import ConfigError, KeyExists, ObjectMissing
+from sbx.errors import BodyMismatch, ConfigError, CorruptObject, KeyExists, ObjectMissing
 from tasks.clients.s3_checksums import VerifiedBody, b64, verified_bytes
 from tasks.clients.s3_connect import MiB, S3Options, make_client, parse_s3_url
 from tasks.clients.s3_errors import UploadGone, WriteConflict, retry_again, translate
@@ -232,8 +232,8 @@ class S3Storage:
                 return fn(**kwargs)
             except Exception as exc:
                 error = translate(exc, action, self.location, key)
-                if error is None or error is exc:
-                    raise
+                if error is None or (error is exc and not isinstance(exc, BodyMismatch)):
+                    raise  # a bug, or our own error raised complete (a damaged body is retried)
                 if attempt == attempts - 1 or not retry_again(exc, error):
                     raise error from exc
             delay = self.options.backoff_s * (2**attempt)
@@ -248,7 +248,16 @@ class S3Storage:
             answer = self.client.get_object(Bucket=self.bucket, Key=name, ChecksumMode="ENABLED")
             return verified_bytes(answer, self.location, key), answer["ETag"]
 
-        return self._call("read", key, read)
+        try:
+            return self._call("read", key, read)
+        except BodyMismatch as exc:
+            # on every attempt: the stored bytes themselves are damaged, which verify must
+            # report against the snapshots using them rather than abort on
+            raise CorruptObject(
+                self.location,
+                key,
+                f"every read ({self.options.attempts}) differs from the checksum S3 stored",
+            ) from exc
 
     def _head(self, key: str) -> Mapping[str, Any]:
         name = self._name(key)

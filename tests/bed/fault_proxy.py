@@ -172,6 +172,10 @@ class FaultProxy:
             self.requests.append(request)
 
 
+class _ClientGone(Exception):
+    """The client closed its connection before sending the whole request body."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, and "100 Continue" for Expect headers
     _upstream: http.client.HTTPConnection | None = None
@@ -191,7 +195,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         parts = urlsplit(self.path)
         path, query = unquote(parts.path), parts.query
-        body = self._read_body()
+        try:
+            body = self._read_body()
+        except (_ClientGone, ConnectionError):
+            self.close_connection = True
+            return
         if self.proxy.forced_error is not None:
             status, code = self.proxy.forced_error
             self.proxy.record(Request(self.command, path, query, code, status))
@@ -231,7 +239,12 @@ class _Handler(BaseHTTPRequestHandler):
                 pass  # trailers
             return b"".join(chunks)
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # the client went away mid-body (e.g. SIGKILL): a real server gets a short body and
+            # stores nothing, so never forward it (moto would store the torn body as complete)
+            raise _ClientGone
+        return body
 
     def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}

@@ -14,7 +14,7 @@ from bed import FaultProxy, S3Server
 
 from blocks.config import OffboxConfig
 from repository.helpers import CHUNK, PACK, PARTS, SMALL, backup, describe
-from sbx.errors import KeyExists, StorageError
+from sbx.errors import CorruptObject, KeyExists, StorageError
 from sbx.repository import Repository
 from tasks.clients.s3_connect import S3Options
 from tasks.clients.s3_storage import S3Storage, connect
@@ -98,9 +98,12 @@ def test_corrupted_bodies_are_caught_and_retried(s3_server: S3Server) -> None:
         assert storage.get("small") == data  # SHA-256 caught two damaged answers
         assert storage.get("big") == big  # full-object CRC32 likewise
         proxy.max_faults_in_a_row = 99
-        with pytest.raises(StorageError) as caught:
+        # damaged on every attempt: the object itself is damaged, and verify must report it
+        # against the snapshots using it (CorruptObject), not abort on a retryable error
+        with pytest.raises(CorruptObject) as damaged:
             storage.get("small")
-        assert caught.value.retryable and "damaged in transit" in str(caught.value)
+        assert not damaged.value.retryable
+        assert "small" in str(damaged.value) and "checksum S3 stored" in str(damaged.value)
         with pytest.raises(StorageError) as caught, storage.open("big") as stream:
             stream.read()
         assert caught.value.retryable and "damaged in transit" in str(caught.value)

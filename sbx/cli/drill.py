@@ -1,0 +1,65 @@
+"""`sbx drill`: restore a snapshot into a scratch compose project, check it, report the RTO."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sbx.cli.common import ConfigOption, RepoOption, StackOption, err, out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(rich_help_panel="Backups")
+    def drill(
+        stack: StackOption = None,
+        config: ConfigOption = None,
+        repo: RepoOption = None,
+        snapshot: Annotated[
+            str, typer.Option("--snapshot", help="Snapshot ID or 'latest'.")
+        ] = "latest",
+        from_offbox: Annotated[
+            bool,
+            typer.Option(
+                "--from-offbox", help="Drill from the off-box repository (offbox.url in sbx.toml)."
+            ),
+        ] = False,
+    ) -> None:
+        """Restore into a scratch project, health-check it, report the RTO; exit 1 naming what
+        failed. The live stack is not touched; the scratch project is always torn down."""
+        from sbx.cli.backups import run_setup
+
+        location = repo
+        if not from_offbox:
+            location = run_setup(repo, stack, config)
+        else:
+            from sbx.local_server import ensure_api
+
+            ensure_api()
+        from flows.drill import drill_restore
+        from tasks.drill_report import DrillFailed, DrillReport
+
+        try:
+            report: DrillReport = drill_restore(
+                snapshot=snapshot,
+                from_offbox=from_offbox,
+                repo=location,
+                stack=str(stack) if stack else None,
+                config_file=str(config) if config else None,
+            )
+        except DrillFailed as exc:
+            _print(exc.report)
+            raise
+        _print(report)
+        out.print(f"{report.snapshot_id} drill-passed RTO {report.rto_s:.1f} s")
+
+
+def _print(report: object) -> None:
+    from tasks.drill_report import DrillReport
+
+    assert isinstance(report, DrillReport)
+    for check in report.checks:
+        colour = {"ok": "green", "info": "dim"}.get(check.state, "red")
+        err.print(f"[{colour}]{check.state:>10}[/] {check.id}: {check.observed}", soft_wrap=True)
+    phases = ", ".join(f"{name} {secs:.1f} s" for name, secs in report.phases.items())
+    err.print(f"drill {report.drill_id} of {report.snapshot_id}: {phases}")

@@ -1,0 +1,53 @@
+"""Health of the scratch project: the service checks of ``sbx health``, aimed at its containers.
+
+The same check code as the health flow (tasks/health): the containers family (every configured
+container running, healthy where it has a check) and the services family (model listed and a
+one-token completion, Qdrant ready with its collections, Open WebUI's login page), read against
+the scratch project's compose model and published ports. Host-wide families (disk, GPU,
+backups, exposure) describe the box, not the restored copy, and are left to ``sbx health``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from blocks.config import SbxConfig
+from tasks.health.context import read_context
+from tasks.health.model import CheckResult, HealthContext
+from tasks.health.round import run_family, suppress
+
+FAMILIES = ("containers", "services")
+POLL_S = 2.0
+
+
+def health_round(config: SbxConfig) -> tuple[list[CheckResult], HealthContext]:
+    ctx = read_context(config)
+    results = [r for family in FAMILIES for r in run_family(family, config, ctx, "")]
+    return suppress(results), ctx
+
+
+@task(name="wait-scratch-healthy", cache_policy=NO_CACHE)
+def wait_healthy(
+    config: SbxConfig, timeout_s: float
+) -> tuple[bool, list[CheckResult], HealthContext]:
+    """Health rounds until every check passes or ``timeout_s`` is over; the last round's results."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        results, ctx = health_round(config)
+        healthy = not any(r.failed for r in results)
+        if healthy or time.monotonic() >= deadline:
+            return healthy, results, ctx
+        time.sleep(POLL_S)
+
+
+def service_url(config: SbxConfig, ctx: HealthContext, service: str | None) -> str | None:
+    """The scratch URL of the sbx service whose data ``service`` names (a part's service)."""
+    if service is None:
+        return None
+    for name, target in ctx.services.items():
+        if service in (name, target.config.compose_service):
+            return target.url
+    return None

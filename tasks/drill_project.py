@@ -1,0 +1,158 @@
+"""The scratch compose project of a restore drill: a restored stack beside the live one.
+
+The restored tree gets one more compose file, ``.sbx-drill.compose.yml``, that moves every
+published port to a free loopback port Docker picks (``ports: !override`` with an empty host
+port), drops fixed ``container_name``s (they would clash with the live containers) and labels
+every container with the drill id. Compose runs with an explicit project name (``-p``) and
+explicit files (``-f``), so neither ``COMPOSE_PROJECT_NAME``/``COMPOSE_FILE`` in the environment
+nor a restored ``.env`` can point it at the live project. The live stack is never touched: no
+command here names its project or its directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
+
+from blocks.config import ComposeConfig, SbxConfig
+from sbx.errors import SbxError, StackError
+from tasks.clients.compose import COMPOSE_FILE_NAMES, ComposeCli
+
+log = logging.getLogger("sbx.drill")
+
+OVERRIDE_FILE = ".sbx-drill.compose.yml"
+OVERRIDE_NAMES = (
+    "compose.override.yaml",
+    "compose.override.yml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
+)
+DRILL_LABEL = "sbx.drill"
+
+
+class ScratchProject(BaseModel):
+    """Where a drill restores to and the compose project it starts there."""
+
+    model_config = ConfigDict(frozen=True)
+
+    root: Path  # removed after the drill
+    stack_dir: Path  # root/stack: the restored tree
+    project: str
+    drill_id: str
+    files: list[str] = []  # absolute compose files, the drill override last (once written)
+
+    def compose(self, timeout_s: float = 300) -> ComposeCli:
+        return ComposeCli(
+            self.stack_dir, project=self.project, files=self.files, timeout_s=timeout_s
+        )
+
+
+def plan_scratch(config: SbxConfig, drill_id: str) -> ScratchProject:
+    base = config.drill.scratch_dir or config.stack_dir / ".sbx" / "drills"
+    root = base.expanduser().absolute() / drill_id
+    return ScratchProject(
+        root=root,
+        stack_dir=root / "stack",
+        project=f"sbx-drill-{drill_id.lower()}",
+        drill_id=drill_id,
+    )
+
+
+def scratch_config(config: SbxConfig, scratch: ScratchProject) -> SbxConfig:
+    """The live configuration pointed at the scratch project: its directory, project and files;
+    service URLs come from the scratch containers' published ports, never from sbx.toml."""
+    services = {name: svc.model_copy(update={"url": None}) for name, svc in config.services.items()}
+    return config.model_copy(
+        update={
+            "stack_dir": scratch.stack_dir,
+            "compose": ComposeConfig(project=scratch.project, files=scratch.files),
+            "services": services,
+        }
+    )
+
+
+def compose_files(config: SbxConfig, stack_dir: Path) -> list[str]:
+    """The restored stack's compose files: those sbx.toml names, else compose's defaults."""
+    if config.compose.files:
+        files = [stack_dir / name for name in config.compose.files]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise StackError(
+                f"The restored stack lacks the compose files sbx.toml names "
+                f"({', '.join(missing)}). Check that the configs part was backed up and "
+                "[compose] files in sbx.toml."
+            )
+        return [str(f) for f in files]
+    main = next((stack_dir / n for n in COMPOSE_FILE_NAMES if (stack_dir / n).is_file()), None)
+    if main is None:
+        raise StackError(
+            f"The restored stack in {stack_dir} has no compose file (looked for "
+            f"{', '.join(COMPOSE_FILE_NAMES)}): the snapshot's configs part is missing or empty."
+        )
+    extra = [stack_dir / n for n in OVERRIDE_NAMES if (stack_dir / n).is_file()]
+    return [str(main), *(str(f) for f in extra[:1])]
+
+
+def override_yaml(resolved: dict[str, Any], drill_id: str) -> str:
+    """The drill's compose override for the resolved model (`docker compose config` JSON)."""
+    lines = ["# written by sbx drill: free loopback ports, no fixed names, labelled", "services:"]
+    for name, spec in sorted((resolved.get("services") or {}).items()):
+        lines.append(f"  {json.dumps(name)}:")
+        ports = spec.get("ports") or []
+        if ports:
+            lines.append("    ports: !override")
+            for port in ports:
+                target, protocol = port.get("target"), port.get("protocol") or "tcp"
+                lines.append(f'      - "127.0.0.1::{target}/{protocol}"')
+        if spec.get("container_name"):
+            lines.append("    container_name: !reset null")
+        lines += ["    labels:", f"      {DRILL_LABEL}: {json.dumps(drill_id)}"]
+    return "\n".join(lines) + "\n"
+
+
+@task(name="prepare-scratch-project", cache_policy=NO_CACHE)
+def prepare_project(config: SbxConfig, scratch: ScratchProject) -> ScratchProject:
+    """Write the drill override into the restored tree; returns the project with its files."""
+    files = compose_files(config, scratch.stack_dir)
+    planned = scratch.model_copy(update={"files": files})
+    resolved = json.loads(planned.compose().run("config", "--format", "json").stdout)
+    override = scratch.stack_dir / OVERRIDE_FILE
+    override.write_text(override_yaml(resolved, scratch.drill_id), encoding="utf-8")
+    return scratch.model_copy(update={"files": [*files, str(override)]})
+
+
+@task(name="start-scratch-project", cache_policy=NO_CACHE)
+def start_project(scratch: ScratchProject) -> None:
+    """``up -d`` of the scratch project (health is awaited by the drill, with its own timeout)."""
+    scratch.compose().up(wait=False)
+
+
+@task(name="tear-down-scratch-project", cache_policy=NO_CACHE)
+def tear_down(scratch: ScratchProject) -> list[str]:
+    """``down -v`` of the scratch project, then the scratch directory removed; never raises.
+
+    Returns what could not be cleaned up (empty when everything is gone).
+    """
+    problems = []
+    if scratch.files and scratch.stack_dir.is_dir():
+        try:
+            done = scratch.compose(timeout_s=180).run(
+                "down", "-v", "--remove-orphans", "-t", "5", check=False
+            )
+            if done.returncode != 0:
+                problems.append(f"compose down of {scratch.project}: {done.stderr.strip()[-300:]}")
+        except SbxError as exc:
+            problems.append(f"compose down of {scratch.project}: {exc}")
+    shutil.rmtree(scratch.root, ignore_errors=True)
+    if scratch.root.exists():
+        problems.append(f"scratch directory {scratch.root} could not be removed")
+    for problem in problems:
+        log.warning("drill clean-up: %s", problem)
+    return problems

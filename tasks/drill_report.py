@@ -1,0 +1,95 @@
+"""The drill report: what a drill showed, and its markdown artifact with the RTO trend."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sbx.errors import SbxError
+from sbx.repository.drills import DrillMark
+from tasks.health.model import CheckResult
+
+TREND_ROWS = 12
+
+
+class DrillReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = 1
+    drill_id: str
+    snapshot_id: str
+    repository: str
+    stack_dir: Path
+    scratch_project: str
+    passed: bool
+    started_at: datetime
+    rto_s: float | None = Field(description="Restore start to healthy; None when never healthy.")
+    phases: dict[str, float]
+    checks: list[CheckResult]
+    failure: str | None = Field(default=None, description="Why the drill stopped early.")
+    leftovers: list[str] = Field(default_factory=list, description="What clean-up left behind.")
+    mark_key: str | None = None
+
+    @property
+    def failed(self) -> list[str]:
+        lines = [f"{c.id}: {c.observed}" for c in self.checks if c.state == "failing"]
+        lines += [f"clean-up: {problem}" for problem in self.leftovers]
+        return ([f"drill: {self.failure}"] if self.failure else []) + lines
+
+
+class DrillFailed(SbxError):
+    """A restore drill failed: the snapshot did not restore, start, or hold what it recorded."""
+
+    def __init__(self, report: DrillReport) -> None:
+        super().__init__(
+            f"Drill of snapshot {report.snapshot_id} failed: {'; '.join(report.failed)}. "
+            "The scratch project was torn down. Fix the cause (run 'sbx verify' for repository "
+            "damage) and run 'sbx drill' again."
+        )
+        self.report = report
+
+
+def drill_markdown(report: DrillReport, history: list[DrillMark]) -> str:
+    verdict = "PASSED" if report.passed else "FAILED"
+    rto = f"{report.rto_s:.1f} s" if report.rto_s is not None else "never healthy"
+    lines = [
+        f"# Drill of {report.snapshot_id}: {verdict}",
+        "",
+        f"RTO (restore start to healthy): **{rto}**; scratch project `{report.scratch_project}` "
+        f"from {report.repository}, torn down"
+        + (f" (left: {'; '.join(report.leftovers)})" if report.leftovers else "")
+        + ".",
+    ]
+    if report.failed:
+        lines += ["", "## Failed", ""] + [f"- {line}" for line in report.failed]
+    if report.phases:
+        lines += ["", "| phase | seconds |", "|---|---:|"]
+        lines += [f"| {name} | {secs:.1f} |" for name, secs in report.phases.items()]
+    if report.checks:
+        lines += ["", "| check | state | observed |", "|---|---|---|"]
+        lines += [f"| {c.id} | {c.state} | {_cell(c.observed)} |" for c in report.checks]
+    lines += ["", "## RTO trend (newest last)", "", *trend_table(history)]
+    return "\n".join(lines) + "\n"
+
+
+def trend_table(history: list[DrillMark]) -> list[str]:
+    recent = history[-TREND_ROWS:]
+    if not recent:
+        return ["(no drills recorded yet)"]
+    timed = [m.rto_s for m in recent if m.rto_s is not None]
+    top = max(timed, default=0.0) or 1.0
+    rows = ["| drill | snapshot | result | RTO s | |", "|---|---|---|---:|---|"]
+    for mark in recent:
+        rto = f"{mark.rto_s:.1f}" if mark.rto_s is not None else "-"
+        bar = "█" * max(1, round(20 * mark.rto_s / top)) if mark.rto_s is not None else ""
+        result = "passed" if mark.passed else "failed"
+        rows.append(f"| {mark.drill_id} | {mark.snapshot_id} | {result} | {rto} | {bar} |")
+    if timed:
+        rows += ["", f"RTO over these drills: min {min(timed):.1f} s, max {max(timed):.1f} s."]
+    return rows
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:200]
