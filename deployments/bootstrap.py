@@ -28,7 +28,7 @@ class SetupItem(BaseModel):
     outcome: str  # "created" | "exists" | "registered"
 
 
-def setup_prefect() -> list[SetupItem]:
+def setup_prefect(work_pool: str = WORK_POOL) -> list[SetupItem]:
     """Register block types, create the work pool and the concurrency limit (idempotent)."""
     items = []
     for block_type in BLOCK_TYPES:
@@ -40,18 +40,18 @@ def setup_prefect() -> list[SetupItem]:
         )
     with get_client(sync_client=True) as client:
         try:
-            client.read_work_pool(WORK_POOL)
-            items.append(SetupItem(kind="work pool", name=WORK_POOL, outcome="exists"))
+            client.read_work_pool(work_pool)
+            items.append(SetupItem(kind="work pool", name=work_pool, outcome="exists"))
         except ObjectNotFound:
             client.create_work_pool(
                 WorkPoolCreate(
-                    name=WORK_POOL,
+                    name=work_pool,
                     type=ProcessWorker.type,
                     base_job_template=ProcessWorker.get_default_base_job_template(),
                     description="Runs sbx's scheduled flows on this box (sbx serve).",
                 )
             )
-            items.append(SetupItem(kind="work pool", name=WORK_POOL, outcome="created"))
+            items.append(SetupItem(kind="work pool", name=work_pool, outcome="created"))
         try:
             client.create_global_concurrency_limit(
                 GlobalConcurrencyLimitCreate(name=MUTATION_LIMIT, limit=1)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from uuid import UUID
+
+from prefect import flow, get_run_logger, tags
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from blocks.config import PartConfig, SbxConfig
 from flows.common import flow_config, observe_stack, open_repository, run_name
@@ -55,8 +58,20 @@ def backup_stack(
             tags={"trigger": trigger},
             stack_dir=config.stack_dir,
         )
-        for name, part in selected.items():
-            record = capture_part(writer, name, part, ctx, of=len(selected))
+        # a progress bar on the run's page while the parts are captured (models take long)
+        progress = create_progress_artifact(
+            0.0, description=f"Backup of {config.stack_dir}: {len(selected)} parts"
+        )
+        assert isinstance(progress, UUID)  # sync flow: the call has run, not a coroutine
+        for done, (name, part) in enumerate(selected.items(), start=1):
+            with tags(f"part:{name}"):  # filter the task runs of one part in the UI
+                record = capture_part(writer, name, part, ctx, of=len(selected))
+            update_progress_artifact(
+                progress,
+                100.0 * done / len(selected),
+                description=f"Backup of {config.stack_dir}: {done}/{len(selected)} parts "
+                f"({name}: {record.status})",
+            )
             log.info(
                 "part %s: %s, %d files, %d bytes (%d new)",
                 name,

@@ -19,10 +19,21 @@ from tasks.status import StackStatus, read_stack_status
 
 
 def run_name(action: str) -> str:
-    """e.g. ``backup-stack-2026-11-26T0200``: action, stack directory name, local time."""
+    """e.g. ``backup-examples-stack-2026-11-26T0200``: action, stack, local time.
+
+    The stack is its directory's name, with its parent's in front when the directory is just
+    called ``stack`` (the default layout ``~/sealed-box-ai/stack``), so the run list tells boxes
+    and stacks apart.
+    """
     params = flow_run.parameters or {}
-    stack = Path(str(params.get("stack") or resolve_stack_dir(None))).name
-    return f"{action}-{stack}-{datetime.now():%Y-%m-%dT%H%M}"
+    return f"{action}-{stack_label(params.get('stack'))}-{datetime.now():%Y-%m-%dT%H%M}"
+
+
+def stack_label(stack: object) -> str:
+    path = Path(str(stack)) if stack else resolve_stack_dir(None)
+    if path.name == "stack" and path.parent.name:
+        return f"{path.parent.name}-{path.name}"
+    return path.name
 
 
 @task(name="observe-stack", cache_policy=NO_CACHE)

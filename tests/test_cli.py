@@ -36,7 +36,6 @@ CONTRACT = [
 PLANNED = [
     ["upgrade"],
     ["rollback"],
-    ["serve"],
     ["incident", "freeze"],
     ["incident", "preserve"],
     ["incident", "blast-radius"],

@@ -16,6 +16,7 @@ from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
 from sbx.cli import logs as logs_commands
 from sbx.cli import model as model_cli
+from sbx.cli import serve as serve_cli
 from sbx.cli.common import err
 from sbx.errors import SbxError
 
@@ -49,6 +50,7 @@ model_cli.register(model)
 health_cli.register(app)
 gpu_cli.register(app)
 operations.register(app, server)
+serve_cli.register(app)
 logs_commands.register(logs)
 app.add_typer(incident, name="incident", rich_help_panel="Changes")
 app.add_typer(model, name="model", rich_help_panel="Changes")

@@ -19,7 +19,6 @@ ServiceArgs = Annotated[list[str] | None, typer.Argument(help="Services (default
 def register(
     app: typer.Typer, incident: typer.Typer, model: typer.Typer, logs: typer.Typer
 ) -> None:
-    @app.command(rich_help_panel="Backups")
     @app.command(rich_help_panel="Changes")
     def upgrade(
         services: ServiceArgs = None,
@@ -33,11 +32,6 @@ def register(
     def rollback(services: ServiceArgs = None, stack: StackOption = None) -> None:
         """Return services to the previous release recorded in the journal."""
         raise NotImplementedYet("rollback", 6)
-
-    @app.command(rich_help_panel="Operations")
-    def serve() -> None:
-        """Serve every scheduled deployment on this box (local server + process worker)."""
-        raise NotImplementedYet("serve", 8)
 
     steps = {
         "freeze": "Stop exposure (proxy, tunnels) and check nothing is published.",
