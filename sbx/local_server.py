@@ -89,12 +89,14 @@ class LocalServer:
                     "free port for sbx's own server."
                 )
             pid = self._spawn()
-            if not self._wait_ready(url, pid, START_TIMEOUT_S):
+            patience = float(os.environ.get("SBX_SERVER_START_TIMEOUT", START_TIMEOUT_S))
+            if not self._wait_ready(url, pid, patience):
                 _terminate(pid)
                 raise PrefectServerError(
                     f"The local Prefect server did not answer at {url} within "
-                    f"{START_TIMEOUT_S:.0f} s. Its log is {self.log_file}: "
-                    f"{_tail(self.log_file)} — if the port is taken, set SBX_SERVER_PORT."
+                    f"{patience:.0f} s. Its log is {self.log_file}: "
+                    f"{_tail(self.log_file)} — if the port is taken, set SBX_SERVER_PORT; on a "
+                    "busy box, give it longer with SBX_SERVER_START_TIMEOUT (seconds)."
                 )
             state = ServerState(
                 pid=pid,
