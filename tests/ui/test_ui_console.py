@@ -3,7 +3,8 @@ through the sbx CLI against sbx's own local server (UI included), then the run l
 Artifacts page and a report's history page show them. Screenshots go to test-output/ui/.
 
 Chromium is a service like the others: missing, it skips when run by hand and fails under
-CI=true (`apt-get install chromium`). No drill yet: `sbx drill` is still being built (#8 item 1).
+CI=true (`apt-get install chromium`). A second test runs a backup and a restore drill of a running
+copy of the example stack and finds the drill's run and its RTO report in the UI.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bed import require_service
+from bed import RunningStack, require_service
 from bed.local_prefect import PrefectApi, SbxHome, copy_files_stack, sbx_home
 from cdp import Browser, find_chromium
 
@@ -95,3 +96,28 @@ def test_runs_and_artifacts_show_in_the_ui(home: SbxHome, browser: Browser, tmp_
     browser.wait_for_text(backup["name"], "Completed")
     assert (SHOTS / "runs.png").stat().st_size > 10_000
     browser.screenshot(SHOTS / "backup-run.png")
+
+
+def test_a_drill_and_its_report_show_in_the_ui(
+    home: SbxHome, browser: Browser, running_stack: RunningStack, tmp_path: Path
+) -> None:
+    stack, repo = running_stack.path, tmp_path / "repo"
+    sbx(home, "backup", "--stack", str(stack), "--repo", str(repo))
+    sbx(home, "drill", "--stack", str(stack), "--repo", str(repo))
+
+    api = PrefectApi(home.api_url)
+    try:
+        runs: list[dict[str, Any]] = api.post("/flow_runs/filter", {"limit": 20})
+        keys = {a["key"] for a in api.post("/artifacts/filter", {"limit": 50}) if a["key"]}
+    finally:
+        api.close()
+    drill = next(r for r in runs if r["name"].startswith("drill-"))
+    assert drill["state_type"] == "COMPLETED", [r["name"] for r in runs]
+    drill_key = f"drill-{stack.name}"
+    assert drill_key in keys, keys
+
+    browser.open(f"{home.ui_url}/runs")
+    browser.wait_for_text(drill["name"])
+    browser.open(f"{home.ui_url}/artifacts/key/{drill_key}")
+    browser.wait_for_text(drill_key, "RTO")
+    browser.screenshot(SHOTS / "drill-report.png")
