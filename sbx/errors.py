@@ -415,3 +415,35 @@ class AlertDeliveryFailed(SbxError):
             f"Alert through Prefect block '{block}' failed: {detail}. It is sent again on the "
             "next health run; check the block ('prefect block ls') and its receiver."
         )
+
+
+class UpgradeError(SbxError):
+    """An upgrade or rollback (flows/upgrade.py) did not end on the release it aimed for."""
+
+
+class UpgradeRefused(UpgradeError):
+    """The upgrade did not start: nothing was changed (a rollback image missing, no registry
+    digest to return to, another upgrade still open)."""
+
+    exit_code = 2
+
+
+class RolledBack(UpgradeError):
+    """The new release failed its gate; the recorded release runs again and passed the gate."""
+
+    def __init__(self, gate: str, detail: str, entry: str) -> None:
+        super().__init__(
+            f"rolled back: {gate} failed ({detail}). The previous release runs again and passed "
+            f"the same gate (journal entry {entry}). Read the new image's log before retrying."
+        )
+
+
+class RollbackFailed(UpgradeError):
+    """The new release failed and the recorded one failed its gate too: the box needs a person."""
+
+    def __init__(self, gate: str, detail: str, entry: str) -> None:
+        super().__init__(
+            f"rollback failed: after the upgrade failed, the previous release did not pass "
+            f"{gate} either ({detail}); journal entry {entry} stays open. Check 'sbx status' and "
+            "'docker compose logs', then run 'sbx rollback' once the cause is fixed."
+        )

@@ -13,6 +13,7 @@ from sbx.cli import backups, operations, planned
 from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
 from sbx.cli import logs as logs_commands
+from sbx.cli import upgrade as upgrade_cli
 from sbx.cli.common import err
 from sbx.errors import SbxError
 
@@ -39,6 +40,7 @@ logs = typer.Typer(help="Log rotation for the stack.", no_args_is_help=True)
 backups.register(app)
 backups.register_checks(app)
 planned.register(app, incident, model, logs)
+upgrade_cli.register(app)
 health_cli.register(app)
 gpu_cli.register(app)
 operations.register(app, server)

@@ -33,20 +33,6 @@ def register(
         raise NotImplementedYet("drill", 8)
 
     @app.command(rich_help_panel="Changes")
-    def upgrade(
-        services: ServiceArgs = None,
-        stack: StackOption = None,
-        check: Annotated[bool, typer.Option("--check", help="Only list newer images.")] = False,
-    ) -> None:
-        """Upgrade services, gated on health; roll back automatically on failure."""
-        raise NotImplementedYet("upgrade", 6)
-
-    @app.command(rich_help_panel="Changes")
-    def rollback(services: ServiceArgs = None, stack: StackOption = None) -> None:
-        """Return services to the previous release recorded in the journal."""
-        raise NotImplementedYet("rollback", 6)
-
-    @app.command(rich_help_panel="Changes")
     def changelog(
         action: Annotated[
             str | None, typer.Argument(help="'verify' to check the hash chain.")
