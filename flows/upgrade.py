@@ -20,8 +20,10 @@ from tasks.journal import (
     read_open,
     save_open,
 )
+from tasks.maintenance import maintenance_window
 from tasks.release import check_rollback_images, newer_images, pull_targets, record_release
-from tasks.upgrade_steps import apply_target, reconcile_open_entry
+from tasks.upgrade_gate import gate_names
+from tasks.upgrade_steps import alert, apply_target, reconcile_open_entry
 
 
 class UpgradeReport(BaseModel):
@@ -75,6 +77,17 @@ def _open_entry(config: SbxConfig, entry: JournalEntry) -> JournalEntry:
     return save_open(config.stack_dir, entry.model_copy(update={"flow_run_id": run_id}))
 
 
+def _apply_in_window(config: SbxConfig, project: str, entry: JournalEntry) -> JournalEntry:
+    """apply_target with the changed services' alerts muted (a notice at start and end)."""
+    with maintenance_window(
+        config.stack_dir,
+        sorted(gate_names(config, sorted(entry.target))),
+        f"sbx {entry.action} {entry.id} of {', '.join(sorted(entry.target))}",
+        lambda subject, body: alert(config, subject, body),
+    ):
+        return apply_target(config, project, entry)
+
+
 @flow(name="upgrade-stack", flow_run_name=lambda: run_name("upgrade"))
 def upgrade_stack(
     services: list[str] | None = None, stack: str | None = None, config_file: str | None = None
@@ -102,7 +115,7 @@ def upgrade_stack(
         close_entry(config.stack_dir, entry, "committed", detail="every image was current")
         log.info("every service runs the image its tag names: nothing to do")
         return UpgradeReport(entry=entry.id, state="up-to-date", changed={})
-    closed = apply_target(config, project, entry)
+    closed = _apply_in_window(config, project, entry)
     return UpgradeReport(
         entry=closed.id, state="committed", changed={s: i.digest for s, i in targets.items()}
     )
@@ -134,7 +147,7 @@ def rollback_stack(
         config,
         JournalEntry(action="rollback", services=sorted(targets), before=now, target=targets),
     )
-    closed = apply_target(config, project, entry)
+    closed = _apply_in_window(config, project, entry)
     return UpgradeReport(
         entry=closed.id, state="committed", changed={s: i.digest for s, i in targets.items()}
     )
