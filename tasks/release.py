@@ -133,3 +133,11 @@ def switch_images(config: SbxConfig, project: str, images: dict[str, str]) -> No
     compose = ComposeCli(config.stack_dir, project=project, files=files)
     log.info("switching %s", ", ".join(f"{s} to {d}" for s, d in sorted(images.items())))
     compose.run("up", "-d", "--no-deps", *sorted(images))
+
+
+def retag_local(engine: DockerEngine, images: dict[str, ServiceImage]) -> None:
+    """Point each service's local tag back at its recorded digest: after a rollback, a plain
+    'docker compose up' (without sbx's pins) must not start the image that just failed."""
+    for img in images.values():
+        if "@" not in img.image_ref:
+            engine.tag(img.digest, img.image_ref)

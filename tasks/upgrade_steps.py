@@ -10,9 +10,10 @@ import logging
 
 from blocks.config import SbxConfig
 from sbx.errors import AlertDeliveryFailed, RollbackFailed, RolledBack
+from tasks.clients.docker_engine import connect
 from tasks.clients.notify import Notifier
 from tasks.journal import JournalEntry, close_entry, history, read_open, save_open
-from tasks.release import switch_images
+from tasks.release import retag_local, switch_images
 from tasks.status import compose_for
 from tasks.upgrade_gate import GateResult, run_gate
 
@@ -71,6 +72,8 @@ def return_to_before(config: SbxConfig, project: str, entry: JournalEntry) -> Ga
     services = sorted(set(entry.target) | set(entry.services))
     images = {s: entry.before.images[s].digest for s in services if s in entry.before.images}
     switch_images(config, project, images)
+    with connect() as engine:
+        retag_local(engine, {s: entry.before.images[s] for s in images})
     return run_gate(config, sorted(images))
 
 

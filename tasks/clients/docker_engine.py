@@ -155,6 +155,12 @@ class DockerEngine:
             data = self._client.images.get_registry_data(ref)
         return str(data.id)
 
+    def tag(self, source: str, ref: str) -> None:
+        """Point the local tag ``ref`` ("repo:tag") at the image ``source`` names."""
+        repository, tag = parse_repository_tag(ref)
+        with self._translate(f"tag {source} as {ref}"):
+            self._client.images.get(source).tag(repository, tag or "latest")
+
     def close(self) -> None:
         self._client.close()
 
