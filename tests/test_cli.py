@@ -35,8 +35,6 @@ CONTRACT = [
 ]
 PLANNED = [
     ["copy"],
-    ["upgrade"],
-    ["rollback"],
     ["changelog"],
     ["drill"],
     ["serve"],
