@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from blocks.config import SbxConfig
 from flows.common import flow_config, run_name
-from sbx.errors import UpgradeRefused
+from sbx.errors import SbxError, UpgradeRefused
 from tasks.clients.docker_engine import connect
 from tasks.journal import (
     JournalEntry,
@@ -109,7 +109,11 @@ def upgrade_stack(
     entry = _open_entry(
         config, JournalEntry(action="upgrade", services=sorted(release.images), before=release)
     )
-    targets = pull_images(release)
+    try:
+        targets = pull_images(release)
+    except SbxError as exc:  # nothing was switched: the entry ends here
+        close_entry(config.stack_dir, entry, "aborted", gate="pull", detail=str(exc))
+        raise
     entry = save_open(config.stack_dir, entry.model_copy(update={"target": targets}))
     if not targets:
         close_entry(config.stack_dir, entry, "committed", detail="every image was current")

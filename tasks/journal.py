@@ -29,7 +29,7 @@ OPEN = "open.json"
 LOG = "journal.jsonl"
 PINS = "pins.yml"
 
-EntryState = Literal["open", "committed", "rolled-back", "rollback-failed"]
+EntryState = Literal["open", "committed", "rolled-back", "rollback-failed", "aborted"]
 Phase = Literal["recorded", "pulled", "switched", "gating", "rolling-back", "done"]
 
 

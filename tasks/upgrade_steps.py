@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from blocks.config import SbxConfig
-from sbx.errors import AlertDeliveryFailed, RollbackFailed, RolledBack
+from sbx.errors import AlertDeliveryFailed, RollbackFailed, RolledBack, SbxError
 from tasks.clients.docker_engine import connect
 from tasks.clients.notify import Notifier
 from tasks.journal import JournalEntry, close_entry, history, read_open, save_open
@@ -40,9 +40,12 @@ def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> Journa
     way)."""
     stack = config.stack_dir
     entry = save_open(stack, entry.model_copy(update={"phase": "switched"}))
-    switch_images(config, project, {s: i.digest for s, i in entry.target.items()})
-    entry = save_open(stack, entry.model_copy(update={"phase": "gating"}))
-    result = run_gate(config, sorted(entry.target))
+    try:
+        switch_images(config, project, {s: i.digest for s, i in entry.target.items()})
+        entry = save_open(stack, entry.model_copy(update={"phase": "gating"}))
+        result = run_gate(config, sorted(entry.target))
+    except SbxError as exc:  # compose could not create or start the new containers
+        result = GateResult(passed=False, rounds=0, gate="switch", detail=str(exc))
     if result.passed:
         log.info("gate passed after %d round(s): committing %s", result.rounds, entry.id)
         closed = close_entry(stack, entry, "committed")
@@ -71,9 +74,12 @@ def return_to_before(config: SbxConfig, project: str, entry: JournalEntry) -> Ga
     """Switch the entry's services back to their recorded digests and run the same gate."""
     services = sorted(set(entry.target) | set(entry.services))
     images = {s: entry.before.images[s].digest for s in services if s in entry.before.images}
-    switch_images(config, project, images)
-    with connect() as engine:
-        retag_local(engine, {s: entry.before.images[s] for s in images})
+    try:
+        switch_images(config, project, images)
+        with connect() as engine:
+            retag_local(engine, {s: entry.before.images[s] for s in images})
+    except SbxError as exc:
+        return GateResult(passed=False, rounds=0, gate="switch", detail=str(exc))
     return run_gate(config, sorted(images))
 
 

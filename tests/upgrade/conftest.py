@@ -73,3 +73,16 @@ def run_sbx(prefect_server: str, worker_stack: RunningStack) -> Sbx:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """tests/conftest.py's harness with a longer start-up allowance: these tests run beside
+    image builds and stacks, and 60 s was too short on a loaded 2-core box."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        url = PREFECT_API_URL.value()
+        assert url, "prefect_test_harness set no API URL"
+        yield str(url)
