@@ -430,6 +430,12 @@ class SbxConfig(BaseSettings):
     gpu: GpuConfig = Field(default_factory=GpuConfig, description="GPU check thresholds.")
     logs: LogsConfig = Field(default_factory=LogsConfig)
     upgrade: UpgradeConfig = Field(default_factory=UpgradeConfig)
+    model_swap_ready_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a model swap waits for the service to list the new model "
+        "(weights loading) before it restores the previous env file.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from blocks.config import SbxConfig
 from flows.common import flow_config, observe_stack, open_repository, run_name
 from sbx.errors import ConfigError, StackError
 from sbx.repository import RestoreReport
+from tasks.changelog import LOG_FILE, append_change, keep_live_log
 from tasks.clients.compose import ComposeCli
 from tasks.reports import artifact_key, publish_markdown
 from tasks.restore_in_place import (
@@ -87,6 +88,13 @@ def restore_snapshot(
         waited = wait_healthy(config, config.restore_health_timeout_s)
         if waited is None:
             swap_back(swapped, plan, config, status, stamp)
+            append_change(
+                config.stack_dir,
+                action="restore-rolled-back",
+                target="stack",
+                before={"parts": report.parts},
+                after={"snapshot": manifest.id, "failed": "stack not healthy after the swap"},
+            )
             raise RestoreUnhealthy(
                 f"The stack did not become healthy after restoring {manifest.id}; the previous "
                 f"data was swapped back (restored data kept as *.failed-restore-{stamp}). Check "
@@ -94,6 +102,18 @@ def restore_snapshot(
             )
     finally:
         remove_staging(staging)
+    for live, aside in swapped.moved:
+        if live == str(LOG_FILE) and aside:
+            keep_live_log(config.stack_dir, config.stack_dir / aside, manifest.id)
+    append_change(
+        config.stack_dir,
+        action="restore",
+        target="stack",
+        before={
+            "kept_as": [aside for live, aside in swapped.moved if aside and live != str(LOG_FILE)]
+        },
+        after={"snapshot": manifest.id, "parts": report.parts},
+    )
     outcome = RestoreOutcome(
         snapshot_id=manifest.id,
         target=str(config.stack_dir),

@@ -447,3 +447,32 @@ class RollbackFailed(UpgradeError):
             f"{gate} either ({detail}); journal entry {entry} stays open. Check 'sbx status' and "
             "'docker compose logs', then run 'sbx rollback' once the cause is fixed."
         )
+
+
+class ChangeLogDamaged(SbxError):
+    """The change log's hash chain is broken: an entry was edited, removed, reordered or cut."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(
+            f"Change log damaged: {description} Entries from there on cannot be trusted; compare "
+            "with the Prefect run history and a backup's copy of .sbx/changelog.jsonl."
+        )
+
+
+class ModelSwapRefused(SbxError):
+    """A model swap refused before anything changed (the capacity preflight said no)."""
+
+    def __init__(self, service: str, model: str, detail: str) -> None:
+        super().__init__(
+            f"Model swap of {service} to {model} refused, nothing was changed: {detail}"
+        )
+
+
+class ModelSwapRolledBack(SbxError):
+    """A model swap whose new model failed; the previous env file and model were restored."""
+
+    def __init__(self, service: str, model: str, reason: str) -> None:
+        super().__init__(
+            f"Model swap of {service} to {model} rolled back: {reason}. The previous env file "
+            f"is back and {service} serves the previous model; see the run's artifact."
+        )

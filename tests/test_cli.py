@@ -35,10 +35,8 @@ CONTRACT = [
 ]
 PLANNED = [
     ["copy"],
-    ["changelog"],
     ["drill"],
     ["serve"],
-    ["model", "swap", "--service", "worker", "--model", "m"],
     ["incident", "freeze"],
     ["incident", "preserve"],
     ["incident", "blast-radius"],

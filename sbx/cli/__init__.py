@@ -10,9 +10,11 @@ import typer
 from rich.markup import escape
 
 from sbx.cli import backups, operations, planned
+from sbx.cli import changelog as changelog_cli
 from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
 from sbx.cli import logs as logs_commands
+from sbx.cli import model as model_cli
 from sbx.cli import upgrade as upgrade_cli
 from sbx.cli.common import err
 from sbx.errors import SbxError
@@ -41,6 +43,8 @@ backups.register(app)
 backups.register_checks(app)
 planned.register(app, incident, model, logs)
 upgrade_cli.register(app)
+changelog_cli.register(app)
+model_cli.register(model)
 health_cli.register(app)
 gpu_cli.register(app)
 operations.register(app, server)

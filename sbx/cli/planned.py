@@ -13,8 +13,6 @@ import typer
 from sbx.cli.common import RepoOption, StackOption
 from sbx.errors import NotImplementedYet
 
-ServiceArgs = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
-
 
 def register(
     app: typer.Typer, incident: typer.Typer, model: typer.Typer, logs: typer.Typer
@@ -32,29 +30,10 @@ def register(
         """Restore into a scratch project, health-check it, report the RTO."""
         raise NotImplementedYet("drill", 8)
 
-    @app.command(rich_help_panel="Changes")
-    def changelog(
-        action: Annotated[
-            str | None, typer.Argument(help="'verify' to check the hash chain.")
-        ] = None,
-        stack: StackOption = None,
-    ) -> None:
-        """Show the tamper-evident change log, or verify it."""
-        raise NotImplementedYet("changelog", 6)
-
     @app.command(rich_help_panel="Operations")
     def serve() -> None:
         """Serve every scheduled deployment on this box (local server + process worker)."""
         raise NotImplementedYet("serve", 8)
-
-    @model.command("swap")
-    def model_swap(
-        service: Annotated[str, typer.Option("--service", help="Compose service.")],
-        model_id: Annotated[str, typer.Option("--model", help="Model id.")],
-        stack: StackOption = None,
-    ) -> None:
-        """Swap a service's model after a capacity preflight; roll back on regressions."""
-        raise NotImplementedYet("model swap", 6)
 
     steps = {
         "freeze": "Stop exposure (proxy, tunnels) and check nothing is published.",

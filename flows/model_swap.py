@@ -1,0 +1,149 @@
+"""Model swap runbook: preflight, edit env, restart, prompt suite; roll back on a regression."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, ConfigDict
+
+from flows.common import flow_config, run_name
+from sbx.errors import ModelSwapRolledBack
+from tasks.capacity import CapacityVerdict
+from tasks.changelog import append_change
+from tasks.model_swap import (
+    ModelSettings,
+    SuiteResult,
+    edit_env,
+    env_path,
+    load_prompts,
+    model_settings,
+    preflight_swap,
+    restart_service,
+    run_prompt_suite,
+    service_url,
+    swap_updates,
+    wait_model_ready,
+    write_env,
+)
+from tasks.reports import artifact_key, publish_markdown
+
+
+class SwapReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = 1
+    service: str
+    before: ModelSettings
+    after: ModelSettings
+    outcome: str  # "swapped" | "rolled back: <why>"
+    preflight: CapacityVerdict
+    baseline: SuiteResult | None
+    suite: SuiteResult | None
+    env_kept_as: str
+
+
+@flow(name="swap-model", flow_run_name=lambda: run_name("model-swap"), log_prints=False)
+def swap_model(
+    service: str,
+    model: str,
+    quant: str | None = None,
+    max_model_len: int | None = None,
+    stack: str | None = None,
+    config_file: str | None = None,
+) -> SwapReport:
+    """Swap the model a vLLM service serves, checked before and after.
+
+    Refused, with the numbers, when the capacity preflight says the new model does not fit the
+    GPU (counting the memory the old model gives back). Otherwise env/<service>.env is edited
+    (the previous file kept beside it), the service is recreated and must list the new model,
+    and the prompt suite (prompts.yaml) runs: if a prompt that passed on the old model fails, or
+    the model never loads, the previous env file is put back and the service restarted on it.
+    Either way the change log gets an entry.
+    """
+    config = flow_config(stack, config_file)
+    log = get_run_logger()
+    path = env_path(config, service)
+    original = path.read_text()
+    before = model_settings(original)
+    new_text = edit_env(original, swap_updates(before, model, quant, max_model_len))
+    after = model_settings(new_text)
+    verdict = preflight_swap(config, service, model, after.max_model_len or 4096)
+    log.info("preflight: %s", verdict.message)
+    prompts = load_prompts(config)
+    old_url = service_url(config, service)
+    baseline = run_prompt_suite(old_url, before.served or "", prompts) if old_url else None
+    kept = path.with_name(f"{path.name}.pre-swap-{datetime.now():%Y%m%dT%H%M%S}")
+    write_env(path, new_text, keep_as=kept)
+    suite, why = None, None
+    ready_s = config.model_swap_ready_timeout_s
+    try:
+        restart_service(config, service)
+        url = wait_model_ready(config, service, model, ready_s)
+        if url is None:
+            why = f"{model} was not listed by {service} within {ready_s:g} s"
+        else:
+            suite = run_prompt_suite(url, model, prompts)
+            must_pass = baseline.passed if baseline else {p.name for p in prompts}
+            lost = sorted(must_pass - suite.passed)
+            if lost:
+                why = "prompt suite regressed: " + ", ".join(
+                    f"{r.name} ({r.detail})" for r in suite.results if r.name in lost
+                )
+    except BaseException:
+        why = why or "the swap was interrupted"
+        raise
+    finally:
+        if why is not None:
+            log.warning("rolling back: %s", why)
+            write_env(path, original)
+            restart_service(config, service)
+            wait_model_ready(config, service, before.served or "", ready_s)
+            _record(config.stack_dir, service, before, after, why)
+    if why is None:
+        _record(config.stack_dir, service, before, after, None)
+    outcome = "swapped" if why is None else f"rolled back: {why}"
+    report = SwapReport(
+        service=service, before=before, after=after, outcome=outcome, preflight=verdict,
+        baseline=baseline, suite=suite, env_kept_as=str(kept),
+    )  # fmt: skip
+    _publish(report)
+    if why is not None:
+        raise ModelSwapRolledBack(service, model, why)
+    return report
+
+
+def _record(
+    stack_dir: Path, service: str, before: ModelSettings, after: ModelSettings, why: str | None
+) -> None:
+    append_change(
+        stack_dir,
+        action="model-swap" if why is None else "model-swap-rolled-back",
+        target=service,
+        before=before.model_dump(),
+        after=after.model_dump() if why is None else {**after.model_dump(), "failed": why},
+    )
+
+
+def _publish(report: SwapReport) -> None:
+    lines = [
+        f"# Model swap of {report.service}: {report.outcome}",
+        "",
+        f"{report.before.served} → {report.after.served}",
+        "",
+        f"Preflight: {report.preflight.message}",
+        "",
+        "| prompt | before | after |",
+        "|---|---|---|",
+    ]
+    base = {r.name: r for r in report.baseline.results} if report.baseline else {}
+    for r in report.suite.results if report.suite else []:
+        old = base.get(r.name)
+        was = ("pass" if old.passed else "fail") if old else "-"
+        lines.append(f"| {r.name} | {was} | {'pass' if r.passed else 'fail: ' + r.detail} |")
+    publish_markdown(
+        artifact_key("model-swap", report.service),
+        "\n".join(lines) + "\n",
+        f"Model swap of {report.service}",
+    )

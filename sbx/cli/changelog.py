@@ -1,0 +1,93 @@
+"""`sbx changelog [verify]`: the stack's tamper-evident change log, read and checked locally
+(fast, no Prefect); with --publish, as a flow run that also publishes it as an artifact and
+checks the head kept in a Prefect Variable."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from sbx.cli.common import ConfigOption, JsonOption, StackOption, err, out
+
+if TYPE_CHECKING:
+    from tasks.changelog import ChangeEntry
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(rich_help_panel="Changes")
+    def changelog(
+        action: Annotated[
+            str | None, typer.Argument(help="'verify' to check the hash chain.")
+        ] = None,
+        stack: StackOption = None,
+        config: ConfigOption = None,
+        json_: JsonOption = False,
+        publish: Annotated[
+            bool,
+            typer.Option(
+                "--publish",
+                help="Run as a Prefect flow: publish the log as an artifact and also check the "
+                "head kept in a Prefect Variable.",
+            ),
+        ] = False,
+    ) -> None:
+        """Show the tamper-evident change log, or verify it.
+
+        'sbx changelog verify' exits 0 when the chain is intact and 1 naming the first entry
+        that was edited, removed, reordered or cut short (or when its end was removed).
+        """
+        if action not in (None, "verify"):
+            raise typer.BadParameter(
+                f"unknown action {action!r}; only 'verify'", param_hint="ACTION"
+            )
+        from blocks.config import load_config
+        from tasks.changelog import read_changes, verify_changes
+
+        box = load_config(stack, config)
+        if publish:
+            from sbx.local_server import ensure_api
+
+            ensure_api()
+            from flows.changelog import show_changelog
+            from sbx.errors import ChangeLogDamaged
+
+            try:
+                report = show_changelog(
+                    stack=str(stack) if stack else None, config_file=str(config) if config else None
+                )
+            except ChangeLogDamaged:
+                report = verify_changes(box.stack_dir)  # the flow run failed; say why below
+        else:
+            report = verify_changes(box.stack_dir)
+        if action is None:
+            entries = read_changes(box.stack_dir)
+            if json_:
+                out.print_json(data=[e.model_dump() for e in entries])
+            else:
+                _print_table(entries)
+        elif json_:
+            out.print_json(report.model_dump_json())
+        if report.intact:
+            err.print(f"[green]ok[/]: {escape(report.describe())}", soft_wrap=True)
+        else:
+            err.print(f"[bold red]damaged[/]: {escape(report.describe())}", soft_wrap=True)
+        raise typer.Exit(0 if report.intact else 1)
+
+
+def _print_table(entries: list[ChangeEntry]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from tasks.changelog import short_value
+
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("#", "time (UTC)", "action", "target", "before", "after", "flow run"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        table.add_row(
+            str(e.seq), e.time, e.action, e.target, short_value(e.before), short_value(e.after),
+            e.flow_run_id or "-",
+        )  # fmt: skip
+    out.print(table)
