@@ -10,9 +10,10 @@ import logging
 
 from blocks.config import SbxConfig
 from sbx.errors import AlertDeliveryFailed, RollbackFailed, RolledBack, SbxError
+from tasks.changelog import append_change
 from tasks.clients.docker_engine import connect
 from tasks.clients.notify import Notifier
-from tasks.journal import JournalEntry, close_entry, history, read_open, save_open
+from tasks.journal import JournalEntry, ServiceImage, close_entry, history, read_open, save_open
 from tasks.release import retag_local, switch_images
 from tasks.status import compose_for
 from tasks.upgrade_gate import GateResult, run_gate
@@ -20,17 +21,28 @@ from tasks.upgrade_gate import GateResult, run_gate
 log = logging.getLogger("sbx.upgrade")
 
 
-def record_change(config: SbxConfig, entry: JournalEntry) -> None:
-    """The one place a finished upgrade/rollback is reported to the change log (issue #6 item 5,
-    built on its own branch): for now the journal line itself and a log line."""
-    log.info(
-        "change %s: %s %s -> %s (%s)",
-        entry.id,
-        entry.action,
-        {s: i.digest for s, i in entry.before.images.items() if s in entry.services},
-        {s: i.digest for s, i in entry.target.items()},
-        entry.state,
+def record_change(
+    config: SbxConfig,
+    action: str,
+    entry: JournalEntry,
+    before: dict[str, str],
+    after: dict[str, str],
+    outcome: str,
+) -> None:
+    """The one place an upgrade or rollback reaches the hash-chained change log (issue #6 #5):
+    images by digest before and after, the journal entry and what came of it."""
+    change = append_change(
+        config.stack_dir,
+        action=action,
+        target=", ".join(sorted(after)),
+        before={"images": before},
+        after={"images": after, "journal_entry": entry.id, "outcome": outcome},
     )
+    log.info("change log #%d: %s of %s (%s)", change.seq, action, change.target, outcome)
+
+
+def _digests(images: dict[str, ServiceImage], services: list[str]) -> dict[str, str]:
+    return {s: images[s].digest for s in services if s in images}
 
 
 def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> JournalEntry:
@@ -43,14 +55,21 @@ def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> Journa
     try:
         switch_images(config, project, {s: i.digest for s, i in entry.target.items()})
         entry = save_open(stack, entry.model_copy(update={"phase": "gating"}))
-        result = run_gate(config, sorted(entry.target))
+        services = sorted(entry.target)
+        record_change(
+            config,
+            entry.action,
+            entry,
+            _digests(entry.before.images, services),
+            _digests(entry.target, services),
+            "switched, gate pending",
+        )
+        result = run_gate(config, services)
     except SbxError as exc:  # compose could not create or start the new containers
         result = GateResult(passed=False, rounds=0, gate="switch", detail=str(exc))
     if result.passed:
         log.info("gate passed after %d round(s): committing %s", result.rounds, entry.id)
-        closed = close_entry(stack, entry, "committed")
-        record_change(config, closed)
-        return closed
+        return close_entry(stack, entry, "committed")
     log.warning("gate %s failed: %s; rolling back", result.gate, result.detail)
     entry = save_open(
         stack,
@@ -59,15 +78,26 @@ def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> Journa
         ),
     )
     back = return_to_before(config, project, entry)
+    _record_return(config, entry, back, f"{result.gate} failed")
     if back.passed:
-        closed = close_entry(stack, entry, "rolled-back")
-        record_change(config, closed)
+        close_entry(stack, entry, "rolled-back")
         raise RolledBack(result.gate or "gate", result.detail or "", entry.id)
-    closed = close_entry(stack, entry, "rollback-failed")
-    record_change(config, closed)
+    close_entry(stack, entry, "rollback-failed")
     error = RollbackFailed(back.gate or "gate", back.detail or "", entry.id)
     alert(config, "sbx upgrade: rollback failed", str(error))
     raise error
+
+
+def _record_return(config: SbxConfig, entry: JournalEntry, back: GateResult, why: str) -> None:
+    services = sorted(set(entry.target) | set(entry.services))
+    record_change(
+        config,
+        "rollback",
+        entry,
+        _digests(entry.target, services),
+        _digests(entry.before.images, services),
+        f"{why}; previous release " + ("passed the gate" if back.passed else f"failed {back.gate}"),
+    )
 
 
 def return_to_before(config: SbxConfig, project: str, entry: JournalEntry) -> GateResult:
@@ -105,6 +135,7 @@ def reconcile_open_entry(config: SbxConfig) -> JournalEntry | None:
         entry.phase,
     )
     back = return_to_before(config, project, entry)
+    _record_return(config, entry, back, f"interrupted at phase {entry.phase}")
     detail = f"interrupted at phase {entry.phase}; reconciled"
     if back.passed:
         closed = close_entry(stack, entry, "rolled-back", gate="interrupted", detail=detail)
@@ -113,7 +144,6 @@ def reconcile_open_entry(config: SbxConfig) -> JournalEntry | None:
             stack, entry, "rollback-failed", gate=back.gate, detail=f"{detail}: {back.detail}"
         )
         alert(config, "sbx: rollback after an interrupted upgrade failed", closed.detail or "")
-    record_change(config, closed)
     return closed
 
 

@@ -12,16 +12,20 @@ import sys
 from pathlib import Path
 
 from bed import RunningStack, wait_until
-from upgrade_bed import Releases, Sbx, cli_env, journal, running_digest
+from upgrade_bed import Releases, Sbx, changes, cli_env, journal, running_digest
 
 
 def _upgrade_rolls_back(
     release: str, gates: set[str], releases: Releases, stack: RunningStack, run_sbx: Sbx
 ) -> None:
     before = running_digest(releases.client, stack)
+    logged = len(changes(stack.path))
     releases.publish(release)
     done = run_sbx("upgrade", "worker", timeout=400)
     assert done.returncode == 1, done.stdout + done.stderr
+    new = changes(stack.path)[logged:]
+    assert [c["action"] for c in new] == ["upgrade", "rollback"], new
+    assert new[1]["after"]["images"] == {"worker": before}  # type: ignore[index]
     last = journal(stack.path)[-1]
     assert last["gate"] in gates, last
     assert f"rolled back: {last['gate']} failed" in done.stderr, done.stderr
@@ -70,6 +74,11 @@ def test_healthy_release_commits_and_rollback_returns(
     assert done.returncode == 0, done.stdout + done.stderr
     assert running_digest(releases.client, worker_stack) == releases.digests["v3"]
     assert journal(worker_stack.path)[-1]["state"] == "committed"
+    upgrade = changes(worker_stack.path)[-1]
+    assert upgrade["action"] == "upgrade"
+    assert upgrade["after"]["images"] == {"worker": releases.digests["v3"]}  # type: ignore[index]
+    verify = run_sbx("changelog", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
     pins = (worker_stack.path / ".sbx" / "upgrade" / "pins.yml").read_text()
     assert f"image: {releases.digests['v3']}" in pins
     assert (worker_stack.path / "docker-compose.yml").read_bytes() == compose_file  # not edited

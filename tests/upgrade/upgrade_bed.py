@@ -68,3 +68,9 @@ def running_digest(client: DockerClient, stack: RunningStack) -> str:
 def journal(stack: Path) -> list[dict[str, object]]:
     path = stack / ".sbx" / "upgrade" / "journal.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def changes(stack: Path) -> list[dict[str, object]]:
+    """The stack's change log entries (tasks/changelog.py), oldest first."""
+    path = stack / ".sbx" / "changelog.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
