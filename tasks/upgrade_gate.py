@@ -3,7 +3,8 @@
 A round runs the health flow's own container and service checks (tasks/health) for the changed
 services only: container running and healthy, and for OpenAI services a real one-token chat
 completion (the canary). A container whose restart count grows during the window fails the round
-(a crash loop can look "running" between two crashes). One failing round only resets the count:
+(a crash loop can look "running" between two crashes), and so does one whose image HEALTHCHECK
+does not say "healthy" yet. One failing round only resets the count:
 a rollback never happens on one transient failure, only when the window ends without N passes.
 """
 
@@ -43,23 +44,27 @@ def gate_round(config: SbxConfig, names: set[str], restarts: dict[str, int]) -> 
         info = ctx.services[name].container if name in ctx.services else None
         if info is None:
             continue
+        if info.health not in (None, "healthy"):  # the image's own HEALTHCHECK must agree
+            failing.append(_failing(name, f"Docker health is {info.health}, not healthy"))
+            continue
         first = restarts.setdefault(name, info.restart_count)
         if info.restart_count > first:
+            restarted = info.restart_count - first
             failing.append(
-                CheckResult(
-                    id=f"container:{name}",
-                    family="container",
-                    target=name,
-                    state="failing",
-                    observed=f"restarted {info.restart_count - first} time(s) during the soak "
-                    "window (crash loop)",
-                    next_step="Read its log: 'docker compose logs --tail 100'.",
-                    parents=[],
-                    duration_ms=0.0,
-                    measures={},
-                )
+                _failing(name, f"restarted {restarted} time(s) during the soak window (crash loop)")
             )
     return failing
+
+
+def _failing(name: str, observed: str) -> CheckResult:
+    return CheckResult(
+        id=f"container:{name}",
+        family="container",
+        target=name,
+        state="failing",
+        observed=observed,
+        next_step="Read its log: 'docker compose logs --tail 100'.",
+    )
 
 
 def run_gate(config: SbxConfig, compose_services: list[str]) -> GateResult:
