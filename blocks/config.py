@@ -405,6 +405,20 @@ def _merge_tables(defaults: dict[str, dict[str, Any]], given: Any) -> Any:
     return merged
 
 
+class UpgradeConfig(_Model):
+    """The health gate of `sbx upgrade` / `sbx rollback` (docs/upgrade.md)."""
+
+    soak_window_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long the changed services get to pass the gate (model warm-up included).",
+    )
+    passes: int = Field(
+        default=3, ge=1, description="Consecutive passing gate rounds needed within the window."
+    )
+    interval_s: float = Field(default=5.0, gt=0, description="Pause between gate rounds.")
+
+
 class SbxConfig(BaseSettings):
     """Everything sbx needs to know about one box; see the module docstring for precedence."""
 
@@ -435,6 +449,7 @@ class SbxConfig(BaseSettings):
     gpu: GpuConfig = Field(default_factory=GpuConfig, description="GPU check thresholds.")
     logs: LogsConfig = Field(default_factory=LogsConfig)
     drill: DrillConfig = Field(default_factory=DrillConfig, description="Restore drills.")
+    upgrade: UpgradeConfig = Field(default_factory=UpgradeConfig)
     model_swap_ready_timeout_s: float = Field(
         default=300.0,
         gt=0,

@@ -16,6 +16,7 @@ from tasks.clients.docker_engine import connect
 from tasks.offbox import open_encrypted
 from tasks.services import restart_left_stopped
 from tasks.status import StackStatus, read_stack_status
+from tasks.upgrade_steps import reconcile_open_entry
 
 
 def run_name(action: str) -> str:
@@ -38,13 +39,15 @@ def stack_label(stack: object) -> str:
 
 @task(name="observe-stack", cache_policy=NO_CACHE)
 def observe_stack(config: SbxConfig) -> tuple[StackStatus | None, list[str]]:
-    """Restart what a killed sbx run left stopped, then read the stack's status.
+    """Restart what a killed sbx run left stopped, finish an upgrade a killed run left open (its
+    journal entry), then read the stack's status.
 
     Without Docker the status is None: flows then work on files only and say so.
     """
     try:
         with connect() as engine:
             restarted = restart_left_stopped(engine, config.stack_dir)
+        reconcile_open_entry(config)  # one stat when no upgrade entry is open
     except DockerUnavailable:
         return None, []
     return read_stack_status(config), restarted

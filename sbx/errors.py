@@ -38,6 +38,10 @@ failure reason.
     ├── LogRotationError            a log file could not be rotated (nothing was cut from it)
     │   └── LogRotationBusy         another rotation holds the directory's lock (retryable)
     ├── AlertDeliveryFailed         a notification block did not take an alert (retryable)
+    ├── UpgradeError                an upgrade or rollback did not end on the release it aimed for
+    │   ├── UpgradeRefused          nothing was changed (rollback image missing, entry still open)
+    │   ├── RolledBack              the new release failed its gate; the old one runs and passed
+    │   └── RollbackFailed          the old release failed the gate too: a person is needed
     ├── ChangeLogDamaged            the hash-chained change log was edited, cut or reordered
     ├── ModelSwapRefused            a model swap refused before changing anything (preflight)
     ├── ModelSwapRolledBack         a model swap that regressed, rolled back to the old model
@@ -492,6 +496,17 @@ class RemoteMismatch(RepositoryError):
     exit_code = 2
 
 
+class UpgradeError(SbxError):
+    """An upgrade or rollback (flows/upgrade.py) did not end on the release it aimed for."""
+
+
+class UpgradeRefused(UpgradeError):
+    """The upgrade did not start: nothing was changed (a rollback image missing, no registry
+    digest to return to, another upgrade still open)."""
+
+    exit_code = 2
+
+
 class CopyIncomplete(RepositoryError):
     """Some objects or manifests could not be copied off the box; a rerun sends only those."""
 
@@ -500,6 +515,27 @@ class CopyIncomplete(RepositoryError):
             f"Copy to {location} is incomplete: {failed} item(s) failed, first: {first}. "
             "Run 'sbx copy' again: it sends only what is missing.",
             retryable=retryable,
+        )
+
+
+class RolledBack(UpgradeError):
+    """The new release failed its gate; the recorded release runs again and passed the gate."""
+
+    def __init__(self, gate: str, detail: str, entry: str) -> None:
+        super().__init__(
+            f"rolled back: {gate} failed ({detail}). The previous release runs again and passed "
+            f"the same gate (journal entry {entry}). Read the new image's log before retrying."
+        )
+
+
+class RollbackFailed(UpgradeError):
+    """The new release failed and the recorded one failed its gate too: the box needs a person."""
+
+    def __init__(self, gate: str, detail: str, entry: str) -> None:
+        super().__init__(
+            f"rollback failed: after the upgrade failed, the previous release did not pass "
+            f"{gate} either ({detail}); journal entry {entry} stays open. Check 'sbx status' and "
+            "'docker compose logs', then run 'sbx rollback' once the cause is fixed."
         )
 
 

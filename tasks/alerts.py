@@ -70,10 +70,16 @@ def plan_notices(
     targets: dict[str, AlertTarget],
     now: datetime,
     reminder: timedelta,
+    muted: frozenset[str] = frozenset(),
 ) -> list[Notice]:
-    """What to tell whom, as a pure function of the previous state and this report."""
+    """What to tell whom, as a pure function of the previous state and this report.
+
+    ``muted`` checks (an upgrade's maintenance window, tasks/maintenance.py) get no notice; their
+    state is not remembered as told, so one still failing after the window alerts then."""
     notices = []
     for check in report.checks:
+        if check.id in muted:
+            continue
         memory = previous.checks.get(check.id)
         since = memory.since if memory and memory.failing == check.failed else now
         for name, target in targets.items():

@@ -34,8 +34,6 @@ CONTRACT = [
     "logs",
 ]
 PLANNED = [
-    ["upgrade"],
-    ["rollback"],
     ["incident", "freeze"],
     ["incident", "preserve"],
     ["incident", "blast-radius"],

@@ -17,6 +17,7 @@ from sbx.cli import health as health_cli
 from sbx.cli import logs as logs_commands
 from sbx.cli import model as model_cli
 from sbx.cli import serve as serve_cli
+from sbx.cli import upgrade as upgrade_cli
 from sbx.cli.common import err
 from sbx.errors import SbxError
 
@@ -45,6 +46,7 @@ backups.register_checks(app)
 offbox.register(app)
 drill_cli.register(app)
 planned.register(app, incident, model, logs)
+upgrade_cli.register(app)
 changelog_cli.register(app)
 model_cli.register(model)
 health_cli.register(app)

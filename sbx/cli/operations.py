@@ -31,6 +31,7 @@ def register(app: typer.Typer, server: typer.Typer) -> None:
         for name in restart_left_stopped_services(box.stack_dir):
             err.print(f"started {name} again: a killed sbx run had left it stopped")
         report = read_stack_status(box)
+        _print_open_upgrade(box.stack_dir)
         if json_:
             out.print_json(report.model_dump_json())
         else:
@@ -166,3 +167,21 @@ def _short_digest(digest: str | None) -> str:
         return "—"
     _, _, value = digest.partition(":")
     return (value or digest)[:12]
+
+
+def _print_open_upgrade(stack_dir: Path) -> None:
+    """An upgrade journal entry left open: its run still going, or killed (finished by the next
+    mutating sbx flow, which returns to the recorded release)."""
+    from tasks.journal import read_open
+
+    entry = read_open(stack_dir)
+    if entry is None:
+        return
+    who = "its run is still going" if entry.writer_alive() else "its run was killed"
+    err.print(
+        f"[yellow]open upgrade journal entry {entry.id}[/]: {entry.action} of "
+        f"{', '.join(entry.services)} at phase {entry.phase}, started "
+        f"{entry.started_at:%Y-%m-%d %H:%M:%S} UTC (pid {entry.pid}; {who}). The next sbx "
+        "backup, restore, upgrade or rollback returns it to the recorded release.",
+        soft_wrap=True,
+    )

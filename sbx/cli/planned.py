@@ -6,32 +6,15 @@ Each takes the options the contract names, so `--help` documents the interface, 
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from sbx.cli.common import StackOption
 from sbx.errors import NotImplementedYet
 
-ServiceArgs = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
-
 
 def register(
     app: typer.Typer, incident: typer.Typer, model: typer.Typer, logs: typer.Typer
 ) -> None:
-    @app.command(rich_help_panel="Changes")
-    def upgrade(
-        services: ServiceArgs = None,
-        stack: StackOption = None,
-        check: Annotated[bool, typer.Option("--check", help="Only list newer images.")] = False,
-    ) -> None:
-        """Upgrade services, gated on health; roll back automatically on failure."""
-        raise NotImplementedYet("upgrade", 6)
-
-    @app.command(rich_help_panel="Changes")
-    def rollback(services: ServiceArgs = None, stack: StackOption = None) -> None:
-        """Return services to the previous release recorded in the journal."""
-        raise NotImplementedYet("rollback", 6)
 
     steps = {
         "freeze": "Stop exposure (proxy, tunnels) and check nothing is published.",

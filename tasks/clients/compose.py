@@ -162,3 +162,34 @@ class ComposeCli:
 
     def start(self, *services: str) -> None:
         self.run("start", *services)
+
+
+OVERRIDE_NAMES = ("compose.override.yaml", "compose.override.yml", "docker-compose.override.yml",
+                  "docker-compose.override.yaml")  # fmt: skip
+
+
+def effective_files(stack_dir: Path, configured: list[str]) -> list[str]:
+    """The compose files compose itself would read in ``stack_dir``: the configured list, else
+    COMPOSE_FILE (environment, then the stack's .env), else the default file and its override.
+
+    Needed to add one more file with ``-f`` (which makes compose ignore COMPOSE_FILE)."""
+    if configured:
+        return list(configured)
+    listed = os.environ.get("COMPOSE_FILE") or _dotenv(stack_dir / ".env").get("COMPOSE_FILE")
+    if listed:
+        separator = os.environ.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
+        return [f for f in listed.split(separator) if f]
+    files = [n for n in COMPOSE_FILE_NAMES if (stack_dir / n).is_file()][:1]
+    files += [n for n in OVERRIDE_NAMES if (stack_dir / n).is_file()][:1]
+    return files
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    values = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and not key.startswith("#"):
+            values[key.strip()] = value.strip().strip("'\"")
+    return values

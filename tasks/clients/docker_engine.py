@@ -17,6 +17,7 @@ from typing import Any
 import docker
 import docker.errors
 from docker.models.containers import Container
+from docker.utils import parse_repository_tag
 from pydantic import BaseModel, ConfigDict
 
 from sbx.errors import ContainerNotFound, DockerOperationFailed, DockerUnavailable
@@ -122,6 +123,43 @@ class DockerEngine:
         with self._translate(f"read stats of container {container_id[:12]}"):
             raw: dict[str, Any] = self._client.api.stats(container_id, stream=False)
         return raw
+
+    def pull(self, ref: str) -> list[str]:
+        """Pull ``ref`` (tag or digest) from its registry; returns the image's repo digests."""
+        repository, tag = parse_repository_tag(ref)  # "host:5000/x:tag", "x@sha256:…"
+        with self._translate(f"pull image {ref}"):
+            image = self._client.images.pull(repository, tag=tag or "latest")
+        digests: list[str] = image.attrs.get("RepoDigests") or []
+        return digests
+
+    def image_digests(self, ref: str) -> list[str] | None:
+        """Repo digests of the local image ``ref`` names; None when no such image is here."""
+        try:
+            image: dict[str, Any] = self._client.api.inspect_image(ref)  # type: ignore[no-untyped-call]
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 404:
+                return None
+            raise DockerOperationFailed(
+                f"Docker could not inspect image {ref} at {self.where}: {exc.explanation}. "
+                "Retry; if it persists check the daemon's log.",
+                retryable=exc.is_server_error(),
+            ) from exc
+        digests: list[str] = image.get("RepoDigests") or []
+        return digests
+
+    def registry_digest(self, ref: str) -> str:
+        """The manifest digest ``ref`` (a tag) points at in its registry now (nothing pulled)."""
+        with self._translate(f"ask the registry about {ref}"):
+            data = self._client.images.get_registry_data(ref)
+        return str(data.id)
+
+    def tag(self, source: str, ref: str) -> None:
+        """Point the local tag ``ref`` ("repo:tag") at the image ``source`` names."""
+        repository, tag = parse_repository_tag(ref)
+        with self._translate(f"tag {source} as {ref}"):
+            self._client.images.get(source).tag(repository, tag or "latest")
 
     def close(self) -> None:
         self._client.close()

@@ -18,6 +18,7 @@ from tasks.health.context import read_context
 from tasks.health.metrics import save_last_report, write_textfile
 from tasks.health.model import CheckResult, Delivery, HealthContext, HealthReport
 from tasks.health.round import run_family
+from tasks.maintenance import muted_checks
 from tasks.reports import artifact_key
 
 log = logging.getLogger("sbx.health")
@@ -47,7 +48,8 @@ def send_alerts(config: SbxConfig, report: HealthReport) -> list[Delivery]:
     deliveries, done = [], []
     with locked_state(config.stack_dir) as (previous, path):
         reminder = timedelta(hours=config.health.reminder_hours)
-        notices = plan_notices(previous, report, config.alerts, now, reminder)
+        muted = muted_checks(config.stack_dir, [c.id for c in report.checks])
+        notices = plan_notices(previous, report, config.alerts, now, reminder, muted)
         for notice in notices:
             if not notice.wanted:
                 done.append(notice)

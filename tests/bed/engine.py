@@ -101,8 +101,13 @@ def remove_test_objects(client: DockerClient, run_id: str) -> list[str]:
     removed: list[str] = []
     label: dict[str, str | list[str] | bool] = {"label": f"{LABEL}={run_id}"}
     prefix = f"sbxt-{run_id}-"
-    containers = {c.id: c for c in client.containers.list(all=True, filters=label)}
-    for c in client.containers.list(all=True, filters={"label": PROJECT_LABEL}):
+    # ignore_removed: other sessions' containers come and go while the list is inspected
+    containers = {
+        c.id: c for c in client.containers.list(all=True, filters=label, ignore_removed=True)
+    }
+    for c in client.containers.list(
+        all=True, filters={"label": PROJECT_LABEL}, ignore_removed=True
+    ):
         if str(c.labels.get(PROJECT_LABEL, "")).startswith(prefix):
             containers[c.id] = c
     for c in containers.values():

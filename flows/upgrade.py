@@ -1,0 +1,169 @@
+"""Upgrade and rollback runbooks: journaled, pinned by digest, health-gated, undone on failure."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from pydantic import BaseModel, ConfigDict
+
+from blocks.config import SbxConfig
+from flows.common import flow_config, run_name
+from sbx.errors import SbxError, UpgradeRefused
+from tasks.clients.docker_engine import connect
+from tasks.journal import (
+    JournalEntry,
+    Release,
+    ServiceImage,
+    close_entry,
+    history,
+    read_open,
+    save_open,
+)
+from tasks.maintenance import maintenance_window
+from tasks.release import check_rollback_images, newer_images, pull_targets, record_release
+from tasks.upgrade_gate import gate_names
+from tasks.upgrade_steps import alert, apply_target, reconcile_open_entry
+
+
+class UpgradeReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = 1
+    entry: str | None
+    state: str  # committed | up-to-date
+    changed: dict[str, str]  # service -> digest now running
+
+
+class UpgradeCheck(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = 1
+    newer: dict[str, tuple[str, str]]  # service -> (running digest, registry digest)
+    current: list[str]
+
+
+@task(name="reconcile-upgrade", cache_policy=NO_CACHE)
+def reconcile_upgrade(config: SbxConfig) -> JournalEntry | None:
+    """Finish a journal entry a killed upgrade left open (return to its recorded release)."""
+    return reconcile_open_entry(config)
+
+
+@task(name="record-release", cache_policy=NO_CACHE)
+def record_current_release(config: SbxConfig, services: list[str] | None) -> tuple[str, Release]:
+    """Each service's image by digest, compose and env hashes, model settings; checks that every
+    image to return to is present locally (refuses otherwise, before anything changed)."""
+    with connect() as engine:
+        project, release = record_release(config, engine, services)
+        check_rollback_images(engine, release)
+    return project, release
+
+
+@task(name="pull-images", cache_policy=NO_CACHE)
+def pull_images(release: Release) -> dict[str, ServiceImage]:
+    """Pull every service's tag; returns the services whose tag moved, pinned by digest."""
+    with connect() as engine:
+        return pull_targets(engine, release)
+
+
+def _open_entry(config: SbxConfig, entry: JournalEntry) -> JournalEntry:
+    running = read_open(config.stack_dir)
+    if running is not None:
+        raise UpgradeRefused(
+            f"Journal entry {running.id} ({running.action} of {', '.join(running.services)}, "
+            f"pid {running.pid}) is still open; wait for it to finish ('sbx status')."
+        )
+    run_id = flow_run.id
+    return save_open(config.stack_dir, entry.model_copy(update={"flow_run_id": run_id}))
+
+
+def _apply_in_window(config: SbxConfig, project: str, entry: JournalEntry) -> JournalEntry:
+    """apply_target with the changed services' alerts muted (a notice at start and end)."""
+    with maintenance_window(
+        config.stack_dir,
+        sorted(gate_names(config, sorted(entry.target))),
+        f"sbx {entry.action} {entry.id} of {', '.join(sorted(entry.target))}",
+        lambda subject, body: alert(config, subject, body),
+    ):
+        return apply_target(config, project, entry)
+
+
+@flow(name="upgrade-stack", flow_run_name=lambda: run_name("upgrade"))
+def upgrade_stack(
+    services: list[str] | None = None, stack: str | None = None, config_file: str | None = None
+) -> UpgradeReport:
+    """Upgrade services to the image their tag names in the registry now, gated on health.
+
+    Records the running release in the journal first (digests, compose and env hashes, models),
+    refuses to start unless every image to return to is present, pulls, pins the new digests in
+    a compose override, recreates the services and requires N consecutive passing health rounds
+    (with a real completion) within the soak window. On failure it returns to the recorded
+    digests, gates them again, and fails the run with "rolled back: <gate>".
+    """
+    log = get_run_logger()
+    config = flow_config(stack, config_file)
+    reconcile_upgrade(config)
+    project, release = record_current_release(config, services)
+    if not release.images:
+        return UpgradeReport(entry=None, state="up-to-date", changed={})
+    entry = _open_entry(
+        config, JournalEntry(action="upgrade", services=sorted(release.images), before=release)
+    )
+    try:
+        targets = pull_images(release)
+    except SbxError as exc:  # nothing was switched: the entry ends here
+        close_entry(config.stack_dir, entry, "aborted", gate="pull", detail=str(exc))
+        raise
+    entry = save_open(config.stack_dir, entry.model_copy(update={"target": targets}))
+    if not targets:
+        close_entry(config.stack_dir, entry, "committed", detail="every image was current")
+        log.info("every service runs the image its tag names: nothing to do")
+        return UpgradeReport(entry=entry.id, state="up-to-date", changed={})
+    closed = _apply_in_window(config, project, entry)
+    return UpgradeReport(
+        entry=closed.id, state="committed", changed={s: i.digest for s, i in targets.items()}
+    )
+
+
+@flow(name="rollback-stack", flow_run_name=lambda: run_name("rollback"))
+def rollback_stack(
+    services: list[str] | None = None, stack: str | None = None, config_file: str | None = None
+) -> UpgradeReport:
+    """Return services to the release recorded before the last committed upgrade, gated."""
+    config = flow_config(stack, config_file)
+    reconcile_upgrade(config)
+    project, now = record_current_release(config, services)
+    last = next(
+        (e for e in reversed(history(config.stack_dir)) if e.action == "upgrade" and e.target
+         and e.state == "committed"),
+        None,
+    )  # fmt: skip
+    if last is None:
+        raise UpgradeRefused(
+            f"The journal of {config.stack_dir} has no committed upgrade to return from. "
+            "Nothing was changed."
+        )
+    wanted = [s for s in (services or sorted(last.target)) if s in last.before.images]
+    targets = {s: last.before.images[s] for s in wanted if s in now.images}
+    with connect() as engine:
+        check_rollback_images(engine, Release(**{**now.model_dump(), "images": targets}))
+    entry = _open_entry(
+        config,
+        JournalEntry(action="rollback", services=sorted(targets), before=now, target=targets),
+    )
+    closed = _apply_in_window(config, project, entry)
+    return UpgradeReport(
+        entry=closed.id, state="committed", changed={s: i.digest for s, i in targets.items()}
+    )
+
+
+@flow(name="check-upgrades", flow_run_name=lambda: run_name("upgrade-check"))
+def check_upgrades(
+    services: list[str] | None = None, stack: str | None = None, config_file: str | None = None
+) -> UpgradeCheck:
+    """List the services whose tag names a newer image in its registry; changes nothing."""
+    config = flow_config(stack, config_file)
+    with connect() as engine:
+        _, release = record_release(config, engine, services)
+        newer = newer_images(engine, release)
+    return UpgradeCheck(newer=newer, current=sorted(set(release.images) - set(newer)))

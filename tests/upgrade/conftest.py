@@ -1,0 +1,88 @@
+"""Upgrade tests: stand-in vLLM releases in the local registry, one worker-only stack per module.
+
+Releases (each a one-layer image FROM the vLLM stand-in, labelled for cleanup, pushed by tag):
+v1 healthy, v2-error (500 on every completion), v2-crash (exits 2 s after start: a crash loop),
+v2-slow (answers after 120 s: slower than any soak window here), v3 healthy. The worker's compose
+image is the moving tag ``.../vllm:stable``; :func:`Releases.publish` points it at a release.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from subprocess import CompletedProcess
+
+import pytest
+from bed.engine import LABEL
+from bed.stack import OVERRIDE, RunningStack, prepare_stack, stop_stack
+from docker import DockerClient
+from upgrade_bed import RELEASES, Releases, Sbx, cli_env
+
+
+@pytest.fixture(scope="module")
+def releases(
+    docker_engine: DockerClient, standin_images: dict[str, str], registry: str, run_id: str
+) -> Releases:
+    repository = f"{registry}/sbxt-{run_id}/vllm"
+    digests = {}
+    for name, env in RELEASES.items():
+        lines = [f"FROM {standin_images['vllm']}", f'LABEL {LABEL}="{run_id}" sbx.release="{name}"']
+        lines += [f'ENV {key}="{value}"' for key, value in env.items()]
+        docker_engine.images.build(
+            fileobj=io.BytesIO("\n".join(lines).encode()), tag=f"{repository}:{name}", rm=True
+        )
+        docker_engine.images.push(repository, tag=name)
+        pulled = docker_engine.images.get_registry_data(f"{repository}:{name}")
+        digests[name] = f"{repository}@{pulled.id}"
+    return Releases(docker_engine, repository, digests)
+
+
+@pytest.fixture(scope="module")
+def worker_stack(
+    releases: Releases, run_id: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStack]:
+    """The example stack with only ``worker`` up, its image the registry's ``stable`` tag (v1)."""
+    stack = prepare_stack(tmp_path_factory.mktemp("upgrade") / "stack", run_id)
+    override = stack.path / OVERRIDE
+    override.write_text(
+        override.read_text().replace("  worker:\n", f"  worker:\n    image: {releases.stable}\n")
+    )
+    releases.publish("v1")
+    releases.client.images.pull(releases.repository, tag="stable")
+    try:
+        stack.compose("up", "-d", "--wait", "--wait-timeout", "90", "worker", timeout=150)
+        yield stack
+    finally:
+        stop_stack(stack)
+
+
+@pytest.fixture
+def run_sbx(prefect_server: str, worker_stack: RunningStack) -> Sbx:
+    """The sbx CLI in a subprocess against the worker stack and the test's Prefect server."""
+
+    def run(*args: str, timeout: float = 300) -> CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sbx", *args, "--stack", str(worker_stack.path)],
+            capture_output=True,
+            text=True,
+            env=cli_env(prefect_server, worker_stack),
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """tests/conftest.py's harness with a longer start-up allowance: these tests run beside
+    image builds and stacks, and 60 s was too short on a loaded 2-core box."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        url = PREFECT_API_URL.value()
+        assert url, "prefect_test_harness set no API URL"
+        yield str(url)

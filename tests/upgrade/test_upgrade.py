@@ -1,0 +1,178 @@
+"""`sbx upgrade` / `sbx rollback` against a real stack, registry and Prefect server.
+
+One worker-only stack for the module; the tests run in order and each starts from whatever
+release the previous one left running (read from the container, never assumed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import docker.errors
+from bed import RunningStack, wait_until
+from upgrade_bed import Releases, Sbx, changes, cli_env, journal, running_digest
+
+
+def _upgrade_rolls_back(
+    release: str, gates: set[str], releases: Releases, stack: RunningStack, run_sbx: Sbx
+) -> None:
+    before = running_digest(releases.client, stack)
+    logged = len(changes(stack.path))
+    releases.publish(release)
+    done = run_sbx("upgrade", "worker", timeout=400)
+    assert done.returncode == 1, done.stdout + done.stderr
+    new = changes(stack.path)[logged:]
+    assert [c["action"] for c in new] == ["upgrade", "rollback"], new
+    assert new[1]["after"]["images"] == {"worker": before}  # type: ignore[index]
+    last = journal(stack.path)[-1]
+    assert last["gate"] in gates, last
+    assert f"rolled back: {last['gate']} failed" in done.stderr, done.stderr
+    assert running_digest(releases.client, stack) == before
+    assert last["state"] == "rolled-back"
+    assert last["target"]["worker"]["digest"] == releases.digests[release]  # type: ignore[index]
+    assert last["before"]["images"]["worker"]["digest"] == before  # type: ignore[index]
+    assert not (stack.path / ".sbx" / "upgrade" / "open.json").exists()
+    assert_worker_healthy(run_sbx)
+
+
+def assert_worker_healthy(run_sbx: Sbx) -> None:
+    """`sbx status` (only worker runs in this stack: the others are reported missing)."""
+    done = run_sbx("status", "--json")
+    worker = next(s for s in json.loads(done.stdout)["services"] if s["name"] == "worker")
+    assert worker["problem"] is None, worker
+    assert worker["health"] == "healthy", worker
+
+
+def test_check_lists_a_moved_tag_and_changes_nothing(
+    releases: Releases, worker_stack: RunningStack, run_sbx: Sbx
+) -> None:
+    assert running_digest(releases.client, worker_stack) == releases.digests["v1"]
+    releases.publish("v3")
+    done = run_sbx("upgrade", "--check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"worker: newer image {releases.digests['v3']}" in done.stdout, done.stdout
+    assert running_digest(releases.client, worker_stack) == releases.digests["v1"]
+    assert journal(worker_stack.path) == []
+    releases.publish("v1")
+
+
+def test_500_on_completion_rolls_back(
+    releases: Releases, worker_stack: RunningStack, run_sbx: Sbx
+) -> None:
+    _upgrade_rolls_back("v2-error", {"service:worker"}, releases, worker_stack, run_sbx)
+
+
+def test_healthy_release_commits_and_rollback_returns(
+    releases: Releases, worker_stack: RunningStack, run_sbx: Sbx
+) -> None:
+    before = running_digest(releases.client, worker_stack)
+    compose_file = (worker_stack.path / "docker-compose.yml").read_bytes()
+    releases.publish("v3")
+    done = run_sbx("upgrade", "worker", timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert running_digest(releases.client, worker_stack) == releases.digests["v3"]
+    assert journal(worker_stack.path)[-1]["state"] == "committed"
+    upgrade = changes(worker_stack.path)[-1]
+    assert upgrade["action"] == "upgrade"
+    assert upgrade["after"]["images"] == {"worker": releases.digests["v3"]}  # type: ignore[index]
+    verify = run_sbx("changelog", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    pins = (worker_stack.path / ".sbx" / "upgrade" / "pins.yml").read_text()
+    assert f"image: {releases.digests['v3']}" in pins
+    assert (worker_stack.path / "docker-compose.yml").read_bytes() == compose_file  # not edited
+
+    back = run_sbx("rollback", "worker", timeout=400)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert running_digest(releases.client, worker_stack) == before
+    assert journal(worker_stack.path)[-1]["action"] == "rollback"
+
+
+def test_missing_rollback_image_refuses_to_start(
+    releases: Releases, worker_stack: RunningStack, run_sbx: Sbx
+) -> None:
+    before = running_digest(releases.client, worker_stack)
+    entries = len(journal(worker_stack.path))
+    image_id = releases.client.images.get(before).id
+    # untag every name of the running image: its layers stay (the container uses them), but
+    # no repo@sha256 names it any more, so nothing could be rolled back to
+    for tag in releases.client.images.get(image_id).tags:
+        releases.client.images.remove(tag, force=True)
+    with contextlib.suppress(docker.errors.ImageNotFound):  # gone with its last tag, usually
+        releases.client.api.remove_image(before, force=True)
+    assert releases.client.images.get(image_id).attrs["RepoDigests"] == []
+    releases.publish("v3")
+    try:
+        done = run_sbx("upgrade", "worker")
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "rollback image" in done.stderr or "no registry digest" in done.stderr, done.stderr
+        assert "nothing was changed" in done.stderr.lower() or "try again" in done.stderr
+        assert (
+            releases.client.containers.list(
+                filters={"label": f"com.docker.compose.project={worker_stack.project}"}
+            )[0].attrs["Image"]
+            == image_id
+        )
+        assert len(journal(worker_stack.path)) == entries
+    finally:
+        releases.client.images.pull(releases.repository, tag=before.split("@")[1])
+        release = next(r for r, d in releases.digests.items() if d == before)
+        releases.client.images.get(before).tag(releases.repository, release)
+
+
+def test_kill_9_during_upgrade_is_finished_by_the_next_command(
+    releases: Releases,
+    worker_stack: RunningStack,
+    run_sbx: Sbx,
+    prefect_server: str,
+    tmp_path: Path,
+) -> None:
+    before = running_digest(releases.client, worker_stack)
+    releases.publish("v2-slow")
+    open_entry = worker_stack.path / ".sbx" / "upgrade" / "open.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sbx", "upgrade", "worker", "--stack", str(worker_stack.path)],
+        env=cli_env(prefect_server, worker_stack),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        gating = wait_until(
+            lambda: open_entry.exists() and json.loads(open_entry.read_text())["phase"] == "gating",
+            timeout=180,
+        )
+        assert gating, "the upgrade never reached its gate"
+    finally:
+        proc.kill()  # SIGKILL: no finally, no hook runs
+        proc.wait()
+    assert running_digest(releases.client, worker_stack) == releases.digests["v2-slow"]
+
+    status = run_sbx("status")
+    assert "open upgrade journal entry" in status.stderr, status.stderr
+    assert "killed" in status.stderr
+
+    backup = run_sbx("backup", "--repo", str(tmp_path / "repo"), timeout=400)
+    assert not open_entry.exists(), backup.stdout + backup.stderr
+    last = journal(worker_stack.path)[-1]
+    assert (last["state"], last["gate"]) == ("rolled-back", "interrupted"), last
+    assert running_digest(releases.client, worker_stack) == before
+    assert_worker_healthy(run_sbx)
+
+
+def test_crash_loop_rolls_back(
+    releases: Releases, worker_stack: RunningStack, run_sbx: Sbx
+) -> None:
+    _upgrade_rolls_back(
+        "v2-crash", {"container:worker", "service:worker"}, releases, worker_stack, run_sbx
+    )
+
+
+def test_start_slower_than_the_soak_window_rolls_back(
+    releases: Releases, worker_stack: RunningStack, run_sbx: Sbx
+) -> None:
+    _upgrade_rolls_back(
+        "v2-slow", {"container:worker", "service:worker"}, releases, worker_stack, run_sbx
+    )
