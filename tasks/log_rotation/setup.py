@@ -12,6 +12,7 @@ into the user's own compose file:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from blocks.config import LogsConfig, SbxConfig
 from sbx.errors import StackError
+from tasks.changelog import append_change
 from tasks.clients.compose import COMPOSE_FILE_NAMES, ComposeCli
 
 OVERRIDE_NAME = "docker-compose.logging.yml"
@@ -151,7 +153,7 @@ def write_setup(config: SbxConfig, logrotate_file: Path | None, *, compose: bool
     stack = config.stack_dir
     target = logrotate_file or stack / ".sbx" / "logrotate.conf"
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(target, logrotate_conf(stack, config.logs))
+    _write_recorded(stack, target, logrotate_conf(stack, config.logs))
     if not compose:
         return LogsSetup(logrotate_file=target, override_file=None, compose_files=[], services=[])
     base = base_compose_files(config)
@@ -159,6 +161,7 @@ def write_setup(config: SbxConfig, logrotate_file: Path | None, *, compose: bool
         ComposeCli(stack, project=config.compose.project, files=base).model().services
     )
     override = stack / OVERRIDE_NAME
+    before = _digest(override)
     _write_atomic(override, compose_override(services, config.logs))
     files = [*base, OVERRIDE_NAME]
     try:
@@ -166,6 +169,7 @@ def write_setup(config: SbxConfig, logrotate_file: Path | None, *, compose: bool
     except BaseException:
         override.unlink(missing_ok=True)
         raise
+    _record(stack, override, before)
     return LogsSetup(
         logrotate_file=target, override_file=override, compose_files=files, services=services
     )
@@ -204,6 +208,29 @@ def _dotenv(path: Path) -> dict[str, str]:
         return {}
     pairs = (line.partition("=") for line in text.splitlines() if "=" in line)
     return {k.strip(): v.strip().strip("'\"") for k, _, v in pairs if not k.startswith("#")}
+
+
+def _write_recorded(stack: Path, path: Path, text: str) -> None:
+    before = _digest(path)
+    _write_atomic(path, text)
+    _record(stack, path, before)
+
+
+def _record(stack: Path, path: Path, before: str | None) -> None:
+    """A configuration file sbx wrote goes into the change log when its content changed."""
+    after = _digest(path)
+    if after != before:
+        shown = path.relative_to(stack) if path.is_relative_to(stack) else path
+        append_change(
+            stack, action="config", target=f"logs setup: {shown}", before=before, after=after
+        )
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -125,3 +125,21 @@ def test_logrotate_patterns_list_each_directory_for_double_star(tmp_path: Path) 
         f"{tmp_path}/logs/agents/intel/*.log",
         f"{tmp_path}/proxy/access.log",
     ]
+
+
+def test_setup_records_what_it_wrote_in_the_change_log_once(stack: Path) -> None:
+    from tasks.changelog import read_changes, verify_changes
+
+    assert sbx("logs", "setup", "--stack", str(stack)).returncode == 0
+    assert sbx("logs", "setup", "--stack", str(stack)).returncode == 0  # same files: no entry
+    changed = sbx("logs", "setup", "--stack", str(stack), SBX_LOGS__KEEP="3")
+    assert changed.returncode == 0, changed.stderr
+    entries = [(e.action, e.target) for e in read_changes(stack)]
+    assert entries == [
+        ("config", "logs setup: .sbx/logrotate.conf"),
+        ("config", "logs setup: docker-compose.logging.yml"),
+        ("config", "logs setup: .sbx/logrotate.conf"),  # keep 3: only logrotate's file changed
+    ]
+    last = read_changes(stack)[-1]
+    assert str(last.before).startswith("sha256:") and last.before != last.after
+    assert verify_changes(stack).intact
