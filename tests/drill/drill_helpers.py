@@ -7,8 +7,6 @@ from pathlib import Path
 from subprocess import CompletedProcess
 from typing import TYPE_CHECKING
 
-from qdrant_client import QdrantClient, models
-
 from sbx.repository import Repository, SnapshotManifest
 
 if TYPE_CHECKING:
@@ -16,22 +14,6 @@ if TYPE_CHECKING:
 
 DRILL_LABEL = "sbx.drill"
 Sbx = Callable[..., CompletedProcess[str]]
-
-
-def seed_qdrant(url: str, collections: dict[str, int]) -> None:
-    client = QdrantClient(url=url, prefer_grpc=False)
-    for name, count in collections.items():
-        client.create_collection(
-            name, vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT)
-        )
-        client.upsert(
-            name,
-            points=[
-                models.PointStruct(id=i, vector=[float(i), 1.0, 0.0, 0.5], payload={"n": i})
-                for i in range(count)
-            ],
-        )
-    client.close()
 
 
 def live_containers(docker: DockerClient, project: str) -> dict[str, tuple[str, str]]:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 from bed import RunningStack, S3Server
-from drill_helpers import Sbx, drill_containers, live_containers, seed_qdrant
+from bed.qdrant_seed import seed_qdrant
+from drill_helpers import Sbx, drill_containers, live_containers
 
 from flows.backup import backup_stack
 from flows.drill import drill_restore

@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from qdrant_client import QdrantClient, models
-
 SBX = [sys.executable, "-m", "sbx"]
 
 
@@ -56,22 +54,6 @@ def cli_env(prefect_api: str, extra: dict[str, str] | None = None) -> dict[str, 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SBX_"))}
     env.update(PREFECT_API_URL=prefect_api, COLUMNS="200", **(extra or {}))
     return env
-
-
-def seed_qdrant(url: str, collections: dict[str, int]) -> None:
-    client = QdrantClient(url=url, prefer_grpc=False)
-    for name, count in collections.items():
-        client.create_collection(
-            name, vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT)
-        )
-        client.upsert(
-            name,
-            points=[
-                models.PointStruct(id=i, vector=[float(i), 1.0, 0.0, 0.5], payload={"n": i})
-                for i in range(count)
-            ],
-        )
-    client.close()
 
 
 def max_chat_id(db: Path) -> int:

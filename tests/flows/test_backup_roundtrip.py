@@ -6,7 +6,8 @@ import sqlite3
 from pathlib import Path
 
 from bed import RunningStack
-from helpers import decorate_stack, describe_tree, max_chat_id, seed_qdrant
+from bed.qdrant_seed import seed_qdrant
+from helpers import decorate_stack, describe_tree, max_chat_id
 from qdrant_client import QdrantClient
 
 from flows.backup import backup_stack

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from bed import RunningStack
-from helpers import seed_qdrant
+from bed.qdrant_seed import seed_qdrant
 from qdrant_client import QdrantClient, models
 
 from flows.backup import backup_stack

@@ -1,0 +1,22 @@
+"""Test data for a Qdrant (the stand-in or a real one): collections of known point counts."""
+
+from __future__ import annotations
+
+from qdrant_client import QdrantClient, models
+
+
+def seed_qdrant(url: str, collections: dict[str, int]) -> None:
+    """Create each collection with ``count`` 4-dimensional points through the real client."""
+    client = QdrantClient(url=url, prefer_grpc=False)
+    for name, count in collections.items():
+        client.create_collection(
+            name, vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT)
+        )
+        client.upsert(
+            name,
+            points=[
+                models.PointStruct(id=i, vector=[float(i), 1.0, 0.0, 0.5], payload={"n": i})
+                for i in range(count)
+            ],
+        )
+    client.close()
