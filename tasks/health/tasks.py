@@ -11,7 +11,6 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from blocks.config import SbxConfig
-from sbx.errors import AlertDeliveryFailed
 from tasks.alerts import locked_state, plan_notices, remember, save_state
 from tasks.clients.notify import Notifier
 from tasks.health.context import read_context
@@ -20,6 +19,7 @@ from tasks.health.model import CheckResult, Delivery, HealthContext, HealthRepor
 from tasks.health.round import run_family
 from tasks.maintenance import muted_checks
 from tasks.reports import artifact_key
+from tasks.run_alerts import deliver
 
 log = logging.getLogger("sbx.health")
 
@@ -55,27 +55,18 @@ def send_alerts(config: SbxConfig, report: HealthReport) -> list[Delivery]:
                 done.append(notice)
                 continue
             block = config.alerts[notice.target].block
-            try:
-                notifier.send(block, notice.subject, notice.body)
-            except AlertDeliveryFailed as exc:
-                log.warning("%s", exc)
-                deliveries.append(
-                    Delivery(
-                        target=notice.target,
-                        check=notice.check,
-                        event=notice.event,
-                        delivered=False,
-                        error=str(exc),
-                    )
-                )
-                continue
-            log.info("alert %s %s sent to %s", notice.event, notice.check, notice.target)
-            done.append(notice)
-            deliveries.append(
-                Delivery(
-                    target=notice.target, check=notice.check, event=notice.event, delivered=True
-                )
+            delivery = deliver(
+                notifier,
+                notice.target,
+                block,
+                notice.check,
+                notice.event,
+                notice.subject,
+                notice.body,
             )
+            deliveries.append(delivery)
+            if delivery.delivered:
+                done.append(notice)
         save_state(path, remember(previous, report, done, now))
     return deliveries
 
