@@ -109,7 +109,7 @@ def _locked(stack_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _current_flow_run_id() -> str | None:
+def current_flow_run_id() -> str | None:
     try:
         from prefect.runtime import flow_run
 
@@ -149,7 +149,7 @@ def append_change(
     values). ``flow_run_id`` defaults to the current Prefect flow run's id, if there is one.
     """
     path = log_path(stack_dir)
-    run_id = flow_run_id if flow_run_id is not None else _current_flow_run_id()
+    run_id = flow_run_id if flow_run_id is not None else current_flow_run_id()
     with _locked(stack_dir):
         seq, prev, clean_end = _last_good(path)
         data: dict[str, Any] = {
@@ -177,7 +177,7 @@ def append_change(
             os.close(fd)
         _write_head(stack_dir, data["seq"], data["hash"])
     entry = ChangeEntry.model_validate(data)
-    if _current_flow_run_id() is not None:  # only where a Prefect API is known to answer
+    if current_flow_run_id() is not None:  # only where a Prefect API is known to answer
         _anchor_in_prefect(stack_dir, entry)
     return entry
 
