@@ -20,6 +20,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from blocks.incident_config import IncidentConfig
 from sbx.errors import ConfigError
 
 DEFAULT_STACK_DIR = Path("~/sealed-box-ai/stack")
@@ -364,6 +365,9 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
     "qdrant": _service("qdrant", ServiceKind.QDRANT, port=6333, health_path="/readyz"),
     "open-webui": _service("open-webui", ServiceKind.WEBUI, port=8080),
     "proxy": _service("proxy", ServiceKind.PROXY, exposure=True, required=False, port=443),
+    "internet-research": _service(
+        "internet-research", ServiceKind.AGENT, required=False, port=8080
+    ),
 }
 
 DEFAULT_PARTS: dict[str, dict[str, Any]] = {
@@ -450,6 +454,7 @@ class SbxConfig(BaseSettings):
     logs: LogsConfig = Field(default_factory=LogsConfig)
     drill: DrillConfig = Field(default_factory=DrillConfig, description="Restore drills.")
     upgrade: UpgradeConfig = Field(default_factory=UpgradeConfig)
+    incident: IncidentConfig = Field(default_factory=IncidentConfig)
     model_swap_ready_timeout_s: float = Field(
         default=300.0,
         gt=0,

@@ -27,7 +27,15 @@ def write(stack: Path, text: str) -> None:
 def test_zero_configuration_describes_the_design_layout(tmp_path: Path) -> None:
     config = load_config(tmp_path)
     assert config.stack_dir == tmp_path
-    assert set(config.services) == {"worker", "watchdog", "qdrant", "open-webui", "proxy"}
+    assert set(config.services) == {
+        "worker",
+        "watchdog",
+        "qdrant",
+        "open-webui",
+        "proxy",
+        "internet-research",
+    }
+    assert not config.services["internet-research"].required
     assert config.services["qdrant"].kind is ServiceKind.QDRANT
     assert config.services["qdrant"].port == 6333
     assert config.services["proxy"].exposure and not config.services["proxy"].required
