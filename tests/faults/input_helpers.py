@@ -9,6 +9,7 @@ sentinel tree, not as a file somewhere on the machine nobody looks at.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -17,7 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+import typer.main
+import typer.testing
 from repository.helpers import CHUNK, PACK, SMALL
 from typer.testing import CliRunner
 
@@ -176,10 +180,25 @@ def invoke(args: list[str], env: dict[str, str] | None = None) -> CliResult:
     on stderr and its exit status; anything else that escapes is a crash (kept in exception)."""
     from sbx.cli import app
 
-    result = CliRunner().invoke(app, args, env={"COLUMNS": "200", **(env or {})})
+    # a case that got past its input check must not start (or reach) a Prefect server:
+    # ensure_api() then takes this dead address; CliRunner restores both variables afterwards
+    isolated = {
+        "COLUMNS": "200",
+        "PREFECT_API_URL": "http://127.0.0.1:9/api",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "sbx",
+        **(env or {}),
+    }
+    # typer rebuilds the click command on every invoke (0.15 s here); build it once
+    with mock.patch.object(typer.testing, "_get_command", _command):
+        result = CliRunner().invoke(app, args, env=isolated)
     exc = result.exception
     if isinstance(exc, SbxError):
         return CliResult(exc.exit_code, result.stdout, result.stderr + f"error: {exc}\n", None)
     if isinstance(exc, SystemExit):
         exc = None
     return CliResult(result.exit_code, result.stdout, result.stderr, exc)
+
+
+@functools.cache
+def _command(app: typer.Typer) -> Any:
+    return typer.main.get_command(app)
