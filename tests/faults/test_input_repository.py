@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -441,3 +443,49 @@ def _remove(target: Path) -> None:
             if not path.is_symlink():
                 path.chmod(0o700)
     shutil.rmtree(target)
+
+
+# -- a few through the real CLI: what the operator sees -------------------------------------
+
+
+def test_sbx_restore_refuses_crafted_input_with_one_clear_message(
+    tmp_path: Path,
+    prefect_server: str,
+    fault_figures: FaultFigures,
+    request: pytest.FixtureRequest,
+) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows"))
+    from helpers import SBX, cli_env
+
+    bed = make_bed(tmp_path / "a")
+    traversal = bed.put([_file(bed, "../sentinel/pwned")])
+    mismatch = bed.put([{**_file(bed, "f"), "hash": "0" * 64}])
+    newer = make_bed(tmp_path / "b")
+    _repo_file(_info(version=2))(newer)
+    cases = {
+        "traversal": (bed, traversal, 1, [traversal, "'..'", "Nothing was written"]),
+        "hash mismatch": (bed, mismatch, 1, [mismatch, "the manifest says", "sbx verify"]),
+        "repository of a newer sbx": (newer, "latest", 2, [str(newer.repo_dir), "upgrade sbx"]),
+    }
+    env = cli_env(prefect_server)
+    running = {}
+    before = {name: tree_state(case[0].place) for name, case in cases.items()}
+    for name, (where, sid, _, _) in cases.items():
+        target = where.place / f"target-{name.replace(' ', '-')}"
+        argv = ["restore", sid, "--repo", str(where.repo_dir), "--to", str(target)]
+        argv += ["--stack", str(tmp_path / "no-stack")]
+        running[name] = subprocess.Popen(
+            [*SBX, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+    for name, proc in running.items():
+        where, _, code, texts = cases[name]
+        _, stderr = proc.communicate(timeout=300)
+        fault_figures.add(request.node.name, bad_inputs_tried=1)
+        assert proc.returncode == code, f"{name}: exit {proc.returncode}\n{stderr[-3000:]}"
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+        message = " ".join(stderr.split())
+        assert "error:" in message, f"{name}: {stderr[-3000:]}"
+        for text in texts:
+            assert text in message, f"{name}: {text!r} not in {last}"
+        assert tree_state(where.place) == before[name], f"{name}: wrote beside the target"
+        fault_figures.add(request.node.name, bad_inputs_refused=1)
