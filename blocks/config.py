@@ -18,7 +18,13 @@ from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from blocks.incident_config import IncidentConfig
 from sbx.errors import ConfigError
@@ -528,6 +534,11 @@ def load_config(stack: Path | None = None, config_file: Path | None = None) -> S
             ) from exc
         except OSError as exc:
             raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason}); TOML files are "
+                "UTF-8. Save it as UTF-8 and run the command again."
+            ) from exc
     elif explicit:
         raise ConfigError(f"Config file {path} does not exist. Check --config.")
     source = str(path) if path.is_file() else "the environment"
@@ -535,6 +546,8 @@ def load_config(stack: Path | None = None, config_file: Path | None = None) -> S
         config = SbxConfig(**data)
     except ValidationError as exc:
         raise _config_error(exc, source) from exc
+    except SettingsError as exc:  # an SBX_* variable of a table or list that is not JSON
+        raise _env_error(exc) from exc
     if stack is not None or "stack_dir" not in data:
         # --stack (else SBX_STACK_DIR, else the default) names the stack the file sits in
         config = config.model_copy(update={"stack_dir": stack_dir})
@@ -553,3 +566,15 @@ def _config_error(exc: ValidationError, source: str) -> ConfigError:
     if len(lines) == 1:
         return ConfigError(lines[0])
     return ConfigError(f"{len(lines)} problems in the configuration:\n  " + "\n  ".join(lines))
+
+
+def _env_error(exc: SettingsError) -> ConfigError:
+    # pydantic-settings names the field ('error parsing value for field "services" ...'), not
+    # the variable, and its cause is a JSON error: say which variable and what it must hold
+    found = re.search(r'field "([^"]+)"', str(exc))
+    variable = f"SBX_{found.group(1).upper()}" if found else "An SBX_* variable"
+    return ConfigError(
+        f"{variable} is not valid JSON ({exc.__cause__ or exc}); a table or list given as one "
+        "variable must be JSON. Fix it, or set single keys with '__' (SBX_REPOSITORY__LOCATION="
+        "...), then run the command again."
+    )

@@ -94,10 +94,23 @@ def read_model_settings(env_dir: Path) -> dict[str, dict[str, str]]:
             if not sep or key.startswith("#") or SECRET_KEYS.search(key):
                 continue
             if MODEL_KEYS.search(key):
-                settings[key] = value.strip().strip("'\"")
+                settings[key] = redact_url(value.strip().strip("'\""))
         if settings:
             models[path.stem] = settings
     return models
+
+
+_USERINFO = re.compile(r"(?<=://)[^/?#@\s]*@")
+_SECRET_QUERY = re.compile(
+    r"(?<=[?&])([^=&#]*(?:KEY|TOKEN|SECRET|PASS|CREDENTIAL|AUTH|SIG)[^=&#]*)=[^&#]*", re.I
+)
+
+
+def redact_url(value: str) -> str:
+    """A setting with any credentials of a URL in it (``https://user:pass@host``,
+    ``?token=...``) replaced by ``***``: a model source URL is a model setting by its name."""
+    value = _USERINFO.sub("***@", value)
+    return _SECRET_QUERY.sub(r"\1=***", value)
 
 
 def _version(probe: HttpProbe, url: str, kind: ServiceKind | None) -> str | None:

@@ -34,6 +34,8 @@ DEFAULT_CHUNK_SIZE = 8 * MiB
 DEFAULT_SMALL_FILE_LIMIT = 1 * MiB
 DEFAULT_PACK_SIZE = 16 * MiB
 
+_INT64 = 1 << 63
+_ID_LIMIT = 1 << 32
 SNAPSHOT_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 OBJECT_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -162,6 +164,21 @@ class Entry(_Frozen):
             raise ValueError("a symlink entry needs link_target")
         if self.type == "hardlink" and not self.hardlink_to:
             raise ValueError("a hardlink entry needs hardlink_to")
+        return self._in_range()
+
+    def _in_range(self) -> Entry:
+        # what the kernel and the extents hash can take: out of range would crash the restore
+        # halfway (OverflowError, ValueError) instead of refusing the manifest up front
+        if not -_INT64 <= self.mtime_ns < _INT64:
+            raise ValueError("mtime_ns is out of range (a signed 64-bit count of nanoseconds)")
+        if not (0 <= self.uid < _ID_LIMIT and 0 <= self.gid < _ID_LIMIT):
+            raise ValueError("uid and gid must be in 0 .. 2**32-1")
+        for extent in self.extents:
+            if not (0 <= extent.offset < _INT64 and 0 <= extent.length < _INT64):
+                raise ValueError("an extent's offset and length must be in 0 .. 2**63-1")
+        for name, value in (("link_target", self.link_target), ("hardlink_to", self.hardlink_to)):
+            if value is not None and "\0" in value:
+                raise ValueError(f"{name} contains NUL")
         return self
 
 
@@ -268,25 +285,34 @@ def parse_manifest(raw: bytes, where: str) -> SnapshotManifest:
 
 
 def parse_repository_info(raw: bytes, where: str) -> RepositoryInfo:
-    data = _load_json(raw, where)
+    data = _load_json(raw, where, _REPOSITORY_STEP)
     if data.get("format") != FORMAT_NAME:
-        raise ManifestInvalid(where, f"format is {data.get('format')!r}, expected {FORMAT_NAME!r}")
+        raise ManifestInvalid(
+            where, f"format is {data.get('format')!r}, expected {FORMAT_NAME!r}", _REPOSITORY_STEP
+        )
     version = data.get("version")
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise UnsupportedFormat(where, version, FORMAT_VERSION)
     try:
         return RepositoryInfo.model_validate(data)
     except ValidationError as exc:
-        raise ManifestInvalid(where, _describe(exc, data)) from exc
+        raise ManifestInvalid(where, _describe(exc, data), _REPOSITORY_STEP) from exc
 
 
-def _load_json(raw: bytes, where: str) -> dict[str, Any]:
+# a damaged repository file is no reason to try another snapshot: every snapshot needs it
+_REPOSITORY_STEP = (
+    "Nothing was changed. Check that --repo names an sbx repository; if it does, its "
+    "sbx-repository.json is damaged: take it from the off-box copy (same repository id)."
+)
+
+
+def _load_json(raw: bytes, where: str, next_step: str | None = None) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ManifestInvalid(where, f"it is truncated or not JSON ({exc})") from exc
+        raise ManifestInvalid(where, f"it is truncated or not JSON ({exc})", next_step) from exc
     if not isinstance(data, dict):
-        raise ManifestInvalid(where, "it is not a JSON object")
+        raise ManifestInvalid(where, "it is not a JSON object", next_step)
     return data
 
 

@@ -7,6 +7,7 @@ run; every failure (missing block, refused URL, receiver error) is an :class:`Al
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from sbx.errors import AlertDeliveryFailed
@@ -21,7 +22,11 @@ class Notifier:
     def send(self, block: str, subject: str, body: str) -> None:
         try:
             loaded = self._load(block)
-            loaded.notify(body=body, subject=subject)
+            # Prefect's notification blocks swallow a failed send (an apprise receiver that is
+            # down) unless asked to raise: without this a lost alert was recorded as delivered
+            guard = getattr(loaded, "raise_on_failure", None)
+            with guard() if callable(guard) else contextlib.nullcontext():
+                loaded.notify(body=body, subject=subject)
         except AlertDeliveryFailed:
             raise
         except Exception as exc:  # any block type, any transport: never crash the health run
@@ -31,6 +36,10 @@ class Notifier:
     def _load(self, name: str) -> Any:
         if name not in self._blocks:
             from prefect.blocks.core import Block
+
+            # Block.load finds a block's class by its type slug among the classes imported so
+            # far: without this import a CLI or deployed health run cannot load sbx-apprise/...
+            import blocks.alerts  # noqa: F401
 
             if "/" not in name:
                 raise AlertDeliveryFailed(

@@ -1,0 +1,199 @@
+"""Planted secrets never leak (issue #9, item 4).
+
+Canaries go into the running stack's env files (tokens, keys, a model URL with a password in
+it), into Prefect blocks (the age identity of an sbx-secrets block, the keys of the AwsCredentials
+block used for S3, the URL of an sbx-apprise alert block) and into the AWS_* environment. Then
+the operator's day runs through the real CLI against the test Prefect server: backup, copy to S3
+(encrypted), verify and restore from the copy, health (failing, so an alert is sent and its
+delivery fails), status, and two failing commands (an S3 endpoint refusing the credentials, a
+wrong age identity). Everything produced is scanned: CLI stdout/stderr, Prefect logs, run states
+and artifacts, every key and body in the bucket, the local repository's non-content files, the
+stack's .sbx state, and PREFECT_HOME. One hit fails the test, naming where it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pyrage
+import pytest
+from bed import S3Server
+
+from .canary import Scan, canary, denying_s3
+from .figures import FaultFigures
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stack"
+
+# the flow tests' CLI runner lives in a folder that is no package (as tests/offbox does)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows"))
+from helpers import cli_env, sbx  # noqa: E402
+
+
+def _plant_env_files(stack: Path, canaries: dict[str, str]) -> None:
+    env = stack / "env"
+    (env / "secrets.env").write_text(f"API_TOKEN={canaries['env-token']}\n")
+    (env / "secrets.env").chmod(0o600)
+    with (env / "worker.env").open("a") as worker:
+        worker.write(f"HF_TOKEN={canaries['hf-token']}\n")
+        # a model source with credentials in its URL: read as a model setting by name
+        worker.write(
+            f"MODEL_DOWNLOAD_URL=https://box:{canaries['model-url-password']}"
+            "@models.example.invalid/qwen\n"
+        )
+    webui = (env / "webui.env").read_text()
+    webui = webui.replace("WEBUI_SECRET_KEY=change-me", f"WEBUI_SECRET_KEY={canaries['webui']}")
+    webui = webui.replace("sk-local-placeholder", canaries["openai-key"])
+    (env / "webui.env").write_text(webui)
+
+
+def _save_blocks(names: dict[str, str], canaries: dict[str, str], s3: S3Server) -> None:
+    from prefect_aws import AwsClientParameters, AwsCredentials
+    from pydantic import SecretStr
+
+    from blocks.alerts import SbxApprise
+    from blocks.box import SbxSecrets
+
+    SbxSecrets(
+        age_identity=SecretStr(canaries["age-identity"]),
+        aws_access_key_id=SecretStr(canaries["secrets-block-key-id"]),
+        aws_secret_access_key=SecretStr(canaries["secrets-block-secret"]),
+        alert_webhook_url=SecretStr(f"https://hooks.example.invalid/{canaries['webhook']}"),
+    ).save(names["secrets"], overwrite=True)
+    AwsCredentials(
+        aws_access_key_id=canaries["aws-block-key-id"],
+        aws_secret_access_key=SecretStr(canaries["aws-block-secret"]),
+        region_name=s3.region,
+        aws_client_parameters=AwsClientParameters(endpoint_url=s3.endpoint_url),
+    ).save(names["aws"], overwrite=True)
+    # nothing listens on port 9: the alert's delivery fails, and its error is scanned too
+    SbxApprise(url=SecretStr(f"json://127.0.0.1:9/{canaries['apprise']}")).save(
+        names["apprise"], overwrite=True
+    )
+
+
+# apprise's email plugin imports the stdlib's imghdr, deprecated in 3.11 (their shim, not ours)
+@pytest.mark.filterwarnings("ignore:'imghdr' is deprecated:DeprecationWarning")
+def test_planted_secrets_appear_nowhere_sbx_writes(
+    prefect_server: str,
+    s3_server: S3Server,
+    run_id: str,
+    tmp_path: Path,
+    fault_figures: FaultFigures,
+    request: pytest.FixtureRequest,
+) -> None:
+    identity = pyrage.x25519.Identity.generate()
+    names = {kind: f"faults-{kind}-{run_id}" for kind in ("secrets", "aws", "apprise")}
+    canaries = {
+        name: canary(name.replace("-", ""))
+        for name in (
+            "env-token",
+            "hf-token",
+            "model-url-password",
+            "webui",
+            "openai-key",
+            "secrets-block-key-id",
+            "secrets-block-secret",
+            "webhook",
+            "aws-block-key-id",
+            "aws-block-secret",
+            "apprise",
+            "env-aws-key-id",
+            "env-aws-secret",
+        )
+    }
+    canaries["age-identity"] = str(identity)
+    # the example stack's files, no containers: health and status fail fast (nothing runs),
+    # backup still records the box state (env model settings) in the manifest
+    stack = tmp_path / f"files-{run_id}"
+    skip = shutil.ignore_patterns("images", "open-webui", "qdrant", ".sbx")
+    shutil.copytree(EXAMPLE, stack, symlinks=True, ignore=skip)
+    _plant_env_files(stack, canaries)
+    _save_blocks(names, canaries, s3_server)
+    bucket = s3_server.make_bucket()
+    offbox = f"s3://{bucket}/box"
+    with (stack / "sbx.toml").open("a") as toml:
+        toml.write(
+            f'\n[offbox]\nurl = "{offbox}"\ncredentials_block = "{names["aws"]}"\n'
+            f'secrets_block = "{names["secrets"]}"\n'
+            f'\n[alerts.ops]\nblock = "sbx-apprise/{names["apprise"]}"\n'
+            # any snapshot is too old: the health run fails and sends an alert
+            "\n[health]\nrpo_hours = 0.0001\n"
+        )
+    env = cli_env(
+        prefect_server,
+        {
+            "SBX_AGE_RECIPIENTS": str(identity.to_public()),
+            "AWS_ACCESS_KEY_ID": canaries["env-aws-key-id"],
+            "AWS_SECRET_ACCESS_KEY": canaries["env-aws-secret"],
+            "AWS_DEFAULT_REGION": s3_server.region,
+        },
+    )
+    repo = tmp_path / "repo"
+    restored = tmp_path / "restored"
+    at = ["--stack", str(stack)]
+    stranger = tmp_path / "stranger.txt"
+    stranger.write_text(f"{pyrage.x25519.Identity.generate()}\n")
+    scan = Scan(canaries)
+    outcomes: dict[str, int] = {}
+    stderr: dict[str, str] = {}
+
+    def run(label: str, *args: str, extra: dict[str, str] | None = None) -> int:
+        done = sbx(*args, env={**env, **(extra or {})}, timeout=300)
+        assert "Starting temporary server" not in done.stderr, done.stderr
+        # a failed flow run prints Prefect's traceback on stderr: scanned like the rest
+        scan.text(f"stdout of {label}", done.stdout)
+        scan.text(f"stderr of {label}", done.stderr)
+        outcomes[label] = done.returncode
+        stderr[label] = done.stderr
+        return done.returncode
+
+    assert run("backup", "backup", *at, "--repo", str(repo)) == 0
+    assert run("copy", "copy", *at, "--repo", str(repo)) == 0
+    assert run("verify", "verify", *at, "--repo", offbox) == 0
+    assert run("restore", "restore", "latest", *at, "--repo", offbox, "--to", str(restored)) == 0
+    assert (restored / "env" / "secrets.env").read_text().strip().endswith(canaries["env-token"])
+    assert run("health", "health", *at) == 1  # nothing runs; the snapshot is older than the RPO
+    # the alert went through the sbx-apprise block (and failed at its receiver, port 9)
+    assert "alert not delivered" in stderr["health"], stderr["health"][-3000:]
+    assert "UnknownBlockType" not in stderr["health"], stderr["health"][-3000:]
+    assert run("status", "status", *at) == 1  # nothing runs
+    with denying_s3() as endpoint:
+        refused = run("copy refused", "copy", *at, "--repo", str(repo),
+                      extra={"SBX_OFFBOX__ENDPOINT_URL": endpoint})  # fmt: skip
+    assert refused == 1, outcomes
+    wrong = {"SBX_AGE_IDENTITY_FILE": str(stranger)}
+    nope = str(tmp_path / "nope")
+    wrong_key = run("restore with a wrong identity", "restore", "latest", *at, "--repo", offbox,
+                    "--to", nope, extra=wrong)  # fmt: skip
+    assert wrong_key == 2, outcomes
+
+    objects = scan.bucket(s3_server.client(), bucket)
+    assert objects > 3
+    read = scan.prefect()
+    assert read.get("log", 0) > 10 and read.get("artifact", 0) > 0, read
+    scan.files("local repository", repo, skip=("objects/",))
+    scan.files("stack .sbx", stack / ".sbx")
+    scan.files("PREFECT_HOME", Path(os.environ["PREFECT_HOME"]))
+    fault_figures.add(request.node.name, canary_hits=len(scan.hits))
+    assert not scan.hits, (
+        f"{len(scan.hits)} canary hit(s) in {scan.places} places scanned:\n" + "\n".join(scan.hits)
+    )
+
+
+def test_model_settings_in_the_manifest_carry_no_url_credentials(tmp_path: Path) -> None:
+    from tasks.box_state import read_model_settings
+
+    secret = canary("modelurl")
+    (tmp_path / "worker.env").write_text(
+        f"MODEL=Qwen/Qwen2.5-7B\nMODEL_URL=https://box:{secret}@models.example/q\n"
+        f"MODEL_MIRROR=https://m.example/q?rev=2&token={secret}\nHF_TOKEN={secret}\n"
+    )
+    settings = read_model_settings(tmp_path)["worker"]
+    assert settings == {
+        "MODEL": "Qwen/Qwen2.5-7B",
+        "MODEL_URL": "https://***@models.example/q",
+        "MODEL_MIRROR": "https://m.example/q?rev=2&token=***",
+    }
