@@ -96,11 +96,12 @@ def preserve_evidence(
     for name, collect in SOURCES.items():
         try:
             result = collect(config, bundle)
-        except SbxError as exc:  # one source missing must not cost the others
+        except (SbxError, OSError) as exc:  # one source missing must not cost the others
             problems.append(f"{name}: {exc}")
             log.error("evidence source %s failed: %s", name, exc)
             continue
         results.append(result)
+        problems += [f"{name}: could not copy {what}" for what in result.missing]
         log.info("%s: %d file(s), %d bytes", name, result.files, result.bytes)
     manifest_hash = write_manifest(bundle)
     rel = bundle.relative_to(config.stack_dir).as_posix()

@@ -85,11 +85,13 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def copy_tree(source: Path, dest: Path) -> tuple[int, int, list[str]]:
+def copy_tree(source: Path, dest: Path) -> tuple[int, int, list[str], list[str]]:
     """Copy the regular files under ``source`` to ``dest`` (streamed by the kernel, times kept);
-    returns (files, bytes, notes). Links are not followed (one could point anywhere): noted."""
+    returns (files, bytes, notes, unreadable). Links are not followed (one could point
+    anywhere): noted. A file that cannot be read is listed in ``unreadable``, the rest copied."""
     files = size = 0
     notes: list[str] = []
+    unreadable: list[str] = []
     for root, dirs, names in os.walk(source):
         here = Path(root)
         target = dest / here.relative_to(source)
@@ -102,10 +104,15 @@ def copy_tree(source: Path, dest: Path) -> tuple[int, int, list[str]]:
             elif "\n" in name or "\\" in name:
                 notes.append(f"{rel!r}: a name the manifest format cannot hold, not copied")
             elif path.is_file():
-                shutil.copy2(path, target / name)  # copy_file_range/sendfile: never in memory
+                try:
+                    shutil.copy2(path, target / name)  # sendfile: never held in memory
+                except OSError as exc:
+                    (target / name).unlink(missing_ok=True)
+                    unreadable.append(f"{rel} ({exc.strerror or exc})")
+                    continue
                 files += 1
                 size += (target / name).stat().st_size
-    return files, size, notes
+    return files, size, notes, unreadable
 
 
 def _listed(bundle: Path) -> list[str]:

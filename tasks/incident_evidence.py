@@ -49,6 +49,7 @@ class SourceResult(BaseModel):
     files: int
     bytes: int
     notes: list[str] = []
+    missing: list[str] = []  # what the source holds but could not be copied into the bundle
 
 
 def redact_env_list(items: list[str] | None) -> list[str] | None:
@@ -107,8 +108,8 @@ def preserve_logs(config: SbxConfig, bundle: Path) -> SourceResult:
     source = config.stack_dir / "logs"
     if not source.is_dir():
         return SourceResult(source="logs", files=0, bytes=0, notes=[f"no {source}"])
-    files, size, notes = copy_tree(source, bundle / "logs")
-    return SourceResult(source="logs", files=files, bytes=size, notes=notes)
+    files, size, notes, unreadable = copy_tree(source, bundle / "logs")
+    return SourceResult(source="logs", files=files, bytes=size, notes=notes, missing=unreadable)
 
 
 @task(

@@ -114,7 +114,8 @@ def test_copy_tree_takes_rotated_files_and_leaves_links(tmp_path: Path) -> None:
     (logs / "proxy" / "access.log.2.zst").write_bytes(b"\x28\xb5\x2f\xfd")
     (logs / "outside").symlink_to("/etc")
     (logs / "passwd").symlink_to("/etc/passwd")
-    files, size, notes = copy_tree(logs, tmp_path / "copy")
+    files, size, notes, unreadable = copy_tree(logs, tmp_path / "copy")
+    assert unreadable == []
     assert files == 3 and size == len("live\n") + len("rotated\n") + 4
     assert (tmp_path / "copy" / "proxy" / "access.log.1").read_text() == "rotated\n"
     assert not (tmp_path / "copy" / "passwd").exists()

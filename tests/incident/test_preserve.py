@@ -101,7 +101,8 @@ def test_one_changed_byte_fails_verify_naming_the_file(
     target = bundle / "compose" / "config.json"
     raw = bytearray(target.read_bytes())
     raw[len(raw) // 2] ^= 1
-    target.write_bytes(bytes(raw))  # root writes through the read-only mode, as an attacker would
+    target.chmod(0o644)  # as an attacker (or root, who ignores the mode) would
+    target.write_bytes(bytes(raw))
 
     done = incident_cli(prefect_server, "verify-evidence", str(bundle), stack=stack)
     assert done.returncode == 1, done.stdout + done.stderr
@@ -111,6 +112,7 @@ def test_one_changed_byte_fails_verify_naming_the_file(
 
     # the manifest itself edited (and made to match the edit): its hash no longer matches the log
     manifest = bundle / MANIFEST
+    manifest.chmod(0o644)
     listed = _listed_hash(manifest, "compose/config.json")
     manifest.write_text(manifest.read_text().replace(listed, sha256_file(target)))
     with pytest.raises(EvidenceDamaged, match="the change log recorded"):
