@@ -22,7 +22,13 @@ from tasks.incident_exposure import (
     start_container,
     stop_container,
 )
-from tasks.incident_record import current_incident, open_or_current, read_actions, record_action
+from tasks.incident_record import (
+    current_incident,
+    open_or_current,
+    read_actions,
+    read_incident,
+    record_action,
+)
 from tasks.reports import artifact_key, publish_markdown
 
 SCHEMA_VERSION = 1
@@ -144,10 +150,11 @@ def unfreeze_incident(
         raise ConfigError(
             "No open incident in this stack: nothing was frozen. Name one with --incident ID."
         )
-    incident_id = incident or (current.id if current else "")
+    incident_id = read_incident(config.stack_dir, incident).id if incident else ""
+    incident_id = incident_id or (current.id if current else "")
     frozen = frozen_containers(read_actions(config.stack_dir, incident_id))
     how = "cli --yes" if confirmed else "prefect ui"
-    if not confirmed:
+    if frozen and not confirmed:  # nothing to start exposes nothing: no question to ask
         _ask_operator(config.stack_dir, incident_id, frozen, confirm_timeout_s, poll_interval_s)
     started = [start_container(config, c) for c in frozen]
     summary = f"started {', '.join(started)}" if started else "nothing frozen to start"
