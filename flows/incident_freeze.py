@@ -145,15 +145,15 @@ def unfreeze_incident(
     confirmed by the caller (`--yes`), the run pauses and waits for an operator to confirm in
     the Prefect UI (Resume, tick `confirm`); a refusal or no answer starts nothing."""
     config = flow_config(stack, config_file)
-    current = current_incident(config.stack_dir)
-    if incident is None and current is None:
+    info = read_incident(config.stack_dir, incident) if incident else None
+    info = info or current_incident(config.stack_dir)
+    if info is None:
         raise ConfigError(
             "No open incident in this stack: nothing was frozen. Name one with --incident ID."
         )
-    incident_id = read_incident(config.stack_dir, incident).id if incident else ""
-    incident_id = incident_id or (current.id if current else "")
+    incident_id = info.id
     frozen = frozen_containers(read_actions(config.stack_dir, incident_id))
-    how = "cli --yes" if confirmed else "prefect ui"
+    how = "cli --yes" if confirmed else "prefect ui" if frozen else "nothing to confirm"
     if frozen and not confirmed:  # nothing to start exposes nothing: no question to ask
         _ask_operator(config.stack_dir, incident_id, frozen, confirm_timeout_s, poll_interval_s)
     started = [start_container(config, c) for c in frozen]
