@@ -26,7 +26,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from blocks.config import SbxConfig, ServiceKind
-from sbx.errors import GpuError
+from sbx.errors import DockerOperationFailed, GpuError
 from tasks.clients.docker_engine import connect
 from tasks.clients.vllm_metrics import read_metrics_text
 from tasks.gpu import read_gpus
@@ -87,19 +87,23 @@ def preserve_containers(config: SbxConfig, bundle: Path) -> SourceResult:
     folder = bundle / "containers"
     folder.mkdir(parents=True, exist_ok=True)
     files = size = 0
-    notes = []
+    notes, missing = [], []
     with connect() as engine:
         for info in containers:
             name = _SAFE_NAME.sub("_", info.name) or info.id[:12]
-            attrs = engine.inspect(info.id)
-            attrs.setdefault("Config", {})["Env"] = redact_env_list(
-                (attrs.get("Config") or {}).get("Env")
-            )
-            size += _write_json(folder / f"{name}.inspect.json", attrs)
-            size += engine.logs_to(info.id, folder / f"{name}.log")
+            try:
+                attrs = engine.inspect(info.id)
+                attrs.setdefault("Config", {})["Env"] = redact_env_list(
+                    (attrs.get("Config") or {}).get("Env")
+                )
+                size += _write_json(folder / f"{name}.inspect.json", attrs)
+                size += engine.logs_to(info.id, folder / f"{name}.log")
+            except DockerOperationFailed as exc:  # removed meanwhile: the others still count
+                missing.append(f"{info.name} ({exc})")
+                continue
             files += 2
             notes.append(f"{info.name}: {info.state}")
-    return SourceResult(source="containers", files=files, bytes=size, notes=notes)
+    return SourceResult(source="containers", files=files, bytes=size, notes=notes, missing=missing)
 
 
 @task(name="preserve-logs", cache_policy=NO_CACHE)
