@@ -46,6 +46,10 @@ failure reason.
     ├── ModelSwapRefused            a model swap refused before changing anything (preflight)
     ├── ModelSwapRolledBack         a model swap that regressed, rolled back to the old model
     ├── NotImplementedYet           a command of the CLI contract that is not built yet
+    ├── FreezeIncomplete            an exposure could not be stopped, or a port is still public
+    ├── UnfreezeRefused             unfreeze was not confirmed (exit 2, nothing started)
+    ├── EvidenceDamaged             an evidence bundle differs from its manifest or its hash
+    ├── EvidenceIncomplete          a bundle was sealed without one of its sources
     └── GpuError                    an NVML call failed (driver mismatch, GPU lost, no permission)
         ├── NoGpu                   no NVIDIA driver or GPU here: information, never a failure
         └── GpuThresholdFailed      a GPU reading crossed a configured threshold
@@ -566,3 +570,70 @@ class ModelSwapRolledBack(SbxError):
             f"Model swap of {service} to {model} rolled back: {reason}. The previous env file "
             f"is back and {service} was restarted on it; see the run's artifact."
         )
+
+
+# -- incident response: freeze and evidence (issue #7) ----------------------------------------
+
+
+class FreezeIncomplete(SbxError):
+    """``sbx incident freeze`` could not stop every exposure, or a port is still published
+    beyond loopback afterwards: the box may still be reachable from outside."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(
+            "Freeze incomplete, the box may still be reachable: "
+            + "; ".join(problems)
+            + ". Stop or unpublish what is named by hand (e.g. 'docker stop NAME', or bind its "
+            "ports to 127.0.0.1 in the compose file), then run 'sbx incident freeze' again."
+        )
+        self.problems = problems
+
+    def __reduce__(self) -> tuple[type[FreezeIncomplete], tuple[list[str]]]:
+        return (type(self), (self.problems,))
+
+
+class UnfreezeRefused(SbxError):
+    """``sbx incident unfreeze`` was not confirmed: nothing was started."""
+
+    exit_code = 2
+
+    def __init__(self, how: str) -> None:
+        super().__init__(
+            f"Unfreeze refused ({how}); nothing was started. Unfreezing exposes the box again: "
+            "run 'sbx incident unfreeze --yes' once containment is done, or confirm the paused "
+            "run's form in the Prefect UI."
+        )
+
+
+class EvidenceDamaged(SbxError):
+    """An evidence bundle does not match its manifest, or the manifest not its change-log hash."""
+
+    def __init__(self, bundle: str, problems: list[str]) -> None:
+        shown = "; ".join(problems[:20]) + (
+            f"; … {len(problems) - 20} more" if len(problems) > 20 else ""
+        )
+        super().__init__(
+            f"Evidence bundle {bundle} does not verify: {shown}. Do not use it as it is; "
+            "compare with a copy made earlier (off-box) and keep this one untouched for review."
+        )
+        self.bundle = bundle
+        self.problems = problems
+
+    def __reduce__(self) -> tuple[type[EvidenceDamaged], tuple[str, list[str]]]:
+        return (type(self), (self.bundle, self.problems))
+
+
+class EvidenceIncomplete(SbxError):
+    """An evidence bundle was written and sealed, but a source could not be collected."""
+
+    def __init__(self, bundle: str, problems: list[str]) -> None:
+        super().__init__(
+            f"Evidence bundle {bundle} was sealed without: {'; '.join(problems)}. What it holds "
+            "verifies; collect the rest by hand or fix the cause and run 'sbx incident "
+            "preserve' again (a new bundle) before anything is restarted."
+        )
+        self.bundle = bundle
+        self.problems = problems
+
+    def __reduce__(self) -> tuple[type[EvidenceIncomplete], tuple[str, list[str]]]:
+        return (type(self), (self.bundle, self.problems))

@@ -14,6 +14,8 @@ from sbx.cli import changelog as changelog_cli
 from sbx.cli import drill as drill_cli
 from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
+from sbx.cli import incident_freeze as incident_freeze_cli
+from sbx.cli import incident_preserve as incident_preserve_cli
 from sbx.cli import logs as logs_commands
 from sbx.cli import model as model_cli
 from sbx.cli import serve as serve_cli
@@ -45,6 +47,8 @@ backups.register(app)
 backups.register_checks(app)
 offbox.register(app)
 drill_cli.register(app)
+incident_freeze_cli.register(incident)
+incident_preserve_cli.register(incident)
 planned.register(app, incident, model, logs)
 upgrade_cli.register(app)
 changelog_cli.register(app)

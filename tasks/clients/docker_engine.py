@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -112,6 +113,20 @@ class DockerEngine:
                 timestamps=True, since=since, tail="all" if tail is None else tail
             )
         return raw.decode("utf-8", errors="replace")
+
+    def logs_to(self, container_id: str, path: Path) -> int:
+        """Write the container's timestamped stdout+stderr to ``path``, streamed (a large log is
+        never held in memory); returns the bytes written."""
+        written = 0
+        with (
+            self._translate(f"read logs of container {container_id[:12]}"),
+            path.open("wb") as handle,
+        ):
+            container = self._client.containers.get(container_id)
+            for chunk in container.logs(stream=True, follow=False, timestamps=True):
+                handle.write(chunk)
+                written += len(chunk)
+        return written
 
     def inspect(self, container_id: str) -> dict[str, Any]:
         with self._translate(f"inspect container {container_id[:12]}"):

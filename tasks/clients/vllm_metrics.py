@@ -65,3 +65,29 @@ def metric_sum(text: str, name: str) -> float | None:
             continue
         seen = True
     return total if seen else None
+
+
+class MetricsText(BaseModel):
+    """A service's whole ``/metrics`` answer as it was (for evidence), or why there is none."""
+
+    model_config = ConfigDict(frozen=True)
+
+    service: str
+    url: str | None
+    text: str | None = None
+    error: str | None = None
+
+
+def read_metrics_text(service: str, base_url: str | None, *, timeout_s: float) -> MetricsText:
+    """GET ``<base_url>/metrics`` and keep the body as it came; a failure is data, not raised."""
+    if base_url is None:
+        return MetricsText(service=service, url=None, error="no URL (container not running?)")
+    url = base_url.rstrip("/") + "/metrics"
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout_s), trust_env=False) as client:
+            response = client.get(url)
+    except httpx.HTTPError as exc:
+        return MetricsText(service=service, url=url, error=f"no answer ({type(exc).__name__})")
+    if not response.is_success:
+        return MetricsText(service=service, url=url, error=f"HTTP {response.status_code}")
+    return MetricsText(service=service, url=url, text=response.text)

@@ -12,6 +12,7 @@ from functools import partial
 from urllib.parse import urlsplit
 
 from blocks.config import SbxConfig, ServiceKind
+from tasks.clients.docker_engine import PublishedPort
 from tasks.clients.tls import TlsError, peer_certificate
 from tasks.health.checks import Check, Outcome, failing, info, ok
 from tasks.health.model import HealthContext, ServiceTarget
@@ -35,10 +36,19 @@ def plan(config: SbxConfig, ctx: HealthContext) -> list[Check]:
     return checks
 
 
+def beyond_loopback(ports: list[PublishedPort]) -> list[PublishedPort]:
+    """The published ports another machine could reach (bound to anything but loopback)."""
+    return [p for p in ports if not p.loopback_only]
+
+
+def describe_ports(ports: list[PublishedPort]) -> str:
+    return ", ".join(f"{p.host_ip}:{p.host_port}->{p.container_port}" for p in ports)
+
+
 def _published(target: ServiceTarget) -> Outcome:
     assert target.container is not None
-    outside = [p for p in target.container.ports if not p.loopback_only]
-    shown = ", ".join(f"{p.host_ip}:{p.host_port}->{p.container_port}" for p in outside)
+    outside = beyond_loopback(target.container.ports)
+    shown = describe_ports(outside)
     if outside and not target.config.exposure:
         return failing(
             f"publishes {shown} beyond loopback, but is not marked as exposed",
