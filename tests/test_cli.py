@@ -38,8 +38,6 @@ PLANNED = [
     ["incident", "preserve"],
     ["incident", "blast-radius"],
     ["incident", "contain"],
-    ["incident", "recover"],
-    ["incident", "report"],
 ]
 SBX = [sys.executable, "-m", "sbx"]
 

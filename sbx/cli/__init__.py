@@ -14,6 +14,8 @@ from sbx.cli import changelog as changelog_cli
 from sbx.cli import drill as drill_cli
 from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
+from sbx.cli import incident_recover as incident_recover_cli
+from sbx.cli import incident_report as incident_report_cli
 from sbx.cli import logs as logs_commands
 from sbx.cli import model as model_cli
 from sbx.cli import serve as serve_cli
@@ -46,6 +48,8 @@ backups.register_checks(app)
 offbox.register(app)
 drill_cli.register(app)
 planned.register(app, incident, model, logs)
+incident_recover_cli.register(incident)
+incident_report_cli.register(incident)
 upgrade_cli.register(app)
 changelog_cli.register(app)
 model_cli.register(model)
