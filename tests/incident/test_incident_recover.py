@@ -14,7 +14,7 @@ import pytest
 from bed import RunningStack
 
 from flows.backup import backup_stack
-from flows.incident_recover import RecoverRefused, incident_recover
+from flows.incident_recover import RecoverRefused, RecoveryFailed, incident_recover
 from tasks.changelog import read_changes
 from tasks.incident_record import current_incident, incident_dir, read_actions
 
@@ -95,3 +95,21 @@ def test_recover_restores_the_snapshot_then_checks_health_and_prompts(
     assert len({a.flow_run_id for a in actions}) == 1 and actions[0].flow_run_id
     assert [c.action for c in read_changes(stack)] == ["restore"]
     assert (incident_dir(stack, info.id) / "actions.jsonl").is_file()
+
+
+def test_a_stack_that_is_not_running_fails_naming_checks_and_prompts(
+    prefect_server: str, tmp_path: Path
+) -> None:
+    stack = tmp_path / "stack"
+    shutil.copytree(EXAMPLE, stack, symlinks=True, ignore=shutil.ignore_patterns("images"))
+    (stack / "sbx.toml").write_text(f'[repository]\nlocation = "{tmp_path / "repo"}"\n')
+    with pytest.raises(RecoveryFailed) as failed:
+        incident_recover(stack=str(stack))
+    report = failed.value.report
+    assert report.restored is None and "container:worker" in report.health_failing
+    assert report.suite is None
+    message = str(failed.value)
+    assert "health checks failing: " in message and "container:worker" in message
+    assert "prompt suite on worker: worker has no reachable URL" in message
+    actions = read_actions(stack, report.incident_id)
+    assert [(a.step, a.ok) for a in actions] == [("recover", False), ("recover", False)]

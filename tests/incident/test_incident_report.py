@@ -172,3 +172,28 @@ def test_flow_runs_before_the_incident_are_left_out(prefect_server: str, tmp_pat
     assert read_flow_runs(later) == FlowRunsRead(available=True, runs=[])
     runs = read_flow_runs(later - timedelta(minutes=5)).runs
     assert any(r.flow == "show-changelog" and r.state == "Completed" for r in runs)
+
+
+def test_the_cli_prints_and_writes_the_report(prefect_server: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    info = open_or_current(stack, "freeze")
+    record_action(stack, info.id, "freeze", "stopped proxy", details={"stopped": ["proxy"]})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SBX_"))}
+    env.update(PREFECT_API_URL=prefect_server, COLUMNS="200")
+    done = subprocess.run(
+        [sys.executable, "-m", "sbx", "incident", "report", "--stack", str(stack),
+         "--out", "copy.md"],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Starting temporary server" not in done.stderr
+    written = (incident_dir(stack, info.id) / "report.md").read_text()
+    assert (tmp_path / "copy.md").read_text() == written
+    assert done.stdout.strip() == written.strip()
+    assert "open: still frozen (proxy stopped)" in done.stderr
+    assert read_incident(stack, info.id).closed_at is None  # no --close
