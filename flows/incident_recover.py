@@ -157,11 +157,11 @@ def _suite(config: SbxConfig, service: str) -> tuple[SuiteResult | None, str | N
     try:
         prompts = load_prompts(config)
         served = model_settings(env_path(config, service).read_text()).served
+        url = service_url(config, service)  # Docker may be down: that is a finding too
     except SbxError as exc:
         return None, str(exc)
     except OSError as exc:
         return None, f"cannot read env/{service}.env ({exc.strerror})"
-    url = service_url(config, service)
     if url is None or not served:
         return None, f"{service} has no reachable URL or names no model in env/{service}.env"
     return run_prompt_suite(url, served, prompts), None

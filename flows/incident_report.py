@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 
 from flows.common import flow_config, run_name
 from sbx.errors import ConfigError
+from tasks.changelog import append_change
 from tasks.incident_history import changes_since, read_blast_radius, read_flow_runs
 from tasks.incident_record import (
     IncidentInfo,
@@ -63,8 +63,10 @@ def incident_report(
     info = choose_incident(stack_dir, incident_id)
     if close and info.closed_at is None:
         info = close_incident(stack_dir, info.id)
+        append_change(stack_dir, action="incident-close", target=f"incident {info.id}",
+                      before="open", after="closed")  # fmt: skip
         record_action(stack_dir, info.id, "report", "incident closed")
-    runs = read_flow_runs(info.opened_at, exclude=_own_run_id())
+    runs = read_flow_runs(info.opened_at, stack_dir)  # this run too: it closes the incident
     report = build_report(
         info,
         read_actions(stack_dir, info.id),
@@ -84,11 +86,6 @@ def incident_report(
     if not runs.available:
         log.warning("flow runs not read: %s", runs.error)
     return report
-
-
-def _own_run_id() -> str | None:
-    run_id = flow_run.id
-    return str(run_id) if run_id else None
 
 
 def _write(path: Path, text: str) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from blocks.config import resolve_stack_dir
 from tasks.changelog import ChangeEntry, read_changes
 from tasks.incident_record import incident_dir
 from tasks.incident_report import BlastRadius, FlowRunLine, FlowRunsRead, parse_blast_radius
@@ -40,15 +42,30 @@ def read_blast_radius(stack_dir: Path, incident_id: str) -> BlastRadius | None:
 
 
 @task(name="read-flow-runs", cache_policy=NO_CACHE)
-def read_flow_runs(since: datetime, exclude: str | None = None) -> FlowRunsRead:
-    """Flow runs that started at or after ``since``, oldest first (never raises)."""
+def read_flow_runs(since: datetime, stack_dir: Path | None = None) -> FlowRunsRead:
+    """Flow runs of the stack that started at or after ``since``, oldest first (never raises).
+
+    A fleet's server holds other boxes' runs too: with ``stack_dir``, runs whose ``stack``
+    parameter names another stack are left out (no ``stack`` parameter: box-wide, kept; None:
+    the default stack of this host).
+    """
     try:
-        return FlowRunsRead(available=True, runs=_query_runs(since, exclude))
+        found = _query_runs(since)
     except Exception as exc:  # an unreachable or failing API: the report says so
         return FlowRunsRead(available=False, error=f"{type(exc).__name__}: {exc}"[:300])
+    runs = [r for r, params in found if stack_dir is None or _same_stack(params, stack_dir)]
+    return FlowRunsRead(available=True, runs=runs)
 
 
-def _query_runs(since: datetime, exclude: str | None) -> list[FlowRunLine]:
+def _same_stack(params: dict[str, Any], stack_dir: Path) -> bool:
+    if "stack" not in params:
+        return True
+    named = params["stack"]
+    ours = stack_dir.resolve()
+    return resolve_stack_dir(Path(named) if named else None).resolve() == ours
+
+
+def _query_runs(since: datetime) -> list[tuple[FlowRunLine, dict[str, Any]]]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowFilter,
@@ -72,14 +89,16 @@ def _query_runs(since: datetime, exclude: str | None) -> list[FlowRunLine]:
         )
     names = {f.id: f.name for f in flows}
     return [
-        FlowRunLine(
-            id=str(r.id),
-            name=r.name,
-            flow=names.get(r.flow_id, "?"),
-            state=r.state_name or (r.state.name if r.state else "?"),
-            start=r.start_time,
-            end=r.end_time,
+        (
+            FlowRunLine(
+                id=str(r.id),
+                name=r.name,
+                flow=names.get(r.flow_id, "?"),
+                state=r.state_name or (r.state.name if r.state else "?"),
+                start=r.start_time,
+                end=r.end_time,
+            ),
+            r.parameters or {},
         )
         for r in runs
-        if str(r.id) != exclude
     ]

@@ -132,13 +132,15 @@ def test_report_merges_actions_changes_and_flow_runs_in_order(
         "| action | preserve: evidence bundle written |",
         "| flow run | show-changelog / ",
         "| action | contain: revoked agent |",
+        "| flow run | incident-report / ",
+        "| change | incident-close incident ",
         "| action | report: incident closed |",
     ]
     positions = [timeline.find(text) for text in expected]
     assert -1 not in positions, [t for t, p in zip(expected, positions, strict=True) if p < 0]
     assert positions == sorted(positions), timeline
     assert "test-incident-preserve / " in timeline and ": Completed" in timeline
-    assert "incident-report /" not in timeline  # its own run is still going
+    assert ": Running |" in timeline  # the report's own run, still going
     taken = markdown.split("## Actions taken")[1].split("## Evidence")[0]
     steps = [line.split(" | ")[2] for line in taken.splitlines() if line.startswith("| ") and
              line.split(" | ")[0].strip("| ").isdigit()]  # fmt: skip
@@ -166,12 +168,19 @@ def test_report_merges_actions_changes_and_flow_runs_in_order(
     assert sorted(p.name for p in (stack / ".sbx" / "incidents").iterdir()) == [".lock", info.id]
 
 
-def test_flow_runs_before_the_incident_are_left_out(prefect_server: str, tmp_path: Path) -> None:
-    show_changelog(stack=str(tmp_path))
+def test_flow_runs_before_the_incident_or_of_other_stacks_are_left_out(
+    prefect_server: str, tmp_path: Path
+) -> None:
+    ours, other = tmp_path / "ours", tmp_path / "other"
+    ours.mkdir()
+    other.mkdir()
+    show_changelog(stack=str(ours))
+    show_changelog(stack=str(other))
     later = datetime.now(UTC) + timedelta(seconds=1)
-    assert read_flow_runs(later) == FlowRunsRead(available=True, runs=[])
-    runs = read_flow_runs(later - timedelta(minutes=5)).runs
-    assert any(r.flow == "show-changelog" and r.state == "Completed" for r in runs)
+    assert read_flow_runs(later, ours) == FlowRunsRead(available=True, runs=[])
+    runs = read_flow_runs(later - timedelta(minutes=5), ours).runs
+    [run] = [r for r in runs if r.flow == "show-changelog"]
+    assert run.state == "Completed" and run.name.startswith("changelog-ours-")
 
 
 def test_the_cli_prints_and_writes_the_report(prefect_server: str, tmp_path: Path) -> None:
