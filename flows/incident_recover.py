@@ -11,7 +11,7 @@ from flows.health import HealthChecksFailed, health_check
 from flows.restore import restore_snapshot
 from sbx.errors import SbxError
 from tasks.health.model import HealthReport
-from tasks.incident_record import open_or_current, record_action
+from tasks.incident_record import open_or_current, read_actions, record_action
 from tasks.model_swap import (
     SuiteResult,
     env_path,
@@ -43,6 +43,7 @@ class RecoverReport(BaseModel):
     service: str
     suite: SuiteResult | None = None
     problems: list[str] = []
+    warnings: list[str] = []
 
     @property
     def ok(self) -> bool:
@@ -91,6 +92,7 @@ def incident_recover(
     stack_dir = config.stack_dir
     info = open_or_current(stack_dir, "recover", incident_id)
     problems: list[str] = []
+    warnings: list[str] = []
     restored, kept_as = None, []
     if snapshot is not None:
         try:
@@ -110,6 +112,12 @@ def incident_recover(
                 stack_dir, info.id, "recover", f"restored snapshot {restored} in place",
                 details={"restored": restored, "kept_as": kept_as},
             )  # fmt: skip
+            if any(a.step == "contain" and a.ok for a in read_actions(stack_dir, info.id)):
+                warnings.append(
+                    f"{restored} was restored after 'sbx incident contain': it may hold revoked "
+                    "keys (proxy/keys.txt) or allowlisted domains again; run contain again"
+                )
+                get_run_logger().warning("%s", warnings[-1])
     health = _health(config, repo, config_file)
     failing = [c.id for c in health.failing]
     if failing:
@@ -134,6 +142,7 @@ def incident_recover(
     report = RecoverReport(
         incident_id=info.id, restored=restored, kept_as=kept_as, health_checks=len(health.checks),
         health_failing=failing, service=service, suite=suite, problems=problems,
+        warnings=warnings,
     )  # fmt: skip
     _publish(report)
     if problems:
@@ -181,7 +190,7 @@ def _publish(report: RecoverReport) -> None:
             f"| {r.name} | {'pass' if r.passed else 'fail: ' + r.detail.replace('|', '/')} |"
             for r in report.suite.results
         ]
-    lines += ["", *(f"- {p}" for p in report.problems)]
+    lines += ["", *(f"- {p}" for p in report.problems), *(f"- ⚠ {w}" for w in report.warnings)]
     publish_markdown(
         artifact_key("incident-recover", report.incident_id),
         "\n".join(lines) + "\n",

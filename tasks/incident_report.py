@@ -208,6 +208,7 @@ def open_items(
             f"off-list URLs fetched ({', '.join(unhandled)}): an agent ignored its allowlist; "
             "recreate it from a clean digest ('sbx incident contain --recreate SERVICE')"
         )
+    items += _contain_undone(actions)
     recovers = [a for a in actions if a.step == "recover"]
     last_run = recovers[-1].flow_run_id if recovers else None
     last = [a for a in recovers if a.flow_run_id == last_run] if last_run else recovers[-1:]
@@ -217,6 +218,23 @@ def open_items(
     if info.closed_at is None:
         items.append("incident still open: close it with 'sbx incident report --close'")
     return items
+
+
+def _contain_undone(actions: list[IncidentAction]) -> list[str]:
+    """A snapshot restored after contain may hold the revoked keys / blocked domains again: the
+    configs part keeps proxy/ (the keys file) and agent-configs the allowlists."""
+    contained = False
+    for a in actions:
+        if a.ok and a.step == "contain" and (a.details.get("revoked") or
+                                             a.details.get("blocked_domains")):  # fmt: skip
+            contained = True
+        elif a.ok and a.step == "recover" and a.details.get("restored") and contained:
+            return [
+                f"snapshot {a.details['restored']} was restored after keys or domains were "
+                "contained: it may bring back revoked keys (proxy/keys.txt) or allowlisted "
+                "domains; run 'sbx incident contain' again with the same keys and domains"
+            ]
+    return []
 
 
 def build_report(

@@ -81,6 +81,8 @@ def register(incident: typer.Typer) -> None:
             f"health: {report.health_checks} checks, failing: "
             f"{escape(', '.join(report.health_failing) or 'none')}"
         )
+        for warning in report.warnings:
+            err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
         for problem in report.problems:
             err.print(f"[red]✗[/] {escape(problem)}", soft_wrap=True)
         if report.ok:

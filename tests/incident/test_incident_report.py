@@ -80,6 +80,9 @@ def test_open_items_follow_what_the_steps_recorded() -> None:
     assert open_items(closed, done, radius) == []
     failed = [*done, action("recover", ok=False)]
     assert open_items(closed, failed, radius) == ["last recovery failed: recover done"]
+    restored_later = [*done, action("recover", restored="20261127T010000Z-abc")]
+    [undone] = open_items(closed, restored_later, radius)
+    assert undone.startswith("snapshot 20261127T010000Z-abc was restored after keys or domains")
 
 
 def test_a_report_without_the_prefect_api_says_so(tmp_path: Path) -> None:
