@@ -36,8 +36,6 @@ CONTRACT = [
 PLANNED = [
     ["incident", "blast-radius"],
     ["incident", "contain"],
-    ["incident", "recover"],
-    ["incident", "report"],
 ]
 SBX = [sys.executable, "-m", "sbx"]
 

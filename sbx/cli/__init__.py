@@ -16,6 +16,8 @@ from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
 from sbx.cli import incident_freeze as incident_freeze_cli
 from sbx.cli import incident_preserve as incident_preserve_cli
+from sbx.cli import incident_recover as incident_recover_cli
+from sbx.cli import incident_report as incident_report_cli
 from sbx.cli import logs as logs_commands
 from sbx.cli import model as model_cli
 from sbx.cli import serve as serve_cli
@@ -50,6 +52,8 @@ drill_cli.register(app)
 incident_freeze_cli.register(incident)
 incident_preserve_cli.register(incident)
 planned.register(app, incident, model, logs)
+incident_recover_cli.register(incident)
+incident_report_cli.register(incident)
 upgrade_cli.register(app)
 changelog_cli.register(app)
 model_cli.register(model)

@@ -19,8 +19,6 @@ def register(
     steps = {
         "blast-radius": "Which keys, addresses, URLs and collections were touched.",
         "contain": "Revoke keys, tighten allowlists, recreate containers from clean digests.",
-        "recover": "Restore a snapshot if asked, then run health checks and the prompt suite.",
-        "report": "Write the incident report from the run history and change log.",
     }
     for step, summary in steps.items():
         _planned_step(incident, step, summary)
