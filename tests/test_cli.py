@@ -72,7 +72,7 @@ def test_unbuilt_commands_refuse(argv: list[str]) -> None:
 
 def test_refusal_through_the_console_script_exits_2(tmp_path: Path) -> None:
     done = subprocess.run(
-        [*SBX, "incident", "recover"], capture_output=True, text=True, cwd=tmp_path
+        [*SBX, "incident", "contain"], capture_output=True, text=True, cwd=tmp_path
     )
     assert done.returncode == 2
     assert "is not implemented yet (planned in issue #7)" in done.stderr
