@@ -37,7 +37,7 @@ DIRS = {"vanish": "notes", "unreadable": "notes", "grow": "logs", "rotate": "log
 
 def make_tree(scenario: str, folder: Path) -> None:
     folder.mkdir(parents=True)
-    (folder / "a-big.bin").write_bytes(os.urandom(16 * MiB))
+    (folder / "a-big.bin").write_bytes(os.urandom(32 * MiB))
     if scenario == "rotate":
         (folder / "app.log").write_bytes(b"old line\n" * 100_000)
     else:
