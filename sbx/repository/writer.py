@@ -189,6 +189,8 @@ class SnapshotWriter:
         self._lock.check()
         self.storage.put(snapshot_key(manifest.id), dump_model(manifest))
         self._snapshot = None
+        if self._uploader is not None:  # referenced now: never removed by a later abort
+            self._uploader.stored_ids.clear()
         log.info("snapshot %s committed to %s", manifest.id, self.storage.location)
         return manifest
 

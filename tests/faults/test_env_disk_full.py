@@ -12,16 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from sbx.errors import StorageError
 from sbx.repository import Repository
+from tasks.clients.local_storage import LocalStorage
 
 from .env_helpers import files_stack, fill, run_cli, tmpfs, used_bytes
 from .figures import FaultFigures
 
-pytestmark = pytest.mark.prefect
-
 MiB = 1 << 20
 
 
+@pytest.mark.prefect
 def test_disk_full_during_backup(
     prefect_server: str, tmp_path: Path, run_id: str, fault_figures: FaultFigures
 ) -> None:
@@ -67,3 +68,31 @@ def test_disk_full_during_backup(
         trials_run=1,
         partial_snapshots=len(ids) - len(before_ids) - 1,
     )
+
+
+def test_disk_full_removes_only_the_failed_snapshots_objects(
+    tmp_path: Path, fault_figures: FaultFigures
+) -> None:
+    """Engine level, two snapshots through one writer: the first is committed, the second fills
+    the disk; only the second's objects are removed, the first still verifies."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "first.bin").write_bytes(os.urandom(2 * MiB))
+    with tmpfs(tmp_path / "disk", 16) as disk:
+        repo = Repository.open_or_init(LocalStorage(disk / "repo"))
+        with pytest.raises(StorageError, match="Free space") as caught, repo.writer() as writer:
+            writer.begin_snapshot()
+            with writer.part("data", "copy") as part:
+                part.add_tree(src, "data")
+            first = writer.commit()
+            used_before = used_bytes(disk)
+            (src / "second.bin").write_bytes(os.urandom(24 * MiB))
+            writer.begin_snapshot(previous=first)
+            with writer.part("data", "copy") as part:
+                part.add_tree(src, "data")
+            writer.commit()
+        assert str(disk / "repo") in str(caught.value)
+        assert used_bytes(disk) - used_before <= 256 << 10
+        assert Repository.open(disk / "repo").list_snapshots() == [first.id]
+        assert Repository.open(disk / "repo").verify(first.id).ok
+    fault_figures.add("test_disk_full_removes_only_the_failed_snapshots_objects", trials_run=1)
