@@ -2,7 +2,9 @@
 
 One Prefect task run per part (never per file). A part none of whose paths exist is recorded as
 skipped; a part that fails after its retries is recorded as failed with the reason, and the
-flow reports it — the other parts are still stored. Methods:
+flow reports it — the other parts are still stored. A failure of the repository's storage
+(disk full, S3 refusing) is no part's failure: it ends the backup, no snapshot is written.
+Methods:
 
     copy, growing-log  files as they are (a file that grows while read is recorded as read)
     immutable          models: SHA256SUMS per model directory written or checked
@@ -20,7 +22,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.config import ConsistencyMethod, PartConfig, SbxConfig
-from sbx.errors import SbxError
+from sbx.errors import SbxError, StorageError
 from sbx.progress import reporter
 from sbx.repository import PartRecord, PartWriter, SnapshotWriter
 from tasks.status import ServiceStatus, StackStatus
@@ -64,6 +66,8 @@ def capture_part(
             return out.close()
         try:
             capture_methods.METHODS[part.method](out, present, part, ctx)
+        except StorageError:
+            raise  # the repository failed, not this part: every later part would fail too
         except SbxError as exc:
             out.fail(str(exc))
     record = out.close()

@@ -91,8 +91,26 @@ def stopped_service(
         yield True
     finally:
         with signals_deferred():
-            engine.start(info.id)  # raises if it cannot: the marker stays for the next command
+            # raises if it cannot: the marker stays for the next command
+            start_through_outage(engine, info.id)
             path.unlink(missing_ok=True)
+
+
+#: waits between tries to start a container again while the daemon does not answer (a dockerd
+#: restart takes seconds; ~30 s in all before the marker is left for the next command)
+START_RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 15.0)
+
+
+def start_through_outage(engine: DockerEngine, container_id: str) -> None:
+    """Start the container, retrying while the error is transient (the daemon restarting)."""
+    for delay in (*START_RETRY_DELAYS_S, None):
+        try:
+            engine.start(container_id)
+            return
+        except DockerError as exc:
+            if delay is None or not exc.retryable:
+                raise
+            time.sleep(delay)
 
 
 @contextmanager

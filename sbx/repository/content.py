@@ -6,10 +6,18 @@ file with the same content hash already lives in a pack (then its extent is reus
 every chunk is its own object. Objects are hashed here and handed to the :class:`Uploader`,
 which stores the new ones on worker threads; memory stays at one chunk being read, the pack
 buffer, and the uploader's window.
+
+Sparse files: before each chunk after the first, ``SEEK_DATA`` asks the file system where the
+next data is. A chunk that lies wholly in a hole is the all-zero chunk of its length (one object,
+:func:`~sbx.repository.fastcopy.zero_id`) and is skipped with a seek instead of read, so a 20 GiB
+file that is mostly hole costs its data, not 20 GiB of reads and hashing. The manifest is the
+same as if the zeros had been read.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import io
 import os
@@ -19,6 +27,7 @@ from typing import BinaryIO
 
 from blake3 import blake3
 
+from sbx.repository.fastcopy import zero_id
 from sbx.repository.format import Entry, Extent, RepositoryInfo, extents_hash
 from sbx.repository.objects import ObjectStore, Uploader, hash_bytes
 
@@ -126,10 +135,18 @@ class ContentWriter:
             extents, pending = self._store_small(block, content_hash)
         else:
             extents, pending = [], False
+            fd = _seekable_fd(source)
             while block:
                 if sha is not None:
                     sha.update(block)
                 extents.append(self._store_chunk(block))
+                if fd is not None:  # chunks in a hole: the zero chunk, skipped with a seek
+                    while hole := hole_ahead(fd, read, self.info.chunk_size):
+                        if sha is not None:
+                            sha.update(_zeros(hole))
+                        extents.append(self._store_zero_chunk(hole))
+                        read += hole
+                        os.lseek(fd, read, os.SEEK_SET)
                 block = read_exact(source, self.info.chunk_size)
                 read += len(block)
             content_hash = extents_hash(extents)
@@ -173,6 +190,13 @@ class ContentWriter:
             self.counts.reused_bytes += len(block)
         return Extent(object_id, 0, len(block))
 
+    def _store_zero_chunk(self, length: int) -> Extent:
+        object_id = zero_id(length)
+        if self.uploader.has(object_id):
+            self.counts.reused_bytes += length
+            return Extent(object_id, 0, length)
+        return self._store_chunk(_zeros(length))
+
     def _store_small(self, data: bytes, content_hash: str) -> tuple[list[Extent], bool]:
         if not data:
             return [], False
@@ -203,6 +227,39 @@ def read_exact(source: BinaryIO | io.RawIOBase, size: int) -> bytes:
         parts.append(more)
         got += len(more)
     return b"".join(parts)
+
+
+def hole_ahead(fd: int, position: int, chunk_size: int) -> int:
+    """The length of the chunk at ``position`` of ``fd`` when it lies wholly in a hole, else 0.
+
+    The chunk is ``chunk_size`` bytes, or what is left of the file (0 at its end). The file's
+    offset is left at ``position``. File systems without hole support report data everywhere.
+    """
+    size = os.fstat(fd).st_size
+    length = min(chunk_size, size - position)
+    if length <= 0:
+        return 0
+    try:
+        data = os.lseek(fd, position, os.SEEK_DATA)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:  # ENXIO: no data after position, a hole up to the end
+            os.lseek(fd, position, os.SEEK_SET)
+            return 0
+        data = size
+    os.lseek(fd, position, os.SEEK_SET)
+    return length if data >= position + length else 0
+
+
+def _seekable_fd(source: BinaryIO | io.RawIOBase) -> int | None:
+    """The descriptor of an unbuffered file (where a seek on the fd is the reader's position)."""
+    if not isinstance(source, io.FileIO) or not hasattr(os, "SEEK_DATA"):
+        return None
+    return source.fileno()
+
+
+@functools.lru_cache(maxsize=2)  # the chunk size, and one file's last chunk
+def _zeros(length: int) -> bytes:
+    return bytes(length)
 
 
 def fstat_of(source: BinaryIO | io.RawIOBase) -> os.stat_result | None:

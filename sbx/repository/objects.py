@@ -8,6 +8,7 @@ object, never as wrong data.
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -316,6 +317,10 @@ class Uploader:
         self._pending: deque[Future[int]] = deque()
         self._in_flight: set[str] = set()
         self.stored_bytes = 0
+        #: ids of the objects this uploader stored (new ones), in the order they were stored
+        self.stored_ids: list[str] = []
+        #: a store failed because the repository's disk is full (see :func:`out_of_space`)
+        self.out_of_space = False
 
     def has(self, object_id: str) -> bool:
         """True when the object is stored or queued to be."""
@@ -347,8 +352,26 @@ class Uploader:
         self._pending.clear()
 
     def _store(self, object_id: str, plaintext: bytes, sample: bool) -> int:
-        stored = self.objects.put(plaintext, object_id, sample=sample)
+        try:
+            stored = self.objects.put(plaintext, object_id, sample=sample)
+        except Exception as exc:
+            self.out_of_space = self.out_of_space or out_of_space(exc)
+            raise
+        if stored.new:
+            self.stored_ids.append(object_id)  # list.append is atomic: workers share it
         return stored.stored_size
 
     def _collect(self, future: Future[int]) -> None:
         self.stored_bytes += future.result()
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is a full disk or an exceeded quota."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a chain of causes is short; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -16,7 +16,8 @@ Order (design: "always into a staging directory first, verified, then swapped in
    directory owners, modes and mtimes are set bottom-up, so adding children cannot bump them.
 
 Owners (uid/gid) are restored only when running as root. Runs of zeros of at least 4 KiB are
-skipped with a seek, so sparse files stay sparse.
+skipped with a seek, so sparse files stay sparse; an extent that is the whole all-zero chunk
+(a hole the backup skipped) is not even read: its bytes are known from its id.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from blake3 import blake3
 from pydantic import BaseModel, ConfigDict
 
 from sbx.errors import CorruptObject, IntegrityError, ObjectMissing, RepositoryError, RestoreRefused
-from sbx.repository.fastcopy import FastCopier
+from sbx.repository.fastcopy import FastCopier, zero_id
 from sbx.repository.format import (
     Entry,
     PartRecord,
@@ -182,6 +183,7 @@ class _Writer:
             for entry in part.entries
             if id(entry) not in self.fast
             for extent in entry.extents
+            if not _is_hole(extent.object, extent.offset, extent.length)
         ]
         self.cache = PlaintextCache(objects, dict(Counter(order)), order=order, workers=workers)
         self.manifest = manifest
@@ -260,6 +262,12 @@ class _Writer:
         try:
             position = 0
             for extent in entry.extents:
+                if _is_hole(extent.object, extent.offset, extent.length):
+                    if hasher is not None:
+                        hasher.update(bytes(extent.length))
+                    os.lseek(fd, extent.length, os.SEEK_CUR)
+                    position += extent.length
+                    continue
                 plaintext = self.cache.get(extent.object)
                 end = extent.offset + extent.length
                 if end > len(plaintext):
@@ -293,6 +301,11 @@ def _write_all(fd: int, data: memoryview) -> None:
     while data:
         written = os.write(fd, data)
         data = data[written:]
+
+
+def _is_hole(object_id: str, offset: int, length: int) -> bool:
+    """An extent that is a whole all-zero object: its bytes are known without reading it."""
+    return offset == 0 and length >= _SPARSE_MIN and object_id == zero_id(length)
 
 
 def _all_zeros(data: bytes, start: int, end: int) -> bool:

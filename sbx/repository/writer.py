@@ -4,7 +4,8 @@ Objects are stored as parts are added; the manifest is stored only by :meth:`com
 pack is flushed, and that one atomic put is what makes the snapshot exist (design invariant 1).
 If anything fails before that, no manifest is written: the snapshot list is unchanged and the
 objects already stored stay as orphans until ``collect_garbage`` (they are reused if the next
-backup needs them).
+backup needs them) — except when the repository's disk is full: then the objects this run
+stored are removed again, so a failed backup does not leave the disk full.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sbx.errors import ConfigError, RepositoryError
+from sbx.errors import ConfigError, RepositoryError, SbxError
 from sbx.repository.content import WriteContext
 from sbx.repository.format import (
     Entry,
@@ -31,10 +32,11 @@ from sbx.repository.format import (
     Stats,
     dump_model,
     new_snapshot_id,
+    object_key,
     snapshot_key,
 )
 from sbx.repository.lock import WriterLock
-from sbx.repository.objects import ObjectStore, Uploader
+from sbx.repository.objects import ObjectStore, Uploader, out_of_space
 from sbx.repository.parts import PartWriter
 from tasks.clients.storage import Storage
 
@@ -103,14 +105,20 @@ class SnapshotWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        aborted = self._snapshot is not None
         try:
-            if self._snapshot is not None:
+            if aborted:
                 self.abort()
         finally:
             try:
-                if self._uploader is not None:
-                    self._uploader.close()
+                uploader = self._uploader
+                if uploader is not None:
                     self._uploader = None
+                    uploader.close()
+                    if aborted and (
+                        uploader.out_of_space or (exc is not None and out_of_space(exc))
+                    ):
+                        self._remove_stored(uploader.stored_ids)
             finally:
                 self._lock.release()
 
@@ -181,6 +189,8 @@ class SnapshotWriter:
         self._lock.check()
         self.storage.put(snapshot_key(manifest.id), dump_model(manifest))
         self._snapshot = None
+        if self._uploader is not None:  # referenced now: never removed by a later abort
+            self._uploader.stored_ids.clear()
         log.info("snapshot %s committed to %s", manifest.id, self.storage.location)
         return manifest
 
@@ -192,6 +202,28 @@ class SnapshotWriter:
                 self._snapshot.id,
             )
         self._snapshot = None
+
+    def _remove_stored(self, object_ids: list[str]) -> None:
+        """Give the space back after a disk-full failure: the objects this run stored.
+
+        Usually an aborted snapshot's objects stay for the next backup to reuse; on a full disk
+        that would leave the disk full (and the box's other writers failing) until a prune.
+        They are new in this run and we hold the lock, so no manifest refers to them.
+        """
+        removed = 0
+        for object_id in object_ids:
+            try:
+                self.storage.delete(object_key(object_id))
+            except SbxError as exc:  # keep going: every object removed frees space
+                log.warning("could not remove object %s of the failed backup: %s", object_id, exc)
+                continue
+            self.objects.forget(object_id)
+            removed += 1
+        log.warning(
+            "the disk of %s is full: removed the %d objects this failed backup had stored",
+            self.storage.location,
+            removed,
+        )
 
     def _current(self) -> _Snapshot:
         if self._snapshot is None:
