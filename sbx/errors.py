@@ -46,6 +46,7 @@ failure reason.
     ├── ModelSwapRefused            a model swap refused before changing anything (preflight)
     ├── ModelSwapRolledBack         a model swap that regressed, rolled back to the old model
     ├── NotImplementedYet           a command of the CLI contract that is not built yet
+    ├── ContainRefused              an incident containment refused before changing anything
     └── GpuError                    an NVML call failed (driver mismatch, GPU lost, no permission)
         ├── NoGpu                   no NVIDIA driver or GPU here: information, never a failure
         └── GpuThresholdFailed      a GPU reading crossed a configured threshold
@@ -566,3 +567,13 @@ class ModelSwapRolledBack(SbxError):
             f"Model swap of {service} to {model} rolled back: {reason}. The previous env file "
             f"is back and {service} was restarted on it; see the run's artifact."
         )
+
+
+class ContainRefused(SbxError):
+    """``sbx incident contain`` refused before changing anything (a key name that is not in the
+    keys file, a service without a recorded clean digest, no saved blast-radius report)."""
+
+    exit_code = 2
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Containment refused, nothing was changed: {detail}")

@@ -87,7 +87,7 @@ class CollectionUse(BaseModel):
 class ProxyScan(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    keys: list[KeyUse]
+    api_keys: list[KeyUse]
     without_key: int
     scan: SourceScan
 
@@ -119,7 +119,7 @@ class BlastRadiusReport(BaseModel):
     since: datetime
     until: datetime | None
     generated_at: datetime
-    keys: list[KeyUse]
+    api_keys: list[KeyUse]
     requests_without_key: int
     fetched: int
     off_list: list[FetchFinding]
@@ -129,7 +129,7 @@ class BlastRadiusReport(BaseModel):
 
     @property
     def flagged_keys(self) -> list[KeyUse]:
-        return [k for k in self.keys if k.flagged]
+        return [k for k in self.api_keys if k.flagged]
 
     @property
     def flagged_domains(self) -> list[str]:
@@ -210,7 +210,7 @@ def scan_proxy(
         source="proxy-access", files=[_rel(stack_dir, p) for p in files], lines=lines,
         in_window=hits, before_since=early, unparsed=bad,
     )  # fmt: skip
-    return ProxyScan(keys=keys, without_key=anonymous, scan=scan)
+    return ProxyScan(api_keys=keys, without_key=anonymous, scan=scan)
 
 
 def allowlists(stack_dir: Path, patterns: list[str]) -> dict[str, list[str]]:

@@ -36,8 +36,6 @@ CONTRACT = [
 PLANNED = [
     ["incident", "freeze"],
     ["incident", "preserve"],
-    ["incident", "blast-radius"],
-    ["incident", "contain"],
     ["incident", "recover"],
     ["incident", "report"],
 ]

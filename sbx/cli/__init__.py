@@ -14,6 +14,7 @@ from sbx.cli import changelog as changelog_cli
 from sbx.cli import drill as drill_cli
 from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
+from sbx.cli import incident_radius as incident_radius_cli
 from sbx.cli import logs as logs_commands
 from sbx.cli import model as model_cli
 from sbx.cli import serve as serve_cli
@@ -46,6 +47,7 @@ backups.register_checks(app)
 offbox.register(app)
 drill_cli.register(app)
 planned.register(app, incident, model, logs)
+incident_radius_cli.register(incident)
 upgrade_cli.register(app)
 changelog_cli.register(app)
 model_cli.register(model)

@@ -19,8 +19,6 @@ def register(
     steps = {
         "freeze": "Stop exposure (proxy, tunnels) and check nothing is published.",
         "preserve": "Collect an evidence bundle before anything is restarted.",
-        "blast-radius": "Which keys, addresses, URLs and collections were touched.",
-        "contain": "Revoke keys, tighten allowlists, recreate containers from clean digests.",
         "recover": "Restore a snapshot if asked, then run health checks and the prompt suite.",
         "report": "Write the incident report from the run history and change log.",
     }

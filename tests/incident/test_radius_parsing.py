@@ -129,13 +129,13 @@ def test_seeded_compromise_flags_exactly_the_leaked_key_and_the_off_list_url(
     inc = IncidentConfig()
     names = {key_fingerprint(v): n for n, v in KEYS.items() if n != "webui"}  # webui: revoked
     proxy = scan_proxy(tmp_path, inc.proxy_access_logs, seeded.since, None, KNOWN, names)
-    assert [k.fingerprint for k in proxy.keys if k.flagged] == [seeded.leaked_fp]
-    leaked = next(k for k in proxy.keys if k.flagged)
+    assert [k.fingerprint for k in proxy.api_keys if k.flagged] == [seeded.leaked_fp]
+    leaked = next(k for k in proxy.api_keys if k.flagged)
     assert leaked.name == "agent"
     assert leaked.outside_addresses == [seeded.outside_addr]
     assert leaked.requests == 3
     assert leaked.paths == ["/v1/chat/completions", "/v1/models"]
-    assert {k.name for k in proxy.keys} == {"agent", "ops", None}  # webui's name is gone
+    assert {k.name for k in proxy.api_keys} == {"agent", "ops", None}  # webui's name is gone
     assert proxy.without_key == 1
     assert proxy.scan.unparsed == 2  # the line in neither format, the line cut by rotation
     assert proxy.scan.before_since == 1  # ops from outside, but before --since: not flagged
@@ -152,7 +152,7 @@ def test_seeded_compromise_flags_exactly_the_leaked_key_and_the_off_list_url(
 
     until = seeded.since + timedelta(minutes=6)  # --until cuts off the later requests
     early = scan_proxy(tmp_path, inc.proxy_access_logs, seeded.since, until, KNOWN, names)
-    assert not [k for k in early.keys if k.flagged]
+    assert not [k for k in early.api_keys if k.flagged]
 
 
 def test_qdrant_lines_count_reads_and_writes() -> None:

@@ -1,0 +1,46 @@
+"""Incident tests: the sbx CLI in a subprocess on the test's Prefect server, a files-only stack."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from subprocess import CompletedProcess
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stack"
+Sbx = Callable[..., CompletedProcess[str]]
+
+
+@pytest.fixture
+def files_stack(tmp_path: Path, run_id: str) -> Path:
+    """The example stack's files, no containers (its compose project name is unique)."""
+    dest = tmp_path / f"files-{run_id}"
+    shutil.copytree(
+        EXAMPLE, dest, symlinks=True,
+        ignore=shutil.ignore_patterns("open-webui", "qdrant", ".sbx", "*.log", ".env"),
+    )  # fmt: skip
+    return dest
+
+
+@pytest.fixture
+def run_sbx(prefect_server: str) -> Sbx:
+    """The sbx CLI in a subprocess, on the test's Prefect server (never a temporary one)."""
+
+    def run(
+        *args: str, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> CompletedProcess[str]:
+        full = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SBX_"))}
+        full.update(PREFECT_API_URL=prefect_server, COLUMNS="200", **(env or {}))
+        done = subprocess.run(
+            [sys.executable, "-m", "sbx", *args],
+            capture_output=True, text=True, env=full, timeout=timeout, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert "Starting temporary server" not in done.stderr, done.stderr
+        return done
+
+    return run
