@@ -65,7 +65,8 @@ def incident_blast_radius(
         config.stack_dir, info.id, STEP, summary,
         details={
             "report": str(path.relative_to(config.stack_dir)),
-            "flagged_keys": [{"name": k.name, "fingerprint": k.fingerprint} for k in flagged],
+            "flagged_keys": [k.model_dump() for k in flagged],
+            "off_list_urls": report.off_list_urls,
             "flagged_domains": report.flagged_domains,
             "unreadable_sources": [s.source for s in report.sources if s.error],
         },

@@ -49,7 +49,8 @@ def revoke_keys(config: SbxConfig, incident_id: str, plan: ContainPlan) -> list[
             config.stack_dir, action="incident-revoke-key", target=plan.keys_file,
             before={"key": ref}, after={"key": None, "incident": incident_id},
         )  # fmt: skip
-        _record(config, incident_id, sentence, key=ref, change_seq=entry.seq)
+        _record(config, incident_id, sentence, key=ref, revoked=[key.fingerprint],
+                change_seq=entry.seq)  # fmt: skip
         done.append(sentence)
     return done
 
@@ -114,7 +115,7 @@ def block_domains(config: SbxConfig, incident_id: str, plan: ContainPlan) -> lis
                 before={"entries": removed}, after={"entries": [], "incident": incident_id},
             )  # fmt: skip
             _record(config, incident_id, sentence, domain=domain, allowlist=rel,
-                    change_seq=entry.seq)  # fmt: skip
+                    blocked_domains=[domain], change_seq=entry.seq)  # fmt: skip
             done.append(sentence)
     return done
 
@@ -140,6 +141,6 @@ def recreate_services(config: SbxConfig, incident_id: str, plan: ContainPlan) ->
             before={"image": before[service]}, after={"image": digest, "incident": incident_id},
         )  # fmt: skip
         _record(config, incident_id, sentence, service=service, image=digest,
-                change_seq=entry.seq)  # fmt: skip
+                recreated=[service], change_seq=entry.seq)  # fmt: skip
         done.append(sentence)
     return done

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from tasks.incident_logs import (
     agent_of,
@@ -108,6 +108,13 @@ class QdrantScan(BaseModel):
     scans: list[SourceScan]
 
 
+class FlaggedKey(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str | None
+    fingerprint: str
+
+
 class BlastRadiusReport(BaseModel):
     """``sbx incident blast-radius``: saved as ``.sbx/incidents/<id>/blast-radius.json``."""
 
@@ -127,10 +134,20 @@ class BlastRadiusReport(BaseModel):
     collections: list[CollectionUse]
     sources: list[SourceScan]
 
+    # computed fields are written into blast-radius.json: 'sbx incident report' and contain's
+    # --from-blast-radius read them there (docs/incident.md)
+    @computed_field  # type: ignore[prop-decorator]
     @property
-    def flagged_keys(self) -> list[KeyUse]:
-        return [k for k in self.api_keys if k.flagged]
+    def flagged_keys(self) -> list[FlaggedKey]:
+        return [FlaggedKey(name=k.name, fingerprint=k.fingerprint) for k in self.api_keys
+                if k.flagged]  # fmt: skip
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def off_list_urls(self) -> list[str]:
+        return list(dict.fromkeys(f.url for f in self.off_list))
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def flagged_domains(self) -> list[str]:
         return sorted({f.host for f in self.off_list if f.host})

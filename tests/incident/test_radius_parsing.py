@@ -170,3 +170,23 @@ def test_qdrant_lines_count_reads_and_writes() -> None:
     assert set(uses) == {"notes"}
     assert (uses["notes"].reads, uses["notes"].writes) == (1, 1)
     assert (scan.before_since, scan.unparsed, scan.in_window) == (1, 1, 3)
+
+
+def test_saved_report_carries_what_report_and_contain_read(tmp_path: Path) -> None:
+    from tasks.incident_radius import BlastRadiusReport
+
+    seeded = seed_files(tmp_path)
+    inc = IncidentConfig()
+    proxy = scan_proxy(tmp_path, inc.proxy_access_logs, seeded.since, None, KNOWN, {})
+    lists = allowlists(tmp_path, inc.agent_allowlists)
+    agents = scan_agents(tmp_path, inc.agent_fetch_logs, seeded.since, None, lists)
+    report = BlastRadiusReport(
+        incident_id="x", stack_dir=tmp_path, since=seeded.since, until=None, generated_at=NOW,
+        api_keys=proxy.api_keys, requests_without_key=0, fetched=agents.fetched,
+        off_list=agents.off_list, attempts=agents.attempts, collections=[], sources=[],
+    )  # fmt: skip
+    saved = report.model_dump(mode="json")
+    assert saved["flagged_keys"] == [{"name": None, "fingerprint": seeded.leaked_fp}]
+    assert saved["off_list_urls"] == [OFF_LIST_URL]
+    assert saved["flagged_domains"] == ["exfil.attacker.test"]
+    assert BlastRadiusReport.model_validate_json(report.model_dump_json()) == report
