@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 
 from flows.common import flow_config, run_name
-from tasks.incident_logs import parse_when
+from tasks.incident_logs import parse_window
 from tasks.incident_radius import BlastRadiusReport
 from tasks.incident_record import open_or_current, record_action
 from tasks.incident_sources import (
@@ -41,7 +41,7 @@ def incident_blast_radius(
     log = get_run_logger()
     config = flow_config(stack, config_file)
     now = datetime.now(UTC)
-    start, end = parse_when(since, now), parse_when(until, now) if until else None
+    start, end = parse_window(since, until, now)
     info = open_or_current(config.stack_dir, STEP, incident)
     proxy = scan_proxy_access.submit(config, start, end)
     agents = scan_agent_fetches.submit(config, start, end)

@@ -14,7 +14,12 @@ from tasks.incident_actions import (
     revoke_keys,
 )
 from tasks.incident_contain import ContainPlan, plan_containment
-from tasks.incident_record import open_or_current, record_action
+from tasks.incident_record import (
+    current_incident,
+    open_or_current,
+    read_incident,
+    record_action,
+)
 from tasks.incident_sources import load_blast_radius
 
 STEP = "contain"
@@ -24,7 +29,7 @@ class ContainReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     schema_version: int = 1
-    incident_id: str
+    incident_id: str | None  # None: a dry run with no incident open
     dry_run: bool
     plan: ContainPlan
     done: list[str]  # the plan's sentences as carried out ("would …" lines in a dry run)
@@ -49,12 +54,17 @@ def incident_contain(
     """
     log = get_run_logger()
     config = flow_config(stack, config_file)
-    info = open_or_current(config.stack_dir, STEP, incident)
-    report = load_blast_radius(config.stack_dir, info.id) if from_blast_radius else None
+    if dry_run:  # a dry run opens no incident: it looks at the current one, if any
+        info = read_incident(config.stack_dir, incident) if incident else current_incident(
+            config.stack_dir)  # fmt: skip
+    else:
+        info = open_or_current(config.stack_dir, STEP, incident)
+    incident_id = info.id if info else None
+    report = load_blast_radius(config.stack_dir, incident_id) if incident_id else None
     if from_blast_radius and report is None:
         raise ContainRefused(
-            f"incident {info.id} has no saved blast-radius report. Run 'sbx incident "
-            "blast-radius --since TIME' first, or name keys and domains yourself."
+            f"incident {incident_id or '(none open)'} has no saved blast-radius report. Run "
+            "'sbx incident blast-radius --since TIME' first, or name keys and domains yourself."
         )
     plan = plan_containment(
         config, revoke=revoke or [], block=block or [], recreate=recreate or [],
@@ -66,17 +76,19 @@ def incident_contain(
         lines = [f"would {s}" for s in plan.sentences()]
         for line in lines:
             log.info("%s", line)
-        return ContainReport(incident_id=info.id, dry_run=True, plan=plan, done=lines)
+        return ContainReport(incident_id=incident_id, dry_run=True, plan=plan, done=lines)
+    assert info is not None  # not a dry run: open_or_current always gives one
+    opened = info.id
     if plan.empty:
         record_action(
-            config.stack_dir, info.id, STEP, "nothing to contain: " + "; ".join(plan.notes),
+            config.stack_dir, opened, STEP, "nothing to contain: " + "; ".join(plan.notes),
             details={"notes": plan.notes},
         )  # fmt: skip
-        return ContainReport(incident_id=info.id, dry_run=False, plan=plan, done=[])
-    done = block_domains(config, info.id, plan)
+        return ContainReport(incident_id=opened, dry_run=False, plan=plan, done=[])
+    done = block_domains(config, opened, plan)
     if plan.revoke:
-        done += revoke_keys(config, info.id, plan)
-        done += restart_key_readers(config, info.id, plan)
+        done += revoke_keys(config, opened, plan)
+        done += restart_key_readers(config, opened, plan)
     if plan.recreate:
-        done += recreate_services(config, info.id, plan)
-    return ContainReport(incident_id=info.id, dry_run=False, plan=plan, done=done)
+        done += recreate_services(config, opened, plan)
+    return ContainReport(incident_id=opened, dry_run=False, plan=plan, done=done)

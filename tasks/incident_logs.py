@@ -42,6 +42,20 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
+def parse_window(
+    since: str, until: str | None, now: datetime | None = None
+) -> tuple[datetime, datetime | None]:
+    """``--since`` / ``--until`` as UTC times; refuses a window that ends before it starts."""
+    now = now or datetime.now(UTC)
+    start, end = parse_when(since, now), parse_when(until, now) if until else None
+    if end is not None and end <= start:
+        raise ConfigError(
+            f"--until ({end:%Y-%m-%dT%H:%M:%SZ}) is not after --since "
+            f"({start:%Y-%m-%dT%H:%M:%SZ}). Give a window that ends after it starts."
+        )
+    return start, end
+
+
 class AccessLine(NamedTuple):
     """One proxy request; ``key_fp`` None when no (or an unknown) key was presented. A tuple,
     not a model: a busy proxy writes millions of these, and validation would cost the most."""

@@ -47,12 +47,10 @@ def register(incident: typer.Typer) -> None:
         what 'sbx incident contain --from-blast-radius' acts on.
         """
         from blocks.config import load_config
-        from tasks.incident_logs import parse_when
+        from tasks.incident_logs import parse_window
 
         load_config(stack, config)  # validate configuration and times before the API starts
-        parse_when(since)
-        if until:
-            parse_when(until)
+        parse_window(since, until)
         from sbx.local_server import ensure_api
 
         ensure_api()

@@ -38,6 +38,11 @@ def _assert_no_key_value(*texts: str) -> None:
 def test_blast_radius_then_contain_from_it(files_stack: Path, run_sbx: Sbx) -> None:
     seeded = seed_files(files_stack)
     stack = ["--stack", str(files_stack)]
+    early = run_sbx("incident", "contain", "--revoke-key", "agent", "--dry-run", *stack)
+    assert early.returncode == 0, early.stderr
+    assert early.stdout.splitlines()[0] == f"would revoke key agent ({seeded.leaked_fp}) in " \
+        "proxy/keys.txt"  # fmt: skip
+    assert current_incident(files_stack) is None  # a dry run opens no incident
     done = run_sbx("incident", "blast-radius", "--since", "2h", "--json", *stack)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -94,6 +99,6 @@ def test_blast_radius_then_contain_from_it(files_stack: Path, run_sbx: Sbx) -> N
     # the property: no key value in any output, artifact, saved file or change-log entry
     sbx_files = [p.read_text() for p in (files_stack / ".sbx").rglob("*") if p.is_file()]
     _assert_no_key_value(
-        *(d.stdout + d.stderr for d in (done, table, plan, refused, contain)),
+        *(d.stdout + d.stderr for d in (early, done, table, plan, refused, contain)),
         *_artifacts(files_stack), *sbx_files,
     )  # fmt: skip

@@ -19,6 +19,7 @@ from tasks.incident_logs import (
     parse_fetch_line,
     parse_qdrant_line,
     parse_when,
+    parse_window,
     read_lines,
 )
 from tasks.incident_radius import allowlists, is_known, scan_agents, scan_proxy, scan_qdrant_lines
@@ -42,9 +43,12 @@ def test_times_are_iso_or_relative_and_utc(text: str, expected: datetime) -> Non
     assert parse_when(text, NOW) == expected
 
 
-def test_an_unreadable_time_says_what_is_accepted() -> None:
+def test_an_unreadable_time_or_an_empty_window_is_refused() -> None:
     with pytest.raises(ConfigError, match="ISO 8601"):
         parse_when("yesterday")
+    assert parse_window("2h", "1h", NOW) == (NOW - timedelta(hours=2), NOW - timedelta(hours=1))
+    with pytest.raises(ConfigError, match="is not after --since"):
+        parse_window("1h", "2h", NOW)
 
 
 def test_combined_and_json_access_lines_parse_to_the_same_request() -> None:
