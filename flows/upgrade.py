@@ -8,7 +8,7 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict
 
 from blocks.config import SbxConfig
-from flows.common import flow_config, run_name
+from flows.common import flow_config, run_name, stack_label
 from sbx.errors import SbxError, UpgradeRefused
 from tasks.clients.docker_engine import connect
 from tasks.journal import (
@@ -22,7 +22,9 @@ from tasks.journal import (
 )
 from tasks.maintenance import maintenance_window
 from tasks.release import check_rollback_images, newer_images, pull_targets, record_release
+from tasks.reports import artifact_key, publish_markdown
 from tasks.upgrade_gate import gate_names
+from tasks.upgrade_report import upgrade_markdown
 from tasks.upgrade_steps import alert, apply_target, reconcile_open_entry
 
 
@@ -85,7 +87,20 @@ def _apply_in_window(config: SbxConfig, project: str, entry: JournalEntry) -> Jo
         f"sbx {entry.action} {entry.id} of {', '.join(sorted(entry.target))}",
         lambda subject, body: alert(config, subject, body),
     ):
-        return apply_target(config, project, entry)
+        try:
+            return apply_target(config, project, entry)
+        finally:  # rolled back or failed too: the UI shows how the entry ended
+            _publish_entry(config, entry.id)
+
+
+def _publish_entry(config: SbxConfig, entry_id: str) -> None:
+    closed = next((e for e in reversed(history(config.stack_dir)) if e.id == entry_id), None)
+    if closed is not None:
+        publish_markdown(
+            artifact_key(closed.action, stack_label(str(config.stack_dir))),
+            upgrade_markdown(closed),
+            f"sbx {closed.action} {closed.id}: {closed.state}",
+        )
 
 
 @flow(name="upgrade-stack", flow_run_name=lambda: run_name("upgrade"))

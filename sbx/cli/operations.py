@@ -170,8 +170,8 @@ def _short_digest(digest: str | None) -> str:
 
 
 def _print_open_upgrade(stack_dir: Path) -> None:
-    """An upgrade journal entry left open: its run still going, or killed (finished by the next
-    mutating sbx flow, which returns to the recorded release)."""
+    """An upgrade journal entry still open: its run is going (a killed run's entry was finished
+    before this command ran: sbx/cli/leftovers.py)."""
     from tasks.journal import read_open
 
     entry = read_open(stack_dir)
@@ -181,7 +181,7 @@ def _print_open_upgrade(stack_dir: Path) -> None:
     err.print(
         f"[yellow]open upgrade journal entry {entry.id}[/]: {entry.action} of "
         f"{', '.join(entry.services)} at phase {entry.phase}, started "
-        f"{entry.started_at:%Y-%m-%d %H:%M:%S} UTC (pid {entry.pid}; {who}). The next sbx "
-        "backup, restore, upgrade or rollback returns it to the recorded release.",
+        f"{entry.started_at:%Y-%m-%d %H:%M:%S} UTC (pid {entry.pid}; {who}). If that run dies, "
+        "the next sbx command on this stack returns it to the recorded release.",
         soft_wrap=True,
     )

@@ -7,6 +7,7 @@ import asyncio
 import secrets
 from pathlib import Path
 
+from bed.prefect_runs import flow_run_states
 from helpers import decorate_stack, describe_tree
 
 from offbox.conftest import Remote, Sbx
@@ -129,20 +130,4 @@ def test_a_failed_copy_exits_1_and_its_flow_run_fails(
     assert done.returncode == 1, done.stderr[-2000:]
     assert "is incomplete" in done.stderr and "verify --all" in done.stderr
     assert not list((offbox / "snapshots").glob("*"))  # no manifest of a partial snapshot
-    assert _flow_run_states(prefect_server, "copy-offbox")[-1] == "FAILED"
-
-
-def _flow_run_states(api_url: str, flow_name: str) -> list[str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    async def read() -> list[str]:
-        async with get_client() as client:
-            runs = await client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
-                sort=FlowRunSort.START_TIME_ASC,
-            )
-        return [run.state.type.value if run.state else "" for run in runs]
-
-    return asyncio.run(read())
+    assert flow_run_states("copy-offbox")[-1] == "FAILED"

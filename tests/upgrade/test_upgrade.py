@@ -14,7 +14,11 @@ from pathlib import Path
 
 import docker.errors
 from bed import RunningStack, wait_until
+from bed.prefect_runs import flow_run_states, newest_artifact
 from upgrade_bed import Releases, Sbx, changes, cli_env, journal, running_digest
+
+from flows.common import stack_label
+from tasks.reports import artifact_key
 
 
 def _upgrade_rolls_back(
@@ -36,6 +40,9 @@ def _upgrade_rolls_back(
     assert last["target"]["worker"]["digest"] == releases.digests[release]  # type: ignore[index]
     assert last["before"]["images"]["worker"]["digest"] == before  # type: ignore[index]
     assert not (stack.path / ".sbx" / "upgrade" / "open.json").exists()
+    artifact = newest_artifact(artifact_key("upgrade", stack_label(str(stack.path))))
+    assert artifact is not None and f"upgrade {last['id']}: rolled-back" in artifact[1], artifact
+    assert last["gate"] in artifact[1]
     assert_worker_healthy(run_sbx)
 
 
@@ -150,15 +157,17 @@ def test_kill_9_during_upgrade_is_finished_by_the_next_command(
         proc.wait()
     assert running_digest(releases.client, worker_stack) == releases.digests["v2-slow"]
 
+    # a read-only command finishes it first (issue #6: "then any sbx command"), in a flow run
     status = run_sbx("status")
-    assert "open upgrade journal entry" in status.stderr, status.stderr
-    assert "killed" in status.stderr
-
-    backup = run_sbx("backup", "--repo", str(tmp_path / "repo"), timeout=400)
-    assert not open_entry.exists(), backup.stdout + backup.stderr
+    assert "left this stack unfinished" in status.stderr, status.stderr
+    assert "rolled-back" in status.stderr, status.stderr
+    assert not open_entry.exists(), status.stdout + status.stderr
     last = journal(worker_stack.path)[-1]
     assert (last["state"], last["gate"]) == ("rolled-back", "interrupted"), last
     assert running_digest(releases.client, worker_stack) == before
+    assert flow_run_states("reconcile-stack")[-1:] == ["COMPLETED"]
+    again = run_sbx("status")  # nothing left: no second repair
+    assert "unfinished" not in again.stderr, again.stderr
     assert_worker_healthy(run_sbx)
 
 
@@ -176,3 +185,33 @@ def test_start_slower_than_the_soak_window_rolls_back(
     _upgrade_rolls_back(
         "v2-slow", {"container:worker", "service:worker"}, releases, worker_stack, run_sbx
     )
+
+
+def test_rollback_whose_gate_fails_too_ends_failed_and_alerts(
+    releases: Releases, worker_stack: RunningStack, run_sbx: Sbx, run_id: str
+) -> None:
+    from health.health_helpers import WebhookReceiver, save_webhook_block
+
+    env_file = worker_stack.path / "env" / "worker.env"
+    original = env_file.read_text()
+    config = worker_stack.path / "sbx.toml"
+    try:
+        with WebhookReceiver() as receiver:
+            block = save_webhook_block(f"sbx-upgrade-{run_id}", receiver.url)
+            config.write_text(f'[alerts.pager]\nblock = "{block}"\n')
+            # the env file changed under the running release: whatever is recreated now fails
+            env_file.write_text(original + "STANDIN_FAIL_MODE=error\n")
+            releases.publish("v2-error")
+            done = run_sbx("upgrade", "worker", timeout=400)
+            subjects = [a["subject"] for a in receiver.take()]
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "rollback failed" in done.stderr.lower(), done.stderr
+        last = journal(worker_stack.path)[-1]
+        assert last["state"] == "rollback-failed", last
+        assert sum("rollback failed" in s for s in subjects) == 1, subjects
+    finally:
+        env_file.write_text(original)
+        config.unlink(missing_ok=True)
+        releases.publish("v1")  # the compose file's tag names v1 again
+        worker_stack.compose("up", "-d", "--wait", "--force-recreate", "worker", timeout=150)
+    assert_worker_healthy(run_sbx)

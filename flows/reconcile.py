@@ -1,0 +1,94 @@
+"""Finish what a killed sbx run left behind, before any other command touches the stack.
+
+Two leftovers exist: containers a cold copy stopped (a marker under ``.sbx/stopped/``) and an
+upgrade or rollback journal entry left open (``.sbx/upgrade/open.json``) whose process is gone.
+Mutating flows finish both in their first task (flows/common.observe_stack); the CLI runs this flow
+first for every other command that names a stack (sbx/cli/leftovers.py), so a read-only `sbx status`
+or `sbx health` after a kill -9 also ends on a consistent, recorded release — and the run history
+shows it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
+
+from flows.common import flow_config, run_name, stack_label
+from sbx.errors import DockerUnavailable
+from tasks.clients.docker_engine import connect
+from tasks.reports import artifact_key, publish_markdown
+from tasks.services import restart_left_stopped
+from tasks.upgrade_steps import reconcile_open_entry
+
+
+class ReconcileReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = 1
+    stack_dir: str
+    restarted: list[str]  # containers a killed run had left stopped
+    entry: str | None  # the journal entry finished, if one was open
+    action: str | None  # upgrade | rollback
+    state: str | None  # rolled-back | rollback-failed
+    detail: str | None
+
+    def describe(self) -> str:
+        lines = []
+        if self.restarted:
+            lines.append(f"started again: {', '.join(self.restarted)} (a killed sbx run left them)")
+        if self.entry:
+            lines.append(
+                f"finished {self.action} journal entry {self.entry} left open by a killed run: "
+                f"{self.state} ({self.detail})"
+            )
+        return "\n".join(lines) or "nothing left behind"
+
+
+@task(name="restart-left-stopped", cache_policy=NO_CACHE)
+def restart_left_stopped_task(stack_dir: Path) -> list[str]:
+    """Start the containers whose stop marker's process is gone."""
+    with connect() as engine:
+        return restart_left_stopped(engine, stack_dir)
+
+
+@task(name="reconcile-upgrade-entry", cache_policy=NO_CACHE)
+def reconcile_entry_task(config_stack: str | None, config_file: str | None) -> dict[str, str]:
+    """Return to the release an open journal entry recorded; its final state."""
+    closed = reconcile_open_entry(flow_config(config_stack, config_file))
+    if closed is None:
+        return {}
+    return {
+        "entry": closed.id,
+        "action": closed.action,
+        "state": closed.state,
+        "detail": closed.detail or "",
+    }
+
+
+@flow(name="reconcile-stack", flow_run_name=lambda: run_name("reconcile"), log_prints=True)
+def reconcile_stack(stack: str | None = None, config_file: str | None = None) -> ReconcileReport:
+    """Start what a killed sbx run left stopped and finish an upgrade it left open (back to the
+    recorded release, health-gated). Runs on its own before a command when leftovers exist."""
+    config = flow_config(stack, config_file)
+    try:
+        restarted = restart_left_stopped_task(config.stack_dir)
+    except DockerUnavailable:
+        restarted = []
+    finished = reconcile_entry_task(stack, config_file)
+    report = ReconcileReport(
+        stack_dir=str(config.stack_dir),
+        restarted=restarted,
+        entry=finished.get("entry"),
+        action=finished.get("action"),
+        state=finished.get("state"),
+        detail=finished.get("detail"),
+    )
+    publish_markdown(
+        artifact_key("reconcile", stack_label(stack)),
+        f"# Leftovers of a killed run\n\n{report.describe()}\n",
+        "What a killed sbx run had left behind and how it was finished",
+    )
+    return report
