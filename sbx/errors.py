@@ -50,6 +50,7 @@ failure reason.
     ├── UnfreezeRefused             unfreeze was not confirmed (exit 2, nothing started)
     ├── EvidenceDamaged             an evidence bundle differs from its manifest or its hash
     ├── EvidenceIncomplete          a bundle was sealed without one of its sources
+    ├── ContainRefused              an incident containment refused before changing anything
     └── GpuError                    an NVML call failed (driver mismatch, GPU lost, no permission)
         ├── NoGpu                   no NVIDIA driver or GPU here: information, never a failure
         └── GpuThresholdFailed      a GPU reading crossed a configured threshold
@@ -637,3 +638,13 @@ class EvidenceIncomplete(SbxError):
 
     def __reduce__(self) -> tuple[type[EvidenceIncomplete], tuple[str, list[str]]]:
         return (type(self), (self.bundle, self.problems))
+
+
+class ContainRefused(SbxError):
+    """``sbx incident contain`` refused before changing anything (a key name that is not in the
+    keys file, a service without a recorded clean digest, no saved blast-radius report)."""
+
+    exit_code = 2
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Containment refused, nothing was changed: {detail}")

@@ -126,13 +126,19 @@ def newer_images(engine: DockerEngine, release: Release) -> dict[str, tuple[str,
     return newer
 
 
-def switch_images(config: SbxConfig, project: str, images: dict[str, str]) -> None:
-    """Pin ``images`` (service -> repo@sha256:…) and recreate those services (``up -d``)."""
+def switch_images(
+    config: SbxConfig, project: str, images: dict[str, str], *, force_recreate: bool = False
+) -> None:
+    """Pin ``images`` (service -> repo@sha256:…) and recreate those services (``up -d``).
+
+    ``force_recreate``: new containers even when the pinned image already runs (incident
+    containment throws away a container's writable layer, whatever image it runs)."""
     write_pins(config.stack_dir, images)
     files = [*effective_files(config.stack_dir, config.compose.files), str(JOURNAL_DIR / PINS)]
     compose = ComposeCli(config.stack_dir, project=project, files=files)
     log.info("switching %s", ", ".join(f"{s} to {d}" for s, d in sorted(images.items())))
-    compose.run("up", "-d", "--no-deps", *sorted(images))
+    force = ["--force-recreate"] if force_recreate else []
+    compose.run("up", "-d", "--no-deps", *force, *sorted(images))
 
 
 def retag_local(engine: DockerEngine, images: dict[str, ServiceImage]) -> None:

@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from sbx.cli import app
-from sbx.errors import NotImplementedYet
 
 CONTRACT = [
     "backup",
@@ -32,10 +31,6 @@ CONTRACT = [
     "model",
     "changelog",
     "logs",
-]
-PLANNED = [
-    ["incident", "blast-radius"],
-    ["incident", "contain"],
 ]
 SBX = [sys.executable, "-m", "sbx"]
 
@@ -61,22 +56,6 @@ def test_incident_help_lists_the_playbook_steps() -> None:
     assert result.exit_code == 0
     for step in ("freeze", "preserve", "blast-radius", "contain", "recover", "report"):
         assert step in result.output
-
-
-@pytest.mark.parametrize("argv", PLANNED, ids=lambda argv: " ".join(argv))
-def test_unbuilt_commands_refuse(argv: list[str]) -> None:
-    result = CliRunner().invoke(app, argv)
-    assert isinstance(result.exception, NotImplementedYet), result.output
-    assert "not implemented yet" in str(result.exception)
-
-
-def test_refusal_through_the_console_script_exits_2(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [*SBX, "incident", "contain"], capture_output=True, text=True, cwd=tmp_path
-    )
-    assert done.returncode == 2
-    assert "is not implemented yet (planned in issue #7)" in done.stderr
-    assert done.stdout == ""
 
 
 def test_bad_configuration_exits_2_with_one_message(tmp_path: Path) -> None:

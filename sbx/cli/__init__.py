@@ -9,13 +9,14 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from sbx.cli import backups, offbox, operations, planned
+from sbx.cli import backups, offbox, operations
 from sbx.cli import changelog as changelog_cli
 from sbx.cli import drill as drill_cli
 from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
 from sbx.cli import incident_freeze as incident_freeze_cli
 from sbx.cli import incident_preserve as incident_preserve_cli
+from sbx.cli import incident_radius as incident_radius_cli
 from sbx.cli import incident_recover as incident_recover_cli
 from sbx.cli import incident_report as incident_report_cli
 from sbx.cli import logs as logs_commands
@@ -51,9 +52,9 @@ offbox.register(app)
 drill_cli.register(app)
 incident_freeze_cli.register(incident)
 incident_preserve_cli.register(incident)
-planned.register(app, incident, model, logs)
 incident_recover_cli.register(incident)
 incident_report_cli.register(incident)
+incident_radius_cli.register(incident)
 upgrade_cli.register(app)
 changelog_cli.register(app)
 model_cli.register(model)

@@ -1,14 +1,54 @@
-"""The freeze/preserve tests' running stack: one bring-up shared by their modules."""
+"""Incident tests: a running stack with the proxy (freeze, preserve), a files-only stack and the
+sbx CLI in a subprocess on the test's Prefect server (blast-radius, contain)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 from bed import RunningStack
 from bed.stack import stop_stack
 
 from .incident_bed import prepare_incident_stack
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stack"
+Sbx = Callable[..., CompletedProcess[str]]
+
+
+@pytest.fixture
+def files_stack(tmp_path: Path, run_id: str) -> Path:
+    """The example stack's files, no containers (its compose project name is unique)."""
+    dest = tmp_path / f"files-{run_id}"
+    shutil.copytree(
+        EXAMPLE, dest, symlinks=True,
+        ignore=shutil.ignore_patterns("open-webui", "qdrant", ".sbx", "*.log", ".env"),
+    )  # fmt: skip
+    return dest
+
+
+@pytest.fixture
+def run_sbx(prefect_server: str) -> Sbx:
+    """The sbx CLI in a subprocess, on the test's Prefect server (never a temporary one)."""
+
+    def run(
+        *args: str, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> CompletedProcess[str]:
+        full = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SBX_"))}
+        full.update(PREFECT_API_URL=prefect_server, COLUMNS="200", **(env or {}))
+        done = subprocess.run(
+            [sys.executable, "-m", "sbx", *args],
+            capture_output=True, text=True, env=full, timeout=timeout, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert "Starting temporary server" not in done.stderr, done.stderr
+        return done
+
+    return run
 
 
 @pytest.fixture(scope="session")
