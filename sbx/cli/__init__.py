@@ -19,6 +19,7 @@ from sbx.cli import incident_preserve as incident_preserve_cli
 from sbx.cli import incident_radius as incident_radius_cli
 from sbx.cli import incident_recover as incident_recover_cli
 from sbx.cli import incident_report as incident_report_cli
+from sbx.cli import incident_run as incident_run_cli
 from sbx.cli import logs as logs_commands
 from sbx.cli import model as model_cli
 from sbx.cli import serve as serve_cli
@@ -54,6 +55,7 @@ incident_freeze_cli.register(incident)
 incident_preserve_cli.register(incident)
 incident_recover_cli.register(incident)
 incident_report_cli.register(incident)
+incident_run_cli.register(incident)
 incident_radius_cli.register(incident)
 upgrade_cli.register(app)
 changelog_cli.register(app)

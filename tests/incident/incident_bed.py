@@ -71,7 +71,7 @@ def close_current(stack: Path) -> None:
 
 
 def incident_cli(
-    prefect_api: str, *args: str, stack: RunningStack
+    prefect_api: str, *args: str, stack: RunningStack, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """``sbx incident ARGS --stack S`` in a subprocess against the test's Prefect server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SBX_"))}
@@ -81,5 +81,5 @@ def incident_cli(
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=timeout,
     )
