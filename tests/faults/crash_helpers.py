@@ -244,12 +244,11 @@ def kill_at(child: Child, delay_s: float, sig: signal.Signals) -> str:
     deadline = time.monotonic() + delay_s
     while time.monotonic() < deadline and child.running():
         time.sleep(0.005)
-    killed = child.running()
     child.kill(sig)
     code = child.wait()
-    if not killed:
-        return "finished" if code == 0 else "failed"
-    return sig.name
+    if code == 0:
+        return "finished"  # done before its moment came
+    return sig.name if code == -sig else "failed"
 
 
 # -- what a trial checks -----------------------------------------------------------------------
