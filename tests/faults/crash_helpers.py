@@ -295,6 +295,15 @@ def repository_problems(location: str | Any) -> tuple[int, list[str]]:
     return len(partial), problems
 
 
+def lock_pid(raw: bytes | None) -> int | None:
+    """The pid holding a writer lock (``locks/writer.json``), None when there is no lock.
+
+    A lock left after a SIGTERM may be an earlier SIGKILLed run's (stale, taken over by the next
+    writer): only a lock of the terminated process itself is a lock it failed to release.
+    """
+    return None if raw is None else int(json.loads(raw)["pid"])
+
+
 def not_running(compose_ps_json: str) -> list[str]:
     """Services of ``docker-compose ps -a --format json`` output that are not running."""
     rows = [json.loads(line) for line in compose_ps_json.splitlines() if line.strip()]

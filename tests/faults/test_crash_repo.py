@@ -26,7 +26,7 @@ from blocks.config import load_config
 from sbx.repository import Repository
 from tasks.offbox import open_encrypted
 
-from .crash_helpers import Child, TrialServer, base_seed, kill_at, repository_problems
+from .crash_helpers import Child, TrialServer, base_seed, kill_at, lock_pid, repository_problems
 from .figures import FaultFigures
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows"))
@@ -148,7 +148,9 @@ def test_prunes_killed_at_seeded_moments(
         outcomes[outcome] += 1
         assert outcome != "failed", where
         if outcome == "SIGTERM":
-            assert not lock.exists(), f"{where}: SIGTERM kept the writer lock"
+            pid = proc.pid if cli else child.pid
+            holder = lock_pid(lock.read_bytes() if lock.exists() else None)
+            assert holder != pid, f"{where}: SIGTERM kept the writer lock"
         if trial % 4 == 3:  # the CLI's verify, for some trials
             verified = _sbx(env, "verify", "--all", "--repo", str(repo_dir))
             assert verified.returncode == 0, f"{where}: {verified.stderr[-3000:]}"
@@ -250,8 +252,12 @@ def test_copies_killed_at_seeded_moments(
             assert not again, f"{where}: sent again: {sorted(again)[:5]}"
             stored_before |= set(_stored_puts(this_trial))
             if outcome == "SIGTERM":
-                locks = s3.list_objects_v2(Bucket=bucket, Prefix="crash/locks/")
-                assert not locks.get("Contents"), f"{where}: SIGTERM kept the remote's lock"
+                pid = proc.pid if cli else child.pid
+                try:
+                    raw = s3.get_object(Bucket=bucket, Key="crash/locks/writer.json")["Body"].read()
+                except s3.exceptions.NoSuchKey:
+                    raw = None
+                assert lock_pid(raw) != pid, f"{where}: SIGTERM kept the remote's lock"
             repository = remote()
             for snapshot_id in repository.list_snapshots():  # only whole snapshots are listed
                 try:
