@@ -16,6 +16,7 @@ from tasks.clients.docker_engine import connect
 from tasks.offbox import open_encrypted
 from tasks.services import restart_left_stopped
 from tasks.status import StackStatus, read_stack_status
+from tasks.swap_journal import recover_interrupted_swap
 from tasks.upgrade_steps import reconcile_open_entry
 
 
@@ -44,6 +45,8 @@ def observe_stack(config: SbxConfig) -> tuple[StackStatus | None, list[str]]:
 
     Without Docker the status is None: flows then work on files only and say so.
     """
+    # a swap a killed in-place restore left half done is undone first, also without Docker
+    recover_interrupted_swap(config.stack_dir)
     try:
         with connect() as engine:
             restarted = restart_left_stopped(engine, config.stack_dir)

@@ -26,6 +26,7 @@ from tasks.capture_methods import QDRANT_SNAPSHOT_DIR
 from tasks.clients.docker_engine import connect as connect_docker
 from tasks.services import stopped_service
 from tasks.status import StackStatus
+from tasks.swap_journal import swap_paths
 
 
 class RestoreUnhealthy(SbxError):
@@ -113,14 +114,16 @@ def swap_in(
                     engine, stack, status.project, service, reason="sbx restore --in-place: swap"
                 )
             )
+        renames: list[tuple[Path, Path]] = []
         for rel in plan.paths:
             live, aside = stack / rel, stack / f"{rel}.pre-restore-{stamp}"
             had_live = live.exists() or live.is_symlink()
             if had_live:
-                live.rename(aside)
-            live.parent.mkdir(parents=True, exist_ok=True)
-            (staging / rel).rename(live)
+                renames.append((live, aside))
+            renames.append((staging / rel, live))
             moved.append((rel, str(aside.relative_to(stack)) if had_live else None))
+        # all paths or none, also across a kill: the stack never holds a mix of old and new
+        swap_paths(stack, renames, f"in-place restore ({stamp})", discard=[staging])
     side = []
     for rel, target in plan.side_paths.items():
         dest = stack / f"{target}-{stamp}"
@@ -167,10 +170,12 @@ def swap_back(
                     engine, stack, status.project, service, reason="sbx restore: swap back"
                 )
             )
+        renames = []
         for rel, aside in swapped.moved:
-            (stack / rel).rename(stack / f"{rel}.failed-restore-{stamp}")
+            renames.append((stack / rel, stack / f"{rel}.failed-restore-{stamp}"))
             if aside is not None:
-                (stack / aside).rename(stack / rel)
+                renames.append((stack / aside, stack / rel))
+        swap_paths(stack, renames, f"swap back of an in-place restore ({stamp})", discard=[])
     if swapped.qdrant_aside:
         from tasks.clients.qdrant import connect as connect_qdrant
 

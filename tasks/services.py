@@ -14,7 +14,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,6 +25,7 @@ from sbx.processes import boot_id, pid_alive
 from tasks.clients.docker_engine import DockerEngine
 
 MARKER_DIR = Path(".sbx") / "stopped"
+STOP_GRACE_S = 5  # beyond a stop's timeout: dockerd's kill and clean-up
 
 
 class StopMarker(BaseModel):
@@ -36,6 +39,7 @@ class StopMarker(BaseModel):
     boot_id: str
     reason: str
     stopped_at: float
+    stop_timeout_s: int = 30  # how long dockerd may take to stop it (then it kills)
 
 
 def _marker_path(stack_dir: Path, container_id: str) -> Path:
@@ -79,6 +83,7 @@ def stopped_service(
         boot_id=boot_id(),
         reason=reason,
         stopped_at=time.time(),
+        stop_timeout_s=timeout_s,
     )
     path = _marker_path(stack_dir, info.id)
     _write_atomic(path, marker.model_dump_json())
@@ -128,7 +133,14 @@ def signals_deferred() -> Iterator[None]:
 
 
 def restart_left_stopped(engine: DockerEngine, stack_dir: Path) -> list[str]:
-    """Start containers that a killed sbx run left stopped; returns their names."""
+    """Start containers that a killed sbx run left stopped; returns their names.
+
+    A swap of restored data that the killed run left half done is undone first, so that the
+    services start on their previous data, whole (tasks/swap_journal.py).
+    """
+    from tasks.swap_journal import recover_interrupted_swap  # it imports this module
+
+    recover_interrupted_swap(stack_dir)
     restarted = []
     for path in sorted((stack_dir / MARKER_DIR).glob("*.json")):
         try:
@@ -145,8 +157,39 @@ def restart_left_stopped(engine: DockerEngine, stack_dir: Path) -> list[str]:
                 missing_ok=True
             )  # container removed since (e.g. compose down): nothing to do
             continue
+        if current.get("State", {}).get("Running"):
+            current = _stop_settled(engine, marker, current)
         if not current.get("State", {}).get("Running"):
             engine.start(marker.container_id)
             restarted.append(marker.container)
         path.unlink(missing_ok=True)
     return restarted
+
+
+def _stop_settled(
+    engine: DockerEngine, marker: StopMarker, current: dict[str, Any]
+) -> dict[str, Any]:
+    """The container's state once a stop that the killed run asked for has ended.
+
+    dockerd goes on with a stop request after its client died: a container still running right
+    after the kill may stop a moment later, and would then stay stopped. Unless it was started
+    again after the marker was written (the run restarted it, then died before removing the
+    marker), wait for the stop to end, at most until its timeout has passed.
+    """
+    until = marker.stopped_at + marker.stop_timeout_s + STOP_GRACE_S
+    while current.get("State", {}).get("Running") and time.time() < until:
+        if _started_at(current) > marker.stopped_at:
+            break
+        time.sleep(0.2)
+        current = engine.inspect(marker.container_id)
+    return current
+
+
+def _started_at(inspected: dict[str, Any]) -> float:
+    raw = str(inspected.get("State", {}).get("StartedAt", ""))
+    try:  # RFC 3339 with nanoseconds: "2026-11-27T03:59:04.123456789Z"
+        whole, _, fraction = raw.rstrip("Z").partition(".")
+        started = datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp()
+        return started + float(f"0.{fraction or 0}")
+    except ValueError:
+        return 0.0

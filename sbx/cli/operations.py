@@ -100,8 +100,11 @@ def restart_left_stopped_services(stack_dir: Path) -> list[str]:
     from tasks.clients.docker_engine import connect
     from tasks.services import restart_left_stopped
 
-    if not (stack_dir / ".sbx" / "stopped").is_dir():
-        return []  # nothing was left stopped: skip the Docker round trip
+    if (
+        not (stack_dir / ".sbx" / "stopped").is_dir()
+        and not (stack_dir / ".sbx" / "swap.json").exists()
+    ):
+        return []  # nothing was left stopped or half swapped: skip the Docker round trip
     with connect() as engine:
         return restart_left_stopped(engine, stack_dir)
 
