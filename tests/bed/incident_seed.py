@@ -51,7 +51,7 @@ def seed_compromise(stack: RunningStack) -> SeededCompromise:
     since = datetime.now(UTC).replace(microsecond=0)
     headers = {"User-Agent": USER_AGENT}
     # the certificate names 127.0.0.1 and is the one the stack serves: verify against it
-    with httpx.Client(verify=str(stack.proxy_cert), timeout=30, trust_env=False) as proxy:
+    with httpx.Client(verify=stack.proxy_tls(), timeout=30, trust_env=False) as proxy:
         base = stack.url("proxy")
         for key in keys.values():
             auth = {**headers, "Authorization": f"Bearer {key}"}

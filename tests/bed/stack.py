@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,9 +66,13 @@ class RunningStack:
 
     @property
     def proxy_cert(self) -> Path:
-        """The proxy's self-signed certificate: ``httpx.Client(verify=ssl context from it)``,
-        or ``verify=False``. It names localhost and 127.0.0.1."""
+        """The proxy's self-signed certificate; it names localhost and 127.0.0.1."""
         return self.path / "proxy" / "tls" / "cert.pem"
+
+    def proxy_tls(self) -> ssl.SSLContext:
+        """A client context trusting only the proxy's certificate: ``httpx.Client(verify=...)``
+        (httpx 0.28 deprecates a path there)."""
+        return ssl.create_default_context(cafile=str(self.proxy_cert))
 
     def proxy_keys(self) -> dict[str, str]:
         """name -> key, as the stack's proxy/keys.txt holds them (read now)."""
