@@ -53,12 +53,12 @@ def test_docker_answers(docker_engine: DockerClient) -> None:
 def test_images_are_cached_by_content(
     docker_engine: DockerClient, standin_images: dict[str, str]
 ) -> None:
-    assert set(standin_images) == {"base", "vllm", "qdrant", "webui"}
+    assert set(standin_images) == {"base", "vllm", "qdrant", "webui", "proxy", "agent"}
     started = time.monotonic()
     again = build_images()
     assert time.monotonic() - started < 20, "a second build_images() rebuilt something"
     assert again == standin_images
-    for name in ("vllm", "qdrant", "webui"):
+    for name in ("vllm", "qdrant", "webui", "proxy", "agent"):
         built = docker_engine.images.get(standin_images[name])
         assert docker_engine.images.get(f"sbx-standin-{name}:dev").id == built.id
         assert built.attrs["Config"]["Healthcheck"]["Test"], f"{name} has no health check"
