@@ -41,8 +41,6 @@ PROXY_BIND_VAR = "SBX_PROXY_BIND"
 # live data a developer's own run of the example leaves behind: never part of a test's copy
 RUNTIME = {"data/qdrant", "data/open-webui", ".sbx", ".env", OVERRIDE}
 UP_TIMEOUT = 120
-HEALTH_START_S = 60
-HEALTH_TIMEOUT_S = 10
 
 _numbers = itertools.count(1)
 
@@ -141,11 +139,6 @@ def prepare_stack(dest: Path, run_id: str, *, proxy_bind: str = "127.0.0.1") -> 
     lines.append("services:")
     for name in services:
         lines += [f"  {name}:", "    labels:", f'      {LABEL}: "{run_id}"']
-        # the images' own checks, with slack for a loaded 2-core CI box (several stacks at
-        # once): failures while a server is still starting do not count, and one check may
-        # take a while to spawn its python3. `up --wait` gives up at the first "unhealthy"
-        lines += ["    healthcheck:", f"      start_period: {HEALTH_START_S}s",
-                  f"      timeout: {HEALTH_TIMEOUT_S}s"]  # fmt: skip
     lines += ["networks:", "  default:", "    labels:", f'      {LABEL}: "{run_id}"', ""]
     (dest / OVERRIDE).write_text("\n".join(lines))
     compose_env = {
