@@ -94,7 +94,7 @@ def test_good_key_is_forwarded_bad_and_missing_keys_get_401_and_all_are_logged(
         assert (wrong.status_code, none.status_code) == (401, 401)
         assert http.get(f"{base(proxy)}/admin", headers=bearer(KEYS["ops"])).status_code == 404
     lines = log.read_text().splitlines()
-    # the health check from loopback is not logged; every other request is, in order
+    # health probes are not logged; every other request is, in order
     assert len(lines) == 5, lines
     addr, dash, user = lines[0].split(" ")[:3]
     assert (addr, dash, user) == ("127.0.0.1", "-", fp(KEYS["ops"]))
