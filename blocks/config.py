@@ -385,6 +385,7 @@ DEFAULT_PARTS: dict[str, dict[str, Any]] = {
             "docker-compose.override.yml",
             "docker-compose.logging.yml",  # written by `sbx logs setup`
             "env",
+            "proxy",  # the proxy's keys file and TLS certificate (docs/incident.md)
             ".sbx/journal",
             ".sbx/changelog.jsonl",
         ],

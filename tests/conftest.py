@@ -4,7 +4,7 @@ Fixtures (design.md "Test bed", style.md "Tests"):
 
     run_id          str               short unique id of this session (labels, names, prefixes)
     docker_engine   docker.DockerClient   the running daemon, else a dockerd started here
-    standin_images  dict[str, str]    {"base", "vllm", "qdrant", "webui"} -> content-hashed tags
+    standin_images  dict[str, str]    {"base", "vllm", "qdrant", "webui", "proxy", "agent"} -> tags
     registry        str               "127.0.0.1:PORT" of a registry without auth
     s3_server       bed.S3Server      moto's server mode over HTTP on a free port
     fault_proxy     bed.FaultProxy    a proxy in front of s3_server failing ~20 % of requests

@@ -11,6 +11,7 @@ from bed import RunningStack
 
 SBX = [sys.executable, "-m", "sbx"]
 CORE = ["worker", "watchdog", "qdrant", "open-webui"]
+OPTIONAL = ["proxy", "internet-research"]
 
 
 def status(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -34,7 +35,15 @@ def test_status_shows_running_answering_services_then_a_stopped_one(
     assert report["project"] == running_stack.project
     services = {svc["name"]: svc for svc in report["services"]}
     assert set(CORE) <= set(services)
-    assert "proxy" not in services  # optional and absent from this stack's compose file
+    # optional services of the example: shown and probed, the proxy over TLS (its self-signed
+    # certificate is not what a probe judges)
+    for name in OPTIONAL:
+        svc = services[name]
+        assert (svc["required"], svc["state"], svc["problem"]) == (False, "running", None), svc
+        assert svc["probe"]["ok"] and svc["probe"]["status_code"] == 200, svc
+        assert svc["url"] == running_stack.url(name)
+    assert services["proxy"]["url"].startswith("https://127.0.0.1:")
+    assert set(services) == {*CORE, *OPTIONAL}
     for name in CORE:
         svc = services[name]
         assert svc["state"] == "running", svc

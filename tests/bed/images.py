@@ -24,6 +24,6 @@ def build_module() -> ModuleType:
 
 
 def build_images(*, force: bool = False) -> dict[str, str]:
-    """build.py's build_images(): {"base", "vllm", "qdrant", "webui"} -> content-hashed tags."""
+    """build.py's build_images(): {"base", "vllm", ..., "proxy", "agent"} -> content-hashed tags."""
     tags: dict[str, str] = build_module().build_images(force=force)
     return tags

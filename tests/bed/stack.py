@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,14 @@ PORT_VARS = {
     "watchdog": "SBX_WATCHDOG_PORT",
     "qdrant": "SBX_QDRANT_PORT",
     "open-webui": "SBX_WEBUI_PORT",
+    "proxy": "SBX_PROXY_PORT",
+    "internet-research": "SBX_AGENT_PORT",
 }
+# services that speak TLS on their published port (the proxy, with the example certificate)
+TLS_SERVICES = {"proxy"}
+# the proxy publishes on all addresses in the example (it is the box's exposure); test copies bind
+# it to loopback, unless a test passes proxy_bind="0.0.0.0" to prepare_stack
+PROXY_BIND_VAR = "SBX_PROXY_BIND"
 # live data a developer's own run of the example leaves behind: never part of a test's copy
 RUNTIME = {"data/qdrant", "data/open-webui", ".sbx", ".env", OVERRIDE}
 UP_TIMEOUT = 120
@@ -53,7 +61,27 @@ class RunningStack:
     compose_env: dict[str, str]  # COMPOSE_PROJECT_NAME, COMPOSE_FILE, SBX_*_PORT
 
     def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.ports[service]}"
+        scheme = "https" if service in TLS_SERVICES else "http"
+        return f"{scheme}://127.0.0.1:{self.ports[service]}"
+
+    @property
+    def proxy_cert(self) -> Path:
+        """The proxy's self-signed certificate; it names localhost and 127.0.0.1."""
+        return self.path / "proxy" / "tls" / "cert.pem"
+
+    def proxy_tls(self) -> ssl.SSLContext:
+        """A client context trusting only the proxy's certificate: ``httpx.Client(verify=...)``
+        (httpx 0.28 deprecates a path there)."""
+        return ssl.create_default_context(cafile=str(self.proxy_cert))
+
+    def proxy_keys(self) -> dict[str, str]:
+        """name -> key, as the stack's proxy/keys.txt holds them (read now)."""
+        keys = {}
+        for raw in (self.path / "proxy" / "keys.txt").read_text().splitlines():
+            fields = raw.split("#", 1)[0].split()
+            if len(fields) == 2:
+                keys[fields[0]] = fields[1]
+        return keys
 
     def env(self) -> dict[str, str]:
         """os.environ plus compose_env: for subprocesses (compose, the sbx CLI)."""
@@ -85,11 +113,17 @@ def _ignore_runtime(src: str, names: list[str]) -> set[str]:
     ignored = {n for n in names if (rel / n).as_posix().removeprefix("./") in RUNTIME}
     if rel.as_posix() == "logs":
         ignored |= {n for n in names if n.endswith(".log")}
+    if rel.as_posix() in ("logs/proxy", "logs/agents"):
+        # written only by a running proxy / agent: a developer's run of the example left them
+        ignored |= {n for n in names if n != ".gitkeep"}
     return ignored | {n for n in names if n == "__pycache__"}
 
 
-def prepare_stack(dest: Path, run_id: str) -> RunningStack:
-    """Copy the example stack to ``dest`` and write its test override and .env (not started)."""
+def prepare_stack(dest: Path, run_id: str, *, proxy_bind: str = "127.0.0.1") -> RunningStack:
+    """Copy the example stack to ``dest`` and write its test override and .env (not started).
+
+    ``proxy_bind`` is the address the proxy publishes on (SBX_PROXY_BIND): loopback, unless a
+    test wants to see the exposure a real box has."""
     shutil.copytree(EXAMPLE_STACK, dest, symlinks=True, ignore=_ignore_runtime)
     project = f"sbxt-{run_id}-{next(_numbers)}"
     ports = dict(zip(PORT_VARS, free_ports(len(PORT_VARS)), strict=True))
@@ -111,6 +145,7 @@ def prepare_stack(dest: Path, run_id: str) -> RunningStack:
         "COMPOSE_PROJECT_NAME": project,
         "COMPOSE_FILE": os.pathsep.join([str(dest / "docker-compose.yml"), str(dest / OVERRIDE)]),
         **{PORT_VARS[s]: str(p) for s, p in ports.items()},
+        PROXY_BIND_VAR: proxy_bind,
     }
     # COMPOSE_FILE in .env is resolved against the stack folder: keep it relative there
     dotenv = {**compose_env, "COMPOSE_FILE": os.pathsep.join(["docker-compose.yml", OVERRIDE])}

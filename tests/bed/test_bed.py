@@ -53,12 +53,12 @@ def test_docker_answers(docker_engine: DockerClient) -> None:
 def test_images_are_cached_by_content(
     docker_engine: DockerClient, standin_images: dict[str, str]
 ) -> None:
-    assert set(standin_images) == {"base", "vllm", "qdrant", "webui"}
+    assert set(standin_images) == {"base", "vllm", "qdrant", "webui", "proxy", "agent"}
     started = time.monotonic()
     again = build_images()
     assert time.monotonic() - started < 20, "a second build_images() rebuilt something"
     assert again == standin_images
-    for name in ("vllm", "qdrant", "webui"):
+    for name in ("vllm", "qdrant", "webui", "proxy", "agent"):
         built = docker_engine.images.get(standin_images[name])
         assert docker_engine.images.get(f"sbx-standin-{name}:dev").id == built.id
         assert built.attrs["Config"]["Healthcheck"]["Test"], f"{name} has no health check"
@@ -157,7 +157,8 @@ def test_prefect_flow_run_is_readable(prefect_server: str) -> None:
 
 
 HEALTH_PATHS = {"worker": "/health", "watchdog": "/health", "qdrant": "/healthz",
-                "open-webui": "/health"}  # fmt: skip
+                "open-webui": "/health", "proxy": "/health",
+                "internet-research": "/health"}  # fmt: skip
 
 
 def test_running_stack(
@@ -172,7 +173,7 @@ def test_running_stack(
     containers = docker_engine.containers.list(
         all=True, filters={"label": f"com.docker.compose.project={running_stack.project}"}
     )
-    assert len(containers) == 4
+    assert len(containers) == len(HEALTH_PATHS)
     for c in containers:
         service = c.labels["com.docker.compose.service"]
         assert c.status == "running", service
@@ -182,7 +183,11 @@ def test_running_stack(
     networks = docker_engine.networks.list(filters={"label": f"{LABEL}={run_id}"})
     assert f"{running_stack.project}_default" in {n.name for n in networks}
 
-    with httpx.Client(timeout=5, trust_env=False) as http:
+    # the proxy speaks TLS on 127.0.0.1 (the test copy's bind) with the example certificate
+    assert running_stack.url("proxy").startswith("https://127.0.0.1:")
+    proxy_ports = next(c for c in containers if c.labels["com.docker.compose.service"] == "proxy")
+    assert {b["HostIp"] for b in proxy_ports.ports["443/tcp"]} == {"127.0.0.1"}
+    with httpx.Client(timeout=5, trust_env=False, verify=running_stack.proxy_tls()) as http:
         for service, path in HEALTH_PATHS.items():
             resp = http.get(running_stack.url(service) + path)
             assert resp.status_code == 200, f"{service}{path}: {resp.status_code}"

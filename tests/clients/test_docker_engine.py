@@ -17,7 +17,9 @@ def test_project_containers_state_and_control(
         monkeypatch.setenv(key, value)
     model = ComposeCli(running_stack.path).model()
     assert model.project == running_stack.project
-    assert set(model.services) == {"worker", "watchdog", "qdrant", "open-webui"}
+    assert set(model.services) == {
+        "worker", "watchdog", "qdrant", "open-webui", "proxy", "internet-research"
+    }  # fmt: skip
     assert model.services["open-webui"].depends_on == ["qdrant", "worker"]
     assert model.services["qdrant"].published_ports == [running_stack.ports["qdrant"]]
 
@@ -41,8 +43,8 @@ def test_project_containers_state_and_control(
         assert "GET" in engine.logs(qdrant.id) or engine.logs(qdrant.id, tail=5) != ""
         assert engine.inspect(qdrant.id)["Id"] == qdrant.id
 
-        with pytest.raises(ContainerNotFound, match="service 'proxy'"):
-            engine.service_container(running_stack.project, "proxy")
+        with pytest.raises(ContainerNotFound, match="service 'tunnel'"):
+            engine.service_container(running_stack.project, "tunnel")
         assert engine.project_containers("no-such-project") == []
 
 

@@ -33,7 +33,7 @@ def test_a_drill_passes_beside_the_live_stack_and_reports_its_rto(
     repo = str(tmp_path / "repo")
     snapshot = backup_stack(stack=str(stack), repo=repo).snapshot_id
     before = live_containers(docker_engine, running_stack.project)
-    assert len(before) == 4
+    assert len(before) == 6  # worker, watchdog, qdrant, open-webui, proxy, internet-research
 
     report = drill_restore(stack=str(stack), repo=repo)
 
@@ -50,6 +50,9 @@ def test_a_drill_passes_beside_the_live_stack_and_reports_its_rto(
     # ... and the service checks against the scratch project's own ports
     for service in ("worker", "watchdog", "qdrant", "open-webui"):
         assert states[f"service:{service}"] == "ok", report.checks
+        assert states[f"container:{service}"] == "ok", report.checks
+    # the proxy (its keys and certificate restored from the configs part) and the agent run too
+    for service in ("proxy", "internet-research"):
         assert states[f"container:{service}"] == "ok", report.checks
     # the live stack kept its containers (same ids, not restarted)
     assert live_containers(docker_engine, running_stack.project) == before

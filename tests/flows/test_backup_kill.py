@@ -67,7 +67,7 @@ def test_kill_9_during_backups(
             # then until dockerd has stopped it: the cold copy is under way (docker-py is quick
             # enough to see the ~1 s window that compose ps would miss on a loaded machine)
             qdrant = docker_engine.containers.get(
-                running_stack.compose("ps", "-q", "qdrant").stdout.strip()
+                running_stack.compose("ps", "-a", "-q", "qdrant").stdout.strip()
             )
             while backup.poll() is None and time.monotonic() < deadline:
                 qdrant.reload()

@@ -19,6 +19,7 @@ FILE_PARTS = [
     "docker-compose.yml",
     "docker-compose.override.yml",
     "env",
+    "proxy",  # in the configs part: the proxy's keys and certificate
     "data/models",
     "notes",
     "agents",

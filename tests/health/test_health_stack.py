@@ -6,6 +6,7 @@ One stack for the module (each costs seconds and RAM); every test leaves it heal
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from subprocess import CompletedProcess
 import pytest
 from bed import RunningStack, wait_until
 from bed.services import http_status
-from bed.stack import prepare_stack, start_stack, stop_stack
+from bed.stack import compose_command, prepare_stack, start_stack, stop_stack
 from health_helpers import WebhookReceiver, save_webhook_block
 
 Sbx = Callable[..., CompletedProcess[str]]
@@ -72,6 +73,38 @@ def test_all_healthy_exits_0(health_stack: RunningStack, run_sbx: Sbx) -> None:
     assert "checks pass" in done.stdout
     for check in ("service:worker", "service:qdrant", "container:open-webui", "stats:worker"):
         assert check in done.stdout
+    # the proxy and the agent are containers of the stack too; the test copy binds the proxy to
+    # loopback, and its certificate is the example's (ten years)
+    for check in ("container:proxy", "container:internet-research", "tls:proxy", "exposure:proxy"):
+        assert check in done.stdout
+
+
+def test_proxy_published_beyond_loopback_is_exposure_as_configured(
+    health_stack: RunningStack, run_sbx: Sbx
+) -> None:
+    # what a real box does (the example's default SBX_PROXY_BIND): publish the proxy on every
+    # address. Marked exposure = true in the default config: reported, not failing
+    recreate = [*compose_command(), "up", "-d", "--wait", "--no-deps", "proxy"]
+    env = {**health_stack.env(), "SBX_PROXY_BIND": "0.0.0.0"}
+    try:
+        subprocess.run(recreate, cwd=health_stack.path, env=env, check=True, capture_output=True)
+        done = run_sbx("health", "--stack", str(health_stack.path), "--json", "--no-alerts")
+    finally:
+        health_stack.compose("up", "-d", "--wait", "--no-deps", "proxy")
+    assert done.returncode == 0, done.stdout + done.stderr
+    checks = {c["id"]: c for c in json.loads(done.stdout)["checks"]}
+    port = health_stack.ports["proxy"]
+    assert checks["exposure:proxy"]["state"] == "ok", checks["exposure:proxy"]
+    assert f"exposed as configured: 0.0.0.0:{port}->443" in checks["exposure:proxy"]["observed"]
+    assert checks["tls:proxy"]["state"] == "ok", checks["tls:proxy"]
+    assert "CN=localhost" in checks["tls:proxy"]["observed"]
+    assert checks["tls:proxy"]["measures"]["certificate_days_left"] > 3000
+    others = [
+        c
+        for c in checks.values()
+        if c["id"].startswith("exposure:") and c is not checks["exposure:proxy"]
+    ]
+    assert others and all("loopback only" in c["observed"] for c in others), others
 
 
 def test_completion_500_while_models_answer_fails_naming_the_worker(

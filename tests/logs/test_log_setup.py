@@ -18,7 +18,7 @@ from tasks.clients.compose import ComposeCli
 from tasks.log_rotation.setup import base_compose_files, logrotate_patterns
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stack"
-SERVICES = ["open-webui", "qdrant", "watchdog", "worker"]
+SERVICES = ["internet-research", "open-webui", "proxy", "qdrant", "watchdog", "worker"]
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def stack(tmp_path: Path) -> Path:
     shutil.copytree(
         EXAMPLE, dest, ignore=shutil.ignore_patterns("images", "data", ".sbx", "*.log*")
     )
-    (dest / "logs" / "proxy").mkdir(parents=True)
+    (dest / "logs" / "proxy").mkdir(parents=True, exist_ok=True)  # the example has it
     (dest / "logs" / "worker.log").write_text("one\ntwo\n")
     (dest / "logs" / "proxy" / "access.log").write_text("GET /\n")
     return dest

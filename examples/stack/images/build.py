@@ -5,9 +5,9 @@ No image can be pulled on the machines this runs on, so the base image is made f
 ``debootstrap --variant=minbase --include=python3 bookworm`` into a temporary directory, trimmed,
 tarred into ``${XDG_CACHE_HOME:-~/.cache}/sbx/`` and ``docker import``-ed as
 ``sbx-standin-base:<key>``, where the key hashes the debootstrap parameters and RECIPE_VERSION.
-Each stand-in folder beside this file (vllm, qdrant, webui) is then built ``FROM`` that base as
-``sbx-standin-<name>:<hash of its files and the base tag>`` and also tagged ``:dev`` (the tag the
-compose file uses).
+Each stand-in folder beside this file (vllm, qdrant, webui, proxy, agent) is then built ``FROM``
+that base as ``sbx-standin-<name>:<hash of its files and the base tag>`` and also tagged ``:dev``
+(the tag the compose file uses).
 
 Every step is skipped when its result already exists: a second run costs a few ``docker image
 inspect`` calls. A lost image is re-imported from the cached rootfs tarball in seconds. A file lock
@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO
 
 HERE = Path(__file__).resolve().parent
-STANDINS = ("vllm", "qdrant", "webui")
+STANDINS = ("vllm", "qdrant", "webui", "proxy", "agent")
 # Bump when the way the base or a stand-in is made changes (trimming, import options, labels).
 RECIPE_VERSION = "1"
 SUITE = "bookworm"
