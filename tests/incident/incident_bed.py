@@ -6,8 +6,6 @@ box's exposure), and a canary secret in an env file the worker reads: no bundle 
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import os
 import socket
 import subprocess
@@ -15,8 +13,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from bed import RunningStack, free_port
-from bed.engine import LABEL
+from bed import RunningStack
 from bed.stack import OVERRIDE, prepare_stack
 
 from tasks.incident_record import close_incident, current_incident
@@ -26,21 +23,7 @@ CANARY = f"sbx-canary-{uuid.uuid4().hex}"
 
 def prepare_incident_stack(dest: Path, run_id: str) -> RunningStack:
     """The example stack with its proxy on all addresses and a canary secret (not started)."""
-    if "proxy_bind" in inspect.signature(prepare_stack).parameters:
-        stack = prepare_stack(dest, run_id, proxy_bind="0.0.0.0")
-    else:  # before the proxy stand-in is in examples/stack: an HTTP server in its place
-        stack = prepare_stack(dest, run_id)
-        port = free_port()
-        override = stack.path / OVERRIDE
-        override.write_text(
-            override.read_text().replace(
-                "services:\n",
-                "services:\n  proxy:\n    image: sbx-standin-vllm:dev\n    pull_policy: never\n"
-                f'    ports: ["0.0.0.0:{port}:8000"]\n    labels:\n      {LABEL}: "{run_id}"\n',
-                1,
-            )
-        )
-        stack = dataclasses.replace(stack, ports={**stack.ports, "proxy": port})
+    stack = prepare_stack(dest, run_id, proxy_bind="0.0.0.0")
     (stack.path / "env" / "canary.env").write_text(f"CANARY_TOKEN={CANARY}\n")
     override = stack.path / OVERRIDE
     override.write_text(

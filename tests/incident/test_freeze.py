@@ -1,9 +1,7 @@
 """`sbx incident freeze|unfreeze` on a running copy of the example stack.
 
-The stack (module-scoped: one bring-up for every test here) runs ``worker`` and ``proxy``
-published on 0.0.0.0 (SBX_PROXY_BIND). Until the proxy stand-in is in examples/stack, a stand-in
-for it (the vLLM stand-in under the name ``proxy``) comes from the test override; either way the
-default configuration marks ``proxy`` as the box's exposure.
+The stack (one bring-up for every test here) runs ``worker`` and the proxy stand-in published on
+0.0.0.0 (SBX_PROXY_BIND); the default configuration marks ``proxy`` as the box's exposure.
 """
 
 from __future__ import annotations
