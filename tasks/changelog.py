@@ -22,13 +22,14 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sbx.durable import append_durably
 
 LOG_FILE = Path(".sbx") / "changelog.jsonl"
 LOCK_FILE = Path(".sbx") / "changelog.lock"
@@ -169,12 +170,7 @@ def append_change(
         line = canonical(data) + b"\n"
         if not clean_end:  # a line cut short by a crash: start ours on a line of its own
             line = b"\n" + line
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_durably(path, line)
         _write_head(stack_dir, data["seq"], data["hash"])
     entry = ChangeEntry.model_validate(data)
     if current_flow_run_id() is not None:  # only where a Prefect API is known to answer

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sbx.durable import append_durably
 from sbx.errors import ConfigError
 from tasks.changelog import current_flow_run_id
 
@@ -167,12 +167,7 @@ def record_action(
     with _locked(stack_dir):
         path = incident_dir(stack_dir, incident_id) / "actions.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_durably(path, line)
     return action
 
 

@@ -34,8 +34,11 @@ def test_actions_are_appended_in_order_and_torn_lines_skipped(tmp_path: Path) ->
     log = tmp_path / ".sbx" / "incidents" / info.id / "actions.jsonl"
     with log.open("a") as handle:
         handle.write('{"at": "2026-11')  # a write cut short by a crash
+    record_action(tmp_path, info.id, "contain", "after the crash")  # starts a line of its own
     actions = read_actions(tmp_path, info.id)
-    assert [(a.step, a.ok) for a in actions] == [("freeze", True), ("preserve", False)]
+    assert [(a.step, a.ok) for a in actions] == [
+        ("freeze", True), ("preserve", False), ("contain", True)
+    ]  # fmt: skip
     assert actions[0].details == {"stopped": ["proxy"]}
 
 
