@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from health_helpers import WebhookReceiver, report, result, save_webhook_block
+from bed.webhook import WebhookReceiver, save_webhook_block
+from health_helpers import report, result
 
 from blocks.config import SbxConfig
 from tasks.alerts import STATE_FILE, load_state

@@ -16,7 +16,7 @@ import pytest
 from bed import RunningStack, wait_until
 from bed.services import http_status
 from bed.stack import compose_command, prepare_stack, start_stack, stop_stack
-from health_helpers import WebhookReceiver, save_webhook_block
+from bed.webhook import WebhookReceiver, save_webhook_block
 
 Sbx = Callable[..., CompletedProcess[str]]
 

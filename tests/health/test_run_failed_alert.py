@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from health_helpers import WebhookReceiver, save_webhook_block
+from bed.webhook import WebhookReceiver, save_webhook_block
 
 from blocks.config import SbxConfig
 from tasks.run_alerts import alert_run_failed

@@ -15,6 +15,7 @@ from pathlib import Path
 import docker.errors
 from bed import RunningStack, wait_until
 from bed.prefect_runs import flow_run_states, newest_artifact
+from bed.webhook import WebhookReceiver, save_webhook_block
 from upgrade_bed import Releases, Sbx, changes, cli_env, journal, running_digest
 
 from flows.common import stack_label
@@ -190,8 +191,6 @@ def test_start_slower_than_the_soak_window_rolls_back(
 def test_rollback_whose_gate_fails_too_ends_failed_and_alerts(
     releases: Releases, worker_stack: RunningStack, run_sbx: Sbx, run_id: str
 ) -> None:
-    from health.health_helpers import WebhookReceiver, save_webhook_block
-
     env_file = worker_stack.path / "env" / "worker.env"
     original = env_file.read_text()
     config = worker_stack.path / "sbx.toml"
