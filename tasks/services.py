@@ -120,16 +120,27 @@ def start_through_outage(engine: DockerEngine, container_id: str) -> None:
 
 @contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold SIGTERM and SIGINT back (main thread only) until the block is done."""
+    """Hold SIGTERM and SIGINT back until the block is done, then deliver them.
+
+    A signal mask is not enough: it covers the main thread only, and a process-directed SIGTERM
+    then goes to another thread (Prefect runs several), whose C handler still makes the Python
+    handler run in the main thread at once. So the Python handlers are swapped for one that
+    records the signal, and what arrived is raised again once the block is done (main thread
+    only: handlers can only be set there).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGTERM, signal.SIGINT}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending: list[int] = []
+    held = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.signal(s, lambda signum, _frame: pending.append(signum)) for s in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)
 
 
 def restart_left_stopped(engine: DockerEngine, stack_dir: Path) -> list[str]:
