@@ -37,6 +37,10 @@ RepoOption = Annotated[
         "--repo", help="Repository: a directory or s3://bucket/prefix.", show_default=False
     ),
 ]
+IncidentOption = Annotated[
+    str | None,
+    typer.Option("--incident", help="Incident ID (default: the current one).", show_default=False),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 PartOption = Annotated[
     list[str] | None,

@@ -7,13 +7,8 @@ from typing import Annotated
 
 import typer
 
-from sbx.cli.common import ConfigOption, JsonOption, StackOption, err, out
+from sbx.cli.common import ConfigOption, IncidentOption, JsonOption, StackOption, err, out
 from sbx.errors import UnfreezeRefused
-
-IncidentOption = Annotated[
-    str | None,
-    typer.Option("--incident", help="Incident ID (default: the current one).", show_default=False),
-]
 
 
 def setup_incident(stack: Path | None, config: Path | None) -> None:

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from sbx.cli.common import ConfigOption, JsonOption, StackOption, err, out
-from sbx.cli.incident_freeze import IncidentOption, setup_incident
+from sbx.cli.common import ConfigOption, IncidentOption, JsonOption, StackOption, err, out
+from sbx.cli.incident_freeze import setup_incident
 
 
 def register(incident: typer.Typer) -> None:

@@ -10,17 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from sbx.cli.common import ConfigOption, JsonOption, StackOption, err, out
+from sbx.cli.common import ConfigOption, IncidentOption, JsonOption, StackOption, err, out
 
 if TYPE_CHECKING:
     from blocks.config import SbxConfig
     from tasks.incident_contain import ContainPlan
     from tasks.incident_radius import BlastRadiusReport
-
-IncidentOption = Annotated[
-    str | None,
-    typer.Option("--incident", help="Incident ID (default: the current one).", show_default=False),
-]
 
 
 def _params(stack: Path | None, config: Path | None) -> dict[str, str | None]:

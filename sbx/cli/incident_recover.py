@@ -7,12 +7,15 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from sbx.cli.common import ConfigOption, JsonOption, RepoOption, StackOption, err, out
-
-IncidentOption = Annotated[
-    str | None,
-    typer.Option("--incident", help="Incident id (default: the current one).", show_default=False),
-]
+from sbx.cli.common import (
+    ConfigOption,
+    IncidentOption,
+    JsonOption,
+    RepoOption,
+    StackOption,
+    err,
+    out,
+)
 
 
 def register(incident: typer.Typer) -> None:

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from sbx.cli.common import ConfigOption, JsonOption, StackOption, err, out
-from sbx.cli.incident_recover import IncidentOption
+from sbx.cli.common import ConfigOption, IncidentOption, JsonOption, StackOption, err, out
 
 
 def register(incident: typer.Typer) -> None:

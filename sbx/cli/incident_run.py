@@ -22,8 +22,7 @@ from typing import Annotated
 
 import typer
 
-from sbx.cli.common import ConfigOption, RepoOption, StackOption, err
-from sbx.cli.incident_freeze import IncidentOption
+from sbx.cli.common import ConfigOption, IncidentOption, RepoOption, StackOption, err
 from sbx.errors import ConfigError
 
 

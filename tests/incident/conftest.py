@@ -15,7 +15,7 @@ import pytest
 from bed import RunningStack
 from bed.stack import stop_stack
 
-from .incident_bed import prepare_incident_stack
+from .incident_bed import close_current, prepare_incident_stack
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stack"
 Sbx = Callable[..., CompletedProcess[str]]
@@ -66,3 +66,12 @@ def incident_stack(
         yield stack
     finally:
         stop_stack(stack)
+
+
+@pytest.fixture
+def frozen_clean(incident_stack: RunningStack) -> Iterator[RunningStack]:
+    """Each test opens its own incident and leaves the proxy running for the next one."""
+    close_current(incident_stack.path)
+    yield incident_stack
+    incident_stack.compose("start", "proxy")
+    close_current(incident_stack.path)

@@ -7,7 +7,6 @@ The stack (one bring-up for every test here) runs ``worker`` and the proxy stand
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,16 +27,7 @@ from sbx.errors import FreezeIncomplete, UnfreezeRefused
 from tasks.changelog import read_changes
 from tasks.incident_record import read_actions
 
-from .incident_bed import accepts_tcp, close_current, incident_cli, proxy_port
-
-
-@pytest.fixture
-def frozen_clean(incident_stack: RunningStack) -> Iterator[RunningStack]:
-    """Each test opens its own incident and leaves the proxy running for the next one."""
-    close_current(incident_stack.path)
-    yield incident_stack
-    incident_stack.compose("start", "proxy")
-    close_current(incident_stack.path)
+from .incident_bed import accepts_tcp, incident_cli, proxy_port
 
 
 def test_freeze_closes_the_port_and_unfreeze_needs_yes(

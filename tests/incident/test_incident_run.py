@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from bed import RunningStack
 from typer.testing import CliRunner
 
@@ -14,7 +12,7 @@ from sbx.cli.incident_run import plan_steps
 from sbx.errors import ConfigError
 from tasks.incident_record import current_incident, read_actions
 
-from .incident_bed import accepts_tcp, close_current, incident_cli, proxy_port
+from .incident_bed import accepts_tcp, incident_cli, proxy_port
 
 
 def test_the_playbook_order_and_what_asks() -> None:
@@ -37,18 +35,10 @@ def test_without_a_terminal_or_yes_nothing_runs(tmp_path: Path) -> None:
     assert not (tmp_path / ".sbx" / "incidents").exists()
 
 
-@pytest.fixture
-def incident_closed_after(incident_stack: RunningStack) -> Iterator[RunningStack]:
-    close_current(incident_stack.path)
-    yield incident_stack
-    incident_stack.compose("start", "proxy")
-    close_current(incident_stack.path)
-
-
 def test_run_with_yes_walks_every_step_into_one_incident(
-    incident_closed_after: RunningStack, prefect_server: str
+    frozen_clean: RunningStack, prefect_server: str
 ) -> None:
-    stack = incident_closed_after
+    stack = frozen_clean
     done = incident_cli(prefect_server, "run", "--yes", "--since", "1h", stack=stack, timeout=900)
     # only worker and proxy run in this stack: recover's health round fails, the rest passes
     assert done.returncode == 1, done.stdout + done.stderr
