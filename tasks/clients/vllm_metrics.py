@@ -30,20 +30,14 @@ class ServingLoad(BaseModel):
 
 def read_serving_load(service: str, base_url: str | None, *, timeout_s: float) -> ServingLoad:
     """GET ``<base_url>/metrics`` and sum vLLM's running/waiting request gauges."""
-    if base_url is None:
-        return ServingLoad(service=service, url=None, error="no URL (container not running?)")
-    url = base_url.rstrip("/") + "/metrics"
-    try:
-        with httpx.Client(timeout=httpx.Timeout(timeout_s), trust_env=False) as client:
-            response = client.get(url)
-    except httpx.HTTPError as exc:
-        return ServingLoad(service=service, url=url, error=f"no answer ({type(exc).__name__})")
-    if not response.is_success:
-        return ServingLoad(service=service, url=url, error=f"HTTP {response.status_code}")
-    running = metric_sum(response.text, RUNNING)
+    metrics = read_metrics_text(service, base_url, timeout_s=timeout_s)
+    url = metrics.url
+    if metrics.text is None:
+        return ServingLoad(service=service, url=url, error=metrics.error)
+    running = metric_sum(metrics.text, RUNNING)
     if running is None:
         return ServingLoad(service=service, url=url, error=f"no {RUNNING} in its /metrics")
-    waiting = metric_sum(response.text, WAITING)
+    waiting = metric_sum(metrics.text, WAITING)
     return ServingLoad(service=service, url=url, requests_running=running, requests_waiting=waiting)
 
 
