@@ -17,11 +17,11 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from flows.common import flow_config, run_name, stack_label
+from flows.upgrade import reconcile_upgrade
 from sbx.errors import DockerUnavailable
 from tasks.clients.docker_engine import connect
 from tasks.reports import artifact_key, publish_markdown
 from tasks.services import restart_left_stopped
-from tasks.upgrade_steps import reconcile_open_entry
 
 
 class ReconcileReport(BaseModel):
@@ -54,20 +54,6 @@ def restart_left_stopped_task(stack_dir: Path) -> list[str]:
         return restart_left_stopped(engine, stack_dir)
 
 
-@task(name="reconcile-upgrade-entry", cache_policy=NO_CACHE)
-def reconcile_entry_task(config_stack: str | None, config_file: str | None) -> dict[str, str]:
-    """Return to the release an open journal entry recorded; its final state."""
-    closed = reconcile_open_entry(flow_config(config_stack, config_file))
-    if closed is None:
-        return {}
-    return {
-        "entry": closed.id,
-        "action": closed.action,
-        "state": closed.state,
-        "detail": closed.detail or "",
-    }
-
-
 @flow(name="reconcile-stack", flow_run_name=lambda: run_name("reconcile"), log_prints=True)
 def reconcile_stack(stack: str | None = None, config_file: str | None = None) -> ReconcileReport:
     """Start what a killed sbx run left stopped and finish an upgrade it left open (back to the
@@ -77,14 +63,14 @@ def reconcile_stack(stack: str | None = None, config_file: str | None = None) ->
         restarted = restart_left_stopped_task(config.stack_dir)
     except DockerUnavailable:
         restarted = []
-    finished = reconcile_entry_task(stack, config_file)
+    closed = reconcile_upgrade(config)
     report = ReconcileReport(
         stack_dir=str(config.stack_dir),
         restarted=restarted,
-        entry=finished.get("entry"),
-        action=finished.get("action"),
-        state=finished.get("state"),
-        detail=finished.get("detail"),
+        entry=closed.id if closed else None,
+        action=closed.action if closed else None,
+        state=closed.state if closed else None,
+        detail=closed.detail if closed else None,
     )
     publish_markdown(
         artifact_key("reconcile", stack_label(stack)),
