@@ -35,12 +35,17 @@ def test_nothing_left_behind_costs_nothing(tmp_path: Path) -> None:
     assert not leftovers.left_behind(tmp_path)
 
 
-def test_a_stop_marker_or_a_dead_writers_entry_is_left_behind(tmp_path: Path) -> None:
+def test_a_stop_marker_a_swap_journal_or_a_dead_writers_entry_is_left_behind(
+    tmp_path: Path,
+) -> None:
     markers = tmp_path / ".sbx" / "stopped"
     markers.mkdir(parents=True)
     (markers / "qdrant.json").write_text("{}")
     assert leftovers.left_behind(tmp_path)
     (markers / "qdrant.json").unlink()
+    (tmp_path / ".sbx" / "swap.json").write_text("{}")  # a swap a kill cut short
+    assert leftovers.left_behind(tmp_path)
+    (tmp_path / ".sbx" / "swap.json").unlink()
     _open_entry(tmp_path, _dead_pid())
     assert leftovers.left_behind(tmp_path)
 

@@ -1,8 +1,9 @@
 """Before a command touches a stack: finish what a killed sbx run left behind (issue #6).
 
-The ``--stack`` option's callback runs this for every command that names a stack. It costs two
-``stat`` calls when nothing was left; otherwise it runs the ``reconcile-stack`` flow (so the run
-history shows the repair) and says what it did on stderr.
+The ``--stack`` option's callback runs this for every command that names a stack. It costs three
+``stat`` calls when nothing was left (stop markers, a swap journal, an open upgrade entry);
+otherwise it runs the ``reconcile-stack`` flow (so the run history shows the repair) and says what
+it did on stderr.
 
 Not for the commands that must see the stack exactly as it is (``incident`` steps: evidence comes
 before any restart) or that finish an open journal entry themselves (``upgrade``, ``rollback``).
@@ -18,14 +19,18 @@ import typer
 SKIPPED = {"upgrade", "rollback", "incident"}
 OPEN_ENTRY = Path(".sbx") / "upgrade" / "open.json"
 STOP_MARKERS = Path(".sbx") / "stopped"
+SWAP_JOURNAL = Path(".sbx") / "swap.json"  # tasks.swap_journal.JOURNAL (not imported: Docker SDK)
 
 
 def left_behind(stack_dir: Path) -> bool:
-    """True when a killed run may have left a stopped container or an open journal entry."""
+    """True when a killed run may have left a stopped container, a half-done swap of restored
+    data or an open upgrade journal entry."""
     from tasks.journal import read_open
 
     markers = stack_dir / STOP_MARKERS
     if markers.is_dir() and any(markers.glob("*.json")):
+        return True
+    if (stack_dir / SWAP_JOURNAL).exists():
         return True
     try:
         entry = read_open(stack_dir)
