@@ -11,9 +11,9 @@ from sbx.repository.format import (
     SNAPSHOT_ID_RE,
     SNAPSHOTS_PREFIX,
     SnapshotManifest,
-    parse_manifest,
     snapshot_key,
 )
+from sbx.repository.manifest_json import parse_manifest
 from tasks.clients.storage import Storage
 
 
@@ -43,10 +43,11 @@ def load_manifest(storage: Storage, snapshot_id: str) -> SnapshotManifest:
     """The validated manifest of ``snapshot_id`` (or ``latest``)."""
     snapshot_id = resolve_id(storage, snapshot_id)
     try:
-        raw = storage.get(snapshot_key(snapshot_id))
+        stream = storage.open(snapshot_key(snapshot_id))
     except ObjectMissing:
         raise SnapshotNotFound(snapshot_id, storage.location) from None
-    manifest = parse_manifest(raw, f"snapshot {snapshot_id} in {storage.location}")
+    with stream:  # read a block at a time: a large manifest is not held as text as well
+        manifest = parse_manifest(stream, f"snapshot {snapshot_id} in {storage.location}")
     if manifest.id != snapshot_id:
         raise ManifestInvalid(
             f"snapshot {snapshot_id} in {storage.location}", f"it carries the id {manifest.id}"

@@ -1,6 +1,6 @@
 """Writing one part of a snapshot: entries for a walked tree or for captured artefacts.
 
-Files below ``small_file_limit`` are appended to the part's pack buffer (one object per ~16 MiB
+Files below ``small_file_limit`` are appended to the part's pack buffer (one object per ~8 MiB
 pack, flushed when full and when the part closes); larger files are cut into ``chunk_size``
 chunks, each its own object, read one chunk at a time. A file whose stat key (size, mtime,
 inode, ctime) matches the previous snapshot's entry for the same path, and whose objects all
@@ -16,7 +16,7 @@ import os
 import stat
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -205,7 +205,7 @@ class PartWriter:
 
     def _add_node(self, node: Node, sha256: bool) -> bool:
         st, path = node.st, node.path
-        meta = {
+        meta: dict[str, Any] = {
             "mode": stat.S_IMODE(st.st_mode),
             "uid": st.st_uid,
             "gid": st.st_gid,
@@ -252,8 +252,10 @@ class PartWriter:
             self._counts.files += 1
             self._counts.bytes += prev.content_size
             self._counts.reused_bytes += prev.content_size
-            update = {"mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid}
-            self._append(prev.model_copy(update=update))
+            mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+            if (prev.mode, prev.uid, prev.gid) != (mode, uid, gid):
+                prev = replace(prev, mode=mode, uid=uid, gid=gid)
+            self._append(prev)  # frozen: the previous manifest's entry is shared, not copied
             return True
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
@@ -323,5 +325,5 @@ class PartWriter:
         for index in self._pending:
             entry = self._entries[index]
             fixed = [Extent(object_id, e.offset, e.length) for e in entry.extents]
-            self._entries[index] = entry.model_copy(update={"extents": fixed})
+            self._entries[index] = replace(entry, extents=fixed)
         self._pending = []

@@ -27,16 +27,16 @@ from sbx.repository.format import (
     OBJECTS_PREFIX,
     SNAPSHOTS_PREFIX,
     object_key,
-    parse_manifest,
 )
 from sbx.repository.lock import WriterLock
+from sbx.repository.manifest_json import parse_manifest
 from tasks.clients.storage import Storage
 
 log = logging.getLogger(__name__)
 
 #: how many times one key is tried before the copy gives up on it (transient errors only)
 PUT_ATTEMPTS = 4
-#: objects read and sent at once; with 16 MiB packs this bounds memory to ~2 × 8 × 16 MiB
+#: objects read and sent at once; with 8 MiB objects this bounds memory to ~2 × 8 × 8 MiB
 DEFAULT_WORKERS = 8
 
 Progress = Callable[[int, int], None]  # (keys done, keys to send)

@@ -14,12 +14,13 @@ import importlib.metadata
 import logging
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from sbx.errors import ConfigError, RepositoryError, SbxError
 from sbx.repository.content import WriteContext
@@ -30,17 +31,18 @@ from sbx.repository.format import (
     RepositoryInfo,
     SnapshotManifest,
     Stats,
-    dump_model,
     new_snapshot_id,
     object_key,
     snapshot_key,
 )
 from sbx.repository.lock import WriterLock
+from sbx.repository.manifest_json import write_manifest
 from sbx.repository.objects import ObjectStore, Uploader, out_of_space
 from sbx.repository.parts import PartWriter
 from tasks.clients.storage import Storage
 
 log = logging.getLogger(__name__)
+_SPOOL_BYTES = 4 << 20  # ~10,000 entries
 
 
 def sbx_version() -> str:
@@ -187,7 +189,12 @@ class SnapshotWriter:
         )
         # refuse to publish if a prune may have run meanwhile (our lock was taken over)
         self._lock.check()
-        self.storage.put(snapshot_key(manifest.id), dump_model(manifest))
+        # spooled: a large manifest's text goes through a temporary file, not memory
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
+            text = cast(BinaryIO, spool)  # typeshed does not call it one; it is
+            write_manifest(manifest, text)
+            text.seek(0)
+            self.storage.put(snapshot_key(manifest.id), text)
         self._snapshot = None
         if self._uploader is not None:  # referenced now: never removed by a later abort
             self._uploader.stored_ids.clear()

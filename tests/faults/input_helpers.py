@@ -22,13 +22,16 @@ from unittest import mock
 
 import typer.main
 import typer.testing
+from pydantic import TypeAdapter
 from repository.helpers import CHUNK, PACK, SMALL
 from typer.testing import CliRunner
 
 from sbx.errors import SbxError
 from sbx.repository import Repository
-from sbx.repository.format import snapshot_key
+from sbx.repository.format import Entry, snapshot_key
 from tasks.clients.local_storage import LocalStorage
+
+ENTRY_JSON = TypeAdapter(Entry)  # an entry as its manifest stores it
 
 BIG = 3 * CHUNK + 17  # chunked: its hash covers its extents
 _IDS = itertools.count(1)
@@ -78,7 +81,9 @@ def make_bed(root: Path) -> Bed:
             part.add_bytes("ok.txt", b"hello", mode=0o644, mtime_ns=1)
             part.add_bytes("big.bin", os.urandom(BIG), mode=0o644, mtime_ns=1)
         made = writer.commit()
-    small, big = (e.model_dump(mode="json", exclude_none=True) for e in made.parts[0].entries)
+    small, big = (
+        ENTRY_JSON.dump_python(e, mode="json", exclude_none=True) for e in made.parts[0].entries
+    )
     place = root / "place"
     (place / "sentinel" / "inner").mkdir(parents=True)
     (place / "sentinel" / "keep").write_text("untouched\n")

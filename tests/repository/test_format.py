@@ -15,8 +15,8 @@ from sbx.repository.format import (
     Entry,
     Extent,
     new_snapshot_id,
-    parse_manifest,
 )
+from sbx.repository.manifest_json import parse_manifest
 
 SID = "20260102T030405Z-0badc0de"
 HASH = "a" * 64

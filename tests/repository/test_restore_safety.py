@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
 from repository.helpers import manifest_dict, put_manifest
 from sbx.errors import (
@@ -16,7 +17,9 @@ from sbx.errors import (
     UnsupportedFormat,
 )
 from sbx.repository import Repository
-from sbx.repository.format import snapshot_key
+from sbx.repository.format import Entry, snapshot_key
+
+ENTRY_JSON = TypeAdapter(Entry)  # an entry as its manifest stores it
 
 SID = "20260102T030405Z-0badc0de"
 
@@ -29,7 +32,7 @@ def ok_file(repo: Repository) -> dict[str, Any]:
         with writer.part("configs", "copy") as part:
             part.add_bytes("ok.txt", b"hello", mode=0o644, mtime_ns=1)
         manifest = writer.commit()
-    return manifest.parts[0].entries[0].model_dump(mode="json", exclude_none=True)
+    return ENTRY_JSON.dump_python(manifest.parts[0].entries[0], mode="json", exclude_none=True)
 
 
 def _file(ok_file: dict[str, Any], path: str) -> dict[str, Any]:
