@@ -107,7 +107,7 @@ def _exercise(
     scratch, phases, checks = run.scratch, run.phases, run.checks
     t0 = time.monotonic()
     scratch.root.mkdir(parents=True, exist_ok=True)
-    repository.restore(manifest.id, scratch.stack_dir)
+    repository.restore(manifest, scratch.stack_dir)
     phases["restore"] = time.monotonic() - t0
     parts = {p.name: p for p in manifest.parts if p.status == "captured"}
     t = time.monotonic()

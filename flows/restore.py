@@ -62,7 +62,7 @@ def restore_snapshot(
     manifest = repository.load_snapshot(snapshot)
     log = get_run_logger()
     if to is not None:
-        report = repository.restore(manifest.id, Path(to), parts, force=force)
+        report = repository.restore(manifest, Path(to), parts, force=force)
         log.info("restored %s into %s: %d files", manifest.id, report.target, report.files)
         outcome = RestoreOutcome(
             snapshot_id=manifest.id, target=report.target, in_place=False, restored=report
@@ -80,7 +80,7 @@ def restore_snapshot(
     remove_staging(staging)  # a killed earlier attempt may have left one
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
     try:
-        report = repository.restore(manifest.id, staging, parts)
+        report = repository.restore(manifest, staging, parts)
         plan = plan_swap(manifest, parts, config, staging)
         swapped = swap_in(plan, config, status, staging, stamp)
         if plan.configs:

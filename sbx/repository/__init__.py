@@ -186,15 +186,18 @@ class Repository:
 
     def restore(
         self,
-        snapshot_id: str,
+        snapshot: str | SnapshotManifest,
         target: Path,
         parts: list[str] | None = None,
         *,
         force: bool = False,
     ) -> RestoreReport:
-        """Restore a snapshot into ``target`` (missing or empty unless ``force``); verified,
+        """Restore a snapshot (its id, ``latest``, or its manifest already loaded: a large one
+        is not held twice) into ``target`` (missing or empty unless ``force``); verified,
         staged, nothing written at the target on any failure."""
-        manifest = self.load_snapshot(snapshot_id)
+        manifest = (
+            snapshot if isinstance(snapshot, SnapshotManifest) else self.load_snapshot(snapshot)
+        )
         return restore_snapshot(
             self.objects,
             manifest,
