@@ -33,7 +33,7 @@ LOCK_KEY = "locks/writer.json"
 MiB = 1 << 20
 DEFAULT_CHUNK_SIZE = 8 * MiB
 DEFAULT_SMALL_FILE_LIMIT = 1 * MiB
-DEFAULT_PACK_SIZE = 16 * MiB
+DEFAULT_PACK_SIZE = 8 * MiB  # = chunk size: every object read or written in one go is <= 8 MiB
 
 _INT64 = 1 << 63
 _ID_LIMIT = 1 << 32

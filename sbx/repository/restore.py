@@ -185,7 +185,10 @@ class _Writer:
             for extent in entry.extents
             if not _is_hole(extent.object, extent.offset, extent.length)
         ]
-        self.cache = PlaintextCache(objects, dict(Counter(order)), order=order, workers=workers)
+        # two objects read ahead keep the writes fed; each more costs its size (8 MiB) at the peak
+        self.cache = PlaintextCache(
+            objects, dict(Counter(order)), order=order, workers=workers, window=2
+        )
         self.manifest = manifest
         self.staging = staging
         self.root = os.geteuid() == 0
