@@ -1,8 +1,9 @@
-"""Scale: 20,000 small files and a 20 GiB sparse file, backed up and restored in bounded memory.
+"""Scale: 100,000 small files and a 20 GiB sparse file, backed up and restored in bounded memory.
 
-Runs ``benchmarks/scale.py`` (the full 100,000-file run and its numbers are in
-benchmarks/README.md): each phase in its own process, its peak RSS read from ``wait4``. Peak RSS
-is the claim checked here (<= 300 MiB); the seconds are printed, never asserted.
+Runs ``benchmarks/scale.py`` (its numbers are in benchmarks/README.md): each phase in its own
+process, its peak RSS read from ``wait4``. Peak RSS is the claim checked here (<= 300 MiB, the
+issue's size: a manifest of 100,000 entries is most of it); the seconds are printed, never
+asserted.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tasks.clients.local_storage import LocalStorage
 from .figures import FaultFigures
 
 SCALE = Path(__file__).resolve().parents[2] / "benchmarks" / "scale.py"
-FILES = 20_000
+FILES = 100_000
 SPARSE_GIB = 20
 RSS_LIMIT_MIB = 300
 
