@@ -120,10 +120,10 @@ def current_flow_run_id() -> str | None:
     return str(run_id) if run_id else None
 
 
-def _last_good(path: Path) -> tuple[int, str, bool]:
-    """(last seq, last hash, ends with newline) of the entries that parse, for chaining on."""
+def _last_good(path: Path) -> tuple[int, str]:
+    """(last seq, last hash) of the entries that parse, for chaining on."""
     if not path.exists():
-        return 0, GENESIS, True
+        return 0, GENESIS
     raw = path.read_bytes()
     seq, head = 0, GENESIS
     for line in raw.splitlines():
@@ -132,7 +132,7 @@ def _last_good(path: Path) -> tuple[int, str, bool]:
             seq, head = int(data["seq"]), str(data["hash"])
         except (ValueError, KeyError, TypeError):
             continue  # verify reports it; a damaged line must not stop a change being recorded
-    return seq, head, raw.endswith(b"\n") or not raw
+    return seq, head
 
 
 def append_change(
@@ -152,7 +152,7 @@ def append_change(
     path = log_path(stack_dir)
     run_id = flow_run_id if flow_run_id is not None else current_flow_run_id()
     with _locked(stack_dir):
-        seq, prev, clean_end = _last_good(path)
+        seq, prev = _last_good(path)
         data: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "seq": seq + 1,
@@ -167,10 +167,8 @@ def append_change(
         # round-trip first so what is hashed is exactly what a reader parses back
         data = json.loads(canonical(data))
         data["hash"] = entry_hash(data)
-        line = canonical(data) + b"\n"
-        if not clean_end:  # a line cut short by a crash: start ours on a line of its own
-            line = b"\n" + line
-        append_durably(path, line)
+        # after a line a crash cut short, append_durably starts ours on a line of its own
+        append_durably(path, canonical(data) + b"\n")
         _write_head(stack_dir, data["seq"], data["hash"])
     entry = ChangeEntry.model_validate(data)
     if current_flow_run_id() is not None:  # only where a Prefect API is known to answer
