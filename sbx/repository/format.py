@@ -292,7 +292,7 @@ def parse_repository_info(raw: bytes, where: str) -> RepositoryInfo:
     try:
         return RepositoryInfo.model_validate(data)
     except ValidationError as exc:
-        raise ManifestInvalid(where, describe_error(exc, data), _REPOSITORY_STEP) from exc
+        raise ManifestInvalid(where, describe_error(exc), _REPOSITORY_STEP) from exc
 
 
 # a damaged repository file is no reason to try another snapshot: every snapshot needs it
@@ -312,19 +312,12 @@ def _load_json(raw: bytes, where: str, next_step: str | None = None) -> dict[str
     return data
 
 
-def describe_error(exc: ValidationError, data: dict[str, Any]) -> str:
-    """The first validation error, naming the entry's path when it is inside one."""
+def describe_error(exc: ValidationError, where: str | None = None) -> str:
+    """The first validation error: ``where`` (then the field inside it) or the field path, and
+    what is wrong."""
     err = exc.errors()[0]
-    loc = err["loc"]
-    where = ".".join(str(part) for part in loc) or "the manifest"
-    if len(loc) >= 4 and loc[0] == "parts" and loc[2] == "entries":
-        try:
-            part = data["parts"][loc[1]]
-            entry = part["entries"][loc[3]]
-            where = f"entry {entry.get('path')!r} of part {part.get('name')!r}"
-            field = ".".join(str(item) for item in loc[4:])
-            where += f" ({field})" if field else ""
-        except (KeyError, IndexError, TypeError, AttributeError):
-            pass
+    field = ".".join(str(part) for part in err["loc"])
     message = str(err["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}"
+    if where is None:
+        return f"{field or 'the manifest'}: {message}"
+    return f"{where}{f' ({field})' if field else ''}: {message}"

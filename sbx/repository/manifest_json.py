@@ -71,7 +71,7 @@ def parse_manifest(source: bytes | BinaryIO, where: str) -> SnapshotManifest:
     """Validate a stored manifest, its text or a stream of it (read a block at a time);
     :class:`ManifestInvalid` or :class:`UnsupportedFormat`."""
     scanner = JsonScanner(io.BytesIO(source) if isinstance(source, bytes) else source)
-    reader = _EntryReader(where)
+    reader = _EntryReader()
     try:
         data = _document(scanner, reader)
     except ValueError as exc:  # UnicodeDecodeError is one
@@ -88,7 +88,7 @@ def parse_manifest(source: bytes | BinaryIO, where: str) -> SnapshotManifest:
     try:
         return SnapshotManifest.model_validate(data)
     except ValidationError as exc:
-        raise ManifestInvalid(where, describe_error(exc, data)) from exc
+        raise ManifestInvalid(where, describe_error(exc)) from exc
 
 
 def _document(scanner: JsonScanner, reader: _EntryReader) -> Any:
@@ -109,8 +109,7 @@ class _EntryReader:
     """Turns each part's entries into :class:`Entry` as they are scanned; keeps the first
     problem (the manifest's version is checked before it is reported)."""
 
-    def __init__(self, where: str) -> None:
-        self.where = where
+    def __init__(self) -> None:
         self.problem: str | None = None
         self._parts = 0
         self._ids: dict[str, str] = {}
@@ -139,10 +138,5 @@ class _EntryReader:
             return _ENTRY.validate_python(item)
         except ValidationError as exc:
             path = item.get("path") if isinstance(item, dict) else None
-            err = exc.errors()[0]
-            field = ".".join(str(loc) for loc in err["loc"])
-            self.problem = (
-                f"entry {path!r} of part {part}{f' ({field})' if field else ''}: "
-                f"{str(err['msg']).removeprefix('Value error, ')}"
-            )
+            self.problem = describe_error(exc, f"entry {path!r} of part {part}")
             return item
