@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -228,13 +228,38 @@ def ensure_api(announce: bool = True) -> str:
     sends sbx's own loggers (lock take-overs, aborted snapshots) to the run's log in the UI.
     """
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sbx")
-    if os.environ.get("PREFECT_API_URL"):
-        return os.environ["PREFECT_API_URL"]
-    state, started = LocalServer().start()
-    if announce and started:
-        print(f"Started the local Prefect server; UI at {state.url}", file=sys.stderr)
-    os.environ["PREFECT_API_URL"] = state.api_url
-    return state.api_url
+    if not os.environ.get("PREFECT_API_URL"):
+        state, started = LocalServer().start()
+        if announce and started:
+            print(f"Started the local Prefect server; UI at {state.url}", file=sys.stderr)
+        os.environ["PREFECT_API_URL"] = state.api_url
+    _no_flow_heartbeats()
+    return os.environ["PREFECT_API_URL"]
+
+
+_HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
+_process_settings = ExitStack()  # entered once, held for the life of the process
+_settings_entered: list[bool] = []
+
+
+def _no_flow_heartbeats() -> None:
+    """Flow runs started by this process send no heartbeats, unless the operator set a frequency.
+
+    Prefect's heartbeat thread sleeps in 1 s steps and the engine joins it when a run ends, so
+    every command waited 0–1 s (0.7 s measured) after its work was done, for heartbeats that
+    nothing here reads: sbx has no zombie-run automation and finishes a killed run's leftovers
+    itself. Runs started by the worker (``sbx serve``) are separate processes and keep them.
+    The setting cannot be switched off through the environment (it takes only numbers), hence
+    a settings context, entered once.
+    """
+    if _settings_entered or any(v in os.environ for v in _HEARTBEAT_VARIABLES):
+        return
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    _process_settings.enter_context(
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+    )
+    _settings_entered.append(True)
 
 
 def server_summary(state: ServerState) -> dict[str, str]:

@@ -100,3 +100,29 @@ def test_stale_state_file_is_ignored(tmp_path: Path) -> None:
     )
     assert server.status() is None
     assert not server.state_file.exists()
+
+
+HEARTBEAT_PROBE = """
+from sbx.local_server import ensure_api
+ensure_api()
+from prefect.settings import get_current_settings
+print(get_current_settings().flows.heartbeat_frequency)
+"""
+
+
+@pytest.mark.parametrize(
+    ("operator_setting", "expected"), [(None, "None"), ("60", "60")], ids=["default", "operator"]
+)
+def test_flow_runs_of_a_command_send_no_heartbeats_unless_asked(
+    operator_setting: str | None, expected: str
+) -> None:
+    """A heartbeat thread made every command wait up to 1 s after its flow run ended."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"  # given: no local server is started
+    if operator_setting:
+        env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = operator_setting
+    probe = subprocess.run(
+        [sys.executable, "-c", HEARTBEAT_PROBE], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip().splitlines()[-1] == expected
