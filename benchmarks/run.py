@@ -1,13 +1,21 @@
 """Benchmark sbx's backup and restore against cp -a, tar czf, borg and restic.
 
-    uv run python benchmarks/run.py --scale 1.0 [--json OUT] [--keep]
+    uv run python benchmarks/run.py --scale 1.0 [--repeat 3] [--restore-cache warm|cold]
+                                    [--json OUT] [--keep]
 
 Generates a synthetic stack with shared/bench/make_stack.py, then times, per tool: a full
-backup, an unchanged re-run, a restore (into an empty directory), the peak RSS of each command,
-and the repository size. sbx is measured twice: the data path (the repository engine alone,
-every part a plain tree) and the whole `sbx backup` / `sbx restore` command with sbx's local
-Prefect server already running. All runs are warm-cache (the tree was just written and fits in
-RAM); each command runs once. See benchmarks/README.md.
+backup (into a new repository), an unchanged re-run, a restore (into an empty directory), the
+peak RSS of each command, and the repository size. sbx is measured twice: the data path (the
+repository engine alone, every default part a plain tree) and the whole `sbx backup` /
+`sbx restore` command with sbx's local Prefect server already running.
+
+Every tool's sequence runs --repeat times (tar czf once: it takes minutes and no target depends
+on it) and the median of each step is reported. Before each timed step the file systems are
+synced (untimed), so no step pays for the previous one's write-back. The tree is warm (just
+written, fits in RAM). Before each restore the repository is read once, so every tool restores
+from a warm cache — sbx's backup drops its repository's pages after writing on purpose — or,
+with --restore-cache cold (root only), the page cache is dropped, as for a restore long after
+its backup. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -17,11 +25,11 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 MiB = 1 << 20
 STACK = "benchstack"  # the compose project name: must not match a running project on the host
@@ -57,8 +65,9 @@ print(time.perf_counter() - t)
 
 
 class Bench:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, restore_cache: str) -> None:
         self.work = work
+        self.restore_cache = restore_cache
         self.env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
         self.env |= {
             "SBX_HOME": str(work / "sbx-home"),
@@ -68,10 +77,12 @@ class Bench:
             "BORG_BASE_DIR": str(work / "borg-home"),
             "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
         }
-        self.results: dict[str, dict[str, Any]] = {}
+        # tool -> step -> one value per repetition (seconds, MiB)
+        self.results: dict[str, dict[str, list[float]]] = {}
 
     def run(self, tool: str, what: str, argv: list[str], cwd: Path | None = None) -> str:
         """Run argv in its own wrapper process; record wall seconds and peak RSS."""
+        os.sync()  # the previous step's write-back is not this step's time
         p = subprocess.run(
             [sys.executable, "-c", WRAP, *argv],
             cwd=cwd or self.work,
@@ -82,16 +93,42 @@ class Bench:
         )
         log = self.work / "logs" / f"{tool.replace(' ', '-')}-{what}.log"  # kept with --keep
         log.parent.mkdir(exist_ok=True)
-        log.write_text(p.stderr, encoding="utf-8")
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(p.stderr)
         *lines, last = p.stdout.rstrip("\n").split("\n")
         m = json.loads(last)
         if m["rc"] != 0:
             raise SystemExit(f"{tool} {what} failed ({m['rc']}): {' '.join(argv)}\n{p.stderr}")
-        rec = self.results.setdefault(tool, {})
-        rec[what] = round(m["wall"], 2)
-        rec["rss_mib"] = max(rec.get("rss_mib", 0.0), round(m["rss_kib"] / 1024, 1))
+        self.record(tool, what, m["wall"])
+        self.record(tool, "rss_mib", m["rss_kib"] / 1024)
         print(f"  {tool:12s} {what:8s} {m['wall']:7.2f} s  {m['rss_kib'] / 1024:6.0f} MiB")
         return "\n".join(lines)
+
+    def record(self, tool: str, what: str, value: float) -> None:
+        self.results.setdefault(tool, {}).setdefault(what, []).append(value)
+
+    def before_restore(self, repo: Path) -> None:
+        """Every tool restores from the same cache state: its repository read once (warm),
+        or nothing cached at all (cold)."""
+        os.sync()
+        if self.restore_cache == "cold":
+            Path("/proc/sys/vm/drop_caches").write_text("3\n", encoding="ascii")
+            return
+        files = [repo] if repo.is_file() else [Path(r, n) for r, _, ns in os.walk(repo) for n in ns]
+        for path in files:
+            with path.open("rb") as handle:
+                while handle.read(1 << 20):
+                    pass
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """The median of each step (peak RSS: the largest seen)."""
+        return {
+            tool: {
+                what: max(values) if what == "rss_mib" else statistics.median(values)
+                for what, values in steps.items()
+            }
+            for tool, steps in self.results.items()
+        }
 
 
 def free_port() -> int:
@@ -119,65 +156,90 @@ def check_restored(tool: str, target: Path, expect: tuple[int, int]) -> None:
     shutil.rmtree(target)
 
 
-def bench_sbx(b: Bench, sbx: str, stack: Path) -> tuple[int, int]:
-    """sbx first: its first backup writes data/models/*/SHA256SUMS, which the peers then see."""
-    repo = b.work / "repo-sbx"
+def fresh(*paths: Path) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def bench_sbx(b: Bench, sbx: str, stack: Path, expect: tuple[int, int]) -> None:
+    """The whole command, then the data path: full, re-run, restore, each into a new repo."""
+    repo, target = b.work / "repo-sbx", b.work / "r-sbx"
+    fresh(repo)
     for what in ("full", "rerun"):
         b.run("sbx backup", what, [sbx, "backup", "--stack", str(stack), "--repo", str(repo)])
-    expect = tree_size(stack)
-    argv = [sbx, "restore", "latest", "--to", str(b.work / "r-sbx"), "--repo", str(repo)]
-    b.run("sbx backup", "restore", argv)
-    b.results["sbx backup"]["repo_mib"] = tree_size(repo)[1] / MiB
-    check_restored("sbx", b.work / "r-sbx", expect)
+    b.before_restore(repo)
+    b.run(
+        "sbx backup",
+        "restore",
+        [sbx, "restore", "latest", "--to", str(target), "--repo", str(repo)],
+    )
+    b.record("sbx backup", "repo_mib", tree_size(repo)[1] / MiB)
+    check_restored("sbx", target, expect)
     # the data path: engine only, timed inside its process (imports excluded)
-    repo = b.work / "repo-engine"
+    repo, target = b.work / "repo-engine", b.work / "r-engine"
+    fresh(repo)
     for what in ("full", "rerun", "restore"):
-        target = b.work / "r-engine" if what == "restore" else stack
-        out = b.run(
-            "sbx engine", what, [sys.executable, "-c", ENGINE, what, str(target), str(repo)]
-        )
-        b.results["sbx engine"][what] = round(float(out.split()[-1]), 2)
-    b.results["sbx engine"]["repo_mib"] = tree_size(repo)[1] / MiB
-    check_restored("sbx engine", b.work / "r-engine", expect)
-    return expect
+        if what == "restore":
+            b.before_restore(repo)
+        src = target if what == "restore" else stack
+        out = b.run("sbx engine", what, [sys.executable, "-c", ENGINE, what, str(src), str(repo)])
+        b.results["sbx engine"][what][-1] = float(out.split()[-1])
+    b.record("sbx engine", "repo_mib", tree_size(repo)[1] / MiB)
+    check_restored("sbx engine", target, expect)
 
 
-def bench_peers(b: Bench, stack: Path, expect: tuple[int, int]) -> None:
+def bench_copy(b: Bench, stack: Path, expect: tuple[int, int], with_tar: bool) -> None:
+    """cp -a and tar czf: no incremental mode, so a re-run copies everything again."""
     w, name = b.work, stack.name
-    for what in ("full", "rerun"):  # cp and tar have no incremental mode: a re-run copies again
-        shutil.rmtree(w / "cp", ignore_errors=True)
+    for what in ("full", "rerun"):
+        fresh(w / "cp")
         b.run("cp -a", what, ["cp", "-a", str(stack), str(w / "cp")])
-        b.run("tar czf", what, ["tar", "czf", str(w / "bk.tar.gz"), "-C", str(stack.parent), name])
-    b.results["cp -a"]["repo_mib"] = tree_size(w / "cp")[1] / MiB
-    b.results["tar czf"]["repo_mib"] = (w / "bk.tar.gz").stat().st_size / MiB
+    b.record("cp -a", "repo_mib", tree_size(w / "cp")[1] / MiB)
+    b.before_restore(w / "cp")
     b.run("cp -a", "restore", ["cp", "-a", str(w / "cp"), str(w / "r-cp")])
     check_restored("cp -a", w / "r-cp", expect)
+    if not with_tar:
+        return
+    archive = w / "bk.tar.gz"
+    for what in ("full", "rerun"):
+        b.run("tar czf", what, ["tar", "czf", str(archive), "-C", str(stack.parent), name])
+    b.record("tar czf", "repo_mib", archive.stat().st_size / MiB)
     (w / "r-tar").mkdir()
-    b.run("tar czf", "restore", ["tar", "xzf", str(w / "bk.tar.gz"), "-C", str(w / "r-tar")])
+    b.before_restore(archive)
+    b.run("tar czf", "restore", ["tar", "xzf", str(archive), "-C", str(w / "r-tar")])
     check_restored("tar", w / "r-tar", expect)
-    if shutil.which("borg"):
-        repo = str(w / "repo-borg")
-        subprocess.run(["borg", "init", "--encryption", "none", repo], env=b.env, check=True)
-        for i, what in enumerate(("full", "rerun")):
-            argv = ["borg", "create", "--compression", "lz4", f"{repo}::a{i}", name]
-            b.run("borg", what, argv, cwd=stack.parent)
-        (w / "r-borg").mkdir()
-        b.run("borg", "restore", ["borg", "extract", f"{repo}::a1"], cwd=w / "r-borg")
-        b.results["borg"]["repo_mib"] = tree_size(w / "repo-borg")[1] / MiB
-        check_restored("borg", w / "r-borg", expect)
-    else:
-        print("borg not found: apt-get install borgbackup (skipped)")
-    if shutil.which("restic"):
-        repo = str(w / "repo-restic")
-        subprocess.run(["restic", "-r", repo, "init", "-q"], env=b.env, check=True)
-        for what in ("full", "rerun"):
-            b.run("restic", what, ["restic", "-r", repo, "backup", "-q", name], cwd=stack.parent)
-        argv = ["restic", "-r", repo, "restore", "latest", "-q", "--target", str(w / "r-restic")]
-        b.run("restic", "restore", argv)
-        b.results["restic"]["repo_mib"] = tree_size(w / "repo-restic")[1] / MiB
-        check_restored("restic", w / "r-restic", expect)
-    else:
-        print("restic not found: apt-get install restic (skipped)")
+
+
+def bench_borg(b: Bench, stack: Path, expect: tuple[int, int]) -> None:
+    repo, target = b.work / "repo-borg", b.work / "r-borg"
+    fresh(repo)
+    subprocess.run(["borg", "init", "--encryption", "none", str(repo)], env=b.env, check=True)
+    for i, what in enumerate(("full", "rerun")):
+        argv = ["borg", "create", "--compression", "lz4", f"{repo}::a{i}", stack.name]
+        b.run("borg", what, argv, cwd=stack.parent)
+    target.mkdir()
+    b.before_restore(repo)
+    b.run("borg", "restore", ["borg", "extract", f"{repo}::a1"], cwd=target)
+    b.record("borg", "repo_mib", tree_size(repo)[1] / MiB)
+    check_restored("borg", target, expect)
+
+
+def bench_restic(b: Bench, stack: Path, expect: tuple[int, int]) -> None:
+    repo, target = b.work / "repo-restic", b.work / "r-restic"
+    fresh(repo, b.work / "restic-cache")
+    subprocess.run(["restic", "-r", str(repo), "init", "-q"], env=b.env, check=True)
+    for what in ("full", "rerun"):
+        b.run(
+            "restic",
+            what,
+            ["restic", "-r", str(repo), "backup", "-q", stack.name],
+            cwd=stack.parent,
+        )
+    b.before_restore(repo)
+    argv = ["restic", "-r", str(repo), "restore", "latest", "-q", "--target", str(target)]
+    b.run("restic", "restore", argv)
+    b.record("restic", "repo_mib", tree_size(repo)[1] / MiB)
+    check_restored("restic", target, expect)
 
 
 def task_runs(api_url: str) -> list[tuple[str, int]]:
@@ -208,18 +270,32 @@ def task_runs(api_url: str) -> list[tuple[str, int]]:
         ]
 
 
-def report(res: dict[str, dict[str, Any]], targets: list[str]) -> str:
-    head = "| tool | full backup s | unchanged re-run s | restore s | peak RSS MiB | repo MiB |"
-    rows = [head, "|---|---:|---:|---:|---:|---:|"]
-    for tool, r in res.items():
-        cells = [r.get(k) for k in ("full", "rerun", "restore", "rss_mib", "repo_mib")]
-        rows.append(
-            f"| {tool} | " + " | ".join("–" if c is None else f"{c:.1f}" for c in cells) + " |"
-        )
+def report(
+    medians: dict[str, dict[str, float]],
+    runs: dict[str, dict[str, list[float]]],
+    targets: list[str],
+) -> str:
+    """Medians, with each step's range (min–max) over the repetitions."""
+    head = (
+        "| tool | runs | full backup s | unchanged re-run s | restore s | peak RSS MiB | repo MiB |"
+    )
+    rows = [head, "|---|---:|---:|---:|---:|---:|---:|"]
+    for tool, r in medians.items():
+        cells = []
+        for key in ("full", "rerun", "restore", "rss_mib", "repo_mib"):
+            values = runs[tool].get(key, [])
+            if not values:
+                cells.append("–")
+            elif len(values) > 1 and key in ("full", "rerun", "restore"):
+                cells.append(f"{r[key]:.1f} ({min(values):.1f}–{max(values):.1f})")
+            else:
+                cells.append(f"{r[key]:.0f}" if key.endswith("mib") else f"{r[key]:.1f}")
+        runs_n = len(runs[tool].get("full", []))
+        rows.append(f"| {tool} | {runs_n} | " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n\n" + "\n".join(targets)
 
 
-def check(res: dict[str, dict[str, Any]]) -> list[str]:
+def check(res: dict[str, dict[str, float]]) -> list[str]:
     cmd, eng = res["sbx backup"], res["sbx engine"]
     cp, borg, restic = res["cp -a"], res.get("borg"), res.get("restic")
     lines: list[tuple[str, float, float]] = [
@@ -246,49 +322,85 @@ def check(res: dict[str, dict[str, Any]]) -> list[str]:
     ]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--small-scale", type=float, default=0.05, help="for the task-run count")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each tool; medians reported")
+    ap.add_argument("--restore-cache", choices=("warm", "cold"), default="warm")
+    ap.add_argument("--no-tar", action="store_true", help="skip tar czf (minutes per run)")
     ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
     ap.add_argument("--workdir", type=Path, default=None, help="default: a new dir under /tmp")
     ap.add_argument("--keep", action="store_true", help="keep trees and repositories")
     ap.add_argument("--json", type=Path, default=None, help="write the raw numbers here")
     args = ap.parse_args()
-    make_stack = args.shared / "bench" / "make_stack.py"
-    if not make_stack.is_file():
-        raise SystemExit(f"{make_stack} is missing: pass --shared DIR (the folder with bench/)")
+    if not (args.shared / "bench" / "make_stack.py").is_file():
+        raise SystemExit(f"{args.shared}/bench/make_stack.py is missing: pass --shared DIR")
+    if args.restore_cache == "cold" and os.geteuid() != 0:
+        raise SystemExit("--restore-cache cold drops the page cache: run it as root")
+    return args
+
+
+def prepare(b: Bench, sbx: str, args: argparse.Namespace) -> tuple[Path, tuple[int, int]]:
+    """Both trees, the local Prefect server, the small tree's backup (for the task-run count)."""
+    stack, small = b.work / "main" / STACK, b.work / "small" / STACK
+    for tree, scale in ((stack, args.scale), (small, args.small_scale)):
+        argv = [sys.executable, str(args.shared / "bench" / "make_stack.py"), str(tree)]
+        argv += ["--scale", str(scale), "--seed", str(args.seed)]
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sbx, "server", "start"], env=b.env, check=True)
+    print(f"tree: {tree_size(stack)[1] / MiB:.0f} MiB at scale {args.scale}, under {b.work}")
+    # the first backup of a tree writes data/models/*/SHA256SUMS: from then on every run (and
+    # every tool) sees the same tree, and sbx's full backups check those sums
+    for tree, repo in ((small, "repo-small"), (stack, "repo-first")):
+        argv = [sbx, "backup", "--stack", str(tree), "--repo", str(b.work / repo)]
+        subprocess.run(argv, env=b.env, check=True, capture_output=True)
+    fresh(b.work / "repo-first")
+    return stack, tree_size(stack)
+
+
+def main() -> None:
+    args = parse_args()
     sbx = shutil.which("sbx", path=str(Path(sys.executable).parent)) or shutil.which("sbx")
     if sbx is None:
         raise SystemExit("sbx is not installed: run `uv sync` first")
+    peers = {"borg": bench_borg, "restic": bench_restic}
+    for tool in [t for t in peers if not shutil.which(t)]:
+        print(f"{tool} not found: apt-get install {tool.replace('borg', 'borgbackup')} (skipped)")
+        del peers[tool]
     work = args.workdir or Path(tempfile.mkdtemp(prefix="sbx-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    b = Bench(work)
-    stack, small = work / "main" / STACK, work / "small" / STACK
+    b = Bench(work, args.restore_cache)
     try:
-        for tree, scale in ((stack, args.scale), (small, args.small_scale)):
-            argv = [sys.executable, str(make_stack), str(tree), "--scale", str(scale)]
-            subprocess.run([*argv, "--seed", str(args.seed)], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([sbx, "server", "start"], env=b.env, check=True)
-        print(f"tree: {tree_size(stack)[1] / MiB:.0f} MiB at scale {args.scale}, under {work}")
-        argv = [sbx, "backup", "--stack", str(small), "--repo", str(work / "repo-small")]
-        subprocess.run(argv, env=b.env, check=True, capture_output=True)
-        expect = bench_sbx(b, sbx, stack)
-        bench_peers(b, stack, expect)
-        api = f"http://127.0.0.1:{b.env['SBX_SERVER_PORT']}/api"
-        counts = task_runs(api)
+        stack, expect = prepare(b, sbx, args)
+        for i in range(args.repeat):
+            print(f"run {i + 1} of {args.repeat}")
+            bench_sbx(b, sbx, stack, expect)
+            bench_copy(b, stack, expect, with_tar=i == 0 and not args.no_tar)
+            for run in peers.values():
+                run(b, stack, expect)
+        counts = task_runs(f"http://127.0.0.1:{b.env['SBX_SERVER_PORT']}/api")
     finally:
         subprocess.run([sbx, "server", "stop"], env=b.env, check=False)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    targets = check(b.results)
-    print("\n" + report(b.results, targets))
+    medians = b.summary()
+    targets = check(medians)
+    print("\n" + report(medians, b.results, targets))
     print("\ntask runs per `sbx backup` flow run:")
     for tree_dir, n in counts:
         print(f"  {n:3d}  {tree_dir} ({'small' if '/small/' in tree_dir else 'main'} tree)")
     if args.json:
-        raw = {"scale": args.scale, "results": b.results, "targets": targets, "task_runs": counts}
+        raw = {
+            "scale": args.scale,
+            "repeat": args.repeat,
+            "restore_cache": args.restore_cache,
+            "medians": medians,
+            "runs": b.results,
+            "targets": targets,
+            "task_runs": counts,
+        }
         args.json.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
 
 
