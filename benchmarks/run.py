@@ -11,11 +11,12 @@ repository engine alone, every default part a plain tree) and the whole `sbx bac
 
 Every tool's sequence runs --repeat times (tar czf once: it takes minutes and no target depends
 on it) and the median of each step is reported. Before each timed step the file systems are
-synced (untimed), so no step pays for the previous one's write-back. The tree is warm (just
-written, fits in RAM). Before each restore the repository is read once, so every tool restores
-from a warm cache — sbx's backup drops its repository's pages after writing on purpose — or,
-with --restore-cache cold (root only), the page cache is dropped, as for a restore long after
-its backup. See benchmarks/README.md.
+synced and the machine left idle for 5 s (untimed), so no step pays for the previous one's
+write-back or gains from the memory it just freed. The tree is warm (just written, fits in
+RAM). Before each restore the repository is read once, so every tool restores from a warm
+cache — sbx's backup drops its repository's pages after writing on purpose — or, with
+--restore-cache cold (root only), the page cache is dropped, as for a restore long after its
+backup. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 MiB = 1 << 20
+# seconds between steps: the balloon's free-page reporting hands freed memory back to the host
+# after ~2 s; a step that started sooner found recycled pages and ran up to 3x faster
+SETTLE_S = 5.0
 STACK = "benchstack"  # the compose project name: must not match a running project on the host
 # Runs argv in a child, prints its wall seconds and peak RSS (KiB) as JSON on the last line.
 WRAP = """import json, resource, subprocess, sys, time
@@ -82,7 +87,10 @@ class Bench:
 
     def run(self, tool: str, what: str, argv: list[str], cwd: Path | None = None) -> str:
         """Run argv in its own wrapper process; record wall seconds and peak RSS."""
-        os.sync()  # the previous step's write-back is not this step's time
+        # the previous step's write-back is not this step's time, and memory freed just before
+        # (a deleted tree) has gone back to the host for every step alike (module docstring)
+        os.sync()
+        time.sleep(SETTLE_S)
         p = subprocess.run(
             [sys.executable, "-c", WRAP, *argv],
             cwd=cwd or self.work,
