@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
@@ -221,20 +221,20 @@ class Repository:
         if sample is not None and not 0 < sample <= 1:
             raise ConfigError(f"verify sample is {sample}; expected a fraction in (0, 1].")
         ids = [snapshot_id] if snapshot_id is not None else self.list_snapshots()
-        manifests: list[SnapshotManifest] = []
-        broken: list[Damage] = []
-        for one in ids:
-            try:
-                manifests.append(self.load_snapshot(one))
-            except (ManifestInvalid, UnsupportedFormat) as exc:
-                broken.append(Damage(snapshot_id=one, reason=exc.message))
-            except SnapshotNotFound:
-                if snapshot_id is not None:
-                    raise
+
+        def snapshots() -> Iterator[SnapshotManifest | Damage]:
+            for one in ids:
+                try:
+                    yield self.load_snapshot(one)
+                except (ManifestInvalid, UnsupportedFormat) as exc:
+                    yield Damage(snapshot_id=one, reason=exc.message)
+                except SnapshotNotFound:  # pruned meanwhile: --all checks what is there
+                    if snapshot_id is not None:
+                        raise
+
         return verify_snapshots(
             self.objects,
-            manifests,
-            broken,
+            snapshots,
             sample=sample,
             rng=rng,
             small_file_limit=self.info.small_file_limit,

@@ -18,7 +18,8 @@ import math
 import os
 import random
 import time
-from collections import Counter, defaultdict
+from collections import Counter
+from collections.abc import Callable, Iterator
 
 from blake3 import blake3
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,66 +72,103 @@ class VerifyReport(BaseModel):
         return not self.damaged
 
 
+Snapshots = Callable[[], Iterator[SnapshotManifest | Damage]]
+
+
 def verify_snapshots(
     objects: ObjectStore,
-    manifests: list[SnapshotManifest],
-    broken: list[Damage] | None = None,
+    snapshots: Snapshots,
     *,
     sample: float | None = None,
     rng: random.Random | None = None,
     small_file_limit: int,
 ) -> VerifyReport:
-    """Check ``manifests`` (``broken``: manifests that did not even load, already damage);
-    ``small_file_limit`` is the repository's: it says which files' hashes cover their extents."""
+    """Check the snapshots that ``snapshots()`` loads one at a time (a :class:`Damage` for one
+    that does not load); ``small_file_limit`` is the repository's: it says which files' hashes
+    cover their extents.
+
+    Only the distinct files (hash and extents) are kept, not the manifests, so checking many
+    large snapshots needs the memory of one. Who uses a damaged file or object is found by
+    loading the snapshots a second time, which happens only when something is damaged.
+    """
     started = time.monotonic()
-    users: dict[_FileKey, list[tuple[str, str, str]]] = defaultdict(list)
-    for manifest in manifests:
-        for part in manifest.parts:
-            for entry in part.entries:
-                if entry.type == "file" and entry.hash is not None:
-                    key = (entry.hash, tuple(entry.extents))
-                    users[key].append((manifest.id, part.name, entry.path))
-    referenced = {extent.object for key in users for extent in key[1]}
+    files: dict[_FileKey, None] = {}  # insertion-ordered set
+    ids: list[str] = []
+    damaged: list[Damage] = []
+    for item in snapshots():
+        ids.append(item.snapshot_id if isinstance(item, Damage) else item.id)
+        if isinstance(item, Damage):
+            damaged.append(item)
+            continue
+        for key, _, _ in _file_entries(item):
+            files.setdefault(key)
+    referenced = {extent.object for key in files for extent in key[1]}
     chosen = referenced
     if sample is not None and sample < 1:
         count = min(len(referenced), max(1, math.ceil(sample * len(referenced))))
         picker = rng or random.Random()  # noqa: S311 (a spot check, not cryptography)
         chosen = set(picker.sample(sorted(referenced), count))
-    files = sorted(
-        (key for key in users if all(extent.object in chosen for extent in key[1])),
+    checked = sorted(
+        (key for key in files if all(extent.object in chosen for extent in key[1])),
         key=lambda key: (key[1][0].object, key[1][0].offset) if key[1] else ("", 0),
     )
-    order = [extent.object for key in files for extent in key[1]]
+    del files
+    order = [extent.object for key in checked for extent in key[1]]
     workers = max(1, min(4, os.cpu_count() or 1))
-    damaged = list(broken or [])
+    bad_files: dict[_FileKey, tuple[str | None, str]] = {}
+    bad_objects: dict[str, str] = {}
     with PlaintextCache(objects, dict(Counter(order)), order=order, workers=workers) as cache:
-        for key in files:
+        for key in checked:
             problem = _check_file(cache, key, small_file_limit)
             if problem is not None:
-                object_id, reason = problem
-                damaged += [Damage(snapshot_id=s, part=p, path=f, object=object_id, reason=reason)
-                            for s, p, f in users[key]]  # fmt: skip
+                bad_files[key] = problem
         # objects no checked file got to (a file stops at its first damaged object; a sampled
         # object may belong only to files with unsampled objects) are still read once
         for object_id in sorted(chosen - cache.seen):
             try:
                 cache.check(object_id)
             except (CorruptObject, ObjectMissing) as exc:
-                for key, places in users.items():
-                    if any(extent.object == object_id for extent in key[1]):
-                        damaged += [Damage(snapshot_id=s, part=p, path=f, object=object_id,
-                                           reason=_reason(exc)) for s, p, f in places]  # fmt: skip
+                bad_objects[object_id] = _reason(exc)
+    if bad_files or bad_objects:
+        damaged += _users_of(snapshots, bad_files, bad_objects)
     damaged.sort(key=lambda d: (d.snapshot_id, d.part or "", d.path or ""))
     return VerifyReport(
-        snapshots=sorted({m.id for m in manifests} | {d.snapshot_id for d in broken or []}),
+        snapshots=sorted(set(ids)),
         sample=sample,
         objects_referenced=len(referenced),
         objects_checked=cache.loaded + len(cache.failed),
         bytes_checked=cache.loaded_bytes,
-        files_checked=len(files),
+        files_checked=len(checked),
         damaged=damaged,
         duration_s=time.monotonic() - started,
     )
+
+
+def _file_entries(manifest: SnapshotManifest) -> Iterator[tuple[_FileKey, str, str]]:
+    """(file key, part, path) of each regular file with content in ``manifest``."""
+    for part in manifest.parts:
+        for entry in part.entries:
+            if entry.type == "file" and entry.hash is not None:
+                yield (entry.hash, tuple(entry.extents)), part.name, entry.path
+
+
+def _users_of(
+    snapshots: Snapshots,
+    bad_files: dict[_FileKey, tuple[str | None, str]],
+    bad_objects: dict[str, str],
+) -> Iterator[Damage]:
+    """One damage per (snapshot, part, path) that uses a damaged file or object."""
+    for item in snapshots():
+        if isinstance(item, Damage):
+            continue  # reported by the first pass
+        for key, part, path in _file_entries(item):
+            if key in bad_files:
+                object_id, reason = bad_files[key]
+                yield Damage(snapshot_id=item.id, part=part, path=path, object=object_id,
+                             reason=reason)  # fmt: skip
+            for object_id in sorted({e.object for e in key[1] if e.object in bad_objects}):
+                yield Damage(snapshot_id=item.id, part=part, path=path, object=object_id,
+                             reason=bad_objects[object_id])  # fmt: skip
 
 
 def _check_file(

@@ -1,4 +1,5 @@
-"""Scale: 100,000 small files and a 20 GiB sparse file, backed up and restored in bounded memory.
+"""Scale: 100,000 small files and a 20 GiB sparse file: backed up, verified and restored in
+bounded memory.
 
 Runs ``benchmarks/scale.py`` (its numbers are in benchmarks/README.md): each phase in its own
 process, its peak RSS read from ``wait4``. Peak RSS is the claim checked here (<= 300 MiB, the
@@ -50,9 +51,14 @@ def test_many_files_and_a_huge_sparse_file(tmp_path: Path, fault_figures: FaultF
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
     result = json.loads(out.read_text())
     print(json.dumps(result, indent=2))  # the seconds, for whoever reads the log
-    phases = {name: result[name] for name in ("backup", "backup_unchanged", "restore")}
+    phases = {
+        name: result[name] for name in ("backup", "backup_unchanged", "verify_all", "restore")
+    }
     assert phases["backup"]["files"] == FILES + 1
     assert phases["backup_unchanged"]["files_read"] == 0
+    # both snapshots checked, yet one manifest in memory at a time
+    assert phases["verify_all"]["snapshots"] == 2
+    assert phases["verify_all"]["damaged"] == 0
     assert phases["restore"]["files"] == FILES + 1
     peak = max(phase["peak_rss_mib"] for phase in phases.values())
     fault_figures.add("test_many_files_and_a_huge_sparse_file", peak_rss_mib=peak)

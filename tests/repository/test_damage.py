@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -138,3 +139,31 @@ def test_reordered_chunks_of_a_file_are_caught_by_its_extents_hash(
         repo.restore(tampered, target)
     assert not target.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["repo", "src"]
+
+
+def test_verify_all_holds_one_manifest_at_a_time(src: Path) -> None:
+    """Manifests are read one after another and dropped; a second read, only to name the users
+    of damage, happens only when something is damaged."""
+
+    class ManifestReads(MemoryStorage):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reads: list[str] = []
+
+        def open(self, key: str) -> BinaryIO:
+            if key.startswith("snapshots/"):
+                self.reads.append(key)
+            return super().open(key)
+
+    storage = ManifestReads()
+    repo = Repository.open_or_init(storage, chunk_size=64 * 1024, small_file_limit=16 * 1024)
+    first = backup(repo, src)
+    second = backup(repo, src, previous=first)
+    storage.reads.clear()
+    assert repo.verify().ok
+    assert len(storage.reads) == 2 and len(set(storage.reads)) == 2
+    storage.reads.clear()
+    storage.delete(object_key(_object_of(first, BIG, 0)))
+    report = repo.verify()
+    assert len(storage.reads) == 4  # again, to find every (snapshot, part, path) that uses it
+    assert [(d.snapshot_id, d.path) for d in report.damaged] == [(first.id, BIG), (second.id, BIG)]
