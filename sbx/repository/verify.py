@@ -102,6 +102,7 @@ def verify_snapshots(
             continue
         for key, _, _ in _file_entries(item):
             files.setdefault(key)
+        del item  # or it would live on while the next manifest loads: two at the peak
     referenced = {extent.object for key in files for extent in key[1]}
     chosen = referenced
     if sample is not None and sample < 1:
@@ -169,6 +170,7 @@ def _users_of(
             for object_id in sorted({e.object for e in key[1] if e.object in bad_objects}):
                 yield Damage(snapshot_id=item.id, part=part, path=path, object=object_id,
                              reason=bad_objects[object_id])  # fmt: skip
+        del item
 
 
 def _check_file(
