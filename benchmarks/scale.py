@@ -99,7 +99,7 @@ def run_phase(
     elif phase == "backup":
         cmd = [_sbx(), "backup", "--stack", str(stack), "--repo", str(repo)]
     elif phase == "verify_all":
-        cmd = [_sbx(), "verify", "--all", "--repo", str(repo)]
+        cmd = [_sbx(), "verify", "--all", "--stack", str(stack), "--repo", str(repo)]
     else:
         cmd = [_sbx(), "restore", "latest", "--to", str(target), "--repo", str(repo)]
     started = time.monotonic()
