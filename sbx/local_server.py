@@ -262,6 +262,22 @@ def _no_flow_heartbeats() -> None:
     _settings_entered.append(True)
 
 
+def flush_prefect_events() -> None:
+    """Wait until the events this process queued (task-run states, artifacts) are sent.
+
+    Called as a command ends. Without it Prefect's events worker drains at interpreter exit and
+    logs "Still processing items" on the operator's terminal; the heartbeat join used to give
+    it that time. Prefect's own task runner flushes the same way (``wait_until_empty``).
+    """
+    if "prefect.events.worker" not in sys.modules:
+        return  # this command ran no flow
+    from prefect.events.worker import EventsWorker
+
+    if not getattr(EventsWorker, "_instances", None):
+        return  # no event was sent: instance() would start a worker just to stop it
+    EventsWorker.instance().wait_until_empty()
+
+
 def server_summary(state: ServerState) -> dict[str, str]:
     return {
         "ui": state.url,

@@ -100,3 +100,8 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    finally:
+        if "prefect.events.worker" in sys.modules:  # a flow ran: its events go out first
+            from sbx.local_server import flush_prefect_events
+
+            flush_prefect_events()
