@@ -238,8 +238,7 @@ def ensure_api(announce: bool = True) -> str:
 
 
 _HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
-_process_settings = ExitStack()  # entered once, held for the life of the process
-_settings_entered: list[bool] = []
+_heartbeats_off = ExitStack()  # the settings context, entered once and held for the process
 
 
 def _no_flow_heartbeats() -> None:
@@ -252,30 +251,19 @@ def _no_flow_heartbeats() -> None:
     The setting cannot be switched off through the environment (it takes only numbers), hence
     a settings context, entered once.
     """
-    if _settings_entered or any(v in os.environ for v in _HEARTBEAT_VARIABLES):
+    if any(v in os.environ for v in _HEARTBEAT_VARIABLES):
         return
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        get_current_settings,
+        temporary_settings,
+    )
 
-    _process_settings.enter_context(
+    if get_current_settings().flows.heartbeat_frequency is None:
+        return  # off already: the leftovers hook and the command both call ensure_api
+    _heartbeats_off.enter_context(
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
     )
-    _settings_entered.append(True)
-
-
-def flush_prefect_events() -> None:
-    """Wait until the events this process queued (task-run states, artifacts) are sent.
-
-    Called as a command ends. Without it Prefect's events worker drains at interpreter exit and
-    logs "Still processing items" on the operator's terminal; the heartbeat join used to give
-    it that time. Prefect's own task runner flushes the same way (``wait_until_empty``).
-    """
-    if "prefect.events.worker" not in sys.modules:
-        return  # this command ran no flow
-    from prefect.events.worker import EventsWorker
-
-    if not getattr(EventsWorker, "_instances", None):
-        return  # no event was sent: instance() would start a worker just to stop it
-    EventsWorker.instance().wait_until_empty()
 
 
 def server_summary(state: ServerState) -> dict[str, str]:

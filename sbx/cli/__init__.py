@@ -101,7 +101,21 @@ def main() -> None:
         err.print("interrupted")
         sys.exit(130)
     finally:
-        if "prefect.events.worker" in sys.modules:  # a flow ran: its events go out first
-            from sbx.local_server import flush_prefect_events
+        _flush_prefect_events()
 
-            flush_prefect_events()
+
+def _flush_prefect_events() -> None:
+    """Wait until the events this process queued (task-run states, artifacts) are sent.
+
+    Called as a command ends. Without it Prefect's events worker drains at interpreter exit and
+    logs "Still processing items" on the operator's terminal (the flow-run heartbeat join,
+    switched off in ``sbx.local_server``, used to give it that time). Prefect's own task runner
+    flushes the same way (``wait_until_empty``).
+    """
+    if "prefect.events.worker" not in sys.modules:
+        return  # this command ran no flow: nothing to send, and Prefect stays unimported
+    from prefect.events.worker import EventsWorker
+
+    if not getattr(EventsWorker, "_instances", None):
+        return  # no event was sent: instance() would start a worker just to stop it
+    EventsWorker.instance().wait_until_empty()

@@ -39,7 +39,7 @@ def run_sbx(prefect_server: str) -> Sbx:
     ) -> CompletedProcess[str]:
         done = sbx(*args, env=cli_env(prefect_server, env), timeout=timeout, cwd=cwd)
         assert "Starting temporary server" not in done.stderr, done.stderr
-        # the command's events went out before it exited (sbx.local_server.flush_prefect_events)
+        # the command's events went out before it exited (sbx.cli._flush_prefect_events)
         assert "Still processing items" not in done.stderr, done.stderr
         return done
 
