@@ -96,10 +96,11 @@ def verify_snapshots(
     ids: list[str] = []
     damaged: list[Damage] = []
     for item in snapshots():
-        ids.append(item.snapshot_id if isinstance(item, Damage) else item.id)
-        if isinstance(item, Damage):
+        if isinstance(item, Damage):  # a manifest that did not load
+            ids.append(item.snapshot_id)
             damaged.append(item)
             continue
+        ids.append(item.id)
         for key, _, _ in _file_entries(item):
             files.setdefault(key)
         del item  # or it would live on while the next manifest loads: two at the peak
