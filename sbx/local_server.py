@@ -16,11 +16,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from sbx.cli_runs import configure_cli_runs
 from sbx.errors import PrefectServerError
 from sbx.processes import pid_alive
 from tasks.clients.http_probe import HttpProbe
@@ -226,6 +227,7 @@ def ensure_api(announce: bool = True) -> str:
 
     Sets PREFECT_API_URL in the environment so Prefect, imported after this call, uses it, and
     sends sbx's own loggers (lock take-overs, aborted snapshots) to the run's log in the UI.
+    Then configures this process's flow runs (``sbx.cli_runs``).
     """
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sbx")
     if not os.environ.get("PREFECT_API_URL"):
@@ -233,37 +235,8 @@ def ensure_api(announce: bool = True) -> str:
         if announce and started:
             print(f"Started the local Prefect server; UI at {state.url}", file=sys.stderr)
         os.environ["PREFECT_API_URL"] = state.api_url
-    _no_flow_heartbeats()
+    configure_cli_runs()
     return os.environ["PREFECT_API_URL"]
-
-
-_HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
-_heartbeats_off = ExitStack()  # the settings context, entered once and held for the process
-
-
-def _no_flow_heartbeats() -> None:
-    """Flow runs started by this process send no heartbeats, unless the operator set a frequency.
-
-    Prefect's heartbeat thread sleeps in 1 s steps and the engine joins it when a run ends, so
-    every command waited 0–1 s (0.7 s measured) after its work was done, for heartbeats that
-    nothing here reads: sbx has no zombie-run automation and finishes a killed run's leftovers
-    itself. Runs started by the worker (``sbx serve``) are separate processes and keep them.
-    The setting cannot be switched off through the environment (it takes only numbers), hence
-    a settings context, entered once.
-    """
-    if any(v in os.environ for v in _HEARTBEAT_VARIABLES):
-        return
-    from prefect.settings import (
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-        get_current_settings,
-        temporary_settings,
-    )
-
-    if get_current_settings().flows.heartbeat_frequency is None:
-        return  # off already: the leftovers hook and the command both call ensure_api
-    _heartbeats_off.enter_context(
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
-    )
 
 
 def server_summary(state: ServerState) -> dict[str, str]:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 from conftest import Sbx
 
 from sbx.repository import Repository
@@ -66,7 +70,7 @@ def test_a_flipped_byte_is_found_and_restore_refuses(
 
 
 def test_refusals_are_clear_and_touch_nothing(
-    run_sbx: Sbx, files_stack: Path, tmp_path: Path
+    run_sbx: Sbx, files_stack: Path, tmp_path: Path, prefect_server: str
 ) -> None:
     repo = tmp_path / "repo"
     backup(run_sbx, files_stack, repo)
@@ -96,6 +100,24 @@ def test_refusals_are_clear_and_touch_nothing(
     done = run_sbx("restore", raw["id"], "--to", str(target), "--repo", str(repo))
     assert done.returncode != 0 and "../escaped.md" in done.stderr
     assert not (tmp_path / "out" / "escaped.md").exists() and not target.exists()
+    # the operator reads the reason, not Prefect's traceback of it; the run's log keeps that
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.rstrip().splitlines()[-1].startswith("error: ")
+    assert "Traceback" in failure_log(prefect_server, done.stderr)
+
+
+def failure_log(api: str, stderr: str) -> str:
+    """The ERROR lines the Prefect UI shows for the flow run whose link ``stderr`` printed."""
+    run_id = re.search(r"/runs/flow-run/([0-9a-f-]{36})", stderr)
+    assert run_id, stderr
+    query = {"logs": {"flow_run_id": {"any_": [run_id[1]]}, "level": {"ge_": logging.ERROR}}}
+    # the run's logs are sent in batches; they are in once the command has exited, or soon after
+    for _ in range(50):
+        logs = httpx.post(f"{api}/logs/filter", json=query, timeout=10).json()
+        if logs:
+            return "\n".join(log["message"] for log in logs)
+        time.sleep(0.2)
+    raise AssertionError(f"no ERROR log reached the API for flow run {run_id[1]}")
 
 
 def test_one_writer_at_a_time_and_dead_locks_are_taken_over(
