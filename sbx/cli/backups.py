@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
 
         # an encrypted off-box copy needs its age identity (opened the way flows open it)
         repository = Repository.open(open_encrypted(load_config(stack, config), location))
-        rows = [_snapshot_row(repository.load_snapshot(i)) for i in repository.list_snapshots()]
+        rows = [_snapshot_row(repository.snapshot_summary(i)) for i in repository.list_snapshots()]
         if json_:
             out.print_json(json.dumps(rows))
             return

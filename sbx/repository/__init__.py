@@ -44,7 +44,7 @@ from sbx.errors import (
     SnapshotNotFound,
     UnsupportedFormat,
 )
-from sbx.repository.catalog import load_manifest, snapshot_ids
+from sbx.repository.catalog import SnapshotSummary, load_manifest, load_summary, snapshot_ids
 from sbx.repository.format import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_PACK_SIZE,
@@ -85,6 +85,7 @@ __all__ = [
     "RepositoryInfo",
     "RestoreReport",
     "SnapshotManifest",
+    "SnapshotSummary",
     "SnapshotWriter",
     "Stats",
     "VerifyReport",
@@ -163,6 +164,10 @@ class Repository:
     def load_snapshot(self, snapshot_id: str) -> SnapshotManifest:
         """The manifest of ``snapshot_id`` or ``"latest"``; :class:`SnapshotNotFound`."""
         return load_manifest(self.storage, snapshot_id)
+
+    def snapshot_summary(self, snapshot_id: str) -> SnapshotSummary:
+        """What a listing shows of ``snapshot_id``: its manifest without the file entries."""
+        return load_summary(self.storage, snapshot_id)
 
     def latest_snapshot(self) -> SnapshotManifest | None:
         ids = self.list_snapshots()

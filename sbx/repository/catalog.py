@@ -6,15 +6,51 @@ A snapshot exists exactly when ``snapshots/<id>.json`` does; anything else under
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, BinaryIO, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from sbx.errors import ManifestInvalid, ObjectMissing, SnapshotNotFound
 from sbx.repository.format import (
     SNAPSHOT_ID_RE,
     SNAPSHOTS_PREFIX,
+    PartStatus,
     SnapshotManifest,
+    Stats,
+    describe_error,
     snapshot_key,
 )
-from sbx.repository.manifest_json import parse_manifest
+from sbx.repository.manifest_json import parse_manifest, scan_manifest
 from tasks.clients.storage import Storage
+
+_Loaded = TypeVar("_Loaded", SnapshotManifest, "SnapshotSummary")
+
+
+class PartSummary(BaseModel):
+    """A part as a listing shows it (what else the manifest says is ignored)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    status: PartStatus = "captured"
+    stats: Stats = Field(default_factory=Stats)
+
+
+class SnapshotSummary(BaseModel):
+    """A snapshot as a listing shows it: its manifest without the file entries. Not for
+    restoring or verifying: those load the whole manifest (:func:`load_manifest`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    created_at: datetime
+    host: str
+    stack_dir: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    parts: list[PartSummary] = Field(default_factory=list)
+    stats: Stats = Field(default_factory=Stats)
 
 
 def snapshot_ids(storage: Storage) -> list[str]:
@@ -41,15 +77,33 @@ def resolve_id(storage: Storage, snapshot_id: str) -> str:
 
 def load_manifest(storage: Storage, snapshot_id: str) -> SnapshotManifest:
     """The validated manifest of ``snapshot_id`` (or ``latest``)."""
+    return _load(storage, snapshot_id, parse_manifest)
+
+
+def load_summary(storage: Storage, snapshot_id: str) -> SnapshotSummary:
+    """What a listing shows of ``snapshot_id`` (or ``latest``). The entries are read past, not
+    validated: at 100,000 files that is most of a manifest's load time."""
+
+    def summary(stream: BinaryIO, where: str) -> SnapshotSummary:
+        data: dict[str, Any] = scan_manifest(stream, where, entries=False)
+        try:
+            return SnapshotSummary.model_validate(data)
+        except ValidationError as exc:
+            raise ManifestInvalid(where, describe_error(exc)) from exc
+
+    return _load(storage, snapshot_id, summary)
+
+
+def _load(storage: Storage, snapshot_id: str, parse: Callable[[BinaryIO, str], _Loaded]) -> _Loaded:
     snapshot_id = resolve_id(storage, snapshot_id)
     try:
         stream = storage.open(snapshot_key(snapshot_id))
     except ObjectMissing:
         raise SnapshotNotFound(snapshot_id, storage.location) from None
     with stream:  # read a block at a time: a large manifest is not held as text as well
-        manifest = parse_manifest(stream, f"snapshot {snapshot_id} in {storage.location}")
-    if manifest.id != snapshot_id:
+        loaded = parse(stream, f"snapshot {snapshot_id} in {storage.location}")
+    if loaded.id != snapshot_id:
         raise ManifestInvalid(
-            f"snapshot {snapshot_id} in {storage.location}", f"it carries the id {manifest.id}"
+            f"snapshot {snapshot_id} in {storage.location}", f"it carries the id {loaded.id}"
         )
-    return manifest
+    return loaded
