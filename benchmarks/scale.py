@@ -7,10 +7,11 @@ Makes ``stack/notes/`` with ``--files`` small files (1-4 KiB, in folders of 1,00
 ``stack/data/disk.img``, a ``--sparse-gib`` GiB sparse file with 1 MiB of data at its start,
 middle and end; then, each in its own child process (so each peak RSS is its own), backs the
 stack up into a new repository with the engine (``sbx.repository``), backs it up again
-unchanged, verifies both snapshots (``verify --all``), and restores it into an empty
-directory, checking the restored tree (file count, the sparse file's size, data and that it is
-still sparse). Prints one JSON object: seconds, peak RSS (MiB, ``wait4``'s ``ru_maxrss`` of
-each child) and sizes. ``tests/faults/test_scale.py`` runs it and checks peak RSS <= 300 MiB.
+unchanged, lists both snapshots (what ``sbx snapshots`` reads), verifies both snapshots
+(``verify --all``), and restores it into an empty directory, checking the restored tree (file
+count, the sparse file's size, data and that it is still sparse). Prints one JSON object:
+seconds, peak RSS (MiB, ``wait4``'s ``ru_maxrss`` of each child) and sizes.
+``tests/faults/test_scale.py`` runs it and checks peak RSS <= 300 MiB.
 
 ``--command`` measures the whole ``sbx backup`` / ``sbx restore`` commands instead (Prefect
 loaded, a flow run per command, against a local Prefect server this script starts in the work
@@ -76,6 +77,9 @@ def _phase(phase: str, stack: Path, repo: Path, target: Path) -> dict[str, float
             "files_read": manifest.stats.files_read,
             "new_bytes": manifest.stats.new_bytes,
         }
+    if phase == "snapshots":
+        listed = [repository.snapshot_summary(i) for i in repository.list_snapshots()]
+        return {"seconds": time.monotonic() - started, "snapshots": len(listed)}
     if phase == "verify_all":
         checked = repository.verify()
         return {
@@ -98,6 +102,8 @@ def run_phase(
         cmd = [sys.executable, __file__, "--phase", phase, str(stack), str(repo), str(target)]
     elif phase == "backup":
         cmd = [_sbx(), "backup", "--stack", str(stack), "--repo", str(repo)]
+    elif phase == "snapshots":
+        cmd = [_sbx(), "snapshots", "--json", "--stack", str(stack), "--repo", str(repo)]
     elif phase == "verify_all":
         cmd = [_sbx(), "verify", "--all", "--stack", str(stack), "--repo", str(repo)]
     else:
@@ -183,6 +189,7 @@ def main() -> None:
             "make_seconds": made,
             "backup": run_phase("backup", stack, repo, target, env),
             "backup_unchanged": run_phase("backup", stack, repo, target, env),
+            "snapshots": run_phase("snapshots", stack, repo, target, env),
             "verify_all": run_phase("verify_all", stack, repo, target, env),
             "restore": run_phase("restore", stack, repo, target, env),
             "repo_mib": sum(p.stat().st_size for p in repo.rglob("*") if p.is_file()) / MiB,

@@ -52,10 +52,12 @@ def test_many_files_and_a_huge_sparse_file(tmp_path: Path, fault_figures: FaultF
     result = json.loads(out.read_text())
     print(json.dumps(result, indent=2))  # the seconds, for whoever reads the log
     phases = {
-        name: result[name] for name in ("backup", "backup_unchanged", "verify_all", "restore")
+        name: result[name]
+        for name in ("backup", "backup_unchanged", "snapshots", "verify_all", "restore")
     }
     assert phases["backup"]["files"] == FILES + 1
     assert phases["backup_unchanged"]["files_read"] == 0
+    assert phases["snapshots"]["snapshots"] == 2
     # both snapshots checked, yet one manifest in memory at a time
     assert phases["verify_all"]["snapshots"] == 2
     assert phases["verify_all"]["damaged"] == 0
