@@ -109,7 +109,7 @@ def _flush_prefect_events() -> None:
 
     Called as a command ends. Without it Prefect's events worker drains at interpreter exit and
     logs "Still processing items" on the operator's terminal (the flow-run heartbeat join,
-    switched off in ``sbx.local_server``, used to give it that time). Prefect's own task runner
+    switched off in ``sbx.cli_runs``, used to give it that time). Prefect's own task runner
     flushes the same way (``wait_until_empty``).
     """
     if "prefect.events.worker" not in sys.modules:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from sbx.errors import ManifestInvalid, ObjectMissing, SnapshotNotFound
 from sbx.repository.format import (
@@ -19,10 +19,9 @@ from sbx.repository.format import (
     PartStatus,
     SnapshotManifest,
     Stats,
-    describe_error,
     snapshot_key,
 )
-from sbx.repository.manifest_json import parse_manifest, scan_manifest
+from sbx.repository.manifest_json import parse_manifest, scan_manifest, validate_manifest
 from tasks.clients.storage import Storage
 
 _Loaded = TypeVar("_Loaded", SnapshotManifest, "SnapshotSummary")
@@ -85,11 +84,8 @@ def load_summary(storage: Storage, snapshot_id: str) -> SnapshotSummary:
     validated: at 100,000 files that is most of a manifest's load time."""
 
     def summary(stream: BinaryIO, where: str) -> SnapshotSummary:
-        data: dict[str, Any] = scan_manifest(stream, where, entries=False)
-        try:
-            return SnapshotSummary.model_validate(data)
-        except ValidationError as exc:
-            raise ManifestInvalid(where, describe_error(exc)) from exc
+        data = scan_manifest(stream, where, entries=False)
+        return validate_manifest(SnapshotSummary, data, where)
 
     return _load(storage, snapshot_id, summary)
 

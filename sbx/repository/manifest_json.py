@@ -12,9 +12,9 @@ stream too. The text is the same JSON as ``dump_model`` writes.
 from __future__ import annotations
 
 import io
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from sbx.errors import ManifestInvalid, UnsupportedFormat
 from sbx.repository.format import (
@@ -28,6 +28,7 @@ from sbx.repository.json_scan import JsonScanner
 
 _ENTRY: Final = TypeAdapter(Entry)
 _ENTRY_FIELDS: Final = tuple(Entry.__dataclass_fields__)
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 def dump_manifest(manifest: SnapshotManifest) -> bytes:
@@ -70,9 +71,14 @@ def _entry_fields(entry: Entry) -> dict[str, Any]:
 def parse_manifest(source: bytes | BinaryIO, where: str) -> SnapshotManifest:
     """Validate a stored manifest, its text or a stream of it (read a block at a time);
     :class:`ManifestInvalid` or :class:`UnsupportedFormat`."""
-    data = scan_manifest(source, where, entries=True)
+    return validate_manifest(SnapshotManifest, scan_manifest(source, where, entries=True), where)
+
+
+def validate_manifest(model: type[_Model], data: dict[str, Any], where: str) -> _Model:
+    """``data`` (from :func:`scan_manifest`) as ``model``; :class:`ManifestInvalid` naming the
+    field when it does not fit."""
     try:
-        return SnapshotManifest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ManifestInvalid(where, describe_error(exc)) from exc
 
