@@ -28,10 +28,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "logs")]
 
 
 from blocks.config import LogsConfig  # noqa: E402
-from tasks.log_rotation.fs import filesystem_type, probe_methods  # noqa: E402
-from tasks.log_rotation.plan import rotated_files  # noqa: E402
-from tasks.log_rotation.rotate import open_rotated  # noqa: E402
-from tasks.log_rotation.task import rotate_directory  # noqa: E402
+from tasks.logs.directory import rotate_directory  # noqa: E402
+from tasks.logs.fs import filesystem_type, probe_methods  # noqa: E402
+from tasks.logs.plan import rotated_files  # noqa: E402
+from tasks.logs.rotate import open_rotated  # noqa: E402
 
 NUMBER = re.compile(rb"(\d{9}) x+ (\d{9})")
 

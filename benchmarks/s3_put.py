@@ -27,7 +27,7 @@ from bed import S3Server, free_port, wait_until
 from bed.services import http_status, stop_process
 
 from blocks.config import OffboxConfig
-from tasks.clients.s3_storage import connect
+from tasks.clients.s3.storage import connect
 
 MiB = 1 << 20
 

@@ -60,7 +60,7 @@ def make_stack(stack: Path, files: int, sparse_gib: int, seed: int = 9) -> None:
 def _phase(phase: str, stack: Path, repo: Path, target: Path) -> dict[str, float]:
     """One phase in this process (the child): backup or restore with the engine."""
     from sbx.repository import Repository
-    from tasks.clients.local_storage import LocalStorage
+    from sbx.repository.storage.local import LocalStorage
 
     started = time.monotonic()
     repository = Repository.open_or_init(LocalStorage(repo))

@@ -9,10 +9,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from blocks.config import PartConfig, SbxConfig
-from flows.common import flow_config, observe_stack, open_repository, run_name
+from flows.runbook import flow_config, observe_stack, open_repository, run_name
 from sbx.errors import ConfigError, SbxError
-from tasks.box_state import read_box_state
-from tasks.capture import CaptureContext, capture_part
+from tasks.backup.box_state import read_box_state
+from tasks.backup.capture import CaptureContext, capture_part
 from tasks.reports import BackupReport, artifact_key, backup_markdown, publish_markdown
 
 PROGRESS_EVERY_S = 1.0  # the run page's progress bar moves at most this often

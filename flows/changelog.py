@@ -6,7 +6,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.variables import Variable
 
-from flows.common import flow_config, run_name
+from flows.runbook import flow_config, run_name
 from sbx.errors import ChangeLogDamaged
 from tasks.changelog import (
     ChangeEntry,

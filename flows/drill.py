@@ -11,13 +11,13 @@ from importlib.metadata import version
 from prefect import flow, get_run_logger
 
 from blocks.config import ConsistencyMethod, SbxConfig
-from flows.common import flow_config, open_repository, run_name
+from flows.runbook import flow_config, open_repository, run_name
 from sbx.errors import ConfigError, SbxError
 from sbx.repository import Repository, SnapshotManifest
 from sbx.repository.drills import DrillMark, list_marks, new_drill_id, write_mark
-from tasks.drill_data import check_databases, check_model_sums, recover_qdrant
-from tasks.drill_health import service_url, wait_healthy
-from tasks.drill_project import (
+from tasks.drill.data import check_databases, check_model_sums, recover_qdrant
+from tasks.drill.health import service_url, wait_healthy
+from tasks.drill.project import (
     ScratchProject,
     plan_scratch,
     prepare_project,
@@ -25,7 +25,7 @@ from tasks.drill_project import (
     start_project,
     tear_down,
 )
-from tasks.drill_report import DrillFailed, DrillReport, drill_markdown
+from tasks.drill.report import DrillFailed, DrillReport, drill_markdown
 from tasks.health.model import CheckResult
 from tasks.reports import artifact_key, publish_markdown
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.common import flow_config, run_name
+from flows.runbook import flow_config, run_name
 from sbx.errors import GpuThresholdFailed
-from tasks.gpu import GpuReport, check_gpus
-from tasks.gpu_report import publish_gpu_report, summary
+from tasks.gpu.check import GpuReport, check_gpus
+from tasks.gpu.report import publish_gpu_report, summary
 
 
 @flow(name="inspect-gpus", flow_run_name=lambda: run_name("gpu"), log_prints=False)

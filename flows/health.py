@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
 
-from flows.common import flow_config, run_name
+from flows.runbook import flow_config, run_name
 from sbx.errors import SbxError
 from tasks.health.model import HealthReport
 from tasks.health.round import FAMILIES, suppress
-from tasks.health.tasks import check_family, publish_health, read_health_context, send_alerts
+from tasks.health.steps import check_family, publish_health, read_health_context, send_alerts
 
 
 class HealthChecksFailed(SbxError):

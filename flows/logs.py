@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 from prefect import flow
 
-from flows.common import flow_config, run_name
+from flows.runbook import flow_config, run_name
 from sbx.errors import SbxError, StackError
-from tasks.log_rotation.plan import find_log_files
-from tasks.log_rotation.report import LogRotationReport, rotation_markdown
-from tasks.log_rotation.task import rotate_log_directory
+from tasks.logs.directory import rotate_log_directory
+from tasks.logs.plan import find_log_files
+from tasks.logs.report import LogRotationReport, rotation_markdown
 from tasks.reports import artifact_key, publish_markdown
 
 

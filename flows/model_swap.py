@@ -8,11 +8,11 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
-from flows.common import flow_config, run_name
+from flows.runbook import flow_config, run_name
 from sbx.errors import ModelSwapRolledBack
-from tasks.capacity import CapacityVerdict
 from tasks.changelog import append_change
-from tasks.model_swap import (
+from tasks.gpu.capacity import CapacityVerdict
+from tasks.gpu.model_swap import (
     ModelSettings,
     SuiteResult,
     edit_env,

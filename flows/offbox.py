@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.common import flow_config, open_repository, run_name
+from flows.runbook import flow_config, open_repository, run_name
 from sbx.errors import ConfigError
 from sbx.repository.replicate import CopyReport
-from tasks.offbox import copy_markdown, copy_repository, open_offbox
+from tasks.backup.offbox import copy_markdown, copy_repository, open_offbox
 from tasks.reports import artifact_key, publish_markdown
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.common import flow_config, open_repository, run_name
+from flows.runbook import flow_config, open_repository, run_name
 from sbx.repository import PruneReport
 from sbx.repository.drills import newest_drill_passed
 from tasks.reports import artifact_key, prune_markdown, publish_markdown

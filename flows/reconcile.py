@@ -2,7 +2,7 @@
 
 Two leftovers exist: containers a cold copy stopped (a marker under ``.sbx/stopped/``) and an
 upgrade or rollback journal entry left open (``.sbx/upgrade/open.json``) whose process is gone.
-Mutating flows finish both in their first task (flows/common.observe_stack); the CLI runs this flow
+Mutating flows finish both in their first task (flows/runbook.observe_stack); the CLI runs this flow
 first for every other command that names a stack (sbx/cli/leftovers.py), so a read-only `sbx status`
 or `sbx health` after a kill -9 also ends on a consistent, recorded release — and the run history
 shows it.
@@ -16,7 +16,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
-from flows.common import flow_config, run_name, stack_label
+from flows.runbook import flow_config, run_name, stack_label
 from flows.upgrade import reconcile_upgrade
 from sbx.errors import DockerUnavailable
 from tasks.clients.docker_engine import connect

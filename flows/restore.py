@@ -10,13 +10,13 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from blocks.config import SbxConfig
-from flows.common import flow_config, observe_stack, open_repository, run_name
+from flows.runbook import flow_config, observe_stack, open_repository, run_name
 from sbx.errors import ConfigError, StackError
 from sbx.repository import RestoreReport
 from tasks.changelog import LOG_FILE, append_change, keep_live_log
 from tasks.clients.compose import ComposeCli
 from tasks.reports import artifact_key, publish_markdown
-from tasks.restore_in_place import (
+from tasks.restore.in_place import (
     RestoreUnhealthy,
     Swapped,
     plan_swap,

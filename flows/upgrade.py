@@ -8,10 +8,12 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict
 
 from blocks.config import SbxConfig
-from flows.common import flow_config, run_name, stack_label
+from flows.runbook import flow_config, run_name, stack_label
 from sbx.errors import SbxError, UpgradeRefused
 from tasks.clients.docker_engine import connect
-from tasks.journal import (
+from tasks.reports import artifact_key, publish_markdown
+from tasks.upgrade.gate import gate_names
+from tasks.upgrade.journal import (
     JournalEntry,
     Release,
     ServiceImage,
@@ -20,12 +22,10 @@ from tasks.journal import (
     read_open,
     save_open,
 )
-from tasks.maintenance import maintenance_window
-from tasks.release import check_rollback_images, newer_images, pull_targets, record_release
-from tasks.reports import artifact_key, publish_markdown
-from tasks.upgrade_gate import gate_names
-from tasks.upgrade_report import upgrade_markdown
-from tasks.upgrade_steps import alert, apply_target, reconcile_open_entry
+from tasks.upgrade.maintenance import maintenance_window
+from tasks.upgrade.release import check_rollback_images, newer_images, pull_targets, record_release
+from tasks.upgrade.report import upgrade_markdown
+from tasks.upgrade.steps import alert, apply_target, reconcile_open_entry
 
 
 class UpgradeReport(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.common import flow_config, open_repository, run_name
+from flows.runbook import flow_config, open_repository, run_name
 from sbx.errors import SbxError
 from sbx.repository import VerifyReport
 from tasks.reports import artifact_key, publish_markdown, verify_markdown

@@ -1,7 +1,7 @@
 """The Python half of scripts/gpu-check.sh: read the real GPUs, run the capacity preflight.
 
 Runs on a GPU machine with only pydantic and nvidia-ml-py besides the standard library: it
-imports tasks.clients.gpu and tasks.capacity (and, through them, sbx.errors) and checks at the
+imports tasks.clients.gpu and tasks.gpu.capacity (and, through them, sbx.errors) and checks at the
 end that nothing heavier (prefect, docker, httpx, pydantic-settings) came along.
 
     python3 scripts/gpu_check.py read [--wait-pid PID]   print the reading as JSON; exit 0 with
@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks.capacity import GiB, preflight
 from tasks.clients.gpu import GpuInventory, read_inventory
+from tasks.gpu.capacity import GiB, preflight
 
 NO_GPU = 3
 HEAVY = ("prefect", "docker", "httpx", "pydantic_settings", "qdrant_client", "boto3")

@@ -74,8 +74,9 @@ def plan_notices(
 ) -> list[Notice]:
     """What to tell whom, as a pure function of the previous state and this report.
 
-    ``muted`` checks (an upgrade's maintenance window, tasks/maintenance.py) get no notice; their
-    state is not remembered as told, so one still failing after the window alerts then."""
+    ``muted`` checks (an upgrade's maintenance window, tasks/upgrade/maintenance.py) get no
+    notice; their state is not remembered as told, so one still failing after the window alerts
+    then."""
     notices = []
     for check in report.checks:
         if check.id in muted:

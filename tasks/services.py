@@ -147,9 +147,9 @@ def restart_left_stopped(engine: DockerEngine, stack_dir: Path) -> list[str]:
     """Start containers that a killed sbx run left stopped; returns their names.
 
     A swap of restored data that the killed run left half done is undone first, so that the
-    services start on their previous data, whole (tasks/swap_journal.py).
+    services start on their previous data, whole (tasks/restore/swap_journal.py).
     """
-    from tasks.swap_journal import recover_interrupted_swap  # it imports this module
+    from tasks.restore.swap_journal import recover_interrupted_swap  # it imports this module
 
     recover_interrupted_swap(stack_dir)
     restarted = []

@@ -13,8 +13,8 @@ import typer
 from typer.testing import CliRunner
 
 from sbx.cli import leftovers
-from sbx.cli.common import StackOption
-from tasks.journal import JournalEntry, Release, save_open
+from sbx.cli.options import StackOption
+from tasks.upgrade.journal import JournalEntry, Release, save_open
 
 RELEASE = Release(images={}, compose_files={}, env_fingerprints={}, models={})
 

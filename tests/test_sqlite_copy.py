@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.sqlite_copy import SqliteCopyError, copy_database, is_sqlite_database
+from tasks.backup.sqlite_copy import SqliteCopyError, copy_database, is_sqlite_database
 
 WRITER = """
 import sqlite3, sys, time

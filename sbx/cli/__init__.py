@@ -14,17 +14,17 @@ from sbx.cli import changelog as changelog_cli
 from sbx.cli import drill as drill_cli
 from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
-from sbx.cli import incident_freeze as incident_freeze_cli
-from sbx.cli import incident_preserve as incident_preserve_cli
-from sbx.cli import incident_radius as incident_radius_cli
-from sbx.cli import incident_recover as incident_recover_cli
-from sbx.cli import incident_report as incident_report_cli
-from sbx.cli import incident_run as incident_run_cli
 from sbx.cli import logs as logs_commands
 from sbx.cli import model as model_cli
 from sbx.cli import serve as serve_cli
 from sbx.cli import upgrade as upgrade_cli
-from sbx.cli.common import err
+from sbx.cli.incident import freeze as incident_freeze_cli
+from sbx.cli.incident import preserve as incident_preserve_cli
+from sbx.cli.incident import radius as incident_radius_cli
+from sbx.cli.incident import recover as incident_recover_cli
+from sbx.cli.incident import report as incident_report_cli
+from sbx.cli.incident import run as incident_run_cli
+from sbx.cli.options import err
 from sbx.errors import SbxError
 
 app = typer.Typer(

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sbx.cli.common import ConfigOption, JsonOption, PartOption, RepoOption, StackOption, err, out
+from sbx.cli.options import ConfigOption, JsonOption, PartOption, RepoOption, StackOption, err, out
 
 
 def repo_location(repo: str | None, stack: Path | None, config: Path | None) -> str:
@@ -65,7 +65,7 @@ def register(app: typer.Typer) -> None:
         location = repo_location(repo, stack, config)
         from blocks.config import load_config
         from sbx.repository import Repository
-        from tasks.offbox import open_encrypted
+        from tasks.backup.offbox import open_encrypted
 
         # an encrypted off-box copy needs its age identity (opened the way flows open it)
         repository = Repository.open(open_encrypted(load_config(stack, config), location))
@@ -255,7 +255,7 @@ def run_setup(repo: str | None, stack: Path | None, config: Path | None) -> str:
     ensure_api()
     # an encrypted off-box copy: a missing or wrong age key stops here, before any flow run
     from blocks.config import load_config
-    from tasks.offbox import open_encrypted
+    from tasks.backup.offbox import open_encrypted
 
     open_encrypted(load_config(stack, config), location)
     return location

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from sbx.cli.common import ConfigOption, JsonOption, StackOption, err, out
+from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
 
 if TYPE_CHECKING:
     from tasks.changelog import ChangeEntry

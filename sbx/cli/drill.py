@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from sbx.cli.common import ConfigOption, RepoOption, StackOption, err, out
+from sbx.cli.options import ConfigOption, RepoOption, StackOption, err, out
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
 
             ensure_api()
         from flows.drill import drill_restore
-        from tasks.drill_report import DrillFailed, DrillReport
+        from tasks.drill.report import DrillFailed, DrillReport
 
         try:
             report: DrillReport = drill_restore(
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _print(report: object) -> None:
-    from tasks.drill_report import DrillReport
+    from tasks.drill.report import DrillReport
 
     assert isinstance(report, DrillReport)
     for check in report.checks:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sbx.cli.common import ConfigOption, JsonOption, StackOption, err, out
+from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
 
 _STYLE = {"pass": "green", "info": "dim", "warn": "yellow", "unknown": "yellow", "fail": "red"}
 
@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
                 stack=str(stack) if stack else None, config_file=str(config) if config else None
             )
         except GpuThresholdFailed as exc:
-            from tasks.gpu import GpuReport
+            from tasks.gpu.check import GpuReport
 
             assert isinstance(exc.report, GpuReport)
             report = exc.report
@@ -111,8 +111,8 @@ def _fit(
     free_gib: float | None,
     json_: bool,
 ) -> int:
-    from tasks.capacity import GiB
-    from tasks.gpu import preflight_on_box
+    from tasks.gpu.capacity import GiB
+    from tasks.gpu.check import preflight_on_box
 
     verdict = preflight_on_box(
         box,
@@ -136,7 +136,7 @@ def _print_report(report: Any) -> None:
     from rich import box
     from rich.table import Table
 
-    from tasks.gpu_report import gpu_rows, summary
+    from tasks.gpu.report import gpu_rows, summary
 
     rows = gpu_rows(report)
     if report.inventory.available:

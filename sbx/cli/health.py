@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sbx.cli.common import ConfigOption, JsonOption, RepoOption, StackOption, err, out
+from sbx.cli.options import ConfigOption, JsonOption, RepoOption, StackOption, err, out
 
 _STYLE = {"ok": "green", "failing": "bold red", "info": "dim", "suppressed": "yellow"}
 

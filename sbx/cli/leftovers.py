@@ -19,13 +19,15 @@ import typer
 SKIPPED = {"upgrade", "rollback", "incident"}
 OPEN_ENTRY = Path(".sbx") / "upgrade" / "open.json"
 STOP_MARKERS = Path(".sbx") / "stopped"
-SWAP_JOURNAL = Path(".sbx") / "swap.json"  # tasks.swap_journal.JOURNAL (not imported: Docker SDK)
+SWAP_JOURNAL = (
+    Path(".sbx") / "swap.json"
+)  # tasks.restore.swap_journal.JOURNAL (not imported: Docker SDK)
 
 
 def left_behind(stack_dir: Path) -> bool:
     """True when a killed run may have left a stopped container, a half-done swap of restored
     data or an open upgrade journal entry."""
-    from tasks.journal import read_open
+    from tasks.upgrade.journal import read_open
 
     markers = stack_dir / STOP_MARKERS
     if markers.is_dir() and any(markers.glob("*.json")):
@@ -53,7 +55,7 @@ def finish_leftovers(ctx: typer.Context, stack: Path | None) -> Path | None:
 
     ensure_api()
     from flows.reconcile import reconcile_stack
-    from sbx.cli.common import err  # common imports this module for its --stack option
+    from sbx.cli.options import err  # common imports this module for its --stack option
 
     err.print("a killed sbx run left this stack unfinished: finishing it first")
     report = reconcile_stack(stack=str(stack_dir))

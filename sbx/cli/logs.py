@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sbx.cli.common import ConfigOption, JsonOption, StackOption, err, out
+from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
 
 
 def register(logs: typer.Typer) -> None:
@@ -70,7 +70,7 @@ def register(logs: typer.Typer) -> None:
         rotate-logs deployment. The user's own compose file is never edited.
         """
         from blocks.config import load_config
-        from tasks.log_rotation.setup import write_setup
+        from tasks.logs.setup import write_setup
 
         box = load_config(stack, config)
         done = write_setup(
@@ -102,7 +102,7 @@ def _print(report: Any, json_: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from tasks.log_rotation.report import LogRotationReport
+    from tasks.logs.report import LogRotationReport
     from tasks.reports import human_bytes
 
     assert isinstance(report, LogRotationReport)

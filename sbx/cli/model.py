@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from sbx.cli.common import ConfigOption, JsonOption, StackOption, err, out
+from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
 
 
 def register(model: typer.Typer) -> None:

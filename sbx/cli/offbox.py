@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from sbx.cli.backups import run_setup
-from sbx.cli.common import ConfigOption, RepoOption, StackOption, err, out
+from sbx.cli.options import ConfigOption, RepoOption, StackOption, err, out
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         """Copy the local repository off the box, encrypted with age; only what is missing."""
         location = run_setup(repo, stack, config)
         from blocks.config import load_config
-        from tasks.offbox import check_copy_keys
+        from tasks.backup.offbox import check_copy_keys
 
         settings = load_config(stack, config)
         url = to or settings.offbox.url

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sbx.cli.common import ConfigOption, JsonOption, StackOption, err, out
+from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
 
 
 def register(app: typer.Typer, server: typer.Typer) -> None:
@@ -175,7 +175,7 @@ def _short_digest(digest: str | None) -> str:
 def _print_open_upgrade(stack_dir: Path) -> None:
     """An upgrade journal entry still open: its run is going (a killed run's entry was finished
     before this command ran: sbx/cli/leftovers.py)."""
-    from tasks.journal import read_open
+    from tasks.upgrade.journal import read_open
 
     entry = read_open(stack_dir)
     if entry is None:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from sbx.cli.common import err, out
+from sbx.cli.options import err, out
 
 
 def register(app: typer.Typer) -> None:

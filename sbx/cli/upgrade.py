@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sbx.cli.common import ConfigOption, JsonOption, StackOption, err, out
+from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
 
 ServiceArgs = Annotated[
     list[str] | None, typer.Argument(help="Compose services (default: every registry image).")

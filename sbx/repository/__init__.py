@@ -1,6 +1,6 @@
 """The sbx repository engine (format v1, docs/repository.md): what flows and tasks call.
 
-Pure Python over a :class:`~tasks.clients.storage.Storage`; no Docker, no Prefect. Modules:
+Pure Python over a :class:`~sbx.repository.storage.Storage`; no Docker, no Prefect. Modules:
 
     format.py     layout, constants, manifest models, parsing
     objects.py    object encoding, ids, the object store, the plaintext cache
@@ -67,10 +67,10 @@ from sbx.repository.objects import ObjectStore
 from sbx.repository.parts import PartWriter
 from sbx.repository.restore import RestoreReport, restore_snapshot
 from sbx.repository.retention import PrunePlan, plan_prune
+from sbx.repository.storage import Storage
+from sbx.repository.storage.local import LocalStorage
 from sbx.repository.verify import Damage, VerifyReport, verify_snapshots
 from sbx.repository.writer import SnapshotWriter
-from tasks.clients.local_storage import LocalStorage
-from tasks.clients.storage import Storage
 
 __all__ = [
     "Damage",

@@ -22,7 +22,7 @@ from sbx.repository.format import (
     snapshot_key,
 )
 from sbx.repository.manifest_json import parse_manifest, scan_manifest, validate_manifest
-from tasks.clients.storage import Storage
+from sbx.repository.storage import Storage
 
 _Loaded = TypeVar("_Loaded", SnapshotManifest, "SnapshotSummary")
 

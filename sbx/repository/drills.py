@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sbx.errors import ObjectMissing
 from sbx.repository.format import SNAPSHOT_ID_RE
-from tasks.clients.storage import Storage
+from sbx.repository.storage import Storage
 
 log = logging.getLogger(__name__)
 

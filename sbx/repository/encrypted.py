@@ -47,7 +47,7 @@ from sbx.repository.format import (
     RepositoryInfo,
     parse_repository_info,
 )
-from tasks.clients.storage import Storage, check_key, check_prefix
+from sbx.repository.storage import Storage, check_key, check_prefix
 
 ENCRYPTION_SCHEME: Final = "age-x25519+aes-siv-names"
 ENCRYPTION_VERSION: Final = 1

@@ -28,8 +28,8 @@ from blake3 import blake3
 from sbx.errors import CorruptObject, ObjectMissing
 from sbx.repository.format import Entry, object_key
 from sbx.repository.objects import CODEC_RAW, OBJECT_MAGIC
-from tasks.clients.local_storage import LocalStorage
-from tasks.clients.storage import Storage
+from sbx.repository.storage import Storage
+from sbx.repository.storage.local import LocalStorage
 
 _HEADER = 2
 _PAGE = mmap.ALLOCATIONGRANULARITY

@@ -23,7 +23,7 @@ from sbx.repository.catalog import load_manifest, snapshot_ids
 from sbx.repository.format import object_key, snapshot_key
 from sbx.repository.objects import ObjectStore
 from sbx.repository.retention import PrunePlan
-from tasks.clients.storage import Storage
+from sbx.repository.storage import Storage
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Where a repository lives: a directory on the box, or ``s3://bucket/prefix``.
 
 :func:`open_storage` is the one place that turns a ``--repo`` / ``repository.location`` /
-``offbox.url`` value into a :class:`~tasks.clients.storage.Storage`; the S3 client (and boto3)
+``offbox.url`` value into a :class:`~sbx.repository.storage.Storage`; the S3 client (and boto3)
 is imported only when an s3:// location is used.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from blocks.config import SbxConfig
-from tasks.clients.local_storage import LocalStorage
-from tasks.clients.storage import Storage
+from sbx.repository.storage import Storage
+from sbx.repository.storage.local import LocalStorage
 
 
 def open_storage(location: str | Path | Storage, config: SbxConfig | None = None) -> Storage:
@@ -24,7 +24,7 @@ def open_storage(location: str | Path | Storage, config: SbxConfig | None = None
         return location
     text = str(location)
     if text.startswith("s3://"):
-        from tasks.clients.s3_storage import connect
+        from tasks.clients.s3.storage import connect
 
         return connect(text, config.offbox if config is not None else None)
     return LocalStorage(Path(text).expanduser())

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sbx.errors import KeyExists, ObjectMissing, RepositoryError, RepositoryLocked
 from sbx.processes import boot_id, pid_alive
 from sbx.repository.format import LOCK_KEY
-from tasks.clients.storage import Storage
+from sbx.repository.storage import Storage
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from blake3 import blake3
 
 from sbx.errors import CorruptObject, ObjectMissing
 from sbx.repository.format import OBJECT_ID_RE, OBJECTS_PREFIX, object_key
-from tasks.clients.storage import Storage
+from sbx.repository.storage import Storage
 
 OBJECT_MAGIC = 0xB1
 CODEC_RAW = 0

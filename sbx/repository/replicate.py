@@ -30,7 +30,7 @@ from sbx.repository.format import (
 )
 from sbx.repository.lock import WriterLock
 from sbx.repository.manifest_json import parse_manifest
-from tasks.clients.storage import Storage
+from sbx.repository.storage import Storage
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from sbx.repository.lock import WriterLock
 from sbx.repository.manifest_json import write_manifest
 from sbx.repository.objects import ObjectStore, Uploader, out_of_space
 from sbx.repository.parts import PartWriter
-from tasks.clients.storage import Storage
+from sbx.repository.storage import Storage
 
 log = logging.getLogger(__name__)
 _SPOOL_BYTES = 4 << 20  # ~10,000 entries

@@ -22,7 +22,7 @@ supported" for features a GPU lacks, "GPU is lost" for a GPU that fell off the b
                "error": null | "gpu_is_lost" | "reset_required"}]}
 
 Tests select it for the whole process (the sbx CLI in a subprocess too) with the environment
-variable ``SBX_TEST_GPU_FAKE=<spec.json>``; see tasks/gpu.py. Never set it on a real box.
+variable ``SBX_TEST_GPU_FAKE=<spec.json>``; see tasks/gpu/check.py. Never set it on a real box.
 """
 
 from __future__ import annotations

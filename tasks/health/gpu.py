@@ -1,4 +1,4 @@
-"""The GPU family: h-gpu's report (``tasks/gpu.py``), one health check per GPU.
+"""The GPU family: h-gpu's report (``tasks/gpu/check.py``), one health check per GPU.
 
 ``check_gpus`` already reads NVML, names processes by compose service and judges ``[gpu]``
 thresholds; here each GPU becomes ``gpu:<index>`` (failing when any of its checks fails, warnings
@@ -22,7 +22,7 @@ def plan(config: SbxConfig) -> list[MultiCheck]:
 
 def observe_all(config: SbxConfig) -> list[tuple[str, Outcome]]:
     """(target, outcome) per GPU from one reading; ``nvml`` when there is no GPU to list."""
-    from tasks.gpu import check_gpus
+    from tasks.gpu.check import check_gpus
 
     report = check_gpus.fn(config)
     inventory = report.inventory

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import partial
 
 from blocks.config import SbxConfig, ServiceKind
-from tasks.box_state import read_model_settings
+from tasks.backup.box_state import read_model_settings
 from tasks.clients.health_http import HealthHttp, HttpAnswer
 from tasks.health.checks import Check, Outcome, failing, ok
 from tasks.health.model import HealthContext, ServiceTarget

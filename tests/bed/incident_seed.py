@@ -31,7 +31,7 @@ USER_AGENT = "sbx-test-seed/1"
 
 
 def key_fingerprint(key: str) -> str:
-    """The spec's fingerprint (tasks/incident_keys.py owns sbx's copy; the proxy has its own)."""
+    """The spec's fingerprint (tasks/incident/keys.py owns sbx's copy; the proxy has its own)."""
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

@@ -21,8 +21,8 @@ from sbx.repository.drills import (
     newest_drill_passed,
     write_mark,
 )
-from tasks.drill_project import override_yaml, plan_scratch
-from tasks.drill_report import trend_table
+from tasks.drill.project import override_yaml, plan_scratch
+from tasks.drill.report import trend_table
 
 T0 = datetime(2026, 11, 22, 5, 0, tzinfo=UTC)
 

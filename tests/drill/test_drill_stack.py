@@ -16,7 +16,7 @@ from flows.backup import backup_stack
 from flows.drill import drill_restore
 from sbx.repository import Repository
 from sbx.repository.drills import list_marks
-from tasks.drill_report import DrillFailed
+from tasks.drill.report import DrillFailed
 
 if TYPE_CHECKING:
     from docker import DockerClient

@@ -71,7 +71,7 @@ def _swap_cut(stack: str, moves: list[list[str]], staging: str, cut: int, sig: i
     """The in-place restore's swap, with ``sig`` sent to itself after ``cut`` renames."""
     import pathlib
 
-    from tasks.swap_journal import swap_paths
+    from tasks.restore.swap_journal import swap_paths
 
     real_rename = pathlib.Path.rename
     done = 0

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from sbx.errors import SbxError
 from sbx.repository import Repository
-from tasks.clients.local_storage import LocalStorage
+from sbx.repository.storage.local import LocalStorage
 
 MiB = 1 << 20
 DIRS = {"vanish": "notes", "unreadable": "notes", "grow": "logs", "rotate": "logs"}
@@ -97,7 +97,7 @@ def main() -> None:
     with repo.writer(command=f"race {scenario}") as writer:
         writer.begin_snapshot(stack_dir=work / "stack")
         with writer.part(name, "copy") as part:
-            try:  # what tasks/capture.py does with a part's error
+            try:  # what tasks/backup/capture.py does with a part's error
                 part.add_tree(folder, name)
             except SbxError as exc:
                 part.fail(str(exc))

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from sbx.errors import SbxError
 from sbx.repository import Repository
 from sbx.repository.format import Entry, snapshot_key
-from tasks.clients.local_storage import LocalStorage
+from sbx.repository.storage.local import LocalStorage
 
 ENTRY_JSON = TypeAdapter(Entry)  # an entry as its manifest stores it
 

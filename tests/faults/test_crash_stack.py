@@ -26,7 +26,7 @@ from bed import RunningStack
 from bed.stack import prepare_stack, start_stack, stop_stack
 
 from sbx.repository import Repository
-from tasks.swap_journal import JOURNAL
+from tasks.restore.swap_journal import JOURNAL
 
 from .crash_helpers import (
     Child,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.swap_journal import JOURNAL, recover_interrupted_swap
+from tasks.restore.swap_journal import JOURNAL, recover_interrupted_swap
 
 from .crash_helpers import TrialServer, tree_digest
 from .figures import FaultFigures
@@ -37,7 +37,7 @@ def _stack(root: Path) -> tuple[Path, Path, list[list[str]]]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[TrialServer]:
-    trial_server = TrialServer(dict(os.environ), tmp_path, preload=("tasks.swap_journal",))
+    trial_server = TrialServer(dict(os.environ), tmp_path, preload=("tasks.restore.swap_journal",))
     yield trial_server
     trial_server.close()
 

@@ -14,7 +14,7 @@ import pytest
 
 from sbx.errors import StorageError
 from sbx.repository import Repository
-from tasks.clients.local_storage import LocalStorage
+from sbx.repository.storage.local import LocalStorage
 
 from .env_helpers import files_stack, fill, run_cli, tmpfs, used_bytes
 from .figures import FaultFigures

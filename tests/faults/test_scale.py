@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sbx.repository import Repository
 from sbx.repository.fastcopy import zero_id
-from tasks.clients.local_storage import LocalStorage
+from sbx.repository.storage.local import LocalStorage
 
 from .figures import FaultFigures
 

@@ -184,7 +184,7 @@ def test_planted_secrets_appear_nowhere_sbx_writes(
 
 
 def test_model_settings_in_the_manifest_carry_no_url_credentials(tmp_path: Path) -> None:
-    from tasks.box_state import read_model_settings
+    from tasks.backup.box_state import read_model_settings
 
     secret = canary("modelurl")
     (tmp_path / "worker.env").write_text(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from gpu_helpers import LLAMA_8B, MiB, write_safetensors
 
-from tasks.capacity import GiB, preflight, read_safetensors_header
+from tasks.gpu.capacity import GiB, preflight, read_safetensors_header
 
 
 def model(tmp_path: Path, config: dict[str, Any] | None = LLAMA_8B, **files: Any) -> Path:

@@ -9,8 +9,8 @@ from blocks.config import GpuConfig
 from tasks.clients.gpu import read_inventory
 from tasks.clients.gpu_fake import FakeNvml, GiB, h100
 from tasks.clients.vllm_metrics import ServingLoad
-from tasks.gpu import container_of_pid, owners
-from tasks.gpu_checks import GpuCheck, GpuProcessOwner, evaluate
+from tasks.gpu.check import container_of_pid, owners
+from tasks.gpu.rules import GpuCheck, GpuProcessOwner, evaluate
 
 LIMITS = GpuConfig()
 IDLE = [ServingLoad(service="worker", url="u", requests_running=0.0)]

@@ -12,7 +12,7 @@ import pytest
 from gpu_helpers import run_sbx, write_model, write_spec
 
 from tasks.clients.gpu_fake import GiB, h100
-from tasks.gpu import FAKE_ENV
+from tasks.gpu.check import FAKE_ENV
 
 
 def gpu_json(tmp_path: Path, prefect_server: str, spec: dict[str, object]) -> tuple[int, dict]:

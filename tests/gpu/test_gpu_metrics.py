@@ -14,7 +14,7 @@ from sbx.errors import GpuThresholdFailed
 from tasks.clients.gpu import read_inventory
 from tasks.clients.gpu_fake import FakeNvml, h100
 from tasks.clients.vllm_metrics import metric_sum, read_serving_load
-from tasks.gpu import GpuReport
+from tasks.gpu.check import GpuReport
 
 METRICS = """# HELP vllm:num_requests_running Number of requests currently running on GPU.
 # TYPE vllm:num_requests_running gauge

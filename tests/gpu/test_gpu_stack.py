@@ -13,7 +13,7 @@ from gpu_helpers import run_sbx, write_model, write_spec
 
 from blocks.config import load_config
 from tasks.clients.gpu_fake import GiB, h100
-from tasks.gpu import FAKE_ENV, preflight_on_box
+from tasks.gpu.check import FAKE_ENV, preflight_on_box
 
 if TYPE_CHECKING:
     import pytest

@@ -10,7 +10,7 @@ from health_helpers import report, result
 
 from blocks.config import SbxConfig
 from tasks.alerts import STATE_FILE, load_state
-from tasks.health.tasks import send_alerts
+from tasks.health.steps import send_alerts
 
 
 def test_failed_delivery_is_logged_and_sent_next_run(

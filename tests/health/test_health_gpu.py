@@ -10,7 +10,7 @@ from health_helpers import report
 
 from blocks.config import SbxConfig
 from tasks.clients.gpu_fake import GiB, h100
-from tasks.gpu import FAKE_ENV
+from tasks.gpu.check import FAKE_ENV
 from tasks.health.metrics import render
 from tasks.health.model import HealthContext
 from tasks.health.round import run_family

@@ -16,7 +16,7 @@ from pathlib import Path
 from bed import RunningStack
 from bed.stack import OVERRIDE, prepare_stack
 
-from tasks.incident_record import close_incident, current_incident
+from tasks.incident.record import close_incident, current_incident
 
 CANARY = f"sbx-canary-{uuid.uuid4().hex}"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tasks.incident_keys import key_fingerprint
+from tasks.incident.keys import key_fingerprint
 
 KEYS = {"ops": "sk-ops-FAKE-0001-aaaa", "webui": "sk-webui-FAKE-0002-bbbb",
         "agent": "sk-agent-FAKE-0003-cccc"}  # fmt: skip

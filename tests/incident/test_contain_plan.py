@@ -9,14 +9,14 @@ import pytest
 from blocks.config import load_config
 from incident.radius_seed import KEYS
 from sbx.errors import ContainRefused
-from tasks.incident_contain import (
+from tasks.incident.contain import (
     clean_digests,
     normalise_domain,
     plan_containment,
     remove_domain,
 )
-from tasks.incident_keys import key_fingerprint
-from tasks.journal import JournalEntry, Release, ServiceImage, close_entry
+from tasks.incident.keys import key_fingerprint
+from tasks.upgrade.journal import JournalEntry, Release, ServiceImage, close_entry
 
 ALLOW = "# hosts\nen.wikipedia.org\n*.Exfil.Example  # added by mistake\nattacker.test\n"
 

@@ -9,7 +9,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tasks.incident_bundle import (
+from tasks.incident.bundle import (
     CUSTODY,
     MANIFEST,
     append_custody,
@@ -19,9 +19,9 @@ from tasks.incident_bundle import (
     verify_bundle,
     write_manifest,
 )
-from tasks.incident_evidence import REDACTED, redact_compose, redact_env_list
-from tasks.incident_exposure import FrozenContainer, frozen_containers
-from tasks.incident_record import IncidentAction
+from tasks.incident.evidence import REDACTED, redact_compose, redact_env_list
+from tasks.incident.exposure import FrozenContainer, frozen_containers
+from tasks.incident.record import IncidentAction
 
 
 def _bundle(tmp_path: Path) -> Path:

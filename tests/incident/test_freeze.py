@@ -22,10 +22,10 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 
-from flows.incident_freeze import freeze_incident, unfreeze_incident
+from flows.incident.freeze import freeze_incident, unfreeze_incident
 from sbx.errors import FreezeIncomplete, UnfreezeRefused
 from tasks.changelog import read_changes
-from tasks.incident_record import read_actions
+from tasks.incident.record import read_actions
 
 from .incident_bed import accepts_tcp, incident_cli, proxy_port
 
@@ -79,7 +79,7 @@ def test_freeze_fails_naming_a_container_still_published(
 
 
 def _current(stack: Path) -> str:
-    from tasks.incident_record import current_incident
+    from tasks.incident.record import current_incident
 
     info = current_incident(stack)
     assert info is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from tasks.incident_keys import (
+from tasks.incident.keys import (
     is_fingerprint,
     key_fingerprint,
     match_keys,

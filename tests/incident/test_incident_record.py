@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sbx.errors import ConfigError
-from tasks.incident_record import (
+from tasks.incident.record import (
     close_incident,
     current_incident,
     open_or_current,

@@ -14,9 +14,9 @@ import pytest
 from bed import RunningStack
 
 from flows.backup import backup_stack
-from flows.incident_recover import RecoverRefused, RecoveryFailed, incident_recover
+from flows.incident.recover import RecoverRefused, RecoveryFailed, incident_recover
 from tasks.changelog import read_changes
-from tasks.incident_record import (
+from tasks.incident.record import (
     current_incident,
     incident_dir,
     open_or_current,

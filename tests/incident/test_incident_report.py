@@ -10,11 +10,11 @@ import pytest
 from prefect import flow
 
 from flows.changelog import show_changelog
-from flows.incident_report import incident_report
+from flows.incident.report import incident_report
 from sbx.errors import ConfigError
 from tasks.changelog import append_change
-from tasks.incident_history import read_flow_runs
-from tasks.incident_record import (
+from tasks.incident.history import read_flow_runs
+from tasks.incident.record import (
     IncidentAction,
     IncidentInfo,
     incident_dir,
@@ -23,7 +23,7 @@ from tasks.incident_record import (
     read_incident,
     record_action,
 )
-from tasks.incident_report import (
+from tasks.incident.report import (
     BlastRadius,
     FlowRunsRead,
     build_report,

@@ -8,9 +8,9 @@ from bed import RunningStack
 from typer.testing import CliRunner
 
 from sbx.cli import app
-from sbx.cli.incident_run import plan_steps
+from sbx.cli.incident.run import plan_steps
 from sbx.errors import ConfigError
-from tasks.incident_record import current_incident, read_actions
+from tasks.incident.record import current_incident, read_actions
 
 from .incident_bed import accepts_tcp, incident_cli, proxy_port
 

@@ -11,11 +11,11 @@ import httpx
 import pytest
 from bed import RunningStack
 
-from flows.incident_preserve import preserve_evidence, verify_evidence
+from flows.incident.preserve import preserve_evidence, verify_evidence
 from sbx.errors import EvidenceDamaged
 from tasks.changelog import read_changes
-from tasks.incident_bundle import CUSTODY, MANIFEST, sha256_file
-from tasks.incident_record import read_actions
+from tasks.incident.bundle import CUSTODY, MANIFEST, sha256_file
+from tasks.incident.record import read_actions
 
 from .incident_bed import CANARY, close_current, incident_cli
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from bed.local_prefect import copy_files_stack
 
-from flows.incident_preserve import preserve_evidence, verify_evidence
+from flows.incident.preserve import preserve_evidence, verify_evidence
 from sbx.errors import EvidenceIncomplete
-from tasks.incident_bundle import latest_bundle, verify_bundle
-from tasks.incident_record import current_incident, incident_dir, read_actions
+from tasks.incident.bundle import latest_bundle, verify_bundle
+from tasks.incident.record import current_incident, incident_dir, read_actions
 
 
 def test_without_docker_the_bundle_is_sealed_naming_what_is_missing(

@@ -10,8 +10,8 @@ from pathlib import Path
 from incident.conftest import Sbx
 from incident.radius_seed import KEYS, OFF_LIST_URL, seed_files
 from tasks.changelog import read_changes, verify_changes
-from tasks.incident_keys import key_fingerprint, read_keys
-from tasks.incident_record import current_incident, read_actions
+from tasks.incident.keys import key_fingerprint, read_keys
+from tasks.incident.record import current_incident, read_actions
 from tasks.reports import artifact_key
 
 

@@ -11,8 +11,8 @@ import pytest
 from blocks.incident_config import IncidentConfig
 from incident.radius_seed import ALLOWED_URL, KEYS, OFF_LIST_URL, REFUSED_URL, combined, seed_files
 from sbx.errors import ConfigError
-from tasks.incident_keys import key_fingerprint
-from tasks.incident_logs import (
+from tasks.incident.keys import key_fingerprint
+from tasks.incident.logs import (
     host_allowed,
     log_files,
     parse_access_line,
@@ -22,7 +22,7 @@ from tasks.incident_logs import (
     parse_window,
     read_lines,
 )
-from tasks.incident_radius import allowlists, is_known, scan_agents, scan_proxy, scan_qdrant_lines
+from tasks.incident.radius import allowlists, is_known, scan_agents, scan_proxy, scan_qdrant_lines
 
 NOW = datetime(2026, 11, 27, 3, 15, tzinfo=UTC)
 KNOWN = IncidentConfig().known_networks
@@ -106,7 +106,7 @@ def test_allowlist_domains_allow_their_subdomains() -> None:
 
 
 def test_known_networks() -> None:
-    from tasks.incident_radius import _networks
+    from tasks.incident.radius import _networks
 
     nets = _networks(KNOWN)
     assert is_known("172.18.0.1", nets) and is_known("::1", nets) and is_known("10.1.2.3", nets)
@@ -177,7 +177,7 @@ def test_qdrant_lines_count_reads_and_writes() -> None:
 
 
 def test_saved_report_carries_what_report_and_contain_read(tmp_path: Path) -> None:
-    from tasks.incident_radius import BlastRadiusReport
+    from tasks.incident.radius import BlastRadiusReport
 
     seeded = seed_files(tmp_path)
     inc = IncidentConfig()

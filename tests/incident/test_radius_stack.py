@@ -18,7 +18,7 @@ from docker.models.containers import Container
 
 from incident.conftest import Sbx
 from tasks.changelog import read_changes
-from tasks.journal import JournalEntry, Release, ServiceImage, close_entry
+from tasks.upgrade.journal import JournalEntry, Release, ServiceImage, close_entry
 
 
 @pytest.fixture

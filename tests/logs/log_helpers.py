@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from tasks.log_rotation.rotate import open_rotated
+from tasks.logs.rotate import open_rotated
 
 WRITER = Path(__file__).with_name("writer.py")
 LINE = re.compile(rb"(\d{9}) x{10,106} (\d{9})")

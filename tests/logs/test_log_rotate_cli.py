@@ -16,8 +16,8 @@ import pytest
 from log_helpers import StartWriter, check_every_line_once, read_all
 from writer import line
 
-from tasks.log_rotation.fs import filesystem_type
-from tasks.log_rotation.plan import rotated_files
+from tasks.logs.fs import filesystem_type
+from tasks.logs.plan import rotated_files
 from tasks.reports import artifact_key
 
 

@@ -10,7 +10,7 @@ from bed.engine import LABEL
 from log_helpers import WRITER, check_every_line_once, read_all
 
 from blocks.config import LogsConfig
-from tasks.log_rotation.task import rotate_directory
+from tasks.logs.directory import rotate_directory
 
 if TYPE_CHECKING:
     from docker import DockerClient

@@ -11,10 +11,10 @@ from log_helpers import check_every_line_once, read_all
 from writer import line
 
 from blocks.config import LogsConfig
-from tasks.log_rotation.fs import COLLAPSE_RANGE, COPYTRUNCATE, PUNCH_HOLE, filesystem_type
-from tasks.log_rotation.plan import find_log_files, rotated_files, state_path
-from tasks.log_rotation.rotate import open_rotated
-from tasks.log_rotation.task import rotate_directory
+from tasks.logs.directory import rotate_directory
+from tasks.logs.fs import COLLAPSE_RANGE, COPYTRUNCATE, PUNCH_HOLE, filesystem_type
+from tasks.logs.plan import find_log_files, rotated_files, state_path
+from tasks.logs.rotate import open_rotated
 
 T0 = datetime(2026, 11, 27, 0, 15, tzinfo=UTC)
 

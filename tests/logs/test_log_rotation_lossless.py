@@ -10,8 +10,8 @@ import pytest
 from log_helpers import StartWriter, check_every_line_once, read_all
 
 from blocks.config import LogsConfig
-from tasks.log_rotation.fs import COLLAPSE_RANGE, PUNCH_HOLE, filesystem_type, probe_methods
-from tasks.log_rotation.task import rotate_directory
+from tasks.logs.directory import rotate_directory
+from tasks.logs.fs import COLLAPSE_RANGE, PUNCH_HOLE, filesystem_type, probe_methods
 
 RATE = 1000.0
 SECONDS = 4.0

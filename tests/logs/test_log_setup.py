@@ -15,7 +15,7 @@ from bed import require_service
 
 from blocks.config import load_config
 from tasks.clients.compose import ComposeCli
-from tasks.log_rotation.setup import base_compose_files, logrotate_patterns
+from tasks.logs.setup import base_compose_files, logrotate_patterns
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stack"
 SERVICES = ["internet-research", "open-webui", "proxy", "qdrant", "watchdog", "worker"]

@@ -18,7 +18,7 @@ from bed import RunningStack
 
 from tasks.changelog import read_changes, verify_changes
 from tasks.clients.gpu_fake import GiB, h100
-from tasks.gpu import FAKE_ENV
+from tasks.gpu.check import FAKE_ENV
 
 OLD = "Qwen/Qwen2.5-7B-Instruct-AWQ"
 LLAMA = {

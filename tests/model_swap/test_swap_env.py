@@ -8,7 +8,7 @@ import pytest
 
 from blocks.config import load_config
 from sbx.errors import ConfigError
-from tasks.model_swap import edit_env, load_prompts, model_settings, parse_env, swap_updates
+from tasks.gpu.model_swap import edit_env, load_prompts, model_settings, parse_env, swap_updates
 
 WORKER_ENV = (Path(__file__).parents[2] / "examples/stack/env/worker.env").read_text()
 

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pyrage
 import pytest
-from repository.memory_storage import MemoryStorage
-from repository.storage_contract import StorageContract
 
 from offbox.keys import make_key
 from sbx.errors import AgeKeyError, CorruptObject, KeyExists, ManifestInvalid
@@ -20,7 +18,9 @@ from sbx.repository.encrypted import (
     read_marker,
 )
 from sbx.repository.format import REPOSITORY_FILE, RepositoryInfo
-from tasks.clients.storage import Storage
+from sbx.repository.storage import Storage
+from sbx.repository.storage.contract import StorageContract
+from sbx.repository.storage.memory import MemoryStorage
 
 INFO = RepositoryInfo(id="5f0c8a51-0000-4000-8000-000000000001", created_at=datetime.now(UTC))
 HASH = "ab" + "12" * 31

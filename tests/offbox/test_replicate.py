@@ -7,13 +7,13 @@ from pathlib import Path
 import pyrage
 import pytest
 from repository.helpers import PARTS, backup, describe
-from repository.memory_storage import MemoryStorage
 
 from sbx.errors import CopyIncomplete, StorageError
 from sbx.repository import Repository
 from sbx.repository.encrypted import EncryptedStorage
 from sbx.repository.format import SNAPSHOTS_PREFIX, snapshot_key
 from sbx.repository.replicate import replicate
+from sbx.repository.storage.memory import MemoryStorage
 
 
 class CountingStorage(MemoryStorage):

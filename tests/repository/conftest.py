@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from repository.helpers import CHUNK, PACK, SMALL, make_tree
-from repository.memory_storage import MemoryStorage
 from sbx.repository import Repository
-from tasks.clients.local_storage import LocalStorage
+from sbx.repository.storage.local import LocalStorage
+from sbx.repository.storage.memory import MemoryStorage
 
 
 @pytest.fixture

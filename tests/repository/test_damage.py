@@ -10,10 +10,10 @@ from typing import BinaryIO
 import pytest
 
 from repository.helpers import backup, object_files, put_manifest
-from repository.memory_storage import MemoryStorage
 from sbx.errors import IntegrityError
 from sbx.repository import Repository, SnapshotManifest
 from sbx.repository.format import object_key
+from sbx.repository.storage.memory import MemoryStorage
 
 BIG = "data/models/m1/big.bin"
 

@@ -13,12 +13,12 @@ import pytest
 
 from blocks.config import RetentionPolicy
 from repository.helpers import backup, object_files
-from repository.memory_storage import MemoryStorage
 from sbx.errors import ManifestInvalid, PolicyRefused, RepositoryLocked, StorageError
 from sbx.repository import Repository
 from sbx.repository.format import snapshot_key
 from sbx.repository.lock import boot_id
 from sbx.repository.retention import PrunePlan
+from sbx.repository.storage.memory import MemoryStorage
 
 
 def _referenced(repo: Repository) -> set[str]:

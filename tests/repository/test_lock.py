@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from repository.memory_storage import MemoryStorage
 from sbx.errors import RepositoryError, RepositoryLocked
 from sbx.repository import Repository
 from sbx.repository.format import LOCK_KEY
 from sbx.repository.lock import WriterLock, boot_id
-from tasks.clients.storage import Storage
+from sbx.repository.storage import Storage
+from sbx.repository.storage.memory import MemoryStorage
 
 
 def _foreign_lock(

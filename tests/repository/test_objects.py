@@ -8,7 +8,6 @@ import pytest
 import zstandard
 from blake3 import blake3
 
-from repository.memory_storage import MemoryStorage
 from sbx.errors import CorruptObject, ObjectMissing
 from sbx.repository import objects as objects_module
 from sbx.repository.format import object_key
@@ -25,6 +24,7 @@ from sbx.repository.objects import (
     encode_object,
     hash_bytes,
 )
+from sbx.repository.storage.memory import MemoryStorage
 
 TEXT = b"compressible line\n" * 1000
 NOISE = os.urandom(50_000)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from repository.helpers import backup
-from repository.memory_storage import MemoryStorage
 from sbx.errors import ConfigError, NotARepository, UnsupportedFormat
 from sbx.repository import Repository
 from sbx.repository.format import REPOSITORY_FILE, snapshot_key
+from sbx.repository.storage.memory import MemoryStorage
 
 
 def test_open_of_a_non_repository_says_how_to_make_one(tmp_path: Path) -> None:

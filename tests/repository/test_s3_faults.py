@@ -16,8 +16,8 @@ from blocks.config import OffboxConfig
 from repository.helpers import CHUNK, PACK, PARTS, SMALL, backup, describe
 from sbx.errors import CorruptObject, KeyExists, StorageError
 from sbx.repository import Repository
-from tasks.clients.s3_connect import S3Options
-from tasks.clients.s3_storage import S3Storage, connect
+from tasks.clients.s3.connect import S3Options
+from tasks.clients.s3.storage import S3Storage, connect
 
 MiB = 1 << 20
 CANARY = "canary-secret-4f1e9b"

@@ -18,8 +18,8 @@ from sbx.repository import PrunePlan, Repository
 from sbx.repository.format import LOCK_KEY
 from sbx.repository.locations import open_storage
 from sbx.repository.lock import WriterLock
-from tasks.clients.local_storage import LocalStorage
-from tasks.clients.s3_storage import S3Storage
+from sbx.repository.storage.local import LocalStorage
+from tasks.clients.s3.storage import S3Storage
 
 NAMES = [path for paths in PARTS.values() for path in paths]
 

@@ -13,11 +13,11 @@ import pytest
 from bed import S3Server
 
 from blocks.config import OffboxConfig
-from repository.storage_contract import StorageContract
 from sbx.errors import ConfigError, KeyExists, ObjectMissing, StorageError
-from tasks.clients.s3_connect import S3Options, parse_s3_url
-from tasks.clients.s3_storage import S3Storage, connect
-from tasks.clients.storage import Storage
+from sbx.repository.storage import Storage
+from sbx.repository.storage.contract import StorageContract
+from tasks.clients.s3.connect import S3Options, parse_s3_url
+from tasks.clients.s3.storage import S3Storage, connect
 
 MiB = 1 << 20
 _prefixes = itertools.count()

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from repository.memory_storage import MemoryStorage
-from repository.storage_contract import StorageContract
 from sbx.errors import StorageError
-from tasks.clients.local_storage import LocalStorage
-from tasks.clients.storage import Storage
+from sbx.repository.storage import Storage
+from sbx.repository.storage.contract import StorageContract
+from sbx.repository.storage.local import LocalStorage
+from sbx.repository.storage.memory import MemoryStorage
 
 
 class TestLocalStorage(StorageContract):

@@ -9,7 +9,7 @@ from pathlib import Path
 from blocks.config import AlertTarget
 from tasks.alerts import STATE_FILE, AlertState, CheckMemory, plan_notices, save_state
 from tasks.health.model import CheckResult, HealthReport
-from tasks.journal import (
+from tasks.upgrade.journal import (
     JournalEntry,
     Release,
     ServiceImage,
@@ -20,7 +20,12 @@ from tasks.journal import (
     save_open,
     write_pins,
 )
-from tasks.maintenance import WINDOW_FILE, MaintenanceWindow, maintenance_window, muted_checks
+from tasks.upgrade.maintenance import (
+    WINDOW_FILE,
+    MaintenanceWindow,
+    maintenance_window,
+    muted_checks,
+)
 
 NOW = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 TARGETS = {"pager": AlertTarget(block="custom-webhook/pager")}

@@ -18,7 +18,7 @@ from bed.prefect_runs import flow_run_states, newest_artifact
 from bed.webhook import WebhookReceiver, save_webhook_block
 from upgrade_bed import Releases, Sbx, changes, cli_env, journal, running_digest
 
-from flows.common import stack_label
+from flows.runbook import stack_label
 from tasks.reports import artifact_key
 
 

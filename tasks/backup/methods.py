@@ -1,0 +1,197 @@
+"""The consistency methods behind `capture_part` (see tasks/backup/capture.py for the overview)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from blocks.config import ConsistencyMethod, PartConfig
+from sbx.repository import PartWriter
+from tasks.backup.capture import CaptureContext, add_paths
+from tasks.backup.sqlite_copy import SIDECAR_SUFFIXES, copy_database, is_sqlite_database
+from tasks.clients.docker_engine import connect as connect_docker
+from tasks.retry import retry_if_transient
+from tasks.services import stopped_service
+
+if TYPE_CHECKING:
+    from tasks.clients.qdrant import SnapshotFile
+
+Method = Callable[[PartWriter, list[str], PartConfig, CaptureContext], None]
+SUMS = "SHA256SUMS"
+#: where Qdrant API snapshots are stored inside the part (restore recovers them through the API)
+QDRANT_SNAPSHOT_DIR = ".sbx-api-snapshots"
+
+
+def capture_copy(out: PartWriter, paths: list[str], part: PartConfig, ctx: CaptureContext) -> None:
+    add_paths(out, ctx.stack_dir, paths, part)
+
+
+def capture_models(
+    out: PartWriter, paths: list[str], part: PartConfig, ctx: CaptureContext
+) -> None:
+    """Models are immutable: hash once (the stat cache skips unchanged files), keep SHA256SUMS."""
+    add_paths(out, ctx.stack_dir, paths, part, sha256=True)
+    sums = {e.path: e.sha256 for e in out.entries() if e.type == "file" and e.sha256}
+    checked, written = [], []
+    for rel in paths:
+        root = ctx.stack_dir / rel
+        model_dirs = (
+            [d for d in sorted(root.iterdir()) if d.is_dir() and not d.is_symlink()]
+            if root.is_dir() and not root.is_symlink()
+            else []
+        )
+        for model_dir in model_dirs:
+            prefix = f"{rel}/{model_dir.name}/"
+            files = {
+                p[len(prefix) :]: h
+                for p, h in sums.items()
+                if p.startswith(prefix) and not p.endswith(f"/{SUMS}")
+            }
+            sums_file = model_dir / SUMS
+            if sums_file.is_file():
+                for name in _mismatches(sums_file, files):
+                    out.warn(
+                        f"{prefix}{name}: sha256 differs from {prefix}{SUMS} — the model "
+                        "file changed or is damaged; compare it with its source"
+                    )
+                checked.append(model_dir.name)
+            elif files:
+                lines = "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items()))
+                try:
+                    sums_file.write_text(lines, encoding="utf-8")
+                except OSError as exc:
+                    out.warn(
+                        f"could not write {prefix}{SUMS} ({exc.strerror}); recorded in the "
+                        "snapshot only"
+                    )
+                    continue
+                out.add_file(f"{prefix}{SUMS}", sums_file)
+                written.append(model_dir.name)
+    out.detail.update(sha256sums_checked=checked, sha256sums_written=written)
+
+
+def _mismatches(sums_file: Path, files: dict[str, str]) -> list[str]:
+    bad = []
+    for line in sums_file.read_text(encoding="utf-8", errors="replace").splitlines():
+        digest, _, name = line.strip().partition("  ")
+        name = name.removeprefix("*")
+        if name in files and files[name] != digest.lower():
+            bad.append(name)
+    return bad
+
+
+@task(
+    name="download-qdrant-snapshot",
+    task_run_name="qdrant-snapshot-{collection}",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
+def download_qdrant_snapshot(url: str, collection: str, dest: Path) -> SnapshotFile:
+    from tasks.clients.qdrant import connect as connect_qdrant
+
+    with connect_qdrant(url) as qdrant:
+        return qdrant.snapshot_to_file(collection, dest)
+
+
+def capture_qdrant(
+    out: PartWriter, paths: list[str], part: PartConfig, ctx: CaptureContext
+) -> None:
+    """Snapshot API when Qdrant answers (no downtime); else stop-copy-start; else copy."""
+    svc = ctx.service(part.service)
+    if svc is not None and svc.ok and svc.url:
+        # imported here: qdrant-client costs ~1.5 s of start-up, needed only when Qdrant answers
+        from tasks.clients.qdrant import connect as connect_qdrant
+
+        with connect_qdrant(svc.url) as qdrant:
+            version, collections = qdrant.version(), qdrant.collections()
+        counts = {}
+        with tempfile.TemporaryDirectory(prefix="sbx-qdrant-") as tmp:
+            for name in collections:
+                snap = download_qdrant_snapshot(svc.url, name, Path(tmp))
+                out.add_file(f"{paths[0]}/{QDRANT_SNAPSHOT_DIR}/{name}.snapshot", snap.path)
+                snap.path.unlink()
+                counts[name] = snap.points
+        out.detail.update(mode="snapshot-api", qdrant_version=version, collections=counts)
+        return
+    capture_stopped(out, paths, part, ctx)
+
+
+def capture_stopped(
+    out: PartWriter, paths: list[str], part: PartConfig, ctx: CaptureContext
+) -> None:
+    """Stop the part's service, copy, start it again (always); copy as is if it is not running."""
+    svc = ctx.service(part.service)
+    if svc is None or ctx.status is None or svc.container is None:
+        add_paths(out, ctx.stack_dir, paths, part)
+        out.detail.update(mode="copy", note="service not running or Docker not reachable")
+        return
+    with (
+        connect_docker() as engine,
+        stopped_service(
+            engine,
+            ctx.stack_dir,
+            ctx.status.project,
+            svc.compose_service,
+            reason=f"sbx backup: cold copy of part {out.name}",
+        ) as was_running,
+    ):
+        add_paths(out, ctx.stack_dir, paths, part)
+    out.detail.update(mode="stop-copy-start" if was_running else "copy")
+
+
+def capture_sqlite(
+    out: PartWriter, paths: list[str], part: PartConfig, ctx: CaptureContext
+) -> None:
+    """Databases through SQLite's online backup (WAL-safe); everything else copied."""
+    databases = [
+        db for rel in paths for db in _walk_files(ctx.stack_dir / rel) if is_sqlite_database(db)
+    ]
+    live = tuple(
+        str(db.relative_to(ctx.stack_dir / rel)) + suffix
+        for rel in paths
+        for db in databases
+        if db.is_relative_to(ctx.stack_dir / rel)
+        for suffix in ("", *SIDECAR_SUFFIXES)
+    )
+    add_paths(out, ctx.stack_dir, paths, part, exclude=live)
+    copies = {}
+    with tempfile.TemporaryDirectory(prefix="sbx-sqlite-") as tmp:
+        for index, db in enumerate(databases):
+            copy = copy_database(db, Path(tmp) / f"{index}.db")
+            st = db.stat()
+            rel = str(db.relative_to(ctx.stack_dir))
+            out.add_file(
+                rel,
+                copy.copy_path,
+                mode=st.st_mode & 0o7777,
+                mtime_ns=st.st_mtime_ns,
+                uid=st.st_uid,
+                gid=st.st_gid,
+            )
+            copies[rel] = {"integrity": copy.integrity, "tables": copy.tables}
+    out.detail.update(mode="sqlite-online-backup", databases=copies)
+
+
+def _walk_files(root: Path) -> list[Path]:
+    if root.is_file() and not root.is_symlink():
+        return [root]
+    if not root.is_dir() or root.is_symlink():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+METHODS: dict[ConsistencyMethod, Method] = {
+    ConsistencyMethod.COPY: capture_copy,
+    ConsistencyMethod.GROWING_LOG: capture_copy,
+    ConsistencyMethod.IMMUTABLE: capture_models,
+    ConsistencyMethod.QDRANT_SNAPSHOT: capture_qdrant,
+    ConsistencyMethod.SQLITE_ONLINE: capture_sqlite,
+    ConsistencyMethod.STOP_COPY: capture_stopped,
+}

@@ -1,0 +1,357 @@
+"""S3 storage: one object per key under ``s3://bucket/prefix``, on any S3-compatible endpoint.
+
+The same code talks to AWS, MinIO and moto: only the endpoint differs (``connect``). One boto3
+client is shared by every thread (boto3 clients are thread-safe; sessions are not, so the
+session is used only here, once).
+
+How the :class:`~sbx.repository.storage.Storage` promises are kept on S3:
+
+- write-once ``put``: conditional writes (``If-None-Match: *`` on PutObject and on
+  CompleteMultipartUpload), so a key is never overwritten, also on versioned buckets and under
+  Object Lock; a key that exists is compared (by its stored SHA-256, else by its bytes) and the put
+  is a no-op for the same content, :class:`KeyExists` for other content. The endpoint must honour
+  ``If-None-Match`` on writes (AWS since 2024, MinIO, moto).
+- atomic: S3 publishes an object only once its upload is complete; in-flight multipart uploads
+  are never listed (``purge_tmp`` aborts the ones killed processes left).
+- integrity: every upload carries a checksum (SHA-256, or a full-object CRC32 for multipart
+  uploads) that S3 verifies; every read asks for it back (``ChecksumMode=ENABLED``) and checks it
+  and the length, so a truncated or damaged body raises a retryable :class:`StorageError` (and
+  ``get`` retries it), never short data.
+- retries: botocore retries throttling, 5xx and connection errors (standard mode); around that,
+  :meth:`S3Storage._call` retries what botocore does not see (a body cut off or damaged while
+  being read, 409 conflicts; ``s3_errors.retry_again``).
+
+Errors are translated in ``s3_errors.py``, the client is built in ``s3_connect.py``, large
+uploads live in ``s3_multipart.py`` and read checks in ``s3_checksums.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+
+from blocks.config import OffboxConfig
+from sbx.errors import BodyMismatch, ConfigError, CorruptObject, KeyExists, ObjectMissing
+from sbx.repository.storage import check_key, check_prefix
+from tasks.clients.s3.checksums import VerifiedBody, b64, verified_bytes
+from tasks.clients.s3.connect import MiB, S3Options, make_client, parse_s3_url
+from tasks.clients.s3.errors import UploadGone, WriteConflict, retry_again, translate
+from tasks.clients.s3.multipart import (
+    MIN_PART_SIZE,
+    HashingReader,
+    read_up_to,
+    stream_size,
+    upload_multipart,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+T = TypeVar("T")
+
+
+class S3Storage:
+    """Storage under ``s3://bucket/prefix``; see the module docstring for the guarantees."""
+
+    def __init__(self, url: str, client: S3Client, options: S3Options | None = None) -> None:
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.client = client
+        self.options = options or S3Options()
+        if self.options.part_size < MIN_PART_SIZE:
+            raise ConfigError(f"S3 part size {self.options.part_size} is below S3's 5 MiB.")
+
+    @property
+    def _extra(self) -> dict[str, Any]:
+        """Arguments of every upload: storage class, server-side encryption."""
+        extra: dict[str, Any] = {}
+        if self.options.storage_class:
+            extra["StorageClass"] = self.options.storage_class
+        if self.options.server_side_encryption:
+            extra["ServerSideEncryption"] = self.options.server_side_encryption
+        return extra
+
+    def init(self) -> None:
+        # buckets are made by the operator (their policy, lock and lifecycle are theirs to set)
+        self._call("open", None, self.client.head_bucket, Bucket=self.bucket)
+
+    def put(self, key: str, data: bytes | BinaryIO) -> None:
+        name = self._name(key)
+        if isinstance(data, bytes | bytearray | memoryview):
+            self._put_small(key, name, bytes(data))
+            return
+        size = stream_size(data)
+        head = b""
+        if size is None:  # not seekable: read ahead to find out whether it is large
+            head = read_up_to(data, self.options.multipart_threshold)
+            if len(head) < self.options.multipart_threshold:
+                self._put_small(key, name, head)
+                return
+        elif size < self.options.multipart_threshold:
+            self._put_small(key, name, read_up_to(data, size + 1))
+            return
+        self._put_large(key, name, HashingReader(data, head), size)
+
+    def get(self, key: str) -> bytes:
+        return self._read(key)[0]
+
+    def open(self, key: str) -> BinaryIO:
+        name = self._name(key)
+        answer = self._call(
+            "open",
+            key,
+            self.client.get_object,
+            Bucket=self.bucket,
+            Key=name,
+            ChecksumMode="ENABLED",
+        )
+        etag = answer["ETag"]
+
+        def reopen(offset: int) -> Mapping[str, Any]:
+            return self._call(
+                "read",
+                key,
+                self.client.get_object,
+                Bucket=self.bucket,
+                Key=name,
+                Range=f"bytes={offset}-",
+                IfMatch=etag,  # the same object, not one put meanwhile
+            )
+
+        raw = VerifiedBody(answer, self.location, key, reopen)
+        return io.BufferedReader(raw, buffer_size=MiB)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._head(key)
+        except ObjectMissing:
+            return False
+        return True
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        check_prefix(prefix)
+        token: str | None = None
+        while True:
+            args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
+            if token:
+                args["ContinuationToken"] = token
+            page = self._call("list", prefix or None, self.client.list_objects_v2, **args)
+            for item in page.get("Contents", []):
+                yield item["Key"][len(self.prefix) :]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    def delete(self, key: str) -> None:
+        name = self._name(key)
+        self._call("delete", key, self.client.delete_object, Bucket=self.bucket, Key=name)
+
+    def size(self, key: str) -> int:
+        return int(self._head(key)["ContentLength"])
+
+    def replace(self, key: str, data: bytes) -> None:
+        """Overwrite ``key`` (the lock's heartbeat). S3 makes the new object visible at once."""
+        self._put_small(key, self._name(key), data, overwrite=True)
+
+    def rename(self, src: str, dst: str) -> None:
+        """Copy ``src`` to the new key ``dst``, then delete ``src`` if it is still the same.
+
+        Not atomic, as S3 has no rename: (1) read ``src`` and its ETag, (2) write ``dst`` only
+        if absent (:class:`KeyExists`), (3) delete ``src`` only if its ETag is unchanged. When
+        another process replaced or moved ``src`` between (1) and (3), ``dst`` is removed again
+        and :class:`ObjectMissing` says someone else moved it first. A process killed between
+        (2) and (3) leaves both keys; the lock treats the copy as a stale leftover. A delete
+        whose answer is lost and retried also reads as "moved by someone else" (the retry finds
+        ``src`` gone): the lock then just tries again.
+        """
+        source = self._name(src)
+        body, etag = self._read(src)
+        try:
+            self._put_small(dst, self._name(dst), body)
+        except KeyExists:
+            raise KeyExists(self.location, dst) from None
+        try:
+            self._call(
+                "rename",
+                src,
+                self.client.delete_object,
+                Bucket=self.bucket,
+                Key=source,
+                IfMatch=etag,
+            )
+        except (WriteConflict, ObjectMissing):
+            self.delete(dst)
+            raise ObjectMissing(self.location, src) from None
+
+    def purge_tmp(self, older_than_s: float, *, dry_run: bool = False) -> tuple[int, int]:
+        """Abort multipart uploads under the prefix started more than ``older_than_s`` ago."""
+        cutoff = datetime.now(UTC).timestamp() - older_than_s
+        count = size = 0
+        for upload in self._uploads():
+            if upload["Initiated"].timestamp() > cutoff:
+                continue
+            name, upload_id = upload["Key"], upload["UploadId"]
+            try:
+                parts = self._call(
+                    "list parts of",
+                    None,
+                    self.client.list_parts,
+                    Bucket=self.bucket,
+                    Key=name,
+                    UploadId=upload_id,
+                )
+                if not dry_run:
+                    self._call(
+                        "abort an upload in",
+                        None,
+                        self.client.abort_multipart_upload,
+                        Bucket=self.bucket,
+                        Key=name,
+                        UploadId=upload_id,
+                    )
+            except UploadGone:
+                continue  # finished or aborted meanwhile
+            count, size = count + 1, size + sum(p.get("Size", 0) for p in parts.get("Parts", []))
+        return count, size
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _name(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def _call(self, action: str, key: str | None, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        """``fn(**kwargs)``, retried on retryable failures botocore let through, translated."""
+        attempts = max(1, self.options.attempts)
+        for attempt in range(attempts):
+            try:
+                return fn(**kwargs)
+            except Exception as exc:
+                error = translate(exc, action, self.location, key)
+                if error is None or (error is exc and not isinstance(exc, BodyMismatch)):
+                    raise  # a bug, or our own error raised complete (a damaged body is retried)
+                if attempt == attempts - 1 or not retry_again(exc, error):
+                    raise error from exc
+            delay = self.options.backoff_s * (2**attempt)
+            time.sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter, not crypto
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, key: str) -> tuple[bytes, str]:
+        """The checked body of ``key`` and its ETag."""
+        name = self._name(key)
+
+        def read() -> tuple[bytes, str]:
+            answer = self.client.get_object(Bucket=self.bucket, Key=name, ChecksumMode="ENABLED")
+            return verified_bytes(answer, self.location, key), answer["ETag"]
+
+        try:
+            return self._call("read", key, read)
+        except BodyMismatch as exc:
+            # on every attempt: the stored bytes themselves are damaged, which verify must
+            # report against the snapshots using them rather than abort on
+            raise CorruptObject(
+                self.location,
+                key,
+                f"every read ({self.options.attempts}) differs from the checksum S3 stored",
+            ) from exc
+
+    def _head(self, key: str) -> Mapping[str, Any]:
+        name = self._name(key)
+        return self._call(
+            "look up",
+            key,
+            self.client.head_object,
+            Bucket=self.bucket,
+            Key=name,
+            ChecksumMode="ENABLED",
+        )
+
+    def _put_small(self, key: str, name: str, data: bytes, *, overwrite: bool = False) -> None:
+        digest = hashlib.sha256(data).digest()
+        condition: dict[str, Any] = {} if overwrite else {"IfNoneMatch": "*"}
+
+        def send() -> None:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=name,
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                ChecksumSHA256=b64(digest),
+                **condition,
+                **self._extra,
+            )
+
+        try:
+            self._call("store", key, send)
+        except WriteConflict:
+            # there already (another writer, or our own earlier attempt whose answer was lost)
+            self._same_or_raise(key, digest)
+
+    def _put_large(self, key: str, name: str, reader: HashingReader, size: int | None) -> None:
+        if self.exists(key):  # one HEAD instead of uploading gigabytes that are there
+            reader.drain()
+            self._same_or_raise(key, reader.sha256.digest())
+            return
+        part_size = self.options.part_size
+        if size is not None:  # S3 allows 10,000 parts: grow the parts of huge objects
+            part_size = max(part_size, -(-size // 9_999))
+        try:
+            upload_multipart(
+                self.client,
+                lambda fn: self._call("store", key, fn),
+                self.bucket,
+                name,
+                reader,
+                part_size=part_size,
+                workers=max(1, self.options.part_workers),
+                extra=self._extra,
+            )
+        except WriteConflict:
+            reader.drain()
+            self._same_or_raise(key, reader.sha256.digest())
+
+    def _same_or_raise(self, key: str, sha256: bytes) -> None:
+        stored = self._head(key)
+        theirs = stored.get("ChecksumSHA256")
+        if theirs and "-" not in theirs:
+            same = theirs == b64(sha256)
+        else:  # no whole-object SHA-256 (multipart upload, or another tool wrote it): hash it
+            digest = hashlib.sha256()
+            with self.open(key) as stream:
+                while block := stream.read(MiB):
+                    digest.update(block)
+            same = digest.digest() == sha256
+        if not same:
+            raise KeyExists(self.location, key)
+
+    def _uploads(self) -> Iterator[Mapping[str, Any]]:
+        markers: dict[str, str] = {}
+        while True:
+            page = self._call(
+                "list uploads in",
+                None,
+                self.client.list_multipart_uploads,
+                Bucket=self.bucket,
+                Prefix=self.prefix,
+                **markers,
+            )
+            yield from page.get("Uploads", [])
+            if not page.get("IsTruncated"):
+                return
+            markers = {
+                "KeyMarker": page.get("NextKeyMarker", ""),
+                "UploadIdMarker": page.get("NextUploadIdMarker", ""),
+            }
+
+
+def connect(url: str, offbox: OffboxConfig | None = None, *, max_attempts: int = 10) -> S3Storage:
+    """The S3 storage at ``url``, configured from ``offbox`` (see ``s3_connect.make_client``).
+
+    ``max_attempts`` is botocore's, per request (standard retry mode, exponential backoff).
+    """
+    client, options = make_client(offbox or OffboxConfig(), max_attempts=max_attempts)
+    return S3Storage(url, client, options)

@@ -1,0 +1,245 @@
+"""GPU checks: read the GPUs, name the compose service behind each GPU process, judge the readings
+against ``[gpu]`` in sbx.toml. ``check_gpus(config) -> GpuReport`` is the entry point (the GPU
+flow and the health flow call it); ``evaluate`` is the pure judgement, tested directly.
+
+Tests replace NVML with the fake (tasks/clients/gpu_fake.py) by setting ``SBX_TEST_GPU_FAKE`` to
+a spec file; the report's ``inventory.source`` then says ``fake:<file>``, so a fake reading can
+never pass for a real one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
+
+from blocks.config import SbxConfig, ServiceKind
+from sbx.errors import GpuError, SbxError
+from tasks.clients.gpu import GpuInventory, read_inventory
+from tasks.clients.vllm_metrics import ServingLoad, read_serving_load
+from tasks.gpu.capacity import CapacityVerdict, preflight
+from tasks.gpu.rules import GpuCheck, GpuProcessOwner, evaluate
+from tasks.retry import retry_if_transient
+
+FAKE_ENV = "SBX_TEST_GPU_FAKE"
+GiB = 1 << 30
+# a container id in /proc/<pid>/cgroup: ".../docker-<id>.scope" (systemd) or ".../docker/<id>"
+_CONTAINER_ID = re.compile(r"(?:docker[-/]|containerd[-/]|cri-containerd-|libpod-)([0-9a-f]{64})")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GpuReport(_Frozen):
+    schema_version: int = 1
+    inventory: GpuInventory
+    processes: list[GpuProcessOwner]
+    serving: list[ServingLoad]
+    checks: list[GpuCheck]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def failures(self) -> list[GpuCheck]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    @property
+    def findings(self) -> list[GpuCheck]:
+        """What an operator should look at: failures, warnings and checks that could not run."""
+        return [c for c in self.checks if c.status in ("fail", "warn", "unknown")]
+
+
+def read_gpus(config: SbxConfig) -> GpuInventory:
+    """Every GPU as NVML reads it ("no GPU" without a driver); the fake when a test asks."""
+    fake = os.environ.get(FAKE_ENV)
+    if fake:
+        from tasks.clients.gpu_fake import FakeNvml
+
+        nvml, source = FakeNvml.from_file(fake), f"fake:{fake}"
+        return read_inventory(nvml, source=source, xid_wait_ms=config.gpu.xid_wait_ms)
+    return read_inventory(xid_wait_ms=config.gpu.xid_wait_ms)
+
+
+def container_of_pid(pid: int, proc: Path = Path("/proc")) -> str | None:
+    """The container id a host pid runs in, from its cgroup path; None outside containers."""
+    try:
+        text = (proc / str(pid) / "cgroup").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None  # gone, or another pid namespace (sbx itself in a container)
+    found = _CONTAINER_ID.search(text)
+    return found.group(1) if found else None
+
+
+def owners(inventory: GpuInventory, proc: Path = Path("/proc")) -> list[GpuProcessOwner]:
+    """GPU processes with their container and compose service where Docker can say."""
+    listed = [(gpu.index, p) for gpu in inventory.gpus for p in gpu.processes]
+    ids = {pid: container_of_pid(pid, proc) for pid in {p.pid for _, p in listed}}
+    labels: dict[str, tuple[str, str | None, str | None]] = {}
+    if any(ids.values()):
+        from tasks.clients.docker_engine import (
+            COMPOSE_PROJECT_LABEL,
+            COMPOSE_SERVICE_LABEL,
+            connect,
+        )
+
+        try:
+            with connect(timeout_s=10) as engine:
+                for cid in {c for c in ids.values() if c}:
+                    try:
+                        attrs = engine.inspect(cid)
+                    except SbxError:
+                        continue  # the container went away between NVML and Docker
+                    tags = attrs.get("Config", {}).get("Labels") or {}
+                    labels[cid] = (
+                        str(attrs.get("Name", cid[:12])).lstrip("/"),
+                        tags.get(COMPOSE_SERVICE_LABEL),
+                        tags.get(COMPOSE_PROJECT_LABEL),
+                    )
+        except SbxError:
+            pass  # no Docker: the processes stay pids
+    result = []
+    for index, p in listed:
+        name, service, project = labels.get(ids[p.pid] or "", (None, None, None))
+        result.append(
+            GpuProcessOwner(
+                gpu_index=index,
+                pid=p.pid,
+                kind=p.kind,
+                used_memory_bytes=p.used_memory_bytes,
+                container=name,
+                service=service,
+                project=project,
+            )
+        )
+    return result
+
+
+def serving_load(config: SbxConfig) -> list[ServingLoad]:
+    """Requests running on each serving service (vLLM /metrics), or why that is unknown."""
+    names = config.gpu.serving_services
+    services = config.enabled_services()
+    if names is None:
+        names = [n for n, s in services.items() if s.kind == ServiceKind.OPENAI]
+    urls: dict[str, str | None] = {n: services[n].url for n in names if n in services}
+    if any(url is None for url in urls.values()):
+        try:  # derive the missing URLs from the running containers' published ports
+            from tasks.status import read_stack_status
+
+            found = {s.name: s.url for s in read_stack_status(config).services}
+            urls = {n: url or found.get(n) for n, url in urls.items()}
+        except SbxError:
+            pass  # no Docker or no compose file: only configured URLs can be asked
+    return [
+        read_serving_load(n, urls.get(n), timeout_s=config.probe_timeout_s)
+        if n in urls
+        else ServingLoad(service=n, url=None, error="not a configured, enabled service")
+        for n in names
+    ]
+
+
+@task(
+    name="check-gpus",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_if_transient,
+)
+def check_gpus(config: SbxConfig) -> GpuReport:
+    """Read every GPU, map its processes to services, and judge against ``[gpu]`` thresholds.
+
+    Never raises for what it reads: failing thresholds are ``fail`` checks (``report.ok`` is
+    False); a machine without a GPU is one ``info`` check; an unusable NVML (a driver/library
+    mismatch after an upgrade, say) is one ``fail`` check. Only NVML's transient errors (timeout,
+    "unknown") raise, so that Prefect retries them.
+    """
+    try:
+        inventory = read_gpus(config)
+    except GpuError as exc:
+        if exc.retryable:
+            raise
+        unusable = GpuInventory(
+            read_at=datetime.now(UTC), source="nvml", available=False, reason=str(exc)
+        )
+        check = GpuCheck(name="nvml", gpu=None, status="fail", message=str(exc))
+        return GpuReport(inventory=unusable, processes=[], serving=[], checks=[check])
+    if not inventory.available:
+        return GpuReport(
+            inventory=inventory,
+            processes=[],
+            serving=[],
+            checks=evaluate(inventory, [], [], config.gpu),
+        )
+    processes = owners(inventory)
+    pegged = any(
+        (g.utilization_gpu_pct or 0) >= config.gpu.pegged_utilization_pct for g in inventory.gpus
+    )
+    serving = serving_load(config) if pegged else []
+    return GpuReport(
+        inventory=inventory,
+        processes=processes,
+        serving=serving,
+        checks=evaluate(inventory, processes, serving, config.gpu),
+    )
+
+
+def preflight_on_box(
+    config: SbxConfig,
+    model_dir: Path,
+    max_model_len: int,
+    *,
+    max_num_seqs: int = 1,
+    kv_cache_dtype: str = "auto",
+    gpu_index: int | None = None,
+    replacing: str | None = None,
+    free_bytes: int | None = None,
+) -> CapacityVerdict:
+    """The capacity preflight against this box's GPUs (or ``free_bytes`` when given).
+
+    Compares with the GPU that has the most room: its free memory plus, with ``replacing``, what
+    that compose service's processes hold on it — memory a model swap of that service gives back.
+    """
+    available, source = free_bytes, "given free memory" if free_bytes is not None else None
+    if free_bytes is None:
+        inventory = read_gpus(config)
+        held: dict[int, int] = {}
+        if replacing:
+            for p in owners(inventory):
+                if p.service == replacing:
+                    held[p.gpu_index] = held.get(p.gpu_index, 0) + (p.used_memory_bytes or 0)
+        gpus = [g for g in inventory.gpus if gpu_index is None or g.index == gpu_index]
+        if gpus:
+            best = max(gpus, key=lambda g: g.memory_free_bytes + held.get(g.index, 0))
+            available = best.memory_free_bytes + held.get(best.index, 0)
+            source = f"GPU {best.index} ({best.name}) free memory"
+            if replacing:
+                source += (
+                    f" + {held.get(best.index, 0) / GiB:.2f} GiB held by {replacing}"
+                    if best.index in held
+                    else f" (no GPU process of {replacing} found on it)"
+                )
+    return preflight(
+        model_dir,
+        max_model_len,
+        available_bytes=available,
+        available_from=source,
+        max_num_seqs=max_num_seqs,
+        kv_cache_dtype=kv_cache_dtype,
+    )
+
+
+__all__ = [
+    "GpuCheck",
+    "GpuProcessOwner",
+    "GpuReport",
+    "check_gpus",
+    "evaluate",
+    "preflight_on_box",
+]

@@ -1,0 +1,248 @@
+"""Model swap steps: preflight, env edit (with a kept copy), restart, readiness, prompt suite.
+
+A serving service (vLLM worker/watchdog) picks its model from ``env/<service>.env``: MODEL,
+SERVED_MODEL_NAME, MODEL_DIR (/models/<name>, the stack's ``data/models`` mounted read-only),
+QUANTIZATION, MAX_MODEL_LEN. A swap rewrites those lines in place (comments and other keys stay),
+keeps the previous file as ``env/<service>.env.pre-swap-<time>``, and restores it byte for byte
+when the new model fails the prompt suite.
+
+The prompt suite is ``<stack>/prompts.yaml``: a list of ``{name, prompt, expect, max_tokens}``;
+``expect`` is a regular expression searched in the reply. A swap *regresses* when a prompt that
+passed on the old model fails on the new one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]  # PyYAML (via Prefect) ships no stubs
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from blocks.config import SbxConfig
+from sbx.errors import ConfigError, ModelSwapRefused
+from tasks.clients.health_http import HealthHttp
+from tasks.gpu.capacity import CapacityVerdict
+from tasks.gpu.check import preflight_on_box
+from tasks.status import compose_for, read_stack_status
+
+PROMPTS_FILE = "prompts.yaml"
+MODEL_KEYS = ("MODEL", "SERVED_MODEL_NAME", "MODEL_DIR", "QUANTIZATION", "MAX_MODEL_LEN")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelSettings(_Frozen):
+    """What a serving service runs, as its env file says (never other env values)."""
+
+    model: str | None
+    served_model_name: str | None
+    model_dir: str | None
+    quantization: str | None
+    max_model_len: int | None
+
+    @property
+    def served(self) -> str | None:
+        return self.served_model_name or self.model
+
+
+class Prompt(_Frozen):
+    name: str
+    prompt: str
+    expect: str = Field(description="Regular expression searched in the reply.")
+    max_tokens: int = Field(default=32, ge=1)
+
+
+class PromptResult(_Frozen):
+    name: str
+    passed: bool
+    detail: str  # the reply's start, or why it failed
+
+
+class SuiteResult(_Frozen):
+    model: str
+    results: list[PromptResult]
+
+    @property
+    def passed(self) -> set[str]:
+        return {r.name for r in self.results if r.passed}
+
+
+# -- env files -----------------------------------------------------------------------------------
+
+
+def env_path(config: SbxConfig, service: str) -> Path:
+    return config.stack_dir / "env" / f"{service}.env"
+
+
+def parse_env(text: str) -> dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key and not key.startswith("#"):
+            values[key.strip()] = value.strip()
+    return values
+
+
+def model_settings(text: str) -> ModelSettings:
+    env = parse_env(text)
+    length = env.get("MAX_MODEL_LEN")
+    return ModelSettings(
+        model=env.get("MODEL"),
+        served_model_name=env.get("SERVED_MODEL_NAME"),
+        model_dir=env.get("MODEL_DIR"),
+        quantization=env.get("QUANTIZATION"),
+        max_model_len=int(length) if length and length.isdigit() else None,
+    )
+
+
+def edit_env(text: str, updates: dict[str, str | None]) -> str:
+    """``text`` with each KEY=... line of ``updates`` replaced (None: removed), others kept."""
+    lines, seen = [], set()
+    for line in text.splitlines():
+        key = line.strip().partition("=")[0].strip()
+        if "=" in line and key in updates and not key.startswith("#"):
+            seen.add(key)
+            if updates[key] is not None:
+                lines.append(f"{key}={updates[key]}")
+            continue
+        lines.append(line)
+    lines += [f"{k}={v}" for k, v in updates.items() if k not in seen and v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def swap_updates(
+    old: ModelSettings, model: str, quant: str | None, max_model_len: int | None
+) -> dict[str, str | None]:
+    """The env lines of the new model (quantization dropped unless given: vLLM reads it from
+    the model's config; the context length kept unless given)."""
+    length = max_model_len or old.max_model_len
+    return {
+        "MODEL": model,
+        "SERVED_MODEL_NAME": model,
+        "MODEL_DIR": f"/models/{Path(model).name}",
+        "QUANTIZATION": quant,
+        "MAX_MODEL_LEN": str(length) if length else None,
+    }
+
+
+def host_model_dir(config: SbxConfig, model: str) -> Path:
+    """Where ``/models/<name>`` lives on the host: the stack's models part (data/models)."""
+    part = config.parts.get("models")
+    root = part.paths[0] if part and part.paths else "data/models"
+    return config.stack_dir / root / Path(model).name
+
+
+# -- tasks ---------------------------------------------------------------------------------------
+
+
+@task(name="preflight-model-swap", cache_policy=NO_CACHE)
+def preflight_swap(
+    config: SbxConfig, service: str, model: str, max_model_len: int
+) -> CapacityVerdict:
+    """Capacity preflight of the new model, counting the memory ``service`` gives back.
+    Anything but "fits" is refused with the numbers, before anything changes."""
+    verdict = preflight_on_box(
+        config, host_model_dir(config, model), max_model_len, replacing=service
+    )
+    if not verdict.fits:
+        raise ModelSwapRefused(service, model, verdict.message)
+    return verdict
+
+
+@task(name="write-service-env", cache_policy=NO_CACHE)
+def write_env(path: Path, text: str, keep_as: Path | None = None) -> None:
+    """Write ``path`` atomically; with ``keep_as``, copy the current file there first."""
+    if keep_as is not None:
+        keep_as.write_bytes(path.read_bytes())
+    tmp = path.with_name(path.name + ".sbx-tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+@task(name="restart-service", cache_policy=NO_CACHE)
+def restart_service(config: SbxConfig, service: str) -> None:
+    """Recreate the service's container so it reads its env file again (others untouched)."""
+    compose_for(config).run(
+        "up", "-d", "--no-deps", "--force-recreate", service,
+        next_step=f"Check 'docker compose logs {service}' and env/{service}.env.",
+    )  # fmt: skip
+
+
+@task(name="wait-model-ready", cache_policy=NO_CACHE)
+def wait_model_ready(config: SbxConfig, service: str, served: str, timeout_s: float) -> str | None:
+    """The service's base URL once ``/v1/models`` lists ``served``; None after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    with HealthHttp(timeout_s=3.0) as http:
+        while time.monotonic() < deadline:
+            url = service_url(config, service)
+            if url:
+                body = http.get(url + "/v1/models").body()
+                ids = [m.get("id") for m in (body or {}).get("data", []) if isinstance(m, dict)]
+                if served in ids:
+                    return url
+            time.sleep(1)
+    return None
+
+
+def service_url(config: SbxConfig, service: str) -> str | None:
+    for status in read_stack_status(config).services:
+        if status.compose_service == service and status.url:
+            return status.url
+    return None
+
+
+def load_prompts(config: SbxConfig) -> list[Prompt]:
+    path = config.stack_dir / PROMPTS_FILE
+    try:
+        raw: Any = yaml.safe_load(path.read_text())
+        items = raw.get("prompts") if isinstance(raw, dict) else raw
+        prompts = [Prompt.model_validate(item) for item in items or []]
+        for p in prompts:
+            re.compile(p.expect)
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"No prompt suite at {path}: a model swap is only checked against one. Write "
+            "prompts.yaml (a list of name, prompt, expect regex, max_tokens) and run it again."
+        ) from exc
+    except (OSError, yaml.YAMLError, ValidationError, TypeError, re.error) as exc:
+        raise ConfigError(f"Prompt suite {path} is unusable: {exc}. Fix it and run again.") from exc
+    if not prompts:
+        raise ConfigError(f"Prompt suite {path} has no prompts; add at least one.")
+    return prompts
+
+
+@task(name="run-prompt-suite", cache_policy=NO_CACHE)
+def run_prompt_suite(url: str, served: str, prompts: list[Prompt]) -> SuiteResult:
+    """Ask each prompt once (temperature 0) and search its expected pattern in the reply."""
+    results = []
+    with HealthHttp(timeout_s=60.0) as http:
+        for p in prompts:
+            answer = http.post_json(
+                url + "/v1/chat/completions",
+                {
+                    "model": served,
+                    "messages": [{"role": "user", "content": p.prompt}],
+                    "max_tokens": p.max_tokens,
+                    "temperature": 0,
+                },
+            )
+            if not answer.ok:
+                results.append(PromptResult(name=p.name, passed=False, detail=answer.summary))
+                continue
+            try:
+                reply = str(answer.body()["choices"][0]["message"]["content"])
+            except (TypeError, KeyError, IndexError):
+                results.append(PromptResult(name=p.name, passed=False, detail="no reply text"))
+                continue
+            hit = re.search(p.expect, reply) is not None
+            shown = reply[:80]
+            detail = shown if hit else f"/{p.expect}/ not in {shown!r}"
+            results.append(PromptResult(name=p.name, passed=hit, detail=detail))
+    return SuiteResult(model=served, results=results)

@@ -1,0 +1,189 @@
+"""Swapping verified, staged data into the live stack — and back when the result is unhealthy.
+
+Order of an in-place restore (flows/restore.py): the snapshot is restored into
+``<stack>/.sbx/restore-<id>/`` first (every byte verified there); only then are the affected
+services stopped, each live path renamed aside to ``<path>.pre-restore-<time>`` and the staged
+path renamed into its place (same file system, so each rename is atomic), and the services
+started again — always, also on failure. Qdrant captured through its snapshot API is recovered
+through the API, after the current collections were snapshotted aside. Logs never go over live
+logs: they land in ``logs.restored-<time>``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import ExitStack
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
+
+from blocks.config import ConsistencyMethod, SbxConfig
+from sbx.errors import SbxError
+from sbx.repository import SnapshotManifest
+from tasks.backup.methods import QDRANT_SNAPSHOT_DIR
+from tasks.clients.docker_engine import connect as connect_docker
+from tasks.restore.swap_journal import swap_paths
+from tasks.services import stopped_service
+from tasks.status import StackStatus
+
+
+class RestoreUnhealthy(SbxError):
+    """The restored stack did not become healthy; the previous data was swapped back."""
+
+
+class SwapPlan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    paths: list[str]  # stack-relative paths swapped whole
+    services: list[str]  # compose services stopped around the swap
+    side_paths: dict[str, str]  # staged path -> side directory (logs)
+    qdrant: dict[str, str]  # collection -> staged snapshot file (recovered through the API)
+    qdrant_service: str | None
+    configs: bool  # compose files or env changed: `compose up -d` afterwards
+
+
+class Swapped(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    moved: list[tuple[str, str | None]]  # (live path, where the old one went or None if new)
+    side: list[str]
+    qdrant_aside: dict[str, str]  # collection -> pre-restore snapshot file
+
+
+def plan_swap(
+    manifest: SnapshotManifest, parts: list[str] | None, config: SbxConfig, staging: Path
+) -> SwapPlan:
+    chosen = [
+        p for p in manifest.parts if p.status == "captured" and (not parts or p.name in parts)
+    ]
+    paths: list[str] = []
+    services: set[str] = set()
+    side: dict[str, str] = {}
+    qdrant: dict[str, str] = {}
+    qdrant_service = None
+    configs = False
+    for part in chosen:
+        part_config = config.parts.get(part.name)
+        tops = (
+            part_config.paths
+            if part_config
+            else sorted({e.path.split("/")[0] for e in part.entries})
+        )
+        staged = [p for p in tops if (staging / p).exists() or (staging / p).is_symlink()]
+        service = part_config.service if part_config else None
+        compose_service = (
+            config.services[service].compose_service
+            if service and service in config.services
+            else service
+        )
+        if part.detail.get("mode") == "snapshot-api":
+            qdrant_service = compose_service
+            for name in part.detail.get("collections", {}):
+                file = staging / tops[0] / QDRANT_SNAPSHOT_DIR / f"{name}.snapshot"
+                qdrant[name] = str(file)
+        elif part_config and part_config.method is ConsistencyMethod.GROWING_LOG:
+            side.update({p: f"{p}.restored" for p in staged})
+        else:
+            paths += staged
+            if compose_service:
+                services.add(compose_service)
+            configs = configs or part.name == "configs"
+    return SwapPlan(
+        paths=paths,
+        services=sorted(services),
+        side_paths=side,
+        qdrant=qdrant,
+        qdrant_service=qdrant_service,
+        configs=configs,
+    )
+
+
+@task(name="swap-in-restored-data", cache_policy=NO_CACHE)
+def swap_in(
+    plan: SwapPlan, config: SbxConfig, status: StackStatus, staging: Path, stamp: str
+) -> Swapped:
+    """Stop the plan's services, rename live paths aside and staged ones in, start them again."""
+    stack = config.stack_dir
+    moved: list[tuple[str, str | None]] = []
+    with connect_docker() as engine, ExitStack() as running_again:
+        for service in plan.services:
+            running_again.enter_context(
+                stopped_service(
+                    engine, stack, status.project, service, reason="sbx restore --in-place: swap"
+                )
+            )
+        renames: list[tuple[Path, Path]] = []
+        for rel in plan.paths:
+            live, aside = stack / rel, stack / f"{rel}.pre-restore-{stamp}"
+            had_live = live.exists() or live.is_symlink()
+            if had_live:
+                renames.append((live, aside))
+            renames.append((staging / rel, live))
+            moved.append((rel, str(aside.relative_to(stack)) if had_live else None))
+        # all paths or none, also across a kill: the stack never holds a mix of old and new
+        swap_paths(stack, renames, f"in-place restore ({stamp})", discard=[staging])
+    side = []
+    for rel, target in plan.side_paths.items():
+        dest = stack / f"{target}-{stamp}"
+        (staging / rel).rename(dest)
+        side.append(str(dest.relative_to(stack)))
+    qdrant_aside = _recover_qdrant(plan, status, stack, stamp) if plan.qdrant else {}
+    return Swapped(moved=moved, side=side, qdrant_aside=qdrant_aside)
+
+
+def _qdrant_url(plan: SwapPlan, status: StackStatus) -> str:
+    for svc in status.services:
+        if svc.compose_service == plan.qdrant_service and svc.url:
+            return svc.url
+    raise RestoreUnhealthy(
+        f"Qdrant ({plan.qdrant_service}) has no reachable URL, so its collections cannot be "
+        "recovered through the API. Start it and run the restore again."
+    )
+
+
+def _recover_qdrant(plan: SwapPlan, status: StackStatus, stack: Path, stamp: str) -> dict[str, str]:
+    from tasks.clients.qdrant import connect as connect_qdrant  # ~1.5 s import, only when needed
+
+    aside_dir = stack / ".sbx" / f"pre-restore-{stamp}" / "qdrant"
+    aside_dir.mkdir(parents=True, exist_ok=True)
+    aside = {}
+    with connect_qdrant(_qdrant_url(plan, status)) as qdrant:
+        for name in qdrant.collections():  # keep what is there now, to swap back
+            aside[name] = str(qdrant.snapshot_to_file(name, aside_dir).path)
+        for name, file in plan.qdrant.items():
+            qdrant.recover_from_file(name, Path(file))
+    return aside
+
+
+@task(name="swap-back-previous-data", cache_policy=NO_CACHE)
+def swap_back(
+    swapped: Swapped, plan: SwapPlan, config: SbxConfig, status: StackStatus, stamp: str
+) -> None:
+    """Undo :func:`swap_in`: the restored data goes to ``<path>.failed-restore-<time>``."""
+    stack = config.stack_dir
+    with connect_docker() as engine, ExitStack() as running_again:
+        for service in plan.services:
+            running_again.enter_context(
+                stopped_service(
+                    engine, stack, status.project, service, reason="sbx restore: swap back"
+                )
+            )
+        renames = []
+        for rel, aside in swapped.moved:
+            renames.append((stack / rel, stack / f"{rel}.failed-restore-{stamp}"))
+            if aside is not None:
+                renames.append((stack / aside, stack / rel))
+        swap_paths(stack, renames, f"swap back of an in-place restore ({stamp})", discard=[])
+    if swapped.qdrant_aside:
+        from tasks.clients.qdrant import connect as connect_qdrant
+
+        with connect_qdrant(_qdrant_url(plan, status)) as qdrant:
+            for name, file in swapped.qdrant_aside.items():
+                qdrant.recover_from_file(name, Path(file))
+
+
+def remove_staging(staging: Path) -> None:
+    if staging.exists():
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,164 @@
+"""The steps of a journaled release change: switch, gate, return to the recorded release.
+
+Shared by `sbx upgrade`, `sbx rollback` and the reconcile step that finishes an entry a killed
+run left open. Every phase is written to the journal before it is acted on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from blocks.config import SbxConfig
+from sbx.errors import AlertDeliveryFailed, RollbackFailed, RolledBack, SbxError
+from tasks.changelog import append_change
+from tasks.clients.docker_engine import connect
+from tasks.clients.notify import Notifier
+from tasks.status import compose_for
+from tasks.upgrade.gate import GateResult, run_gate
+from tasks.upgrade.journal import (
+    JournalEntry,
+    ServiceImage,
+    close_entry,
+    history,
+    read_open,
+    save_open,
+)
+from tasks.upgrade.release import retag_local, switch_images
+
+log = logging.getLogger("sbx.upgrade")
+
+
+def record_change(
+    config: SbxConfig,
+    action: str,
+    entry: JournalEntry,
+    before: dict[str, str],
+    after: dict[str, str],
+    outcome: str,
+) -> None:
+    """The one place an upgrade or rollback reaches the hash-chained change log (issue #6 #5):
+    images by digest before and after, the journal entry and what came of it."""
+    change = append_change(
+        config.stack_dir,
+        action=action,
+        target=", ".join(sorted(after)),
+        before={"images": before},
+        after={"images": after, "journal_entry": entry.id, "outcome": outcome},
+    )
+    log.info("change log #%d: %s of %s (%s)", change.seq, action, change.target, outcome)
+
+
+def _digests(images: dict[str, ServiceImage], services: list[str]) -> dict[str, str]:
+    return {s: images[s].digest for s in services if s in images}
+
+
+def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> JournalEntry:
+    """Run ``entry.target``, gate it; on failure return to ``entry.before`` and gate that.
+
+    Returns the committed entry; raises RolledBack or RollbackFailed (the entry closed either
+    way)."""
+    stack = config.stack_dir
+    entry = save_open(stack, entry.model_copy(update={"phase": "switched"}))
+    try:
+        switch_images(config, project, {s: i.digest for s, i in entry.target.items()})
+        entry = save_open(stack, entry.model_copy(update={"phase": "gating"}))
+        services = sorted(entry.target)
+        record_change(
+            config,
+            entry.action,
+            entry,
+            _digests(entry.before.images, services),
+            _digests(entry.target, services),
+            "switched, gate pending",
+        )
+        result = run_gate(config, services)
+    except SbxError as exc:  # compose could not create or start the new containers
+        result = GateResult(passed=False, rounds=0, gate="switch", detail=str(exc))
+    if result.passed:
+        log.info("gate passed after %d round(s): committing %s", result.rounds, entry.id)
+        return close_entry(stack, entry, "committed")
+    log.warning("gate %s failed: %s; rolling back", result.gate, result.detail)
+    entry = save_open(
+        stack,
+        entry.model_copy(
+            update={"phase": "rolling-back", "gate": result.gate, "detail": result.detail}
+        ),
+    )
+    back = return_to_before(config, project, entry)
+    _record_return(config, entry, back, f"{result.gate} failed")
+    if back.passed:
+        close_entry(stack, entry, "rolled-back")
+        raise RolledBack(result.gate or "gate", result.detail or "", entry.id)
+    close_entry(stack, entry, "rollback-failed")
+    error = RollbackFailed(back.gate or "gate", back.detail or "", entry.id)
+    alert(config, "sbx upgrade: rollback failed", str(error))
+    raise error
+
+
+def _record_return(config: SbxConfig, entry: JournalEntry, back: GateResult, why: str) -> None:
+    services = sorted(set(entry.target) | set(entry.services))
+    record_change(
+        config,
+        "rollback",
+        entry,
+        _digests(entry.target, services),
+        _digests(entry.before.images, services),
+        f"{why}; previous release " + ("passed the gate" if back.passed else f"failed {back.gate}"),
+    )
+
+
+def return_to_before(config: SbxConfig, project: str, entry: JournalEntry) -> GateResult:
+    """Switch the entry's services back to their recorded digests and run the same gate."""
+    services = sorted(set(entry.target) | set(entry.services))
+    images = {s: entry.before.images[s].digest for s in services if s in entry.before.images}
+    try:
+        switch_images(config, project, images)
+        with connect() as engine:
+            retag_local(engine, {s: entry.before.images[s] for s in images})
+    except SbxError as exc:
+        return GateResult(passed=False, rounds=0, gate="switch", detail=str(exc))
+    return run_gate(config, sorted(images))
+
+
+def reconcile_open_entry(config: SbxConfig) -> JournalEntry | None:
+    """Finish an entry a killed run left open by returning to its recorded release.
+
+    Cheap when there is none (one failed open). An entry whose run still goes on is left alone.
+    """
+    stack = config.stack_dir
+    entry = read_open(stack)
+    if entry is None or entry.writer_alive():
+        return None
+    if any(done.id == entry.id for done in history(stack)):
+        (stack / ".sbx" / "upgrade" / "open.json").unlink(missing_ok=True)  # closed, then killed
+        return None
+    project = compose_for(config).model().project
+    log.warning(
+        "journal entry %s (%s of %s) was left open at phase %s by a killed run: returning to "
+        "its recorded release",
+        entry.id,
+        entry.action,
+        ", ".join(entry.services),
+        entry.phase,
+    )
+    back = return_to_before(config, project, entry)
+    _record_return(config, entry, back, f"interrupted at phase {entry.phase}")
+    detail = f"interrupted at phase {entry.phase}; reconciled"
+    if back.passed:
+        closed = close_entry(stack, entry, "rolled-back", gate="interrupted", detail=detail)
+    else:
+        closed = close_entry(
+            stack, entry, "rollback-failed", gate=back.gate, detail=f"{detail}: {back.detail}"
+        )
+        alert(config, "sbx: rollback after an interrupted upgrade failed", closed.detail or "")
+    return closed
+
+
+def alert(config: SbxConfig, subject: str, body: str) -> None:
+    """Tell every alert target; a delivery failure is logged, never raised over the cause."""
+    notifier = Notifier()
+    for name, target in config.alerts.items():
+        try:
+            notifier.send(target.block, subject, body)
+        except AlertDeliveryFailed as exc:
+            log.warning("alert to %s failed: %s", name, exc)
