@@ -38,9 +38,9 @@ sys.path.insert(0, str(ROOT))
 from blocks.config import SbxConfig  # noqa: E402
 from sbx.repository import Repository  # noqa: E402
 from sbx.repository.encrypted import EncryptedStorage  # noqa: E402
-from sbx.repository.locations import open_storage  # noqa: E402
 from sbx.repository.replicate import replicate  # noqa: E402
 from sbx.repository.storage.local import LocalStorage  # noqa: E402
+from tasks.repository import open_storage  # noqa: E402
 
 MiB = 1 << 20
 

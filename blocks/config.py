@@ -28,6 +28,7 @@ from pydantic_settings import (
 
 from blocks.incident_config import IncidentConfig
 from sbx.errors import ConfigError
+from sbx.repository.retention import RetentionPolicy
 
 DEFAULT_STACK_DIR = Path("~/sealed-box-ai/stack")
 CONFIG_FILE_NAME = "sbx.toml"
@@ -113,13 +114,6 @@ class PartConfig(_Model):
             if Path(path).is_absolute() or ".." in Path(path).parts:
                 raise ValueError(f"paths relative to the stack directory, without '..' ({path!r})")
         return value
-
-
-class RetentionPolicy(_Model):
-    keep_last: int = Field(default=7, ge=0, description="Newest N snapshots.")
-    keep_daily: int = Field(default=7, ge=0, description="Newest snapshot of each of N days.")
-    keep_weekly: int = Field(default=4, ge=0, description="Newest of each of N ISO weeks.")
-    keep_monthly: int = Field(default=6, ge=0, description="Newest of each of N months.")
 
 
 class RepositoryConfig(_Model):

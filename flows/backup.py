@@ -9,24 +9,15 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from blocks.config import PartConfig, SbxConfig
-from flows.runbook import flow_config, observe_stack, open_repository, run_name
-from sbx.errors import ConfigError, SbxError
+from flows.runbook import flow_config, run_name
+from sbx.errors import BackupIncomplete, ConfigError
 from tasks.backup.box_state import read_box_state
 from tasks.backup.capture import CaptureContext, capture_part
+from tasks.leftovers import observe_stack
 from tasks.reports import BackupReport, artifact_key, backup_markdown, publish_markdown
+from tasks.repository import open_repository
 
 PROGRESS_EVERY_S = 1.0  # the run page's progress bar moves at most this often
-
-
-class BackupIncomplete(SbxError):
-    """The snapshot was stored, but a part failed or a model checksum did not match."""
-
-    def __init__(self, report: BackupReport) -> None:
-        super().__init__(
-            f"Snapshot {report.snapshot_id} was stored, but: {'; '.join(report.problems)}. "
-            "Fix the cause and run 'sbx backup' again; 'sbx verify' checks what was stored."
-        )
-        self.report = report
 
 
 @flow(name="backup-stack", flow_run_name=lambda: run_name("backup"), log_prints=False)

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.variables import Variable
+from prefect import flow, get_run_logger
 
 from flows.runbook import flow_config, run_name
 from sbx.errors import ChangeLogDamaged
-from tasks.changelog import (
-    ChangeEntry,
-    ChangeLogReport,
-    anchor_variable_name,
-    read_changes,
-    short_value,
-    verify_changes,
-)
+from tasks.changelog import ChangeEntry, ChangeLogReport, read_changes, short_value
+from tasks.changelog_anchor import verify_with_anchor
 from tasks.reports import artifact_key, publish_markdown
 
 SHOWN = 50  # the artifact lists the newest entries; the file keeps them all
-
-
-@task(name="verify-changelog", cache_policy=NO_CACHE)
-def verify_with_anchor(stack_dir: str) -> ChangeLogReport:
-    """Verify the chain against the head copy kept in a Prefect Variable (else the head file)."""
-    from pathlib import Path
-
-    stack = Path(stack_dir)
-    anchor = Variable.get(anchor_variable_name(stack), default=None)
-    return verify_changes(stack, anchor=str(anchor) if anchor else None)
 
 
 @flow(name="show-changelog", flow_run_name=lambda: run_name("changelog"), log_prints=False)

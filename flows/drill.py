@@ -11,8 +11,8 @@ from importlib.metadata import version
 from prefect import flow, get_run_logger
 
 from blocks.config import ConsistencyMethod, SbxConfig
-from flows.runbook import flow_config, open_repository, run_name
-from sbx.errors import ConfigError, SbxError
+from flows.runbook import flow_config, run_name
+from sbx.errors import ConfigError, DrillFailed, SbxError
 from sbx.repository import Repository, SnapshotManifest
 from sbx.repository.drills import DrillMark, list_marks, new_drill_id, write_mark
 from tasks.drill.data import check_databases, check_model_sums, recover_qdrant
@@ -25,9 +25,11 @@ from tasks.drill.project import (
     start_project,
     tear_down,
 )
-from tasks.drill.report import DrillFailed, DrillReport, drill_markdown
+from tasks.drill.report import DrillReport, drill_markdown
 from tasks.health.model import CheckResult
 from tasks.reports import artifact_key, publish_markdown
+from tasks.repository import open_repository
+from tasks.restore.files import restore_files
 
 
 @flow(name="drill-restore", flow_run_name=lambda: run_name("drill"), log_prints=False)
@@ -107,7 +109,7 @@ def _exercise(
     scratch, phases, checks = run.scratch, run.phases, run.checks
     t0 = time.monotonic()
     scratch.root.mkdir(parents=True, exist_ok=True)
-    repository.restore(manifest, scratch.stack_dir)
+    restore_files(repository, manifest, scratch.stack_dir)
     phases["restore"] = time.monotonic() - t0
     parts = {p.name: p for p in manifest.parts if p.status == "captured"}
     t = time.monotonic()

@@ -9,27 +9,10 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 
 from flows.runbook import flow_config, run_name
-from sbx.errors import SbxError
+from sbx.errors import HealthChecksFailed
 from tasks.health.model import HealthReport
 from tasks.health.round import FAMILIES, suppress
 from tasks.health.steps import check_family, publish_health, read_health_context, send_alerts
-
-
-class HealthChecksFailed(SbxError):
-    """At least one health check fails; the report names each with its next step."""
-
-    def __init__(self, report: HealthReport) -> None:
-        shown = "; ".join(f"{c.id}: {c.observed}" for c in report.failing[:5])
-        more = f" (and {len(report.failing) - 5} more)" if len(report.failing) > 5 else ""
-        super().__init__(
-            f"Health checks failing on {report.stack_dir}: {shown}{more}. "
-            "'sbx health' shows every check with its next step."
-        )
-        self.report = report
-
-    def __reduce__(self) -> tuple[type[HealthChecksFailed], tuple[HealthReport]]:
-        # Prefect pickles a failed run's exception: rebuild it from what __init__ takes
-        return (type(self), (self.report,))
 
 
 @flow(name="health-check", flow_run_name=lambda: run_name("health"), log_prints=False)

@@ -8,22 +8,11 @@ from datetime import UTC, datetime
 from prefect import flow
 
 from flows.runbook import flow_config, run_name
-from sbx.errors import SbxError, StackError
+from sbx.errors import LogRotationIncomplete, StackError
 from tasks.logs.directory import rotate_log_directory
 from tasks.logs.plan import find_log_files
 from tasks.logs.report import LogRotationReport, rotation_markdown
 from tasks.reports import artifact_key, publish_markdown
-
-
-class LogRotationIncomplete(SbxError):
-    """Some log files could not be rotated (refused or failed); the others were."""
-
-    def __init__(self, report: LogRotationReport) -> None:
-        super().__init__(
-            f"Log rotation of {report.stack_dir} incomplete: {'; '.join(report.problems)}. "
-            "Nothing was cut from those files; fix the cause and run 'sbx logs rotate' again."
-        )
-        self.report = report
 
 
 @flow(name="rotate-logs", flow_run_name=lambda: run_name("logs"), log_prints=False)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.runbook import flow_config, open_repository, run_name
+from flows.runbook import flow_config, run_name
 from sbx.errors import ConfigError
 from sbx.repository.replicate import CopyReport
 from tasks.backup.offbox import copy_markdown, copy_repository, open_offbox
 from tasks.reports import artifact_key, publish_markdown
+from tasks.repository import open_repository
 
 
 @flow(name="copy-offbox", flow_run_name=lambda: run_name("copy"), log_prints=False)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.runbook import flow_config, open_repository, run_name
+from flows.runbook import flow_config, run_name
 from sbx.repository import PruneReport
-from sbx.repository.drills import newest_drill_passed
+from tasks.backup.prune import plan_prune, prune_snapshots
 from tasks.reports import artifact_key, prune_markdown, publish_markdown
+from tasks.repository import open_repository
 
 
 @flow(name="prune-repository", flow_run_name=lambda: run_name("prune"), log_prints=False)
@@ -38,10 +39,8 @@ def prune_repository(
         update={key: value for key, value in overrides.items() if value is not None}
     )
     repository = open_repository(config, repo)
-    # invariant 6: the newest snapshot that passed a restore drill is never pruned
-    drilled = newest_drill_passed(repository.storage, repository.list_snapshots())
-    plan = repository.plan_prune(policy, protected=[drilled] if drilled else [])
-    report = repository.prune(plan, dry_run=dry_run)
+    plan = plan_prune(repository, policy)
+    report = prune_snapshots(repository, plan, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     log = get_run_logger()
     for snapshot_id in report.removed:

@@ -2,26 +2,20 @@
 
 Two leftovers exist: containers a cold copy stopped (a marker under ``.sbx/stopped/``) and an
 upgrade or rollback journal entry left open (``.sbx/upgrade/open.json``) whose process is gone.
-Mutating flows finish both in their first task (flows/runbook.observe_stack); the CLI runs this flow
-first for every other command that names a stack (sbx/cli/leftovers.py), so a read-only `sbx status`
-or `sbx health` after a kill -9 also ends on a consistent, recorded release — and the run history
-shows it.
+Mutating flows finish them in their first task (tasks/leftovers.py, observe_stack); the CLI runs
+this flow first for every other command that names a stack (sbx/cli/runner.py), so a read-only
+`sbx status` or `sbx health` after a kill -9 also ends on a consistent, recorded release — and the
+run history shows it.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 from pydantic import BaseModel, ConfigDict
 
 from flows.runbook import flow_config, run_name, stack_label
-from flows.upgrade import reconcile_upgrade
-from sbx.errors import DockerUnavailable
-from tasks.clients.docker_engine import connect
+from tasks.leftovers import finish_leftovers
 from tasks.reports import artifact_key, publish_markdown
-from tasks.services import restart_left_stopped
 
 
 class ReconcileReport(BaseModel):
@@ -47,23 +41,13 @@ class ReconcileReport(BaseModel):
         return "\n".join(lines) or "nothing left behind"
 
 
-@task(name="restart-left-stopped", cache_policy=NO_CACHE)
-def restart_left_stopped_task(stack_dir: Path) -> list[str]:
-    """Start the containers whose stop marker's process is gone."""
-    with connect() as engine:
-        return restart_left_stopped(engine, stack_dir)
-
-
 @flow(name="reconcile-stack", flow_run_name=lambda: run_name("reconcile"), log_prints=True)
 def reconcile_stack(stack: str | None = None, config_file: str | None = None) -> ReconcileReport:
     """Start what a killed sbx run left stopped and finish an upgrade it left open (back to the
     recorded release, health-gated). Runs on its own before a command when leftovers exist."""
     config = flow_config(stack, config_file)
-    try:
-        restarted = restart_left_stopped_task(config.stack_dir)
-    except DockerUnavailable:
-        restarted = []
-    closed = reconcile_upgrade(config)
+    leftovers = finish_leftovers(config)
+    restarted, closed = leftovers.restarted, leftovers.entry
     report = ReconcileReport(
         stack_dir=str(config.stack_dir),
         restarted=restarted,

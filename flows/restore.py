@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
-from blocks.config import SbxConfig
-from flows.runbook import flow_config, observe_stack, open_repository, run_name
-from sbx.errors import ConfigError, StackError
+from flows.runbook import flow_config, run_name
+from sbx.errors import ConfigError, RestoreUnhealthy, StackError
 from sbx.repository import RestoreReport
 from tasks.changelog import LOG_FILE, append_change, keep_live_log
-from tasks.clients.compose import ComposeCli
+from tasks.leftovers import observe_stack
 from tasks.reports import artifact_key, publish_markdown
-from tasks.restore.in_place import (
-    RestoreUnhealthy,
-    Swapped,
-    plan_swap,
-    remove_staging,
-    swap_back,
-    swap_in,
-)
-from tasks.status import read_stack_status
+from tasks.repository import open_repository
+from tasks.restore.files import restore_files, start_services, wait_healthy
+from tasks.restore.in_place import Swapped, plan_swap, remove_staging, swap_back, swap_in
 
 
 class RestoreOutcome(BaseModel):
@@ -62,7 +54,7 @@ def restore_snapshot(
     manifest = repository.load_snapshot(snapshot)
     log = get_run_logger()
     if to is not None:
-        report = repository.restore(manifest, Path(to), parts, force=force)
+        report = restore_files(repository, manifest, Path(to), parts, force=force)
         log.info("restored %s into %s: %d files", manifest.id, report.target, report.files)
         outcome = RestoreOutcome(
             snapshot_id=manifest.id, target=report.target, in_place=False, restored=report
@@ -80,11 +72,11 @@ def restore_snapshot(
     remove_staging(staging)  # a killed earlier attempt may have left one
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
     try:
-        report = repository.restore(manifest, staging, parts)
+        report = restore_files(repository, manifest, staging, parts)
         plan = plan_swap(manifest, parts, config, staging)
         swapped = swap_in(plan, config, status, staging, stamp)
         if plan.configs:
-            ComposeCli(config.stack_dir, project=status.project).up(wait=False)
+            start_services(config, status.project)
         waited = wait_healthy(config, config.restore_health_timeout_s)
         if waited is None:
             swap_back(swapped, plan, config, status, stamp)
@@ -124,16 +116,6 @@ def restore_snapshot(
     )
     _publish(outcome)
     return outcome
-
-
-def wait_healthy(config: SbxConfig, timeout_s: float) -> float | None:
-    """Seconds until every required service runs and answers, or None after ``timeout_s``."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if read_stack_status(config).ok:
-            return time.monotonic() - started
-        time.sleep(2)
-    return None
 
 
 def _publish(outcome: RestoreOutcome) -> None:

@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict
 
 from blocks.config import SbxConfig
 from flows.runbook import flow_config, run_name, stack_label
 from sbx.errors import SbxError, UpgradeRefused
-from tasks.clients.docker_engine import connect
 from tasks.reports import artifact_key, publish_markdown
 from tasks.upgrade.gate import gate_names
 from tasks.upgrade.journal import (
     JournalEntry,
     Release,
-    ServiceImage,
     close_entry,
     history,
     read_open,
     save_open,
 )
 from tasks.upgrade.maintenance import maintenance_window
-from tasks.upgrade.release import check_rollback_images, newer_images, pull_targets, record_release
+from tasks.upgrade.prepare import (
+    check_images_present,
+    find_newer_images,
+    pull_images,
+    reconcile_upgrade,
+    record_current_release,
+)
 from tasks.upgrade.report import upgrade_markdown
-from tasks.upgrade.steps import alert, apply_target, reconcile_open_entry
+from tasks.upgrade.steps import alert, apply_target
 
 
 class UpgradeReport(BaseModel):
@@ -43,29 +46,6 @@ class UpgradeCheck(BaseModel):
     schema_version: int = 1
     newer: dict[str, tuple[str, str]]  # service -> (running digest, registry digest)
     current: list[str]
-
-
-@task(name="reconcile-upgrade", cache_policy=NO_CACHE)
-def reconcile_upgrade(config: SbxConfig) -> JournalEntry | None:
-    """Finish a journal entry a killed upgrade left open (return to its recorded release)."""
-    return reconcile_open_entry(config)
-
-
-@task(name="record-release", cache_policy=NO_CACHE)
-def record_current_release(config: SbxConfig, services: list[str] | None) -> tuple[str, Release]:
-    """Each service's image by digest, compose and env hashes, model settings; checks that every
-    image to return to is present locally (refuses otherwise, before anything changed)."""
-    with connect() as engine:
-        project, release = record_release(config, engine, services)
-        check_rollback_images(engine, release)
-    return project, release
-
-
-@task(name="pull-images", cache_policy=NO_CACHE)
-def pull_images(release: Release) -> dict[str, ServiceImage]:
-    """Pull every service's tag; returns the services whose tag moved, pinned by digest."""
-    with connect() as engine:
-        return pull_targets(engine, release)
 
 
 def _open_entry(config: SbxConfig, entry: JournalEntry) -> JournalEntry:
@@ -160,8 +140,7 @@ def rollback_stack(
         )
     wanted = [s for s in (services or sorted(last.target)) if s in last.before.images]
     targets = {s: last.before.images[s] for s in wanted if s in now.images}
-    with connect() as engine:
-        check_rollback_images(engine, Release(**{**now.model_dump(), "images": targets}))
+    check_images_present(Release(**{**now.model_dump(), "images": targets}))
     entry = _open_entry(
         config,
         JournalEntry(action="rollback", services=sorted(targets), before=now, target=targets),
@@ -178,7 +157,5 @@ def check_upgrades(
 ) -> UpgradeCheck:
     """List the services whose tag names a newer image in its registry; changes nothing."""
     config = flow_config(stack, config_file)
-    with connect() as engine:
-        _, release = record_release(config, engine, services)
-        newer = newer_images(engine, release)
+    release, newer = find_newer_images(config, services)
     return UpgradeCheck(newer=newer, current=sorted(set(release.images) - set(newer)))

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.runbook import flow_config, open_repository, run_name
-from sbx.errors import SbxError
+from flows.runbook import flow_config, run_name
+from sbx.errors import DamageFound
 from sbx.repository import VerifyReport
+from tasks.backup.verify import verify_snapshots
 from tasks.reports import artifact_key, publish_markdown, verify_markdown
-
-
-class DamageFound(SbxError):
-    """Verification found damaged or missing data."""
-
-    def __init__(self, report: VerifyReport) -> None:
-        shown = "; ".join(d.describe() for d in report.damaged[:5])
-        more = f" (and {len(report.damaged) - 5} more)" if len(report.damaged) > 5 else ""
-        super().__init__(
-            f"Verification found {len(report.damaged)} damaged item(s): {shown}{more}. "
-            "Restore from another snapshot or an off-box copy; run 'sbx backup' to store "
-            "a fresh snapshot."
-        )
-        self.report = report
+from tasks.repository import open_repository
 
 
 @flow(name="verify-repository", flow_run_name=lambda: run_name("verify"), log_prints=False)
@@ -38,7 +26,7 @@ def verify_repository(
     fraction of the objects instead of all of them.
     """
     repository = open_repository(flow_config(stack, config_file), repo)
-    report = repository.verify(snapshot, sample=sample)
+    report = verify_snapshots(repository, snapshot, sample)
     get_run_logger().info(
         "verified %d snapshot(s): %d objects, %d files, %d damaged",
         len(report.snapshots),

@@ -146,12 +146,9 @@ def signals_deferred() -> Iterator[None]:
 def restart_left_stopped(engine: DockerEngine, stack_dir: Path) -> list[str]:
     """Start containers that a killed sbx run left stopped; returns their names.
 
-    A swap of restored data that the killed run left half done is undone first, so that the
-    services start on their previous data, whole (tasks/restore/swap_journal.py).
+    Callers undo a swap of restored data that the killed run left half done first
+    (tasks/leftovers.py), so that the services start on their previous data, whole.
     """
-    from tasks.restore.swap_journal import recover_interrupted_swap  # it imports this module
-
-    recover_interrupted_swap(stack_dir)
     restarted = []
     for path in sorted((stack_dir / MARKER_DIR).glob("*.json")):
         try:

@@ -7,8 +7,7 @@ import pickle
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flows.backup import BackupIncomplete
-from sbx.errors import ConfigError, LogRotationError, SbxError
+from sbx.errors import BackupIncomplete, ConfigError, LogRotationError, SbxError
 from sbx.repository.format import Stats
 from tasks.reports import BackupReport, PartSummary
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.backup.sqlite_copy import SqliteCopyError, copy_database, is_sqlite_database
+from sbx.errors import SqliteCopyError
+from tasks.backup.sqlite_copy import copy_database, is_sqlite_database
 
 WRITER = """
 import sqlite3, sys, time

@@ -6,10 +6,10 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from blocks.config import SbxConfig
-from flows.health import HealthChecksFailed, health_check
+from flows.health import health_check
 from flows.restore import restore_snapshot
 from flows.runbook import flow_config, run_name
-from sbx.errors import SbxError
+from sbx.errors import HealthChecksFailed, RecoverRefused, RecoveryFailed, SbxError
 from tasks.gpu.model_swap import (
     SuiteResult,
     env_path,
@@ -23,12 +23,6 @@ from tasks.incident.record import open_or_current, read_actions, record_action
 from tasks.reports import artifact_key, publish_markdown
 
 SCHEMA_VERSION = 1
-
-
-class RecoverRefused(SbxError):
-    """An in-place restore asked for without confirmation: nothing was changed."""
-
-    exit_code = 2
 
 
 class RecoverReport(BaseModel):
@@ -48,19 +42,6 @@ class RecoverReport(BaseModel):
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-class RecoveryFailed(SbxError):
-    """The restore, a health check or the prompt suite failed; the message names each."""
-
-    def __init__(self, report: RecoverReport) -> None:
-        super().__init__(
-            f"Recovery of incident {report.incident_id} is not done: "
-            + "; ".join(report.problems)
-            + ". Fix what is named and run 'sbx incident recover' again; 'sbx health' shows "
-            "every check with its next step."
-        )
-        self.report = report
 
 
 @flow(
@@ -158,7 +139,8 @@ def _health(config: SbxConfig, repo: str | None, config_file: str | None) -> Hea
             stack=str(config.stack_dir), config_file=config_file, repo=repo, alerts=False
         )
     except HealthChecksFailed as exc:
-        return exc.report
+        report: HealthReport = exc.report  # the errors floor types reports as Any
+        return report
 
 
 def _suite(config: SbxConfig, service: str) -> tuple[SuiteResult | None, str | None]:

@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Snapshot every part of the stack consistently; last stdout line: the snapshot id."""
         location = run_setup(repo, stack, config)  # a bad configuration stops here, before a run
-        from flows.backup import BackupIncomplete, backup_stack
+        from flows.backup import backup_stack
+        from sbx.errors import BackupIncomplete
         from tasks.reports import BackupReport
 
         try:
@@ -65,7 +66,7 @@ def register(app: typer.Typer) -> None:
         location = repo_location(repo, stack, config)
         from blocks.config import load_config
         from sbx.repository import Repository
-        from tasks.backup.offbox import open_encrypted
+        from tasks.repository import open_encrypted
 
         # an encrypted off-box copy needs its age identity (opened the way flows open it)
         repository = Repository.open(open_encrypted(load_config(stack, config), location))
@@ -111,7 +112,8 @@ def register_checks(app: typer.Typer) -> None:
     ) -> None:
         """Re-read and re-hash a snapshot; exit 1 on any damage, naming part and path."""
         location = run_setup(repo, stack, config)  # before Prefect is imported: it reads the URL
-        from flows.verify import DamageFound, verify_repository
+        from flows.verify import verify_repository
+        from sbx.errors import DamageFound
 
         try:
             report = verify_repository(
@@ -255,7 +257,7 @@ def run_setup(repo: str | None, stack: Path | None, config: Path | None) -> str:
     ensure_api()
     # an encrypted off-box copy: a missing or wrong age key stops here, before any flow run
     from blocks.config import load_config
-    from tasks.backup.offbox import open_encrypted
+    from tasks.repository import open_encrypted
 
     open_encrypted(load_config(stack, config), location)
     return location

@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
 
             ensure_api()
         from flows.drill import drill_restore
-        from tasks.drill.report import DrillFailed, DrillReport
+        from sbx.errors import DrillFailed
+        from tasks.drill.report import DrillReport
 
         try:
             report: DrillReport = drill_restore(

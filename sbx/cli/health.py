@@ -46,7 +46,8 @@ def register(app: typer.Typer) -> None:
         from sbx.local_server import ensure_api
 
         ensure_api()
-        from flows.health import HealthChecksFailed, health_check
+        from flows.health import health_check
+        from sbx.errors import HealthChecksFailed
         from tasks.health.model import HealthReport
 
         try:

@@ -30,7 +30,8 @@ def register(logs: typer.Typer) -> None:
         from sbx.local_server import ensure_api
 
         ensure_api()
-        from flows.logs import LogRotationIncomplete, rotate_logs
+        from flows.logs import rotate_logs
+        from sbx.errors import LogRotationIncomplete
 
         try:
             report = rotate_logs(

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         """Copy the local repository off the box, encrypted with age; only what is missing."""
         location = run_setup(repo, stack, config)
         from blocks.config import load_config
-        from tasks.backup.offbox import check_copy_keys
+        from tasks.repository import check_copy_keys
 
         settings = load_config(stack, config)
         url = to or settings.offbox.url

@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
 
-from blocks.config import RetentionPolicy
 from sbx.errors import (
     ConfigError,
     KeyExists,
@@ -61,12 +60,12 @@ from sbx.repository.format import (
 )
 from sbx.repository.gc import DryRunStorage, GcReport, PruneReport, collect_garbage
 from sbx.repository.gc import prune_snapshots as _prune
-from sbx.repository.locations import open_storage
+from sbx.repository.locations import local_storage
 from sbx.repository.lock import WriterLock
 from sbx.repository.objects import ObjectStore
 from sbx.repository.parts import PartWriter
 from sbx.repository.restore import RestoreReport, restore_snapshot
-from sbx.repository.retention import PrunePlan, plan_prune
+from sbx.repository.retention import PrunePlan, RetentionPolicy, plan_prune
 from sbx.repository.storage import Storage
 from sbx.repository.storage.local import LocalStorage
 from sbx.repository.verify import Damage, VerifyReport, verify_snapshots
@@ -84,6 +83,7 @@ __all__ = [
     "Repository",
     "RepositoryInfo",
     "RestoreReport",
+    "RetentionPolicy",
     "SnapshotManifest",
     "SnapshotSummary",
     "SnapshotWriter",
@@ -284,7 +284,7 @@ class Repository:
 
 
 def _storage_for(location: str | Path | Storage) -> Storage:
-    return open_storage(location)
+    return local_storage(location)
 
 
 def _is_empty(storage: Storage) -> bool:

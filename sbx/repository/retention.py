@@ -18,8 +18,19 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from blocks.config import RetentionPolicy
 from sbx.errors import PolicyRefused
+
+
+class RetentionPolicy(BaseModel):
+    """keep-last/daily/weekly/monthly counts (``[retention]`` in sbx.toml, the prune flags)."""
+
+    # unknown keys are typos: refuse them instead of silently ignoring the operator's intent
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keep_last: int = Field(default=7, ge=0, description="Newest N snapshots.")
+    keep_daily: int = Field(default=7, ge=0, description="Newest snapshot of each of N days.")
+    keep_weekly: int = Field(default=4, ge=0, description="Newest of each of N ISO weeks.")
+    keep_monthly: int = Field(default=6, ge=0, description="Newest of each of N months.")
 
 
 class PrunePlan(BaseModel):

@@ -13,18 +13,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from sbx.errors import SbxError
+from sbx.errors import SqliteCopyError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 #: files that belong to a live database and must not be copied beside its consistent copy
 SIDECAR_SUFFIXES = ("-wal", "-shm", "-journal")
-
-
-class SqliteCopyError(SbxError):
-    """The online backup of a database failed or produced a copy that fails integrity_check."""
-
-    retryable = True
 
 
 class SqliteCopy(BaseModel):

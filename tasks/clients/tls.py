@@ -13,6 +13,8 @@ from datetime import datetime
 from cryptography import x509
 from pydantic import BaseModel, ConfigDict
 
+from sbx.errors import TlsError
+
 
 class PeerCertificate(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -20,10 +22,6 @@ class PeerCertificate(BaseModel):
     subject: str
     issuer: str
     not_after: datetime
-
-
-class TlsError(Exception):
-    """The endpoint did not complete a TLS handshake; the message says why."""
 
 
 def peer_certificate(

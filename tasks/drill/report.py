@@ -7,7 +7,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sbx.errors import SbxError
 from sbx.repository.drills import DrillMark
 from tasks.health.model import CheckResult
 
@@ -37,18 +36,6 @@ class DrillReport(BaseModel):
         lines = [f"{c.id}: {c.observed}" for c in self.checks if c.state == "failing"]
         lines += [f"clean-up: {problem}" for problem in self.leftovers]
         return ([f"drill: {self.failure}"] if self.failure else []) + lines
-
-
-class DrillFailed(SbxError):
-    """A restore drill failed: the snapshot did not restore, start, or hold what it recorded."""
-
-    def __init__(self, report: DrillReport) -> None:
-        super().__init__(
-            f"Drill of snapshot {report.snapshot_id} failed: {'; '.join(report.failed)}. "
-            "The scratch project was torn down. Fix the cause (run 'sbx verify' for repository "
-            "damage) and run 'sbx drill' again."
-        )
-        self.report = report
 
 
 def drill_markdown(report: DrillReport, history: list[DrillMark]) -> str:

@@ -12,8 +12,9 @@ from functools import partial
 from urllib.parse import urlsplit
 
 from blocks.config import SbxConfig, ServiceKind
+from sbx.errors import TlsError
 from tasks.clients.docker_engine import PublishedPort
-from tasks.clients.tls import TlsError, peer_certificate
+from tasks.clients.tls import peer_certificate
 from tasks.health.checks import Check, Outcome, failing, info, ok
 from tasks.health.model import HealthContext, ServiceTarget
 

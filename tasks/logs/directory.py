@@ -13,7 +13,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.config import LogsConfig
-from sbx.errors import LogRotationBusy, LogRotationError
+from sbx.errors import CutRefused, LogRotationBusy, LogRotationError
 from tasks.logs.fs import (
     COPYTRUNCATE,
     PUNCH_HOLE,
@@ -34,7 +34,7 @@ from tasks.logs.plan import (
     to_delete,
 )
 from tasks.logs.report import GUARANTEES, LogDirectoryReport, LogFileResult
-from tasks.logs.rotate import CutRefused, rotate_fd
+from tasks.logs.rotate import rotate_fd
 from tasks.retry import retry_if_transient
 
 

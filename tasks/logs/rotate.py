@@ -31,6 +31,7 @@ from typing import IO, Any, Literal, cast
 import blake3
 import zstandard
 
+from sbx.errors import CutRefused
 from tasks.logs.fs import (
     COLLAPSE_RANGE,
     COPYTRUNCATE,
@@ -42,10 +43,6 @@ from tasks.logs.fs import (
 Compression = Literal["zstd", "gzip", "none"]
 EXTENSIONS: dict[str, str] = {"zstd": ".zst", "gzip": ".gz", "none": ""}
 CHUNK = 1 << 20
-
-
-class CutRefused(Exception):
-    """The live file changed under us in a way no appending writer causes; nothing was cut."""
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,13 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from blocks.config import ConsistencyMethod, SbxConfig
-from sbx.errors import SbxError
+from sbx.errors import RestoreUnhealthy
 from sbx.repository import SnapshotManifest
 from tasks.backup.methods import QDRANT_SNAPSHOT_DIR
 from tasks.clients.docker_engine import connect as connect_docker
 from tasks.restore.swap_journal import swap_paths
 from tasks.services import stopped_service
 from tasks.status import StackStatus
-
-
-class RestoreUnhealthy(SbxError):
-    """The restored stack did not become healthy; the previous data was swapped back."""
 
 
 class SwapPlan(BaseModel):

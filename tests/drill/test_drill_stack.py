@@ -14,9 +14,9 @@ from drill_helpers import Sbx, drill_containers, live_containers
 
 from flows.backup import backup_stack
 from flows.drill import drill_restore
+from sbx.errors import DrillFailed
 from sbx.repository import Repository
 from sbx.repository.drills import list_marks
-from tasks.drill.report import DrillFailed
 
 if TYPE_CHECKING:
     from docker import DockerClient

@@ -24,7 +24,7 @@ from bed.fault_proxy import FaultProxy, Request
 
 from blocks.config import load_config
 from sbx.repository import Repository
-from tasks.backup.offbox import open_encrypted
+from tasks.repository import open_encrypted
 
 from .crash_helpers import Child, TrialServer, base_seed, kill_at, lock_pid, repository_problems
 from .figures import FaultFigures

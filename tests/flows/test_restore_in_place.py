@@ -11,7 +11,7 @@ from qdrant_client import QdrantClient, models
 
 from flows.backup import backup_stack
 from flows.restore import restore_snapshot
-from tasks.restore.in_place import RestoreUnhealthy
+from sbx.errors import RestoreUnhealthy
 
 
 def test_in_place_restore_swaps_and_keeps_the_old_data(

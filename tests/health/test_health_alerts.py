@@ -152,7 +152,7 @@ def test_state_file_round_trip_and_damage(tmp_path: Path) -> None:
 def test_the_flow_failure_pickles_with_its_report() -> None:
     import pickle
 
-    from flows.health import HealthChecksFailed
+    from sbx.errors import HealthChecksFailed
 
     failed = HealthChecksFailed(report(result("disk:stack", "failing")))
     again = pickle.loads(pickle.dumps(failed))

@@ -129,7 +129,8 @@ def test_completion_500_while_models_answer_fails_naming_the_worker(
 def test_qdrant_down_alerts_once_and_recovers_once(
     health_stack: RunningStack, prefect_server: str, run_id: str, tmp_path: Path
 ) -> None:
-    from flows.health import HealthChecksFailed, health_check
+    from flows.health import health_check
+    from sbx.errors import HealthChecksFailed
 
     stack = str(health_stack.path)
     with WebhookReceiver() as receiver:

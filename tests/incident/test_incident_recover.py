@@ -14,7 +14,8 @@ import pytest
 from bed import RunningStack
 
 from flows.backup import backup_stack
-from flows.incident.recover import RecoverRefused, RecoveryFailed, incident_recover
+from flows.incident.recover import incident_recover
+from sbx.errors import RecoverRefused, RecoveryFailed
 from tasks.changelog import read_changes
 from tasks.incident.record import (
     current_incident,

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from blocks.config import SbxConfig
 from offbox.keys import make_key
 from sbx.errors import AgeKeyError
-from tasks.backup.offbox import load_age_keys
+from tasks.repository import load_age_keys
 
 
 def test_identity_from_the_secrets_block(prefect_server: str, tmp_path: Path) -> None:

@@ -16,10 +16,10 @@ from repository.helpers import CHUNK, PACK, PARTS, SMALL, backup, describe
 from sbx.errors import NotARepository, RepositoryLocked
 from sbx.repository import PrunePlan, Repository
 from sbx.repository.format import LOCK_KEY
-from sbx.repository.locations import open_storage
 from sbx.repository.lock import WriterLock
 from sbx.repository.storage.local import LocalStorage
 from tasks.clients.s3.storage import S3Storage
+from tasks.repository import open_storage
 
 NAMES = [path for paths in PARTS.values() for path in paths]
 

@@ -62,7 +62,8 @@ def register(incident: typer.Typer) -> None:
             from sbx.local_server import ensure_api
 
             ensure_api()
-        from flows.incident.recover import RecoveryFailed, incident_recover
+        from flows.incident.recover import incident_recover
+        from sbx.errors import RecoveryFailed
 
         try:
             report = incident_recover(

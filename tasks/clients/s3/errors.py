@@ -32,7 +32,7 @@ from botocore.exceptions import (
 )
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
-from sbx.errors import BodyMismatch, ObjectMissing, StorageError
+from sbx.errors import BodyMismatch, ObjectMissing, StorageError, UploadGone, WriteConflict
 
 CHECK_LOCATION = (
     "Check the bucket in the s3:// URL (offbox.url or --repo) and the endpoint "
@@ -77,19 +77,6 @@ _TRANSIENT = frozenset(
     }
 )
 _MISSING_KEY = frozenset({"NoSuchKey", "404", "NotFound"})
-
-
-class WriteConflict(StorageError):
-    """A conditional write found the key already there (HTTP 412); the caller compares."""
-
-    retryable = False
-
-
-class UploadGone(StorageError):
-    """A multipart upload was aborted or completed meanwhile (NoSuchUpload); the whole put can
-    be retried, the same part cannot."""
-
-    retryable = True
 
 
 def error_code(exc: ClientError) -> str:

@@ -36,11 +36,19 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from blocks.config import OffboxConfig
-from sbx.errors import BodyMismatch, ConfigError, CorruptObject, KeyExists, ObjectMissing
+from sbx.errors import (
+    BodyMismatch,
+    ConfigError,
+    CorruptObject,
+    KeyExists,
+    ObjectMissing,
+    UploadGone,
+    WriteConflict,
+)
 from sbx.repository.storage import check_key, check_prefix
 from tasks.clients.s3.checksums import VerifiedBody, b64, verified_bytes
 from tasks.clients.s3.connect import MiB, S3Options, make_client, parse_s3_url
-from tasks.clients.s3.errors import UploadGone, WriteConflict, retry_again, translate
+from tasks.clients.s3.errors import retry_again, translate
 from tasks.clients.s3.multipart import (
     MIN_PART_SIZE,
     HashingReader,
