@@ -12,12 +12,10 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import pydantic
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -27,332 +25,30 @@ from pydantic_settings import (
 )
 
 from blocks.incident_config import IncidentConfig
+from blocks.sections import (
+    ALERT_EVENTS,
+    AlertEvent,
+    AlertTarget,
+    ComposeConfig,
+    ConsistencyMethod,
+    DrillConfig,
+    GpuConfig,
+    HealthConfig,
+    LogCompression,
+    LogRotationMethod,
+    LogsConfig,
+    OffboxConfig,
+    PartConfig,
+    RepositoryConfig,
+    ServiceConfig,
+    ServiceKind,
+    UpgradeConfig,
+)
 from sbx.errors import ConfigError
 from sbx.repository.retention import RetentionPolicy
 
 DEFAULT_STACK_DIR = Path("~/sealed-box-ai/stack")
 CONFIG_FILE_NAME = "sbx.toml"
-
-
-class _Model(BaseModel):
-    # unknown keys are typos: refuse them instead of silently ignoring the operator's intent
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ServiceKind(StrEnum):
-    OPENAI = "openai"
-    QDRANT = "qdrant"
-    WEBUI = "webui"
-    PROXY = "proxy"
-    AGENT = "agent"
-
-
-class ServiceConfig(_Model):
-    """One service of the stack as sbx sees it."""
-
-    compose_service: str = Field(description="Service name in the compose file.")
-    kind: ServiceKind = Field(description="What API the service speaks; picks its checks.")
-    url: str | None = Field(
-        default=None,
-        description="Base URL to probe. Unset: derived from the container's published port.",
-    )
-    port: int | None = Field(
-        default=None,
-        ge=1,
-        le=65535,
-        description="Container port of the HTTP API; unset: the only published TCP port.",
-    )
-    health_path: str = Field(default="/health", description="Path that answers 2xx when healthy.")
-    exposure: bool = Field(
-        default=False, description="True for services meant to be reachable from outside (proxy)."
-    )
-    required: bool = Field(
-        default=True,
-        description="A required service that is not running makes status and health fail. "
-        "An optional one absent from the compose file is not reported.",
-    )
-    enabled: bool = Field(default=True, description="False removes the service from sbx's view.")
-
-    @field_validator("url")
-    @classmethod
-    def _url_has_scheme(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("an http:// or https:// URL")
-        return value.rstrip("/") if value else value
-
-    @field_validator("health_path")
-    @classmethod
-    def _path_is_absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("a path starting with '/'")
-        return value
-
-
-class ConsistencyMethod(StrEnum):
-    COPY = "copy"  # plain copy
-    IMMUTABLE = "immutable"  # hashed once, SHA256SUMS kept beside each model dir
-    QDRANT_SNAPSHOT = "qdrant-snapshot"  # snapshot API, else stop-copy-start
-    SQLITE_ONLINE = "sqlite-online"  # SQLite online backup API for *.db, files copied
-    GROWING_LOG = "growing-log"  # copy, recording the size read of files that grow
-    STOP_COPY = "stop-copy"  # stop the part's service, copy, start it again (always)
-
-
-class PartConfig(_Model):
-    """One part of a backup: which paths, and how they are made consistent."""
-
-    paths: list[str] = Field(description="Paths relative to the stack directory.")
-    method: ConsistencyMethod = Field(description="How the part is captured consistently.")
-    include: list[str] = Field(default_factory=list, description="Glob patterns to keep (all).")
-    exclude: list[str] = Field(default_factory=list, description="Glob patterns to leave out.")
-    service: str | None = Field(default=None, description="Service whose data this is.")
-    enabled: bool = Field(default=True, description="False leaves the part out of backups.")
-
-    @field_validator("paths")
-    @classmethod
-    def _relative_inside_stack(cls, value: list[str]) -> list[str]:
-        for path in value:
-            if Path(path).is_absolute() or ".." in Path(path).parts:
-                raise ValueError(f"paths relative to the stack directory, without '..' ({path!r})")
-        return value
-
-
-class RepositoryConfig(_Model):
-    location: str = Field(
-        default="~/sealed-box-ai/backups/repo",
-        description="Directory of the repository on the box, or s3://bucket/prefix.",
-    )
-    lock_stale_after_s: int = Field(
-        default=60, ge=5, description="A lock whose holder stopped heartbeating this long is taken."
-    )
-
-
-class OffboxConfig(_Model):
-    url: str | None = Field(default=None, description="s3://bucket/prefix for off-box copies.")
-    endpoint_url: str | None = Field(
-        default=None, description="S3-compatible endpoint; unset: AWS_ENDPOINT_URL or AWS."
-    )
-    region: str | None = Field(default=None, description="Region; unset: AWS_DEFAULT_REGION.")
-    storage_class: str | None = Field(default=None, description="e.g. STANDARD_IA, GLACIER_IR.")
-    server_side_encryption: Literal["AES256", "aws:kms"] | None = None
-    credentials_block: str | None = Field(
-        default=None, description="Name of a prefect-aws AwsCredentials block; unset: AWS chain."
-    )
-    multipart_threshold_mib: int = Field(
-        default=64, ge=5, description="Objects this large (MiB) go up as multipart uploads."
-    )
-    part_size_mib: int = Field(default=8, ge=5, description="Part size of multipart uploads.")
-    part_workers: int = Field(
-        default=8, ge=1, le=64, description="Parts of one upload sent (and held in memory) at once."
-    )
-    secrets_block: str | None = Field(
-        default=None,
-        description="Name of an sbx-secrets block whose age_identity decrypts the off-box copy; "
-        "unset: age_identity_file (SBX_AGE_IDENTITY_FILE) only.",
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _is_s3_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("s3://"):
-            raise ValueError("an s3://bucket/prefix URL")
-        return value
-
-
-AlertEvent = Literal["failing", "recovered", "reminder"]
-ALERT_EVENTS: tuple[AlertEvent, ...] = ("failing", "recovered", "reminder")
-
-
-class AlertTarget(_Model):
-    block: str = Field(description="Prefect notification block as 'block-type/name'.")
-    on: list[AlertEvent] = Field(
-        default_factory=lambda: list(ALERT_EVENTS), description="Which changes to send."
-    )
-
-
-class HealthConfig(_Model):
-    """Thresholds and outputs of the health checks (``sbx health``, every 5 minutes)."""
-
-    rpo_hours: float = Field(
-        default=26.0, gt=0, description="The newest snapshot may be this old (recovery point)."
-    )
-    reminder_hours: float = Field(
-        default=4.0, gt=0, description="Repeat an alert this often while a check keeps failing."
-    )
-    completion_timeout_s: float = Field(
-        default=15.0, gt=0, le=300, description="Timeout of the one-token chat completion."
-    )
-    models: dict[str, str] = Field(
-        default_factory=dict,
-        description="Service -> model id /v1/models must list; unset: SERVED_MODEL_NAME or "
-        "MODEL from env/<compose service>.env.",
-    )
-    disk_min_free_percent: float = Field(
-        default=10.0, ge=0, le=100, description="Free space below this share of a disk fails."
-    )
-    disk_min_free_gib: float = Field(
-        default=5.0, ge=0, description="Free space below this many GiB fails."
-    )
-    cpu_max_percent: float = Field(
-        default=95.0, gt=0, le=100, description="A container using more of the box's CPUs fails."
-    )
-    memory_max_percent: float = Field(
-        default=90.0,
-        gt=0,
-        le=100,
-        description="A container above this share of its memory "
-        "limit (the box's memory when unlimited) fails.",
-    )
-    tls_min_days: float = Field(
-        default=14.0, ge=0, description="The proxy's certificate must be valid this much longer."
-    )
-    verdict_log: str = Field(
-        default="logs/watchdog-verdicts.jsonl",
-        description="The watchdog's verdict log (JSON lines), relative to the stack or absolute.",
-    )
-    verdict_tags: list[str] = Field(
-        default_factory=lambda: [
-            "prompt-injection",
-            "jailbreak",
-            "data-exfiltration",
-            "credential-leak",
-            "malware",
-        ],
-        description="High-risk verdict tags.",
-    )
-    verdict_window_min: float = Field(
-        default=15.0, gt=0, description="Window in which repeated high-risk tags are counted."
-    )
-    verdict_max_repeats: int = Field(
-        default=3, ge=1, description="This many verdicts with one high-risk tag in the window fail."
-    )
-    metrics_file: Path | None = Field(
-        default=None,
-        description="Prometheus textfile-collector file written after each run; unset: none.",
-    )
-
-
-class ComposeConfig(_Model):
-    project: str | None = Field(
-        default=None,
-        description="Compose project name; unset: COMPOSE_PROJECT_NAME, the file's name:, "
-        "or the stack directory's name, as docker compose decides.",
-    )
-    files: list[str] = Field(
-        default_factory=list,
-        description="Compose files relative to the stack; unset: COMPOSE_FILE or compose's "
-        "defaults.",
-    )
-
-
-class GpuConfig(_Model):
-    """Thresholds of the GPU checks (`sbx gpu`, the health flow). A box without an NVIDIA driver
-    reports "no GPU" and passes."""
-
-    min_free_vram_pct: float | None = Field(
-        default=3.0,
-        ge=0,
-        le=100,
-        description="Fail when a GPU's free memory is below this share of its total. vLLM takes "
-        "gpu_memory_utilization (0.9) of the card at start, so ~10 % free is normal. None: off.",
-    )
-    min_free_vram_mib: int | None = Field(
-        default=None, ge=0, description="Fail when a GPU's free memory is below this. None: off."
-    )
-    max_temperature_c: float = Field(
-        default=85.0, gt=0, description="Fail at or above this GPU core temperature."
-    )
-    pegged_utilization_pct: float = Field(
-        default=95.0,
-        gt=0,
-        le=100,
-        description="Fail when utilisation is at least this while no request runs on any "
-        "serving service (vllm:num_requests_running from their /metrics): a stuck kernel.",
-    )
-    serving_services: list[str] | None = Field(
-        default=None,
-        description="Services whose /metrics say whether requests run; None: every enabled "
-        "service of kind openai.",
-    )
-    warn_throttle_reasons: list[str] = Field(
-        default_factory=lambda: [
-            "hw_slowdown",
-            "hw_thermal_slowdown",
-            "hw_power_brake_slowdown",
-            "sw_thermal_slowdown",
-        ],
-        description="Clock-throttle reasons reported as warnings (never failures).",
-    )
-    xid_wait_ms: int = Field(
-        default=0,
-        ge=0,
-        le=10_000,
-        description="How long to listen for XID critical-error events per reading (NVML shows "
-        "only XIDs that happen while it listens; past ones are in the kernel log).",
-    )
-
-
-class DrillConfig(_Model):
-    """Restore drills (``sbx drill``, the weekly deployment): a snapshot brought up beside the
-    live stack as its own compose project."""
-
-    health_timeout_s: float = Field(
-        default=180.0, gt=0, description="How long the scratch stack may take to become healthy."
-    )
-    scratch_dir: Path | None = Field(
-        default=None,
-        description="Where scratch copies are restored; unset: <stack>/.sbx/drills. Needs room "
-        "for one full restore; removed after every drill.",
-    )
-
-
-LogCompression = Literal["zstd", "gzip", "none"]
-LogRotationMethod = Literal["auto", "collapse-range", "punch-hole", "copytruncate"]
-
-
-class LogsConfig(_Model):
-    """Rotation of the stack's own log files (``sbx logs rotate``, the daily deployment)."""
-
-    globs: list[str] = Field(
-        default_factory=lambda: ["logs/**/*.log"],
-        description="Live log files, glob patterns relative to the stack ('**' recurses).",
-    )
-    max_size: pydantic.ByteSize = Field(
-        default=pydantic.ByteSize(100 * 1024 * 1024),
-        description="Rotate a file once it holds this much (e.g. '100MiB', '512KiB').",
-    )
-    max_age_h: float = Field(
-        default=24.0, gt=0, description="Rotate a non-empty file this many hours after the last."
-    )
-    keep: int = Field(default=14, ge=1, description="Rotated files kept per log; older deleted.")
-    compress: LogCompression = Field(
-        default="zstd", description="Compression of rotated files: zstd, gzip (zcat) or none."
-    )
-    method: LogRotationMethod = Field(
-        default="auto",
-        description="How lines are cut out of the live file: auto picks the best lossless "
-        "method the filesystem has; copytruncate (lossy, like logrotate) only when named.",
-    )
-    docker_max_size: str = Field(
-        default="10m", description="json-file max-size written by 'sbx logs setup'."
-    )
-    docker_max_file: int = Field(
-        default=3, ge=1, description="json-file max-file written by 'sbx logs setup'."
-    )
-
-    @field_validator("globs")
-    @classmethod
-    def _globs_inside_stack(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
-                raise ValueError(f"patterns relative to the stack, without '..' ({pattern!r})")
-        return value
-
-    @field_validator("docker_max_size")
-    @classmethod
-    def _docker_size(cls, value: str) -> str:
-        if not re.fullmatch(r"[1-9][0-9]*[kmg]?", value):
-            raise ValueError("a Docker size such as '10m', '500k' or '1g'")
-        return value
 
 
 def _service(compose: str, kind: ServiceKind, **extra: Any) -> dict[str, Any]:
@@ -408,20 +104,6 @@ def _merge_tables(defaults: dict[str, dict[str, Any]], given: Any) -> Any:
         else:
             merged[name] = fields
     return merged
-
-
-class UpgradeConfig(_Model):
-    """The health gate of `sbx upgrade` / `sbx rollback` (docs/upgrade.md)."""
-
-    soak_window_s: float = Field(
-        default=600.0,
-        gt=0,
-        description="How long the changed services get to pass the gate (model warm-up included).",
-    )
-    passes: int = Field(
-        default=3, ge=1, description="Consecutive passing gate rounds needed within the window."
-    )
-    interval_s: float = Field(default=5.0, gt=0, description="Pause between gate rounds.")
 
 
 class SbxConfig(BaseSettings):
@@ -573,3 +255,34 @@ def _env_error(exc: SettingsError) -> ConfigError:
         "variable must be JSON. Fix it, or set single keys with '__' (SBX_REPOSITORY__LOCATION="
         "...), then run the command again."
     )
+
+
+# the sections are imported from here by the rest of sbx
+__all__ = [
+    "ALERT_EVENTS",
+    "CONFIG_FILE_NAME",
+    "DEFAULT_PARTS",
+    "DEFAULT_SERVICES",
+    "DEFAULT_STACK_DIR",
+    "AlertEvent",
+    "AlertTarget",
+    "ComposeConfig",
+    "ConsistencyMethod",
+    "DrillConfig",
+    "GpuConfig",
+    "HealthConfig",
+    "IncidentConfig",
+    "LogCompression",
+    "LogRotationMethod",
+    "LogsConfig",
+    "OffboxConfig",
+    "PartConfig",
+    "RepositoryConfig",
+    "RetentionPolicy",
+    "SbxConfig",
+    "ServiceConfig",
+    "ServiceKind",
+    "UpgradeConfig",
+    "load_config",
+    "resolve_stack_dir",
+]

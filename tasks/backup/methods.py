@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.config import ConsistencyMethod, PartConfig
 from sbx.repository import PartWriter
-from tasks.backup.capture import CaptureContext, add_paths
+from tasks.backup.context import CaptureContext, add_paths
 from tasks.backup.sqlite_copy import SIDECAR_SUFFIXES, copy_database, is_sqlite_database
 from tasks.clients.docker_engine import connect as connect_docker
 from tasks.retry import retry_if_transient

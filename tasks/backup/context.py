@@ -1,0 +1,59 @@
+"""What capturing a part needs to know about the box, and adding a part's paths to it.
+
+Shared by the capture task (tasks/backup/capture.py) and its methods (tasks/backup/methods.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from blocks.config import PartConfig, SbxConfig
+from sbx.repository import PartWriter
+from tasks.status import ServiceStatus, StackStatus
+
+
+@dataclass(frozen=True)
+class CaptureContext:
+    """What capturing needs to know about the box (status is None without Docker)."""
+
+    config: SbxConfig
+    status: StackStatus | None
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.config.stack_dir
+
+    def service(self, name: str | None) -> ServiceStatus | None:
+        if self.status is None or name is None:
+            return None
+        svc_config = self.config.services.get(name)
+        compose_name = svc_config.compose_service if svc_config else name
+        for svc in self.status.services:
+            if svc.compose_service == compose_name:
+                return svc
+        return None
+
+
+def path_exists(path: Path) -> bool:
+    """True for a path or a link, even a dangling one."""
+    return path.exists() or path.is_symlink()
+
+
+def add_paths(
+    out: PartWriter,
+    stack_dir: Path,
+    paths: list[str],
+    part: PartConfig,
+    *,
+    sha256: bool = False,
+    exclude: tuple[str, ...] = (),
+) -> None:
+    for rel in paths:
+        out.add_tree(
+            stack_dir / rel,
+            rel,
+            include=part.include,
+            exclude=(*part.exclude, *exclude),
+            sha256=sha256,
+        )
