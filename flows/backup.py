@@ -13,7 +13,7 @@ from flows.runbook import flow_config, run_name
 from sbx.errors import BackupIncomplete, ConfigError
 from tasks.backup.box_state import read_box_state
 from tasks.backup.capture import CaptureContext, capture_part
-from tasks.leftovers import observe_stack
+from tasks.leftovers.finish import observe_stack
 from tasks.reports import BackupReport, artifact_key, backup_markdown, publish_markdown
 from tasks.repository import open_repository
 

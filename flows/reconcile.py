@@ -2,7 +2,7 @@
 
 Two leftovers exist: containers a cold copy stopped (a marker under ``.sbx/stopped/``) and an
 upgrade or rollback journal entry left open (``.sbx/upgrade/open.json``) whose process is gone.
-Mutating flows finish them in their first task (tasks/leftovers.py, observe_stack); the CLI runs
+Mutating flows finish them in their first task (observe_stack, tasks/leftovers/); the CLI runs
 this flow first for every other command that names a stack (sbx/cli/runner.py), so a read-only
 `sbx status` or `sbx health` after a kill -9 also ends on a consistent, recorded release — and the
 run history shows it.
@@ -14,7 +14,7 @@ from prefect import flow
 from pydantic import BaseModel, ConfigDict
 
 from flows.runbook import flow_config, run_name, stack_label
-from tasks.leftovers import finish_leftovers
+from tasks.leftovers.finish import finish_leftovers
 from tasks.reports import artifact_key, publish_markdown
 
 

@@ -12,7 +12,7 @@ from flows.runbook import flow_config, run_name
 from sbx.errors import ConfigError, RestoreUnhealthy, StackError
 from sbx.repository import RestoreReport
 from tasks.changelog import LOG_FILE, append_change, keep_live_log
-from tasks.leftovers import observe_stack
+from tasks.leftovers.finish import observe_stack
 from tasks.reports import artifact_key, publish_markdown
 from tasks.repository import open_repository
 from tasks.restore.files import restore_files, start_services, wait_healthy

@@ -147,7 +147,7 @@ def restart_left_stopped(engine: DockerEngine, stack_dir: Path) -> list[str]:
     """Start containers that a killed sbx run left stopped; returns their names.
 
     Callers undo a swap of restored data that the killed run left half done first
-    (tasks/leftovers.py), so that the services start on their previous data, whole.
+    (tasks/leftovers/finish.py), so that the services start on their previous data, whole.
     """
     restarted = []
     for path in sorted((stack_dir / MARKER_DIR).glob("*.json")):

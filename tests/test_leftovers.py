@@ -1,7 +1,7 @@
-"""The --stack hook that finishes a killed run's leftovers before any command (issue #6).
+"""The door (sbx/cli/runner.py) finishes a killed run's leftovers before any command (issue #6).
 
 The repair itself (a killed upgrade rolled back by a later `sbx status`) is tested end to end in
-tests/upgrade/test_upgrade.py; here: when the hook fires and which commands it leaves alone.
+tests/upgrade/test_upgrade.py; here: when the door repairs and which commands it leaves alone.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import typer
+import pytest
 from typer.testing import CliRunner
 
-from sbx.cli import leftovers
-from sbx.cli.options import StackOption
+from sbx.cli import app
+from sbx.cli import runner as door
+from tasks import leftovers
 from tasks.upgrade.journal import JournalEntry, Release, save_open
 
 RELEASE = Release(images={}, compose_files={}, env_fingerprints={}, models={})
@@ -55,33 +56,28 @@ def test_an_entry_whose_run_still_goes_is_not_touched(tmp_path: Path) -> None:
     assert not leftovers.left_behind(tmp_path)
 
 
-def _app(ran: list[str]) -> typer.Typer:
-    app = typer.Typer()
-    incident = typer.Typer()
-
-    @app.command()
-    def status(stack: StackOption = None) -> None:
-        ran.append("status")
-
-    @app.command()
-    def upgrade(stack: StackOption = None) -> None:
-        ran.append("upgrade")
-
-    @incident.command()
-    def preserve(stack: StackOption = None) -> None:
-        ran.append("preserve")
-
-    app.add_typer(incident, name="incident")
-    return app
+class _AtTheApi(Exception):
+    """Raised where the door would start the Prefect API: the command went through the door."""
 
 
-def test_evidence_and_upgrade_commands_see_the_stack_as_it_is(tmp_path: Path) -> None:
+def _stop_at_the_api() -> str:
+    raise _AtTheApi
+
+
+def test_evidence_and_upgrade_commands_see_the_stack_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _open_entry(tmp_path, _dead_pid())
-    ran: list[str] = []
-    app = _app(ran)
+    repaired: list[Path] = []
+    monkeypatch.setattr(door, "_finish_leftovers", lambda box: repaired.append(box.stack))
+    monkeypatch.setattr("sbx.local_server.ensure_api", _stop_at_the_api)
     runner = CliRunner()
-    for args in (["incident", "preserve"], ["upgrade"]):
+    for args in (["incident", "preserve"], ["incident", "freeze"], ["upgrade"], ["rollback"]):
         result = runner.invoke(app, [*args, "--stack", str(tmp_path)])
-        assert result.exit_code == 0, result.output
-    assert ran == ["preserve", "upgrade"]
+        assert isinstance(result.exception, _AtTheApi), (args, result.output)
+    assert repaired == []
     assert leftovers.left_behind(tmp_path)  # still there for the next command to finish
+    # any other command goes through the repair first
+    result = runner.invoke(app, ["health", "--stack", str(tmp_path)])
+    assert isinstance(result.exception, _AtTheApi), result.output
+    assert repaired == [tmp_path]

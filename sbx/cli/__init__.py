@@ -1,5 +1,8 @@
-"""The `sbx` command line. Heavy imports (Prefect, docker) happen inside commands, so `--help` and
-`status` stay fast; a command that runs flows calls `ensure_api()` before importing Prefect."""
+"""The `sbx` command line: one module per runbook, each command a module-level function.
+
+Every command that names a stack goes through one door (sbx/cli/runner.py: configuration,
+repository location, leftovers of a killed run, the Prefect API, age keys), then starts its flow.
+Heavy imports (Prefect, docker) happen inside commands, so `--help` and `status` stay fast."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from sbx.cli import backups, offbox, operations
+from sbx.cli import backups, offbox
 from sbx.cli import changelog as changelog_cli
 from sbx.cli import drill as drill_cli
 from sbx.cli import gpu as gpu_cli
@@ -17,6 +20,8 @@ from sbx.cli import health as health_cli
 from sbx.cli import logs as logs_commands
 from sbx.cli import model as model_cli
 from sbx.cli import serve as serve_cli
+from sbx.cli import server as server_cli
+from sbx.cli import status as status_cli
 from sbx.cli import upgrade as upgrade_cli
 from sbx.cli.incident import freeze as incident_freeze_cli
 from sbx.cli.incident import preserve as incident_preserve_cli
@@ -62,7 +67,8 @@ changelog_cli.register(app)
 model_cli.register(model)
 health_cli.register(app)
 gpu_cli.register(app)
-operations.register(app, server)
+status_cli.register(app)
+server_cli.register(app, server)
 serve_cli.register(app)
 logs_commands.register(logs)
 app.add_typer(incident, name="incident", rich_help_panel="Changes")

@@ -12,210 +12,204 @@ import typer
 from rich.table import Table
 
 from sbx.cli.options import ConfigOption, JsonOption, PartOption, RepoOption, StackOption, err, out
+from sbx.cli.runner import open_box
 
 
-def repo_location(repo: str | None, stack: Path | None, config: Path | None) -> str:
-    """--repo, else the configuration's repository (sbx.toml / SBX_REPOSITORY__LOCATION)."""
-    from blocks.config import load_config
+def backup(
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    repo: RepoOption = None,
+    part: PartOption = None,
+) -> None:
+    """Snapshot every part of the stack consistently; last stdout line: the snapshot id."""
+    box = open_box(stack, config, repo=repo, keys=True)
+    from flows.backup import backup_stack
+    from sbx.errors import BackupIncomplete
+    from tasks.reports import BackupReport
 
-    config_repo = load_config(stack, config).repository.location  # also validates the config
-    location = repo or config_repo
-    if location.startswith("s3://"):
-        return location
-    return str(Path(location).expanduser().absolute())
+    try:
+        with parts_progress():
+            report: BackupReport = backup_stack(
+                repo=box.location,
+                parts=part or None,
+                stack=box.stack_param,
+                config_file=box.config_param,
+            )
+    except BackupIncomplete as exc:
+        _print_backup(exc.report)
+        err.print(f"[bold red]error:[/] {exc}")
+        out.print(exc.report.snapshot_id)
+        raise typer.Exit(1) from None
+    _print_backup(report)
+    out.print(report.snapshot_id)
+
+
+def snapshots(
+    repo: RepoOption = None,
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """List the snapshots in a repository (only complete ones exist)."""
+    door = open_box(stack, config, repo=repo, api=False)
+    from sbx.repository import Repository
+    from tasks.repository import open_encrypted
+
+    # an encrypted off-box copy needs its age identity (opened the way flows open it)
+    repository = Repository.open(open_encrypted(door.config, door.location))
+    rows = [_snapshot_row(repository.snapshot_summary(i)) for i in repository.list_snapshots()]
+    if json_:
+        out.print_json(json.dumps(rows))
+        return
+    from rich import box
+
+    from tasks.reports import human_bytes
+
+    table = Table(
+        title=f"snapshots in {repository.location}", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    for column in ("id", "created (UTC)", "parts", "files", "size"):
+        table.add_column(column, no_wrap=True, min_width=5 if column == "parts" else None)
+    for row in rows:
+        failed = row["failed_parts"]
+        parts = str(len(row["parts"])) + (
+            f" [red](failed: {', '.join(failed)})[/]" if failed else ""
+        )
+        table.add_row(
+            row["id"],
+            row["created_at"][:16].replace("T", " "),
+            parts,
+            str(row["files"]),
+            human_bytes(row["bytes"]),
+        )
+    out.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(rich_help_panel="Backups")
-    def backup(
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        repo: RepoOption = None,
-        part: PartOption = None,
-    ) -> None:
-        """Snapshot every part of the stack consistently; last stdout line: the snapshot id."""
-        location = run_setup(repo, stack, config)  # a bad configuration stops here, before a run
-        from flows.backup import backup_stack
-        from sbx.errors import BackupIncomplete
-        from tasks.reports import BackupReport
+    app.command(rich_help_panel="Backups")(backup)
+    app.command(rich_help_panel="Backups")(snapshots)
 
-        try:
-            with parts_progress():
-                report: BackupReport = backup_stack(
-                    stack=str(stack) if stack else None,
-                    repo=location,
-                    parts=part or None,
-                    config_file=str(config) if config else None,
-                )
-        except BackupIncomplete as exc:
-            _print_backup(exc.report)
-            err.print(f"[bold red]error:[/] {exc}")
-            out.print(exc.report.snapshot_id)
-            raise typer.Exit(1) from None
-        _print_backup(report)
-        out.print(report.snapshot_id)
 
-    @app.command(rich_help_panel="Backups")
-    def snapshots(
-        repo: RepoOption = None,
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        json_: JsonOption = False,
-    ) -> None:
-        """List the snapshots in a repository (only complete ones exist)."""
-        location = repo_location(repo, stack, config)
-        from blocks.config import load_config
-        from sbx.repository import Repository
-        from tasks.repository import open_encrypted
+def verify(
+    snapshot: Annotated[str | None, typer.Argument(help="ID or 'latest' (default).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every snapshot.")] = False,
+    sample: Annotated[
+        float | None, typer.Option(help="Re-read only this fraction of the objects.")
+    ] = None,
+    repo: RepoOption = None,
+    stack: StackOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Re-read and re-hash a snapshot; exit 1 on any damage, naming part and path."""
+    box = open_box(stack, config, repo=repo, keys=True)  # before Prefect reads the API URL
+    from flows.verify import verify_repository
+    from sbx.errors import DamageFound
 
-        # an encrypted off-box copy needs its age identity (opened the way flows open it)
-        repository = Repository.open(open_encrypted(load_config(stack, config), location))
-        rows = [_snapshot_row(repository.snapshot_summary(i)) for i in repository.list_snapshots()]
-        if json_:
-            out.print_json(json.dumps(rows))
-            return
-        from rich import box
-
-        from tasks.reports import human_bytes
-
-        table = Table(
-            title=f"snapshots in {repository.location}", title_justify="left", box=box.SIMPLE_HEAD
+    try:
+        report = verify_repository(
+            snapshot=None if all_ else (snapshot or "latest"),
+            repo=box.location,
+            sample=sample,
+            stack=box.stack_param,
+            config_file=box.config_param,
         )
-        for column in ("id", "created (UTC)", "parts", "files", "size"):
-            table.add_column(column, no_wrap=True, min_width=5 if column == "parts" else None)
-        for row in rows:
-            failed = row["failed_parts"]
-            parts = str(len(row["parts"])) + (
-                f" [red](failed: {', '.join(failed)})[/]" if failed else ""
-            )
-            table.add_row(
-                row["id"],
-                row["created_at"][:16].replace("T", " "),
-                parts,
-                str(row["files"]),
-                human_bytes(row["bytes"]),
-            )
-        out.print(table)
+    except DamageFound as exc:
+        for damage in exc.report.damaged[:200]:
+            out.print(f"DAMAGED {damage.describe()}", soft_wrap=True)
+        if len(exc.report.damaged) > 200:
+            out.print(f"... and {len(exc.report.damaged) - 200} more")
+        raise
+    err.print(
+        f"[green]ok[/]: {len(report.snapshots)} snapshot(s), {report.objects_checked} "
+        f"objects and {report.files_checked} files re-hashed, no damage"
+    )
+
+
+def restore(
+    snapshot: Annotated[str, typer.Argument(help="ID or 'latest'.")],
+    to: Annotated[
+        Path | None, typer.Option("--to", help="Restore into this new or empty directory.")
+    ] = None,
+    in_place: Annotated[
+        bool,
+        typer.Option(
+            "--in-place", help="Verify, then swap into the live stack (old data kept aside)."
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow a non-empty --to directory.")
+    ] = False,
+    part: PartOption = None,
+    repo: RepoOption = None,
+    stack: StackOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Restore a snapshot into a directory or, verified first, into the live stack."""
+    box = open_box(stack, config, repo=repo, keys=True)
+    from flows.restore import restore_snapshot
+
+    outcome = restore_snapshot(
+        snapshot=snapshot,
+        to=str(to) if to else None,
+        in_place=in_place,
+        parts=part or None,
+        force=force,
+        repo=box.location,
+        stack=box.stack_param,
+        config_file=box.config_param,
+    )
+    r = outcome.restored
+    err.print(
+        f"restored {outcome.snapshot_id} ({', '.join(r.parts)}): {r.files} files, "
+        f"{r.bytes} bytes, every hash verified"
+    )
+    if outcome.swapped:
+        for live, aside in outcome.swapped.moved:
+            err.print(f"  {live}: previous data kept as {aside or '(none before)'}")
+    out.print(outcome.target)
+
+
+def prune(
+    keep_last: Annotated[int | None, typer.Option(help="Newest N.")] = None,
+    keep_daily: Annotated[int | None, typer.Option(help="One per day, N days.")] = None,
+    keep_weekly: Annotated[int | None, typer.Option(help="One per week, N weeks.")] = None,
+    keep_monthly: Annotated[int | None, typer.Option(help="One per month, N months.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would go.")] = False,
+    repo: RepoOption = None,
+    stack: StackOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Delete snapshots outside the retention policy, then unreferenced objects."""
+    box = open_box(stack, config, repo=repo, keys=True)
+    from flows.prune import prune_repository
+    from tasks.reports import human_bytes
+
+    report = prune_repository(
+        keep_last=keep_last,
+        keep_daily=keep_daily,
+        keep_weekly=keep_weekly,
+        keep_monthly=keep_monthly,
+        dry_run=dry_run,
+        repo=box.location,
+        stack=box.stack_param,
+        config_file=box.config_param,
+    )
+    verb = "would remove" if dry_run else "removed"
+    for snapshot_id in report.removed:
+        out.print(f"{verb} {snapshot_id}")
+    for snapshot_id, why in sorted(report.kept.items()):
+        out.print(f"keep   {snapshot_id}  ({', '.join(why)})")
+    freed = report.gc.bytes_freed + report.manifest_bytes_freed
+    err.print(
+        f"{verb} {len(report.removed)} snapshot(s) and {report.gc.objects_deleted} "
+        f"objects, {human_bytes(freed)}"
+    )
 
 
 def register_checks(app: typer.Typer) -> None:
-    @app.command(rich_help_panel="Backups")
-    def verify(
-        snapshot: Annotated[str | None, typer.Argument(help="ID or 'latest' (default).")] = None,
-        all_: Annotated[bool, typer.Option("--all", help="Every snapshot.")] = False,
-        sample: Annotated[
-            float | None, typer.Option(help="Re-read only this fraction of the objects.")
-        ] = None,
-        repo: RepoOption = None,
-        stack: StackOption = None,
-        config: ConfigOption = None,
-    ) -> None:
-        """Re-read and re-hash a snapshot; exit 1 on any damage, naming part and path."""
-        location = run_setup(repo, stack, config)  # before Prefect is imported: it reads the URL
-        from flows.verify import verify_repository
-        from sbx.errors import DamageFound
-
-        try:
-            report = verify_repository(
-                snapshot=None if all_ else (snapshot or "latest"),
-                repo=location,
-                sample=sample,
-                stack=_opt(stack),
-                config_file=_opt(config),
-            )
-        except DamageFound as exc:
-            for damage in exc.report.damaged[:200]:
-                out.print(f"DAMAGED {damage.describe()}", soft_wrap=True)
-            if len(exc.report.damaged) > 200:
-                out.print(f"... and {len(exc.report.damaged) - 200} more")
-            raise
-        err.print(
-            f"[green]ok[/]: {len(report.snapshots)} snapshot(s), {report.objects_checked} "
-            f"objects and {report.files_checked} files re-hashed, no damage"
-        )
-
-    @app.command(rich_help_panel="Backups")
-    def restore(
-        snapshot: Annotated[str, typer.Argument(help="ID or 'latest'.")],
-        to: Annotated[
-            Path | None, typer.Option("--to", help="Restore into this new or empty directory.")
-        ] = None,
-        in_place: Annotated[
-            bool,
-            typer.Option(
-                "--in-place", help="Verify, then swap into the live stack (old data kept aside)."
-            ),
-        ] = False,
-        force: Annotated[
-            bool, typer.Option("--force", help="Allow a non-empty --to directory.")
-        ] = False,
-        part: PartOption = None,
-        repo: RepoOption = None,
-        stack: StackOption = None,
-        config: ConfigOption = None,
-    ) -> None:
-        """Restore a snapshot into a directory or, verified first, into the live stack."""
-        location = run_setup(repo, stack, config)
-        from flows.restore import restore_snapshot
-
-        outcome = restore_snapshot(
-            snapshot=snapshot,
-            to=str(to) if to else None,
-            in_place=in_place,
-            parts=part or None,
-            force=force,
-            repo=location,
-            stack=_opt(stack),
-            config_file=_opt(config),
-        )
-        r = outcome.restored
-        err.print(
-            f"restored {outcome.snapshot_id} ({', '.join(r.parts)}): {r.files} files, "
-            f"{r.bytes} bytes, every hash verified"
-        )
-        if outcome.swapped:
-            for live, aside in outcome.swapped.moved:
-                err.print(f"  {live}: previous data kept as {aside or '(none before)'}")
-        out.print(outcome.target)
-
-    @app.command(rich_help_panel="Backups")
-    def prune(
-        keep_last: Annotated[int | None, typer.Option(help="Newest N.")] = None,
-        keep_daily: Annotated[int | None, typer.Option(help="One per day, N days.")] = None,
-        keep_weekly: Annotated[int | None, typer.Option(help="One per week, N weeks.")] = None,
-        keep_monthly: Annotated[int | None, typer.Option(help="One per month, N months.")] = None,
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Only show what would go.")
-        ] = False,
-        repo: RepoOption = None,
-        stack: StackOption = None,
-        config: ConfigOption = None,
-    ) -> None:
-        """Delete snapshots outside the retention policy, then unreferenced objects."""
-        location = run_setup(repo, stack, config)
-        from flows.prune import prune_repository
-        from tasks.reports import human_bytes
-
-        report = prune_repository(
-            keep_last=keep_last,
-            keep_daily=keep_daily,
-            keep_weekly=keep_weekly,
-            keep_monthly=keep_monthly,
-            dry_run=dry_run,
-            repo=location,
-            stack=_opt(stack),
-            config_file=_opt(config),
-        )
-        verb = "would remove" if dry_run else "removed"
-        for snapshot_id in report.removed:
-            out.print(f"{verb} {snapshot_id}")
-        for snapshot_id, why in sorted(report.kept.items()):
-            out.print(f"keep   {snapshot_id}  ({', '.join(why)})")
-        freed = report.gc.bytes_freed + report.manifest_bytes_freed
-        err.print(
-            f"{verb} {len(report.removed)} snapshot(s) and {report.gc.objects_deleted} "
-            f"objects, {human_bytes(freed)}"
-        )
+    app.command(rich_help_panel="Backups")(verify)
+    app.command(rich_help_panel="Backups")(restore)
+    app.command(rich_help_panel="Backups")(prune)
 
 
 @contextmanager
@@ -247,24 +241,6 @@ def parts_progress() -> Iterator[None]:
 
     with progress, reporting_to(Bar()):
         yield
-
-
-def run_setup(repo: str | None, stack: Path | None, config: Path | None) -> str:
-    """Validate configuration, find the repository, make the Prefect API ready."""
-    location = repo_location(repo, stack, config)
-    from sbx.local_server import ensure_api
-
-    ensure_api()
-    # an encrypted off-box copy: a missing or wrong age key stops here, before any flow run
-    from blocks.config import load_config
-    from tasks.repository import open_encrypted
-
-    open_encrypted(load_config(stack, config), location)
-    return location
-
-
-def _opt(path: Path | None) -> str | None:
-    return str(path) if path else None
 
 
 def _snapshot_row(manifest: Any) -> dict[str, Any]:

@@ -10,70 +10,64 @@ import typer
 from rich.markup import escape
 
 from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
+from sbx.cli.runner import open_box
 
 if TYPE_CHECKING:
     from tasks.changelog import ChangeEntry
 
 
+def changelog(
+    action: Annotated[str | None, typer.Argument(help="'verify' to check the hash chain.")] = None,
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    json_: JsonOption = False,
+    publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish",
+            help="Run as a Prefect flow: publish the log as an artifact and also check the "
+            "head kept in a Prefect Variable.",
+        ),
+    ] = False,
+) -> None:
+    """Show the tamper-evident change log, or verify it.
+
+    'sbx changelog verify' exits 0 when the chain is intact and 1 naming the first entry
+    that was edited, removed, reordered or cut short (or when its end was removed).
+    """
+    if action not in (None, "verify"):
+        raise typer.BadParameter(f"unknown action {action!r}; only 'verify'", param_hint="ACTION")
+    from tasks.changelog import read_changes, verify_changes
+
+    door = open_box(stack, config, api=publish)
+    box = door.config
+    if publish:
+        from flows.changelog import show_changelog
+        from sbx.errors import ChangeLogDamaged
+
+        try:
+            report = show_changelog(stack=door.stack_param, config_file=door.config_param)
+        except ChangeLogDamaged:
+            report = verify_changes(box.stack_dir)  # the flow run failed; say why below
+    else:
+        report = verify_changes(box.stack_dir)
+    if action is None:
+        entries = read_changes(box.stack_dir)
+        if json_:
+            out.print_json(data=[e.model_dump() for e in entries])
+        else:
+            _print_table(entries)
+    elif json_:
+        out.print_json(report.model_dump_json())
+    if report.intact:
+        err.print(f"[green]ok[/]: {escape(report.describe())}", soft_wrap=True)
+    else:
+        err.print(f"[bold red]damaged[/]: {escape(report.describe())}", soft_wrap=True)
+    raise typer.Exit(0 if report.intact else 1)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command(rich_help_panel="Changes")
-    def changelog(
-        action: Annotated[
-            str | None, typer.Argument(help="'verify' to check the hash chain.")
-        ] = None,
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        json_: JsonOption = False,
-        publish: Annotated[
-            bool,
-            typer.Option(
-                "--publish",
-                help="Run as a Prefect flow: publish the log as an artifact and also check the "
-                "head kept in a Prefect Variable.",
-            ),
-        ] = False,
-    ) -> None:
-        """Show the tamper-evident change log, or verify it.
-
-        'sbx changelog verify' exits 0 when the chain is intact and 1 naming the first entry
-        that was edited, removed, reordered or cut short (or when its end was removed).
-        """
-        if action not in (None, "verify"):
-            raise typer.BadParameter(
-                f"unknown action {action!r}; only 'verify'", param_hint="ACTION"
-            )
-        from blocks.config import load_config
-        from tasks.changelog import read_changes, verify_changes
-
-        box = load_config(stack, config)
-        if publish:
-            from sbx.local_server import ensure_api
-
-            ensure_api()
-            from flows.changelog import show_changelog
-            from sbx.errors import ChangeLogDamaged
-
-            try:
-                report = show_changelog(
-                    stack=str(stack) if stack else None, config_file=str(config) if config else None
-                )
-            except ChangeLogDamaged:
-                report = verify_changes(box.stack_dir)  # the flow run failed; say why below
-        else:
-            report = verify_changes(box.stack_dir)
-        if action is None:
-            entries = read_changes(box.stack_dir)
-            if json_:
-                out.print_json(data=[e.model_dump() for e in entries])
-            else:
-                _print_table(entries)
-        elif json_:
-            out.print_json(report.model_dump_json())
-        if report.intact:
-            err.print(f"[green]ok[/]: {escape(report.describe())}", soft_wrap=True)
-        else:
-            err.print(f"[bold red]damaged[/]: {escape(report.describe())}", soft_wrap=True)
-        raise typer.Exit(0 if report.intact else 1)
+    app.command(rich_help_panel="Changes")(changelog)
 
 
 def _print_table(entries: list[ChangeEntry]) -> None:

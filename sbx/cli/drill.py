@@ -7,52 +7,49 @@ from typing import Annotated
 import typer
 
 from sbx.cli.options import ConfigOption, RepoOption, StackOption, err, out
+from sbx.cli.runner import open_box
+
+
+def drill(
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    repo: RepoOption = None,
+    snapshot: Annotated[
+        str, typer.Option("--snapshot", help="Snapshot ID or 'latest'.")
+    ] = "latest",
+    from_offbox: Annotated[
+        bool,
+        typer.Option(
+            "--from-offbox", help="Drill from the off-box repository (offbox.url in sbx.toml)."
+        ),
+    ] = False,
+) -> None:
+    """Restore into a scratch project, health-check it, report the RTO; exit 1 naming what
+    failed. The live stack is not touched; the scratch project is always torn down."""
+    # from the off-box copy: the flow opens offbox.url (or --repo) with the age identity
+    box = open_box(stack, config, repo=repo, keys=not from_offbox)
+    location = box.location if not from_offbox else repo
+    from flows.drill import drill_restore
+    from sbx.errors import DrillFailed
+    from tasks.drill.report import DrillReport
+
+    try:
+        report: DrillReport = drill_restore(
+            snapshot=snapshot,
+            from_offbox=from_offbox,
+            repo=location,
+            stack=box.stack_param,
+            config_file=box.config_param,
+        )
+    except DrillFailed as exc:
+        _print(exc.report)
+        raise
+    _print(report)
+    out.print(f"{report.snapshot_id} drill-passed RTO {report.rto_s:.1f} s")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(rich_help_panel="Backups")
-    def drill(
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        repo: RepoOption = None,
-        snapshot: Annotated[
-            str, typer.Option("--snapshot", help="Snapshot ID or 'latest'.")
-        ] = "latest",
-        from_offbox: Annotated[
-            bool,
-            typer.Option(
-                "--from-offbox", help="Drill from the off-box repository (offbox.url in sbx.toml)."
-            ),
-        ] = False,
-    ) -> None:
-        """Restore into a scratch project, health-check it, report the RTO; exit 1 naming what
-        failed. The live stack is not touched; the scratch project is always torn down."""
-        from sbx.cli.backups import run_setup
-
-        location = repo
-        if not from_offbox:
-            location = run_setup(repo, stack, config)
-        else:
-            from sbx.local_server import ensure_api
-
-            ensure_api()
-        from flows.drill import drill_restore
-        from sbx.errors import DrillFailed
-        from tasks.drill.report import DrillReport
-
-        try:
-            report: DrillReport = drill_restore(
-                snapshot=snapshot,
-                from_offbox=from_offbox,
-                repo=location,
-                stack=str(stack) if stack else None,
-                config_file=str(config) if config else None,
-            )
-        except DrillFailed as exc:
-            _print(exc.report)
-            raise
-        _print(report)
-        out.print(f"{report.snapshot_id} drill-passed RTO {report.rto_s:.1f} s")
+    app.command(rich_help_panel="Backups")(drill)
 
 
 def _print(report: object) -> None:

@@ -10,93 +10,93 @@ from typing import Annotated, Any
 import typer
 
 from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
+from sbx.cli.runner import open_box
 
 _STYLE = {"pass": "green", "info": "dim", "warn": "yellow", "unknown": "yellow", "fail": "red"}
 
 
+def gpu(
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    json_: JsonOption = False,
+    fit: Annotated[
+        Path | None,
+        typer.Option(
+            "--fit",
+            metavar="MODEL_DIR",
+            help="Capacity preflight: does this model directory fit the free GPU memory?",
+        ),
+    ] = None,
+    max_model_len: Annotated[
+        int | None, typer.Option(min=1, help="Context length for --fit (required with it).")
+    ] = None,
+    max_num_seqs: Annotated[
+        int, typer.Option(min=1, help="Concurrent full-length sequences for --fit.")
+    ] = 1,
+    kv_cache_dtype: Annotated[
+        str, typer.Option(help="KV cache dtype for --fit (auto: the model's).")
+    ] = "auto",
+    gpu_index: Annotated[
+        int | None, typer.Option("--gpu", help="GPU for --fit (default: most free memory).")
+    ] = None,
+    free_gib: Annotated[
+        float | None,
+        typer.Option(help="For --fit: compare with this much free memory instead of a GPU."),
+    ] = None,
+    replacing: Annotated[
+        str | None,
+        typer.Option(
+            help="For --fit: count the GPU memory this service's processes hold as free "
+            "(the model it replaces gives it back)."
+        ),
+    ] = None,
+) -> None:
+    """GPU memory, utilisation, temperature, throttling, ECC/XIDs and processes by service.
+
+    Exit 1 when a threshold of sbx.toml's gpu section fails; 0 with "no GPU" on a box without
+    an NVIDIA driver.
+    With --fit MODEL_DIR --max-model-len N: exit 0 when the model fits, 1 when it does not,
+    2 when that cannot be known (no config.json, no GPU and no --free-gib).
+    """
+    door = open_box(stack, config, api=False)  # a bad configuration stops here, before a run
+    box = door.config
+    if fit is not None:
+        if max_model_len is None:
+            raise typer.BadParameter("--fit needs --max-model-len", param_hint="--fit")
+        code = _fit(
+            box,
+            fit,
+            max_model_len,
+            max_num_seqs=max_num_seqs,
+            kv_cache_dtype=kv_cache_dtype,
+            gpu_index=gpu_index,
+            replacing=replacing,
+            free_gib=free_gib,
+            json_=json_,
+        )
+        raise typer.Exit(code)
+    from sbx.local_server import ensure_api
+
+    ensure_api()  # only now: --fit answers without Prefect
+    from flows.gpu import inspect_gpus
+    from sbx.errors import GpuThresholdFailed
+
+    try:
+        report = inspect_gpus(stack=door.stack_param, config_file=door.config_param)
+    except GpuThresholdFailed as exc:
+        from tasks.gpu.check import GpuReport
+
+        assert isinstance(exc.report, GpuReport)
+        report = exc.report
+    if json_:
+        out.print_json(report.model_dump_json())
+    else:
+        _print_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command(rich_help_panel="Health")
-    def gpu(
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        json_: JsonOption = False,
-        fit: Annotated[
-            Path | None,
-            typer.Option(
-                "--fit",
-                metavar="MODEL_DIR",
-                help="Capacity preflight: does this model directory fit the free GPU memory?",
-            ),
-        ] = None,
-        max_model_len: Annotated[
-            int | None, typer.Option(min=1, help="Context length for --fit (required with it).")
-        ] = None,
-        max_num_seqs: Annotated[
-            int, typer.Option(min=1, help="Concurrent full-length sequences for --fit.")
-        ] = 1,
-        kv_cache_dtype: Annotated[
-            str, typer.Option(help="KV cache dtype for --fit (auto: the model's).")
-        ] = "auto",
-        gpu_index: Annotated[
-            int | None, typer.Option("--gpu", help="GPU for --fit (default: most free memory).")
-        ] = None,
-        free_gib: Annotated[
-            float | None,
-            typer.Option(help="For --fit: compare with this much free memory instead of a GPU."),
-        ] = None,
-        replacing: Annotated[
-            str | None,
-            typer.Option(
-                help="For --fit: count the GPU memory this service's processes hold as free "
-                "(the model it replaces gives it back)."
-            ),
-        ] = None,
-    ) -> None:
-        """GPU memory, utilisation, temperature, throttling, ECC/XIDs and processes by service.
-
-        Exit 1 when a threshold of sbx.toml's gpu section fails; 0 with "no GPU" on a box without
-        an NVIDIA driver.
-        With --fit MODEL_DIR --max-model-len N: exit 0 when the model fits, 1 when it does not,
-        2 when that cannot be known (no config.json, no GPU and no --free-gib).
-        """
-        from blocks.config import load_config
-
-        box = load_config(stack, config)  # a bad configuration stops here, before a run
-        if fit is not None:
-            if max_model_len is None:
-                raise typer.BadParameter("--fit needs --max-model-len", param_hint="--fit")
-            code = _fit(
-                box,
-                fit,
-                max_model_len,
-                max_num_seqs=max_num_seqs,
-                kv_cache_dtype=kv_cache_dtype,
-                gpu_index=gpu_index,
-                replacing=replacing,
-                free_gib=free_gib,
-                json_=json_,
-            )
-            raise typer.Exit(code)
-        from sbx.local_server import ensure_api
-
-        ensure_api()
-        from flows.gpu import inspect_gpus
-        from sbx.errors import GpuThresholdFailed
-
-        try:
-            report = inspect_gpus(
-                stack=str(stack) if stack else None, config_file=str(config) if config else None
-            )
-        except GpuThresholdFailed as exc:
-            from tasks.gpu.check import GpuReport
-
-            assert isinstance(exc.report, GpuReport)
-            report = exc.report
-        if json_:
-            out.print_json(report.model_dump_json())
-        else:
-            _print_report(report)
-        raise typer.Exit(0 if report.ok else 1)
+    app.command(rich_help_panel="Health")(gpu)
 
 
 def _fit(

@@ -8,69 +8,67 @@ from typing import Annotated
 import typer
 
 from sbx.cli.options import ConfigOption, JsonOption, RepoOption, StackOption, err, out
+from sbx.cli.runner import open_box
 
 _STYLE = {"ok": "green", "failing": "bold red", "info": "dim", "suppressed": "yellow"}
 
 
+def health(
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    repo: RepoOption = None,
+    json_: JsonOption = False,
+    no_alerts: Annotated[
+        bool, typer.Option("--no-alerts", help="Check only; send no alert, keep alert state.")
+    ] = False,
+    serve_metrics: Annotated[
+        int | None,
+        typer.Option(
+            "--serve-metrics",
+            metavar="PORT",
+            help="Then serve the newest report as Prometheus metrics on "
+            "http://127.0.0.1:PORT/metrics until interrupted (scheduled runs keep it fresh).",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
+) -> None:
+    """Run every health check; exit 1 when any fails, naming it.
+
+    Checks run concurrently: containers, service answers (a one-token completion on the
+    LLMs), disk, backup age against the RPO, exposure and TLS, container CPU and memory,
+    the watchdog's verdicts. Alerts go to the [alerts] targets of sbx.toml on change only.
+    """
+    box = open_box(stack, config)
+    from flows.health import health_check
+    from sbx.errors import HealthChecksFailed
+    from tasks.health.model import HealthReport
+
+    try:
+        report: HealthReport = health_check(
+            stack=box.stack_param,
+            config_file=box.config_param,
+            repo=repo,
+            alerts=not no_alerts,
+        )
+    except HealthChecksFailed as exc:
+        report = exc.report
+    if json_:
+        out.print_json(report.model_dump_json())
+    else:
+        print_report(report)
+    for check in report.failing:
+        err.print(f"[red]✗ {check.id}[/]: {check.observed}. {check.next_step or ''}")
+    for delivery in report.deliveries:
+        if not delivery.delivered:
+            err.print(f"[yellow]alert not delivered:[/] {delivery.error}")
+    if serve_metrics is not None:
+        _serve(report.stack_dir, serve_metrics)
+    raise typer.Exit(0 if report.ok else 1)
+
+
 def register(app: typer.Typer) -> None:
-    @app.command(rich_help_panel="Health")
-    def health(
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        repo: RepoOption = None,
-        json_: JsonOption = False,
-        no_alerts: Annotated[
-            bool, typer.Option("--no-alerts", help="Check only; send no alert, keep alert state.")
-        ] = False,
-        serve_metrics: Annotated[
-            int | None,
-            typer.Option(
-                "--serve-metrics",
-                metavar="PORT",
-                help="Then serve the newest report as Prometheus metrics on "
-                "http://127.0.0.1:PORT/metrics until interrupted (scheduled runs keep it fresh).",
-                min=1,
-                max=65535,
-            ),
-        ] = None,
-    ) -> None:
-        """Run every health check; exit 1 when any fails, naming it.
-
-        Checks run concurrently: containers, service answers (a one-token completion on the
-        LLMs), disk, backup age against the RPO, exposure and TLS, container CPU and memory,
-        the watchdog's verdicts. Alerts go to the [alerts] targets of sbx.toml on change only.
-        """
-        from blocks.config import load_config
-
-        load_config(stack, config)  # a bad configuration stops here, before a flow run
-        from sbx.local_server import ensure_api
-
-        ensure_api()
-        from flows.health import health_check
-        from sbx.errors import HealthChecksFailed
-        from tasks.health.model import HealthReport
-
-        try:
-            report: HealthReport = health_check(
-                stack=str(stack) if stack else None,
-                config_file=str(config) if config else None,
-                repo=repo,
-                alerts=not no_alerts,
-            )
-        except HealthChecksFailed as exc:
-            report = exc.report
-        if json_:
-            out.print_json(report.model_dump_json())
-        else:
-            print_report(report)
-        for check in report.failing:
-            err.print(f"[red]✗ {check.id}[/]: {check.observed}. {check.next_step or ''}")
-        for delivery in report.deliveries:
-            if not delivery.delivered:
-                err.print(f"[yellow]alert not delivered:[/] {delivery.error}")
-        if serve_metrics is not None:
-            _serve(report.stack_dir, serve_metrics)
-        raise typer.Exit(0 if report.ok else 1)
+    app.command(rich_help_panel="Health")(health)
 
 
 def _serve(stack_dir: Path, port: int) -> None:

@@ -8,94 +8,90 @@ from typing import Annotated, Any
 import typer
 
 from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
+from sbx.cli.runner import open_box
+
+
+def logs_rotate(
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what would be rotated and deleted.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rotate every non-empty log, due or not.")
+    ] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Rotate the stack's log files now, by size or age, losing no line (a flow run)."""
+    box = open_box(stack, config)
+    from flows.logs import rotate_logs
+    from sbx.errors import LogRotationIncomplete
+
+    try:
+        report = rotate_logs(
+            stack=box.stack_param,
+            config_file=box.config_param,
+            dry_run=dry_run,
+            force=force,
+        )
+    except LogRotationIncomplete as exc:
+        _print(exc.report, json_)
+        raise
+    _print(report, json_)
+
+
+def logs_setup(
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    logrotate_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--logrotate-file",
+            help="Where to write the logrotate(8) file. Default: <stack>/.sbx/logrotate.conf.",
+            show_default=False,
+        ),
+    ] = None,
+    compose: Annotated[
+        bool,
+        typer.Option(
+            "--compose/--no-compose",
+            help="Also write docker-compose.logging.yml (json-file max-size/max-file).",
+        ),
+    ] = True,
+) -> None:
+    """Write the logrotate file and compose logging options (\\[logs] in sbx.toml).
+
+    For operators who prefer logrotate(8) and Docker's json-file rotation to sbx's daily
+    rotate-logs deployment. The user's own compose file is never edited.
+    """
+    from tasks.logs.setup import write_setup
+
+    box = open_box(stack, config, api=False).config
+    done = write_setup(box, logrotate_file.absolute() if logrotate_file else None, compose=compose)
+    out.print(f"wrote {done.logrotate_file}")
+    err.print(
+        "  logrotate(8) equivalent of \\[logs]: copy it to /etc/logrotate.d/ to use it instead "
+        "of sbx's rotation (its copytruncate can lose lines; sbx's does not)."
+    )
+    if done.override_file is None:
+        return
+    files = " ".join(f"-f {f}" for f in done.compose_files)
+    joined = ":".join(done.compose_files)
+    out.print(f"wrote {done.override_file}")
+    err.print(
+        f"  json-file max-size {box.logs.docker_max_size}, max-file {box.logs.docker_max_file} "
+        f"for {', '.join(done.services)} (checked with 'docker compose config').\n"
+        f"  Enable it (containers are recreated with the new options):\n"
+        f"    cd {box.stack_dir} && docker compose {files} up -d\n"
+        f"  or put COMPOSE_FILE={joined} in {box.stack_dir / '.env'}, and\n"
+        f"    \\[compose] files = {list(done.compose_files)!r} in sbx.toml (sbx reads them).",
+        soft_wrap=True,
+    )
 
 
 def register(logs: typer.Typer) -> None:
-    @logs.command("rotate")
-    def logs_rotate(
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Only say what would be rotated and deleted.")
-        ] = False,
-        force: Annotated[
-            bool, typer.Option("--force", help="Rotate every non-empty log, due or not.")
-        ] = False,
-        json_: JsonOption = False,
-    ) -> None:
-        """Rotate the stack's log files now, by size or age, losing no line (a flow run)."""
-        from blocks.config import load_config
-
-        load_config(stack, config)  # a bad configuration stops here, before a flow run
-        from sbx.local_server import ensure_api
-
-        ensure_api()
-        from flows.logs import rotate_logs
-        from sbx.errors import LogRotationIncomplete
-
-        try:
-            report = rotate_logs(
-                stack=str(stack) if stack else None,
-                config_file=str(config) if config else None,
-                dry_run=dry_run,
-                force=force,
-            )
-        except LogRotationIncomplete as exc:
-            _print(exc.report, json_)
-            raise
-        _print(report, json_)
-
-    @logs.command("setup")
-    def logs_setup(
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        logrotate_file: Annotated[
-            Path | None,
-            typer.Option(
-                "--logrotate-file",
-                help="Where to write the logrotate(8) file. Default: <stack>/.sbx/logrotate.conf.",
-                show_default=False,
-            ),
-        ] = None,
-        compose: Annotated[
-            bool,
-            typer.Option(
-                "--compose/--no-compose",
-                help="Also write docker-compose.logging.yml (json-file max-size/max-file).",
-            ),
-        ] = True,
-    ) -> None:
-        """Write the logrotate file and compose logging options (\\[logs] in sbx.toml).
-
-        For operators who prefer logrotate(8) and Docker's json-file rotation to sbx's daily
-        rotate-logs deployment. The user's own compose file is never edited.
-        """
-        from blocks.config import load_config
-        from tasks.logs.setup import write_setup
-
-        box = load_config(stack, config)
-        done = write_setup(
-            box, logrotate_file.absolute() if logrotate_file else None, compose=compose
-        )
-        out.print(f"wrote {done.logrotate_file}")
-        err.print(
-            "  logrotate(8) equivalent of \\[logs]: copy it to /etc/logrotate.d/ to use it instead "
-            "of sbx's rotation (its copytruncate can lose lines; sbx's does not)."
-        )
-        if done.override_file is None:
-            return
-        files = " ".join(f"-f {f}" for f in done.compose_files)
-        joined = ":".join(done.compose_files)
-        out.print(f"wrote {done.override_file}")
-        err.print(
-            f"  json-file max-size {box.logs.docker_max_size}, max-file {box.logs.docker_max_file} "
-            f"for {', '.join(done.services)} (checked with 'docker compose config').\n"
-            f"  Enable it (containers are recreated with the new options):\n"
-            f"    cd {box.stack_dir} && docker compose {files} up -d\n"
-            f"  or put COMPOSE_FILE={joined} in {box.stack_dir / '.env'}, and\n"
-            f"    \\[compose] files = {list(done.compose_files)!r} in sbx.toml (sbx reads them).",
-            soft_wrap=True,
-        )
+    logs.command("rotate")(logs_rotate)
+    logs.command("setup")(logs_setup)
 
 
 def _print(report: Any, json_: bool) -> None:

@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from sbx.cli.leftovers import finish_leftovers
-
 # data (tables, ids) on stdout; progress, announcements and errors on stderr
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -21,8 +19,6 @@ StackOption = Annotated[
         help="The stack directory (holds docker-compose.yml). "
         "Default: $SBX_STACK_DIR or ~/sealed-box-ai/stack.",
         show_default=False,
-        # a killed run's leftovers (stopped containers, an open upgrade) are finished first
-        callback=finish_leftovers,
     ),
 ]
 ConfigOption = Annotated[

@@ -13,61 +13,63 @@ from rich.table import Table
 from sbx.cli.options import err, out
 
 
+def serve(
+    prefect_yaml: Annotated[
+        Path | None,
+        typer.Option(
+            "--prefect-yaml", help="Deployments to serve (default: sbx's own prefect.yaml)."
+        ),
+    ] = None,
+    box: Annotated[
+        str | None,
+        typer.Option(
+            "--box",
+            envvar="SBX_BOX",
+            help="For a fleet sharing one Prefect server: this box's name. Deployments "
+            "become '<name>-<box>' in work pool 'sbx-box-<box>', so each box's worker "
+            "runs only its own.",
+        ),
+    ] = None,
+    register_only: Annotated[
+        bool,
+        typer.Option("--register-only", help="Register the deployments, run no worker."),
+    ] = False,
+) -> None:
+    """Serve every scheduled deployment on this box: local server + process worker.
+
+    Registers prefect.yaml's deployments (schedules, parameters, concurrency limits) and runs
+    a process worker for the `sbx-box` pool until SIGTERM or Ctrl-C. The deployments stay
+    registered when it stops: a run due meanwhile starts as soon as it is back.
+    """
+    from sbx.local_server import ensure_api
+
+    api = ensure_api()
+    from deployments.bootstrap import WORK_POOL, setup_prefect
+    from deployments.serve import (
+        PROJECT_ROOT,
+        pool_for_box,
+        read_prefect_yaml,
+        register_deployments,
+    )
+
+    path = prefect_yaml or PROJECT_ROOT / "prefect.yaml"
+    specs = [spec.for_box(box) for spec in read_prefect_yaml(path)]
+    pool = pool_for_box(WORK_POOL, box)
+    for item in setup_prefect(pool):
+        err.print(f"setup: {item.kind} {item.name}: {item.outcome}")
+    table = Table("deployment", "schedules", "registered", title=f"{path} → {api}")
+    for done in register_deployments(specs, path.resolve().parent):
+        table.add_row(done.full_name, "\n".join(done.schedules) or "manual", done.outcome)
+    out.print(table)
+    ui = os.environ.get("PREFECT_UI_URL") or api.removesuffix("/api")
+    out.print(f"Prefect UI: {ui}/runs  (deployments: {ui}/deployments)")
+    if register_only:
+        return
+    from deployments.serve import run_worker
+
+    out.print(f"Running a process worker for work pool '{pool}'; stop it with Ctrl-C.")
+    run_worker(pool, printer=lambda line: err.print(line, soft_wrap=True))
+
+
 def register(app: typer.Typer) -> None:
-    @app.command(rich_help_panel="Operations")
-    def serve(
-        prefect_yaml: Annotated[
-            Path | None,
-            typer.Option(
-                "--prefect-yaml", help="Deployments to serve (default: sbx's own prefect.yaml)."
-            ),
-        ] = None,
-        box: Annotated[
-            str | None,
-            typer.Option(
-                "--box",
-                envvar="SBX_BOX",
-                help="For a fleet sharing one Prefect server: this box's name. Deployments "
-                "become '<name>-<box>' in work pool 'sbx-box-<box>', so each box's worker "
-                "runs only its own.",
-            ),
-        ] = None,
-        register_only: Annotated[
-            bool,
-            typer.Option("--register-only", help="Register the deployments, run no worker."),
-        ] = False,
-    ) -> None:
-        """Serve every scheduled deployment on this box: local server + process worker.
-
-        Registers prefect.yaml's deployments (schedules, parameters, concurrency limits) and runs
-        a process worker for the `sbx-box` pool until SIGTERM or Ctrl-C. The deployments stay
-        registered when it stops: a run due meanwhile starts as soon as it is back.
-        """
-        from sbx.local_server import ensure_api
-
-        api = ensure_api()
-        from deployments.bootstrap import WORK_POOL, setup_prefect
-        from deployments.serve import (
-            PROJECT_ROOT,
-            pool_for_box,
-            read_prefect_yaml,
-            register_deployments,
-        )
-
-        path = prefect_yaml or PROJECT_ROOT / "prefect.yaml"
-        specs = [spec.for_box(box) for spec in read_prefect_yaml(path)]
-        pool = pool_for_box(WORK_POOL, box)
-        for item in setup_prefect(pool):
-            err.print(f"setup: {item.kind} {item.name}: {item.outcome}")
-        table = Table("deployment", "schedules", "registered", title=f"{path} → {api}")
-        for done in register_deployments(specs, path.resolve().parent):
-            table.add_row(done.full_name, "\n".join(done.schedules) or "manual", done.outcome)
-        out.print(table)
-        ui = os.environ.get("PREFECT_UI_URL") or api.removesuffix("/api")
-        out.print(f"Prefect UI: {ui}/runs  (deployments: {ui}/deployments)")
-        if register_only:
-            return
-        from deployments.serve import run_worker
-
-        out.print(f"Running a process worker for work pool '{pool}'; stop it with Ctrl-C.")
-        run_worker(pool, printer=lambda line: err.print(line, soft_wrap=True))
+    app.command(rich_help_panel="Operations")(serve)

@@ -2,89 +2,84 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
+from sbx.cli.runner import open_box
 
 ServiceArgs = Annotated[
     list[str] | None, typer.Argument(help="Compose services (default: every registry image).")
 ]
 
 
-def _setup(stack: Path | None, config: Path | None) -> None:
-    from blocks.config import load_config
-    from sbx.local_server import ensure_api
+def upgrade(
+    services: ServiceArgs = None,
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only list newer images; change nothing.")
+    ] = False,
+    json_: JsonOption = False,
+) -> None:
+    """Upgrade services, gated on health; roll back automatically on failure.
 
-    load_config(stack, config)  # validates the configuration before the API starts
-    ensure_api()
+    Exit 0 when committed (or nothing was newer); 1 with "rolled back: <gate>" or "rollback
+    failed"; 2 when it refused to start (nothing changed).
+    """
+    box = open_box(stack, config, repair=False)  # the flow finishes an open entry itself
+    from flows.upgrade import check_upgrades, upgrade_stack
+
+    params = {
+        "services": services or None,
+        "stack": box.stack_param,
+        "config_file": box.config_param,
+    }
+    if check:
+        found = check_upgrades(**params)  # type: ignore[arg-type]
+        if json_:
+            out.print_json(found.model_dump_json())
+            return
+        for service, (running, remote) in sorted(found.newer.items()):
+            out.print(f"{service}: newer image {remote} (running {running})", soft_wrap=True)
+        for service in found.current:
+            out.print(f"{service}: current")
+        return
+    report = upgrade_stack(**params)  # type: ignore[arg-type]
+    if json_:
+        out.print_json(report.model_dump_json())
+        return
+    if not report.changed:
+        err.print("every selected service already runs the image its tag names")
+    for service, digest in sorted(report.changed.items()):
+        out.print(f"{service}: {digest}", soft_wrap=True)
+    err.print(f"[green]committed[/] journal entry {report.entry}")
+
+
+def rollback(
+    services: ServiceArgs = None,
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Return services to the release before the last committed upgrade (from the journal)."""
+    box = open_box(stack, config, repair=False)
+    from flows.upgrade import rollback_stack
+
+    report = rollback_stack(
+        services=services or None,
+        stack=box.stack_param,
+        config_file=box.config_param,
+    )
+    if json_:
+        out.print_json(report.model_dump_json())
+        return
+    for service, digest in sorted(report.changed.items()):
+        out.print(f"{service}: {digest}", soft_wrap=True)
+    err.print(f"[green]rolled back[/] (journal entry {report.entry})")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(rich_help_panel="Changes")
-    def upgrade(
-        services: ServiceArgs = None,
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        check: Annotated[
-            bool, typer.Option("--check", help="Only list newer images; change nothing.")
-        ] = False,
-        json_: JsonOption = False,
-    ) -> None:
-        """Upgrade services, gated on health; roll back automatically on failure.
-
-        Exit 0 when committed (or nothing was newer); 1 with "rolled back: <gate>" or "rollback
-        failed"; 2 when it refused to start (nothing changed).
-        """
-        _setup(stack, config)
-        from flows.upgrade import check_upgrades, upgrade_stack
-
-        params = {
-            "services": services or None,
-            "stack": str(stack) if stack else None,
-            "config_file": str(config) if config else None,
-        }
-        if check:
-            found = check_upgrades(**params)  # type: ignore[arg-type]
-            if json_:
-                out.print_json(found.model_dump_json())
-                return
-            for service, (running, remote) in sorted(found.newer.items()):
-                out.print(f"{service}: newer image {remote} (running {running})", soft_wrap=True)
-            for service in found.current:
-                out.print(f"{service}: current")
-            return
-        report = upgrade_stack(**params)  # type: ignore[arg-type]
-        if json_:
-            out.print_json(report.model_dump_json())
-            return
-        if not report.changed:
-            err.print("every selected service already runs the image its tag names")
-        for service, digest in sorted(report.changed.items()):
-            out.print(f"{service}: {digest}", soft_wrap=True)
-        err.print(f"[green]committed[/] journal entry {report.entry}")
-
-    @app.command(rich_help_panel="Changes")
-    def rollback(
-        services: ServiceArgs = None,
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        json_: JsonOption = False,
-    ) -> None:
-        """Return services to the release before the last committed upgrade (from the journal)."""
-        _setup(stack, config)
-        from flows.upgrade import rollback_stack
-
-        report = rollback_stack(
-            services=services or None,
-            stack=str(stack) if stack else None,
-            config_file=str(config) if config else None,
-        )
-        if json_:
-            out.print_json(report.model_dump_json())
-            return
-        for service, digest in sorted(report.changed.items()):
-            out.print(f"{service}: {digest}", soft_wrap=True)
-        err.print(f"[green]rolled back[/] (journal entry {report.entry})")
+    app.command(rich_help_panel="Changes")(upgrade)
+    app.command(rich_help_panel="Changes")(rollback)

@@ -4,13 +4,13 @@ flows/incident/contain.py)."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from sbx.cli.options import ConfigOption, IncidentOption, JsonOption, StackOption, err, out
+from sbx.cli.runner import open_box
 
 if TYPE_CHECKING:
     from blocks.config import SbxConfig
@@ -18,110 +18,115 @@ if TYPE_CHECKING:
     from tasks.incident.radius import BlastRadiusReport
 
 
-def _params(stack: Path | None, config: Path | None) -> dict[str, str | None]:
-    return {"stack": str(stack) if stack else None, "config_file": str(config) if config else None}
+def blast_radius(
+    since: Annotated[
+        str, typer.Option("--since", help="ISO 8601 time, or a span before now: 30m, 2h, 1d.")
+    ],
+    until: Annotated[
+        str | None, typer.Option("--until", help="End of the window (default: now).")
+    ] = None,
+    incident_id: IncidentOption = None,
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Which keys, addresses, URLs and collections were touched since a time.
+
+    Exit 0 whatever it finds (findings are the answer, not a failure); FLAGGED rows are
+    what 'sbx incident contain --from-blast-radius' acts on.
+    """
+    from tasks.incident.logs import parse_window
+
+    door = open_box(
+        stack, config, api=False, repair=False
+    )  # configuration and times before the API starts
+    parse_window(since, until)
+    from sbx.local_server import ensure_api
+
+    ensure_api()
+    from flows.incident.radius import incident_blast_radius
+
+    report = incident_blast_radius(
+        since=since,
+        until=until,
+        incident=incident_id,
+        stack=door.stack_param,
+        config_file=door.config_param,
+    )
+    if json_:
+        out.print_json(report.model_dump_json())
+    else:
+        _print_report(report)
+
+
+def contain(
+    revoke_key: Annotated[
+        list[str] | None, typer.Option("--revoke-key", help="Key NAME or fingerprint.")
+    ] = None,
+    block_domain: Annotated[
+        list[str] | None,
+        typer.Option("--block-domain", help="Domain to remove from agent allowlists."),
+    ] = None,
+    recreate: Annotated[
+        list[str] | None,
+        typer.Option("--recreate", help="Service to recreate from its clean digest."),
+    ] = None,
+    from_blast_radius: Annotated[
+        bool,
+        typer.Option(
+            "--from-blast-radius",
+            help="Also the flagged keys and domains of the saved blast-radius report.",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before changing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what it would do; change nothing.")
+    ] = False,
+    incident_id: IncidentOption = None,
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Revoke keys, take domains off allowlists, recreate containers from clean digests.
+
+    Exit 0 when done (or nothing was left to do), 2 when it refused (nothing changed).
+    """
+
+    door = open_box(stack, config, api=False, repair=False)
+    box = door.config
+    revoke, block = revoke_key or [], block_domain or []
+    services = recreate or []
+    if not (revoke or block or services or from_blast_radius):
+        raise typer.BadParameter(
+            "name something to contain: --revoke-key, --block-domain, --recreate or "
+            "--from-blast-radius"
+        )
+    if not (yes or dry_run):
+        _confirm(box, incident_id, revoke, block, services, from_blast_radius)
+    from sbx.local_server import ensure_api
+
+    ensure_api()
+    from flows.incident.contain import incident_contain
+
+    report = incident_contain(
+        revoke=revoke, block=block, recreate=services, from_blast_radius=from_blast_radius,
+        dry_run=dry_run, incident=incident_id,
+        stack=door.stack_param, config_file=door.config_param,
+    )  # fmt: skip
+    if json_:
+        out.print_json(report.model_dump_json())
+        return
+    for note in report.plan.notes:
+        err.print(f"[dim]note[/] {escape(note)}", soft_wrap=True)
+    for line in report.done:
+        out.print(escape(line), soft_wrap=True)
+    if not report.done:
+        err.print("nothing to contain")
 
 
 def register(incident: typer.Typer) -> None:
-    @incident.command("blast-radius")
-    def blast_radius(
-        since: Annotated[
-            str, typer.Option("--since", help="ISO 8601 time, or a span before now: 30m, 2h, 1d.")
-        ],
-        until: Annotated[
-            str | None, typer.Option("--until", help="End of the window (default: now).")
-        ] = None,
-        incident_id: IncidentOption = None,
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        json_: JsonOption = False,
-    ) -> None:
-        """Which keys, addresses, URLs and collections were touched since a time.
-
-        Exit 0 whatever it finds (findings are the answer, not a failure); FLAGGED rows are
-        what 'sbx incident contain --from-blast-radius' acts on.
-        """
-        from blocks.config import load_config
-        from tasks.incident.logs import parse_window
-
-        load_config(stack, config)  # validate configuration and times before the API starts
-        parse_window(since, until)
-        from sbx.local_server import ensure_api
-
-        ensure_api()
-        from flows.incident.radius import incident_blast_radius
-
-        report = incident_blast_radius(
-            since=since, until=until, incident=incident_id, **_params(stack, config)
-        )
-        if json_:
-            out.print_json(report.model_dump_json())
-        else:
-            _print_report(report)
-
-    @incident.command("contain")
-    def contain(
-        revoke_key: Annotated[
-            list[str] | None, typer.Option("--revoke-key", help="Key NAME or fingerprint.")
-        ] = None,
-        block_domain: Annotated[
-            list[str] | None,
-            typer.Option("--block-domain", help="Domain to remove from agent allowlists."),
-        ] = None,
-        recreate: Annotated[
-            list[str] | None,
-            typer.Option("--recreate", help="Service to recreate from its clean digest."),
-        ] = None,
-        from_blast_radius: Annotated[
-            bool,
-            typer.Option(
-                "--from-blast-radius",
-                help="Also the flagged keys and domains of the saved blast-radius report.",
-            ),
-        ] = False,
-        yes: Annotated[bool, typer.Option("--yes", help="Do not ask before changing.")] = False,
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="List what it would do; change nothing.")
-        ] = False,
-        incident_id: IncidentOption = None,
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        json_: JsonOption = False,
-    ) -> None:
-        """Revoke keys, take domains off allowlists, recreate containers from clean digests.
-
-        Exit 0 when done (or nothing was left to do), 2 when it refused (nothing changed).
-        """
-        from blocks.config import load_config
-
-        box = load_config(stack, config)
-        revoke, block = revoke_key or [], block_domain or []
-        services = recreate or []
-        if not (revoke or block or services or from_blast_radius):
-            raise typer.BadParameter(
-                "name something to contain: --revoke-key, --block-domain, --recreate or "
-                "--from-blast-radius"
-            )
-        if not (yes or dry_run):
-            _confirm(box, incident_id, revoke, block, services, from_blast_radius)
-        from sbx.local_server import ensure_api
-
-        ensure_api()
-        from flows.incident.contain import incident_contain
-
-        report = incident_contain(
-            revoke=revoke, block=block, recreate=services, from_blast_radius=from_blast_radius,
-            dry_run=dry_run, incident=incident_id, **_params(stack, config),
-        )  # fmt: skip
-        if json_:
-            out.print_json(report.model_dump_json())
-            return
-        for note in report.plan.notes:
-            err.print(f"[dim]note[/] {escape(note)}", soft_wrap=True)
-        for line in report.done:
-            out.print(escape(line), soft_wrap=True)
-        if not report.done:
-            err.print("nothing to contain")
+    incident.command("blast-radius")(blast_radius)
+    incident.command("contain")(contain)
 
 
 def _confirm(

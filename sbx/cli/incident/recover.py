@@ -16,79 +16,76 @@ from sbx.cli.options import (
     err,
     out,
 )
+from sbx.cli.runner import open_box
+
+
+def recover(
+    snapshot: Annotated[
+        str | None,
+        typer.Option(
+            "--snapshot",
+            help="Restore this snapshot (ID or 'latest') in place first; needs --yes.",
+            show_default=False,
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm the in-place restore (it replaces data).")
+    ] = False,
+    service: Annotated[
+        str, typer.Option("--service", help="Service the prompt suite runs against.")
+    ] = "worker",
+    incident_id: IncidentOption = None,
+    repo: RepoOption = None,
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Restore a snapshot if asked, then run the health checks and the prompt suite.
+
+    Exit 0 when everything passes; 1 naming the restore, failing checks or prompts; 2 when
+    --snapshot is given without --yes (nothing is changed).
+    """
+    from sbx.errors import ConfigError
+
+    if snapshot is not None and not yes:
+        raise ConfigError(
+            f"Restoring {snapshot} in place replaces the stack's live data; nothing was "
+            "changed. Run again with --yes to restore it."
+        )
+    # with a snapshot: the repository's age key must open, before any flow run
+    box = open_box(stack, config, repo=repo, repair=False, keys=snapshot is not None)
+    location = box.location
+    from flows.incident.recover import incident_recover
+    from sbx.errors import RecoveryFailed
+
+    try:
+        report = incident_recover(
+            incident_id=incident_id,
+            snapshot=snapshot,
+            yes=yes,
+            service=service,
+            repo=location,
+            stack=box.stack_param,
+            config_file=box.config_param,
+        )
+    except RecoveryFailed as exc:
+        report = exc.report
+    if json_:
+        out.print_json(report.model_dump_json())
+    if report.restored:
+        err.print(f"restored {escape(report.restored)} in place")
+    err.print(
+        f"health: {report.health_checks} checks, failing: "
+        f"{escape(', '.join(report.health_failing) or 'none')}"
+    )
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    for problem in report.problems:
+        err.print(f"[red]✗[/] {escape(problem)}", soft_wrap=True)
+    if report.ok:
+        err.print(f"[green]recovered[/]: incident {escape(report.incident_id)}")
+    raise typer.Exit(0 if report.ok else 1)
 
 
 def register(incident: typer.Typer) -> None:
-    @incident.command("recover")
-    def recover(
-        snapshot: Annotated[
-            str | None,
-            typer.Option(
-                "--snapshot",
-                help="Restore this snapshot (ID or 'latest') in place first; needs --yes.",
-                show_default=False,
-            ),
-        ] = None,
-        yes: Annotated[
-            bool, typer.Option("--yes", help="Confirm the in-place restore (it replaces data).")
-        ] = False,
-        service: Annotated[
-            str, typer.Option("--service", help="Service the prompt suite runs against.")
-        ] = "worker",
-        incident_id: IncidentOption = None,
-        repo: RepoOption = None,
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        json_: JsonOption = False,
-    ) -> None:
-        """Restore a snapshot if asked, then run the health checks and the prompt suite.
-
-        Exit 0 when everything passes; 1 naming the restore, failing checks or prompts; 2 when
-        --snapshot is given without --yes (nothing is changed).
-        """
-        from sbx.errors import ConfigError
-
-        if snapshot is not None and not yes:
-            raise ConfigError(
-                f"Restoring {snapshot} in place replaces the stack's live data; nothing was "
-                "changed. Run again with --yes to restore it."
-            )
-        from sbx.cli.backups import repo_location, run_setup
-
-        if snapshot:  # also opens the repository's age key, before any flow run
-            location = run_setup(repo, stack, config)
-        else:
-            location = repo_location(repo, stack, config)  # validates the configuration
-            from sbx.local_server import ensure_api
-
-            ensure_api()
-        from flows.incident.recover import incident_recover
-        from sbx.errors import RecoveryFailed
-
-        try:
-            report = incident_recover(
-                incident_id=incident_id,
-                snapshot=snapshot,
-                yes=yes,
-                service=service,
-                repo=location,
-                stack=str(stack) if stack else None,
-                config_file=str(config) if config else None,
-            )
-        except RecoveryFailed as exc:
-            report = exc.report
-        if json_:
-            out.print_json(report.model_dump_json())
-        if report.restored:
-            err.print(f"restored {escape(report.restored)} in place")
-        err.print(
-            f"health: {report.health_checks} checks, failing: "
-            f"{escape(', '.join(report.health_failing) or 'none')}"
-        )
-        for warning in report.warnings:
-            err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
-        for problem in report.problems:
-            err.print(f"[red]✗[/] {escape(problem)}", soft_wrap=True)
-        if report.ok:
-            err.print(f"[green]recovered[/]: incident {escape(report.incident_id)}")
-        raise typer.Exit(0 if report.ok else 1)
+    incident.command("recover")(recover)

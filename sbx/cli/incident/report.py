@@ -9,51 +9,49 @@ import typer
 from rich.markup import escape
 
 from sbx.cli.options import ConfigOption, IncidentOption, JsonOption, StackOption, err, out
+from sbx.cli.runner import open_box
+
+
+def report(
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the report to this file.", show_default=False),
+    ] = None,
+    close: Annotated[
+        bool, typer.Option("--close", help="Close the incident, then write the report.")
+    ] = False,
+    incident_id: IncidentOption = None,
+    stack: StackOption = None,
+    config: ConfigOption = None,
+    json_: JsonOption = False,
+) -> None:
+    """Write the incident report from the actions, the change log and the run history.
+
+    Saved as .sbx/incidents/<id>/report.md (and --out), published as a markdown artifact,
+    printed on stdout. Open items (still frozen, keys not revoked, ...) are listed on stderr.
+    """
+    box = open_box(stack, config, repair=False)
+    from flows.incident.report import incident_report
+    from tasks.incident.report import render_markdown
+
+    result = incident_report(
+        incident_id=incident_id,
+        out=str(out_file.absolute()) if out_file else None,
+        close=close,
+        stack=box.stack_param,
+        config_file=box.config_param,
+    )
+    if json_:
+        out.print_json(result.model_dump_json())
+    else:
+        out.print(render_markdown(result), markup=False, highlight=False, soft_wrap=True)
+    for item in result.open_items:
+        err.print(f"[yellow]open:[/] {escape(item)}", soft_wrap=True)
+    if not result.flow_runs.available:
+        err.print(f"[yellow]flow runs not read:[/] {escape(str(result.flow_runs.error))}")
+    if result.incident.closed_at is not None:
+        err.print(f"incident {escape(result.incident.id)} closed")
 
 
 def register(incident: typer.Typer) -> None:
-    @incident.command("report")
-    def report(
-        out_file: Annotated[
-            Path | None,
-            typer.Option("--out", help="Also write the report to this file.", show_default=False),
-        ] = None,
-        close: Annotated[
-            bool, typer.Option("--close", help="Close the incident, then write the report.")
-        ] = False,
-        incident_id: IncidentOption = None,
-        stack: StackOption = None,
-        config: ConfigOption = None,
-        json_: JsonOption = False,
-    ) -> None:
-        """Write the incident report from the actions, the change log and the run history.
-
-        Saved as .sbx/incidents/<id>/report.md (and --out), published as a markdown artifact,
-        printed on stdout. Open items (still frozen, keys not revoked, ...) are listed on stderr.
-        """
-        from blocks.config import load_config
-
-        load_config(stack, config)  # a bad configuration stops here, before a flow run
-        from sbx.local_server import ensure_api
-
-        ensure_api()
-        from flows.incident.report import incident_report
-        from tasks.incident.report import render_markdown
-
-        result = incident_report(
-            incident_id=incident_id,
-            out=str(out_file.absolute()) if out_file else None,
-            close=close,
-            stack=str(stack) if stack else None,
-            config_file=str(config) if config else None,
-        )
-        if json_:
-            out.print_json(result.model_dump_json())
-        else:
-            out.print(render_markdown(result), markup=False, highlight=False, soft_wrap=True)
-        for item in result.open_items:
-            err.print(f"[yellow]open:[/] {escape(item)}", soft_wrap=True)
-        if not result.flow_runs.available:
-            err.print(f"[yellow]flow runs not read:[/] {escape(str(result.flow_runs.error))}")
-        if result.incident.closed_at is not None:
-            err.print(f"incident {escape(result.incident.id)} closed")
+    incident.command("report")(report)

@@ -23,6 +23,7 @@ from typing import Annotated
 import typer
 
 from sbx.cli.options import ConfigOption, IncidentOption, RepoOption, StackOption, err
+from sbx.cli.runner import open_box
 from sbx.errors import ConfigError
 
 
@@ -70,60 +71,62 @@ def _sbx(step: str, args: list[str]) -> int:
     ).returncode
 
 
+def run(
+    since: Annotated[
+        str,
+        typer.Option("--since", help="Start of the blast-radius window: ISO time or 2h, 1d."),
+    ] = "1d",
+    snapshot: Annotated[
+        str | None,
+        typer.Option("--snapshot", help="Restore this snapshot in place in the recover step."),
+    ] = None,
+    agents: Annotated[
+        bool | None,
+        typer.Option(
+            "--agents/--no-agents", help="Also stop agents on freeze.", show_default=False
+        ),
+    ] = None,
+    service: Annotated[
+        str, typer.Option("--service", help="Service the prompt suite runs against.")
+    ] = "worker",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before each step.")] = False,
+    incident_id: IncidentOption = None,
+    repo: RepoOption = None,
+    stack: StackOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the playbook: freeze, preserve, blast-radius, contain, recover, report.
+
+    Asks before each step that changes the box (freeze, contain, a restore); a step
+    declined is skipped and shows as an open item in the report. Exit 0 when every step
+    passed, else 1 naming the steps that failed.
+    """
+    open_box(
+        stack, config, api=False, repair=False
+    )  # a bad configuration stops here, before any step
+    if not yes and not sys.stdin.isatty():
+        raise ConfigError(
+            "sbx incident run asks before each step that changes the box, but no terminal "
+            "is attached; nothing was run. Run it in a terminal, or pass --yes."
+        )
+    common = _common(stack, config, incident_id)
+    failed: list[str] = []
+    for step in plan_steps(since, snapshot, agents, service):
+        args = [*step.args, *common]
+        if step.name == "recover" and repo:
+            args += ["--repo", repo]
+        if step.name == "contain" and not yes:
+            _sbx("contain", ["--from-blast-radius", "--dry-run", *common])
+        if step.asks and not yes and not typer.confirm(step.asks, default=False):
+            err.print(f"skipped {step.name} (declined)")
+            continue
+        if _sbx(step.name, args) != 0:
+            failed.append(step.name)
+    if failed:
+        err.print(f"[red]steps that failed:[/] {', '.join(failed)} (see each step above)")
+        raise typer.Exit(1)
+    err.print("[green]playbook done[/]: see the report above")
+
+
 def register(incident: typer.Typer) -> None:
-    @incident.command("run")
-    def run(
-        since: Annotated[
-            str,
-            typer.Option("--since", help="Start of the blast-radius window: ISO time or 2h, 1d."),
-        ] = "1d",
-        snapshot: Annotated[
-            str | None,
-            typer.Option("--snapshot", help="Restore this snapshot in place in the recover step."),
-        ] = None,
-        agents: Annotated[
-            bool | None,
-            typer.Option(
-                "--agents/--no-agents", help="Also stop agents on freeze.", show_default=False
-            ),
-        ] = None,
-        service: Annotated[
-            str, typer.Option("--service", help="Service the prompt suite runs against.")
-        ] = "worker",
-        yes: Annotated[bool, typer.Option("--yes", help="Do not ask before each step.")] = False,
-        incident_id: IncidentOption = None,
-        repo: RepoOption = None,
-        stack: StackOption = None,
-        config: ConfigOption = None,
-    ) -> None:
-        """Run the playbook: freeze, preserve, blast-radius, contain, recover, report.
-
-        Asks before each step that changes the box (freeze, contain, a restore); a step
-        declined is skipped and shows as an open item in the report. Exit 0 when every step
-        passed, else 1 naming the steps that failed.
-        """
-        from blocks.config import load_config
-
-        load_config(stack, config)  # a bad configuration stops here, before any step
-        if not yes and not sys.stdin.isatty():
-            raise ConfigError(
-                "sbx incident run asks before each step that changes the box, but no terminal "
-                "is attached; nothing was run. Run it in a terminal, or pass --yes."
-            )
-        common = _common(stack, config, incident_id)
-        failed: list[str] = []
-        for step in plan_steps(since, snapshot, agents, service):
-            args = [*step.args, *common]
-            if step.name == "recover" and repo:
-                args += ["--repo", repo]
-            if step.name == "contain" and not yes:
-                _sbx("contain", ["--from-blast-radius", "--dry-run", *common])
-            if step.asks and not yes and not typer.confirm(step.asks, default=False):
-                err.print(f"skipped {step.name} (declined)")
-                continue
-            if _sbx(step.name, args) != 0:
-                failed.append(step.name)
-        if failed:
-            err.print(f"[red]steps that failed:[/] {', '.join(failed)} (see each step above)")
-            raise typer.Exit(1)
-        err.print("[green]playbook done[/]: see the report above")
+    incident.command("run")(run)

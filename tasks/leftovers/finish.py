@@ -1,22 +1,6 @@
-"""Finishing what a killed sbx run left behind: the one place that does it.
-
-A SIGKILL runs no ``finally``, so three things can be left half done:
-
-- a swap of restored data (``.sbx/swap.json``, tasks/restore/swap_journal.py): undone first,
-  also without Docker, so services start on their previous data, whole;
-- containers a cold copy stopped (markers under ``.sbx/stopped/``, tasks/services.py): started
-  again when the marker's process is gone;
-- an upgrade or rollback journal entry left open (``.sbx/upgrade/open.json``): finished by
-  returning to its recorded release, health-gated (tasks/upgrade/steps.py).
-
-Mutating flows call :func:`observe_stack` as their first task; every other command that names a
-stack runs the ``reconcile-stack`` flow first when :func:`left_behind` says there is something
-to finish (sbx/cli/runner.py). Either way the repair is a task run in the run history.
-"""
+"""Finishing what a killed sbx run left behind, as tasks (see ``tasks/leftovers/__init__.py``)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -28,11 +12,8 @@ from tasks.clients.docker_engine import connect
 from tasks.restore.swap_journal import recover_interrupted_swap
 from tasks.services import restart_left_stopped
 from tasks.status import StackStatus, read_stack_status
-from tasks.upgrade.journal import JournalEntry, read_open
+from tasks.upgrade.journal import JournalEntry
 from tasks.upgrade.steps import reconcile_open_entry
-
-STOP_MARKERS = Path(".sbx") / "stopped"
-SWAP_JOURNAL = Path(".sbx") / "swap.json"
 
 
 class Leftovers(BaseModel):
@@ -42,21 +23,6 @@ class Leftovers(BaseModel):
 
     restarted: list[str]
     entry: JournalEntry | None
-
-
-def left_behind(stack_dir: Path) -> bool:
-    """True when a killed run may have left a stopped container, a half-done swap of restored
-    data or an open upgrade journal entry (three ``stat`` calls when nothing was left)."""
-    markers = stack_dir / STOP_MARKERS
-    if markers.is_dir() and any(markers.glob("*.json")):
-        return True
-    if (stack_dir / SWAP_JOURNAL).exists():
-        return True
-    try:
-        entry = read_open(stack_dir)
-    except ValueError:  # a torn open.json: reconcile_open_entry knows what to do with it
-        return True
-    return entry is not None and not entry.writer_alive()
 
 
 def _finish(config: SbxConfig) -> Leftovers:
