@@ -102,7 +102,7 @@ def _short_digest(digest: str | None) -> str:
 
 def _print_open_upgrade(stack_dir: Path) -> None:
     """An upgrade journal entry still open: its run is going (a killed run's entry was finished
-    before this command ran: sbx/cli/leftovers.py)."""
+    before this command ran: sbx/cli/runner.py)."""
     from tasks.upgrade.journal import read_open
 
     entry = read_open(stack_dir)
