@@ -92,7 +92,7 @@ def _finish_leftovers(box: Box) -> None:
     from sbx.local_server import ensure_api
 
     ensure_api()
-    from flows.reconcile import reconcile_stack
+    from flows.leftovers import reconcile_stack
 
     err.print("a killed sbx run left this stack unfinished: finishing it first")
     report = reconcile_stack(stack=box.stack_param, config_file=box.config_param)
