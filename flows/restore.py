@@ -19,6 +19,7 @@ from tasks.reports import artifact_key, publish_markdown
 from tasks.restore_in_place import (
     RestoreUnhealthy,
     Swapped,
+    check_swappable,
     plan_swap,
     remove_staging,
     swap_back,
@@ -70,6 +71,7 @@ def restore_snapshot(
         _publish(outcome)
         return outcome
 
+    check_swappable(manifest, parts, config)
     status, _ = observe_stack(config)
     if status is None:
         raise StackError(

@@ -177,3 +177,24 @@ def test_restore_never_writes_through_a_link_in_the_target(
         repo.restore(manifest.id, target, ["models"], force=True)
     assert list(outside.iterdir()) == []
     assert sorted(p.name for p in target.iterdir()) == ["data"]
+
+
+@pytest.mark.parametrize("kind", ["mount point", "symlink"])
+def test_in_place_refuses_a_live_path_a_rename_cannot_swap(
+    repo: Repository, mount: Mount, tmp_path: Path, kind: str
+) -> None:
+    from blocks.config import SbxConfig
+    from tasks.restore_in_place import check_swappable
+
+    stack = _stack(tmp_path / "stack")
+    manifest = backup(repo, stack, parts={"models": ["data/models"], "notes": ["data/qdrant"]})
+    live = stack / "data/models"
+    if kind == "mount point":
+        mount(live)
+    else:
+        live.rename(tmp_path / "disk-models")
+        live.symlink_to(tmp_path / "disk-models")
+    config = SbxConfig(stack_dir=stack)
+    check_swappable(manifest, ["notes"], config)  # the other part swaps as before
+    with pytest.raises(RestoreRefused, match=f"data/models .part 'models'. is a {kind}"):
+        check_swappable(manifest, None, config)
