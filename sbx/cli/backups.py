@@ -145,7 +145,11 @@ def register_checks(app: typer.Typer) -> None:
             ),
         ] = False,
         force: Annotated[
-            bool, typer.Option("--force", help="Allow a non-empty --to directory.")
+            bool,
+            typer.Option(
+                "--force",
+                help="Allow a non-empty --to directory: the restored parts' paths are replaced.",
+            ),
         ] = False,
         part: PartOption = None,
         repo: RepoOption = None,
