@@ -48,7 +48,7 @@ def _stack(root: Path) -> Path:
         (part / "sub").mkdir(parents=True)
         (part / "sub" / "blob").write_bytes(os.urandom(size))
         (part / "small.txt").write_text(f"{name}\n")
-    (root / "data/models/link-out").symlink_to("/nonexistent/target")
+    (root / "data/models/link-in").symlink_to("sub/blob")
     return root
 
 

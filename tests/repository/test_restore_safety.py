@@ -182,3 +182,18 @@ def test_refusals_are_sbx_errors_with_a_next_step(
         repo.restore(SID, tmp_path / "target")
     assert not caught.value.retryable
     assert "Nothing was written" in str(caught.value)
+
+
+def test_the_writer_never_follows_a_link_even_if_the_check_missed_it(
+    repo: Repository, ok_file: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    entries = [_link("a", str(outside)), _file(ok_file, "a/x"), _link("b", "a"), _dir("b/y")]
+    put_manifest(repo, manifest_dict(SID, entries))
+    # the manifest check refuses this; the writer must hold on its own
+    monkeypatch.setattr("sbx.repository.restore.check_restorable", lambda *args: None)
+    with pytest.raises(RestoreRefused, match="is a symlink or not a directory"):
+        repo.restore(SID, tmp_path / "target")
+    assert list(outside.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "repo"]
