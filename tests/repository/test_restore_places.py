@@ -91,15 +91,19 @@ def test_kernel_copy_refused_falls_back_to_a_plain_copy(
     assert describe(tmp_path / "out", NAMES) == describe(src, NAMES)
 
 
-def test_restore_into_an_empty_mount_point(repo: Repository, mount: Mount, tmp_path: Path) -> None:
+@pytest.mark.parametrize("lost_found", [False, True], ids=["bare", "lost+found"])
+def test_restore_into_an_empty_mount_point(
+    repo: Repository, mount: Mount, tmp_path: Path, lost_found: bool
+) -> None:
     src = _stack(tmp_path / "src")
     manifest = backup(repo, src, parts=PARTS)
     target = mount(tmp_path / "disk")
-    (target / "lost+found").mkdir()  # what a fresh ext4 holds: still empty for a restore
+    if lost_found:
+        (target / "lost+found").mkdir()  # what a fresh ext4 holds: still empty for a restore
     repo.restore(manifest.id, target)
     assert describe(target, NAMES) == describe(src, NAMES)
     assert os.path.ismount(target)
-    assert sorted(p.name for p in target.iterdir()) == ["data", "lost+found"]
+    assert sorted(p.name for p in target.iterdir()) == ["data", *(["lost+found"] * lost_found)]
 
 
 def test_force_over_a_mount_point_replaces_only_the_restored_paths(
