@@ -187,8 +187,8 @@ def _move_failed(path: Path, exc: OSError) -> str:
     if exc.errno in (errno.EXDEV, errno.EBUSY):
         why = (
             "it is a mount point or on another file system than the rest of the target, and "
-            "restore only renames within one. Restore into a --to directory on that file "
-            "system (or the mount point itself) and move the data from there"
+            "restore only renames within one. Restore into a new --to directory on that file "
+            "system and move the data from there"
         )
     else:
         why = f"{exc.strerror or exc}. Check permissions and free space there and run it again"

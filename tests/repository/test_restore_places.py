@@ -202,3 +202,18 @@ def test_in_place_refuses_a_live_path_a_rename_cannot_swap(
     check_swappable(manifest, ["notes"], config)  # the other part swaps as before
     with pytest.raises(RestoreRefused, match=f"data/models .part 'models'. is a {kind}"):
         check_swappable(manifest, None, config)
+
+
+def test_a_mount_point_inside_the_target_is_refused_and_kept(
+    repo: Repository, mount: Mount, tmp_path: Path
+) -> None:
+    src = _stack(tmp_path / "src")
+    manifest = backup(repo, src, parts=PARTS)
+    target = tmp_path / "target"
+    models = mount(target / "data/models")
+    (models / "weights").write_text("live")
+    with pytest.raises(RepositoryError, match=r"data/models into place: it is a mount point"):
+        repo.restore(manifest.id, target, ["models"], force=True)
+    assert os.path.ismount(models)
+    assert [p.name for p in models.iterdir()] == ["weights"]
+    assert sorted(p.name for p in target.iterdir()) == ["data"]
