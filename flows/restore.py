@@ -16,7 +16,14 @@ from tasks.leftovers.finish import observe_stack
 from tasks.reports import artifact_key, publish_markdown
 from tasks.repository import open_repository
 from tasks.restore.files import restore_files, start_services, wait_healthy
-from tasks.restore.in_place import Swapped, plan_swap, remove_staging, swap_back, swap_in
+from tasks.restore.in_place import (
+    Swapped,
+    check_swappable,
+    plan_swap,
+    remove_staging,
+    swap_back,
+    swap_in,
+)
 
 
 class RestoreOutcome(BaseModel):
@@ -62,6 +69,7 @@ def restore_snapshot(
         _publish(outcome)
         return outcome
 
+    check_swappable(manifest, parts, config)
     status, _ = observe_stack(config)
     if status is None:
         raise StackError(

@@ -137,7 +137,11 @@ def restore(
         ),
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Allow a non-empty --to directory.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Allow a non-empty --to directory: the restored parts' paths are replaced.",
+        ),
     ] = False,
     part: PartOption = None,
     repo: RepoOption = None,

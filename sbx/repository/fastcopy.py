@@ -9,6 +9,10 @@ same as the general path's (every object checked against its id), with one copy 
 instead of three (read into a buffer, slice off the header, write) and no large Python buffers:
 on a box under memory pressure, allocating pages is what restore time is made of.
 
+Where the kernel cannot copy between the two files (the repository and the target on different
+file systems: ``EXDEV`` on older kernels, ``EOPNOTSUPP``, ``ENOSYS``, ``EINVAL``), the rest of
+the object is copied with plain reads and writes; the check after is the same.
+
 An extent whose object is the all-zero block of its length is not read at all: it becomes a hole,
 as in the general path. Files are written on a small thread pool (both the copy and blake3
 release the GIL), each created by the caller first so hard links to it can follow at once.
@@ -16,6 +20,7 @@ release the GIL), each created by the caller first so hard links to it can follo
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 from collections.abc import Callable
@@ -32,6 +37,9 @@ from sbx.repository.storage import Storage
 from sbx.repository.storage.local import LocalStorage
 
 _HEADER = 2
+# copy_file_range cannot do this pair of files (cross-device, unsupported): copy by hand
+_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+_BLOCK = 1 << 20
 _PAGE = mmap.ALLOCATIONGRANULARITY
 
 
@@ -133,10 +141,21 @@ class FastCopier:
             raise ObjectMissing(self.location, object_key(object_id)) from None
         try:
             done = 0
+            kernel = True
             while done < length:
-                copied = os.copy_file_range(
-                    source, fd, length - done, _HEADER + done, position + done
-                )
+                if kernel:
+                    try:
+                        copied = os.copy_file_range(
+                            source, fd, length - done, _HEADER + done, position + done
+                        )
+                    except OSError as exc:
+                        if exc.errno not in _NO_KERNEL_COPY:
+                            raise
+                        kernel = False
+                        continue
+                else:
+                    copied = _copy_block(source, fd, min(_BLOCK, length - done),
+                                         _HEADER + done, position + done)  # fmt: skip
                 if copied == 0:  # the object is shorter than its header said a moment ago
                     raise CorruptObject(
                         self.location, object_id, f"it ended after {done} of {length} bytes"
@@ -144,6 +163,17 @@ class FastCopier:
                 done += copied
         finally:
             os.close(source)
+
+
+def _copy_block(source: int, fd: int, count: int, src_offset: int, dst_offset: int) -> int:
+    """Copy up to ``count`` bytes with pread/pwrite; the number copied (0 at the end)."""
+    data = os.pread(source, count, src_offset)
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, dst_offset)
+        view = view[written:]
+        dst_offset += written
+    return len(data)
 
 
 def _check(fd: int, position: int, length: int, object_id: str, where: str) -> None:

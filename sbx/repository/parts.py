@@ -31,8 +31,8 @@ from sbx.repository.format import (
     StatKey,
     Stats,
 )
-from sbx.repository.safety import path_problem, symlink_escapes
-from sbx.repository.walk import Node, PathFilter, kind_of, walk_tree
+from sbx.repository.safety import path_problem
+from sbx.repository.walk import Node, PathFilter, kind_of, root_link, walk_tree
 
 _NOATIME = getattr(os, "O_NOATIME", 0)
 
@@ -74,6 +74,11 @@ class PartWriter:
         """
         self._check_path(rel_prefix)
         added = 0
+        linked = root_link(root)
+        if linked is not None:
+            # captured through the link (walk_tree follows a root link); restore makes a real
+            # directory of it and needs to know the stack had a link there (docs/repository.md)
+            self.detail.setdefault("root_links", {})[rel_prefix] = linked
         for node in walk_tree(root, rel_prefix, PathFilter(include, exclude), self.warn):
             if self._add_node(node, sha256):
                 added += 1
@@ -219,8 +224,6 @@ class PartWriter:
         elif stat.S_ISLNK(st.st_mode):
             # os.readlink, not Path.readlink: a Path would normalise 'dir/' or 'a//b'
             target = os.readlink(node.abs_path)  # noqa: PTH115
-            if symlink_escapes(path, target, {}):
-                self.warn(f"{path} -> {target} points outside the backup; restore refuses it")
             self._counts.symlinks += 1
             self._append(Entry(path=path, type="symlink", link_target=target, **meta))
         elif stat.S_ISREG(st.st_mode):

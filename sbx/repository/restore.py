@@ -2,22 +2,27 @@
 
 Order (design: "always into a staging directory first, verified, then swapped in"):
 
-1. The whole manifest is checked (``safety.py``) before anything is created.
-2. Entries are written into ``<target>.sbx-restore-<random>`` beside the target: files created
-   with ``O_EXCL | O_NOFOLLOW``, each object verified against its id while read, each file
-   verified against its content hash (a small file's bytes are hashed; a chunked file's hash
-   covers its extents, whose objects are each checked against their ids); objects are read,
-   decoded and checked on worker threads ahead of the writes (a few objects at most).
-   Directories are created owner-only and get their mode later, so a read-only directory can
-   still be filled.
+1. The whole manifest is checked (``safety.py``, the check verify applies too) before anything
+   is created.
+2. Entries are written into a staging directory on the target's file system (inside the target
+   when it exists, e.g. a mount point; beside it otherwise), every write relative to a directory
+   handle opened without following links (``restore_fs.py``): files created with
+   ``O_EXCL | O_NOFOLLOW``, each object verified against its id while read, each file verified
+   against its content hash (a small file's bytes are hashed; a chunked file's hash covers its
+   extents, whose objects are each checked against their ids); objects are read, decoded and
+   checked on worker threads ahead of the writes (a few objects at most). Directories are
+   created owner-only and get their mode later, so a read-only directory can still be filled.
 3. Any failure removes the staging directory and raises, naming part, path and object: the
    target is untouched (absent if it was absent).
-4. The staging directory becomes the target (or its children move into the empty target); then
+4. The staging directory becomes the target, or (target exists) each root path of the chosen
+   parts is renamed into place, and with ``--force`` only those paths are replaced; then
    directory owners, modes and mtimes are set bottom-up, so adding children cannot bump them.
 
 Owners (uid/gid) are restored only when running as root. Runs of zeros of at least 4 KiB are
 skipped with a seek, so sparse files stay sparse; an extent that is the whole all-zero chunk
-(a hole the backup skipped) is not even read: its bytes are known from its id.
+(a hole the backup skipped) is not even read: its bytes are known from its id. Symlinks are
+restored verbatim, whatever they point at. A part root that was a link to a directory
+(``detail["root_links"]``) is restored as a real directory holding what the link led to.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from sbx.repository.format import (
     hashed_by_extents,
 )
 from sbx.repository.objects import ObjectStore, PlaintextCache
+from sbx.repository.restore_fs import DirHandles, is_empty, move_roots, part_roots
 from sbx.repository.safety import check_restorable, select_parts
 
 _SPARSE_MIN = 4096
@@ -83,27 +89,41 @@ def restore_snapshot(
     chosen = select_parts(manifest, parts)
     check_restorable(manifest, chosen)
     target = target.expanduser().absolute()
-    _check_target(target, force)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.sbx-restore-", dir=target.parent))
-    writer = _Writer(objects, manifest, chosen, staging, small_file_limit)
+    exists = _check_target(target, force)
+    if not exists:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    # on the target's file system, so moving it into place is a rename, never a copy
+    where = target if exists else target.parent
+    prefix = ".sbx-restore-" if exists else f"{target.name}.sbx-restore-"
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
     try:
-        with writer.cache, writer.copier:
+        writer = _Writer(objects, manifest, chosen, staging, small_file_limit)
+        with writer.cache, writer.copier, writer.handles:
             for part in chosen:
                 for entry in part.entries:
                     writer.write(part, entry)
             writer.bytes_written += writer.copier.wait()
-        # like a plain mkdir would have made it (mkdtemp makes it owner-only)
-        umask = os.umask(0o22)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)
-        _move_into_place(staging, target, force)
+        if exists:
+            paths = [entry.path for part in chosen for entry in part.entries]
+            move_roots(staging, target, part_roots(paths), force=force)
+            shutil.rmtree(staging)  # what is left: ancestors of the roots, made for them
+        else:
+            # like a plain mkdir would have made it (mkdtemp makes it owner-only)
+            umask = os.umask(0o22)
+            os.umask(umask)
+            staging.chmod(0o777 & ~umask)
+            staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     dirs = [entry for part in chosen for entry in part.entries if entry.type == "dir"]
-    for entry in sorted(dirs, key=lambda e: e.path.count("/"), reverse=True):
-        _set_metadata(target / entry.path, entry)
+    with DirHandles(target, follow_root=True) as placed:
+        for entry in sorted(dirs, key=lambda e: e.path.count("/"), reverse=True):
+            fd = os.dup(placed.dir(entry.path))
+            try:
+                set_metadata(fd, entry)
+            finally:
+                os.close(fd)
     counts = Counter(entry.type for part in chosen for entry in part.entries)
     return RestoreReport(
         snapshot_id=manifest.id,
@@ -118,41 +138,38 @@ def restore_snapshot(
     )
 
 
-def _check_target(target: Path, force: bool) -> None:
+def _check_target(target: Path, force: bool) -> bool:
+    """Whether ``target`` exists; refuses one that is not a directory, or not empty without
+    ``force``."""
     if not target.exists() and not target.is_symlink():
-        return
+        return False
     if not target.is_dir():
         raise RestoreRefused(
             f"Restore target {target} exists and is not a directory. Choose another --to "
             "directory. Nothing was written."
         )
-    if not force and any(target.iterdir()):
+    if not force and not is_empty(target):
         raise RestoreRefused(
             f"Restore target {target} is not empty. Restore into a new or empty directory, or "
-            "pass --force to replace same-named entries in it. Nothing was written."
+            "pass --force to replace the restored parts' paths in it. Nothing was written."
         )
+    return True
 
 
-def _move_into_place(staging: Path, target: Path, force: bool) -> None:
-    if not target.exists():
-        staging.rename(target)
-        return
-    for child in sorted(staging.iterdir()):
-        dest = target / child.name
-        if force and (dest.exists() or dest.is_symlink()):
-            if dest.is_dir() and not dest.is_symlink():
-                shutil.rmtree(dest)
-            else:
-                dest.unlink()
-        child.rename(dest)
-    staging.rmdir()
-
-
-def _set_metadata(path: Path, entry: Entry) -> None:
+def set_metadata(fd: int, entry: Entry) -> None:
+    """Owner, mode and mtime of the file or directory open as ``fd`` (the one per-entry
+    metadata step: extended attributes and ACLs belong here too)."""
     if os.geteuid() == 0:
-        os.chown(path, entry.uid, entry.gid, follow_symlinks=False)
-    path.chmod(entry.mode)  # after chown: chown clears setuid/setgid
-    os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+        os.fchown(fd, entry.uid, entry.gid)
+    os.fchmod(fd, entry.mode)  # after fchown: chown clears setuid/setgid
+    os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+
+
+def set_link_metadata(dir_fd: int, name: str, entry: Entry) -> None:
+    """Owner and mtime of the symlink ``name`` in ``dir_fd`` (a link has no mode of its own)."""
+    if os.geteuid() == 0:
+        os.chown(name, entry.uid, entry.gid, dir_fd=dir_fd, follow_symlinks=False)
+    os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
 
 
 class _Writer:
@@ -191,29 +208,34 @@ class _Writer:
         )
         self.manifest = manifest
         self.staging = staging
-        self.root = os.geteuid() == 0
+        self.handles = DirHandles(staging)
         self.bytes_written = 0
 
     def write(self, part: PartRecord, entry: Entry) -> None:
-        path = self.staging / entry.path
         with self._context(part, entry):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # missing ancestors (a part may hold data/models but not data) are made as mkdir
+            # would; every directory is opened without following links
+            parent, name = self.handles.parent(entry.path, create=True)
             if entry.type == "dir":
-                path.mkdir(mode=0o700)
+                os.mkdir(name, 0o700, dir_fd=parent)
             elif entry.type == "file" and id(entry) in self.fast:
                 self._check_extents(entry)
                 # created here, so a hard link to it can follow before the copy is done
-                fd = os.open(path, _CREATE_RW, 0o600)
-                self.copier.run(lambda: self._fill_fast(part, entry, path, fd), fd)
+                fd = os.open(name, _CREATE_RW, 0o600, dir_fd=parent)
+                self.copier.run(lambda: self._fill_fast(part, entry, fd), fd)
             elif entry.type == "file":
-                self._write_file(path, entry)
+                self._write_file(parent, name, entry)
             elif entry.type == "symlink":
-                path.symlink_to(entry.link_target or "")
-                if self.root:
-                    os.lchown(path, entry.uid, entry.gid)
-                os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+                os.symlink(entry.link_target or "", name, dir_fd=parent)
+                set_link_metadata(parent, name, entry)
             elif entry.type == "hardlink":
-                os.link(self.staging / (entry.hardlink_to or ""), path, follow_symlinks=False)
+                parent = os.dup(parent)  # the next lookup may close cached handles
+                try:
+                    source_fd, source = self.handles.parent(entry.hardlink_to or "")
+                    os.link(source, name, src_dir_fd=source_fd, dst_dir_fd=parent,
+                            follow_symlinks=False)  # fmt: skip
+                finally:
+                    os.close(parent)
 
     @contextmanager
     def _context(self, part: PartRecord, entry: Entry) -> Iterator[None]:
@@ -242,26 +264,20 @@ class _Writer:
                 "Run 'sbx verify' on that snapshot."
             )
 
-    def _fill_fast(self, part: PartRecord, entry: Entry, path: Path, fd: int) -> int:
+    def _fill_fast(self, part: PartRecord, entry: Entry, fd: int) -> int:
         with self._context(part, entry):
             try:
                 size = self.copier.fill(fd, entry)
-                self._set_owner_mode(fd, entry)
+                set_metadata(fd, entry)
             finally:
                 os.close(fd)
-            os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
             return size
 
-    def _set_owner_mode(self, fd: int, entry: Entry) -> None:
-        if self.root:
-            os.fchown(fd, entry.uid, entry.gid)
-        os.fchmod(fd, entry.mode)  # after fchown: chown clears setuid/setgid
-
-    def _write_file(self, path: Path, entry: Entry) -> None:
+    def _write_file(self, parent: int, name: str, entry: Entry) -> None:
         hasher = None if hashed_by_extents(entry.content_size, self.small_file_limit) else blake3()
         if hasher is None:
             self._check_extents(entry)
-        fd = os.open(path, _CREATE, 0o600)
+        fd = os.open(name, _CREATE, 0o600, dir_fd=parent)
         try:
             position = 0
             for extent in entry.extents:
@@ -293,11 +309,10 @@ class _Writer:
                     f"its content hashes to {hasher.hexdigest()}, the manifest says "
                     f"{entry.hash}. Run 'sbx verify' on that snapshot."
                 )
-            self._set_owner_mode(fd, entry)
+            set_metadata(fd, entry)
         finally:
             os.close(fd)
         self.bytes_written += position
-        os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
 
 
 def _write_all(fd: int, data: memoryview) -> None:

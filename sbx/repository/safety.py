@@ -1,23 +1,22 @@
-"""Is a manifest safe to restore? Checked for the whole manifest before a restore writes a byte.
+"""Is a manifest safe to restore? Checked for the whole manifest before a restore writes a byte,
+and by verify with the very same function, so verify never passes what restore refuses.
 
-A restore must never write outside its target, and must not leave links that point out of it.
-Refused, naming the entry: paths that are empty, absolute, or have empty, ``.`` or ``..`` parts;
-duplicate paths; entries below a symlink or below a non-directory of the snapshot; hard links to
-anything but an earlier file of the same part; symlinks whose target is absolute or, resolved
-through the snapshot's own symlinks, leaves the restore root. Entry types other than file, dir,
-symlink and hardlink (devices, fifos) are already refused when the manifest is loaded.
+A restore must never write outside its target. Refused, naming the entry: paths that are empty,
+absolute, or have empty, ``.`` or ``..`` parts; duplicate paths; entries below a symlink or below
+a non-directory of the snapshot; hard links to anything but an earlier file of the same part.
+Entry types other than file, dir, symlink and hardlink (devices, fifos) are already refused when
+the manifest is loaded. A symlink's *target* is data: it is restored verbatim, whatever it points
+at (absolute, out of the tree, dangling). What keeps that safe is the writer, not this check:
+every write goes through directory handles opened with ``O_NOFOLLOW`` (restore_fs.py), so no
+link, restored or already there, can redirect a later write (docs/repository.md).
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 
 from sbx.errors import ManifestInvalid, RestoreRefused
 from sbx.repository.format import OBJECT_ID_RE, Entry, PartRecord, SnapshotManifest
-
-# the kernel gives up after 40 symlink hops (ELOOP); a loop cannot lead anywhere, so stop there
-_MAX_HOPS = 40
 
 
 def path_problem(path: str) -> str | None:
@@ -32,39 +31,6 @@ def path_problem(path: str) -> str | None:
         if part in ("", ".", ".."):
             return f"its path has an empty, '.' or '..' part ({part!r})"
     return None
-
-
-def symlink_escapes(path: str, target: str, links: Mapping[str, str]) -> bool:
-    """True when the symlink at ``path`` resolves to somewhere outside the restore root.
-
-    Resolution follows POSIX through the other symlinks in ``links`` (path -> target), so
-    ``x -> .`` plus ``y -> x/..`` is caught although each looks harmless alone.
-    """
-    if target.startswith("/"):
-        return True
-    stack = path.split("/")[:-1]
-    pending = deque(target.split("/"))
-    hops = 0
-    while pending:
-        part = pending.popleft()
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not stack:
-                return True
-            stack.pop()
-            continue
-        stack.append(part)
-        link = links.get("/".join(stack))
-        if link is not None:
-            hops += 1
-            if hops > _MAX_HOPS:
-                return False
-            if link.startswith("/"):
-                return True
-            stack.pop()
-            pending.extendleft(reversed(link.split("/")))
-    return False
 
 
 def select_parts(manifest: SnapshotManifest, names: Iterable[str] | None) -> list[PartRecord]:
@@ -90,38 +56,46 @@ def select_parts(manifest: SnapshotManifest, names: Iterable[str] | None) -> lis
 
 def check_restorable(manifest: SnapshotManifest, parts: list[PartRecord]) -> None:
     """Raise :class:`ManifestInvalid` naming the first entry of ``parts`` that is unsafe."""
-    where = f"snapshot {manifest.id}"
+    found = restore_problem(parts)
+    if found is None:
+        return
+    part, path, problem = found
+    raise ManifestInvalid(
+        f"snapshot {manifest.id}",
+        f"entry {path!r} of part {part!r}: {problem}",
+        "Nothing was written. Restore another snapshot ('sbx snapshots'), and run "
+        "'sbx verify --all': a manifest that breaks these rules was not made by sbx.",
+    )
+
+
+def restore_problem(parts: list[PartRecord]) -> tuple[str, str, str] | None:
+    """(part name, entry path, why) of the first entry of ``parts`` a restore refuses, or None.
+
+    The one check both restore and verify apply.
+    """
     entries = [(part, entry) for part in parts for entry in part.entries]
-    links = {entry.path: entry.link_target or "" for _, entry in entries if entry.type == "symlink"}
+    links = {entry.path for _, entry in entries if entry.type == "symlink"}
     types: dict[str, str] = {}
-
-    def refuse(part: PartRecord, path: str, problem: str) -> ManifestInvalid:
-        return ManifestInvalid(
-            where,
-            f"entry {path!r} of part {part.name!r}: {problem}",
-            "Nothing was written. Restore another snapshot ('sbx snapshots'), and run "
-            "'sbx verify --all': a manifest that breaks these rules was not made by sbx.",
-        )
-
     for part, entry in entries:
         problem = path_problem(entry.path)
+        if problem is None and entry.path in types:
+            problem = "its path appears twice"
         if problem is not None:
-            raise refuse(part, entry.path, problem)
-        if entry.path in types:
-            raise refuse(part, entry.path, "its path appears twice")
+            return part.name, entry.path, problem
         types[entry.path] = entry.type
     for part in parts:
         earlier_files: set[str] = set()
         for entry in part.entries:
             problem = _entry_problem(entry, types, links, earlier_files)
             if problem is not None:
-                raise refuse(part, entry.path, problem)
+                return part.name, entry.path, problem
             if entry.type == "file":
                 earlier_files.add(entry.path)
+    return None
 
 
 def _entry_problem(
-    entry: Entry, types: Mapping[str, str], links: Mapping[str, str], earlier_files: set[str]
+    entry: Entry, types: Mapping[str, str], links: Set[str], earlier_files: set[str]
 ) -> str | None:
     path = entry.path
     parts_of_path = path.split("/")
@@ -133,8 +107,6 @@ def _entry_problem(
             return f"its parent {parent!r} is not a directory"
     if entry.type == "hardlink" and entry.hardlink_to not in earlier_files:
         return f"its hard link target {entry.hardlink_to!r} is not an earlier file of the part"
-    if entry.type == "symlink" and symlink_escapes(path, links[path], links):
-        return f"its symlink target {entry.link_target!r} leaves the restore root"
     for extent in entry.extents:
         if not OBJECT_ID_RE.match(extent.object):
             return f"object id {extent.object!r} is malformed"

@@ -6,7 +6,8 @@ small file, from its extents (whose objects are each checked) for a chunked one.
 same hash and extents are checked once, ordered by where their bytes live, through a
 :class:`PlaintextCache` that reads ahead on worker threads. A missing object, a damaged one,
 or a file whose extents do not give its hash is damage, reported once per (snapshot, part,
-path) that uses it.
+path) that uses it; so is the first entry of a snapshot that restore's safety check refuses
+(the very function restore calls).
 
 With ``sample`` (0 < fraction <= 1), a random share of the objects is read, and the files made
 only of sampled objects are hash-checked: a cheap nightly spot check between full verifies.
@@ -26,12 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sbx.errors import CorruptObject, ObjectMissing
 from sbx.repository.format import (
+    OBJECT_ID_RE,
+    Entry,
     Extent,
     SnapshotManifest,
     extents_hash,
     hashed_by_extents,
 )
 from sbx.repository.objects import ObjectStore, PlaintextCache
+from sbx.repository.safety import restore_problem
 
 _FileKey = tuple[str, tuple[Extent, ...]]
 
@@ -101,6 +105,12 @@ def verify_snapshots(
             damaged.append(item)
             continue
         ids.append(item.id)
+        # the check restore applies, so verify never passes a snapshot restore refuses
+        refused = restore_problem([part for part in item.parts if part.status == "captured"])
+        if refused is not None:
+            part, path, why = refused
+            damaged.append(Damage(snapshot_id=item.id, part=part, path=path,
+                                  reason=f"restore refuses it: {why}"))  # fmt: skip
         for key, _, _ in _file_entries(item):
             files.setdefault(key)
         del item  # or it would live on while the next manifest loads: two at the peak
@@ -150,8 +160,13 @@ def _file_entries(manifest: SnapshotManifest) -> Iterator[tuple[_FileKey, str, s
     """(file key, part, path) of each regular file with content in ``manifest``."""
     for part in manifest.parts:
         for entry in part.entries:
-            if entry.type == "file" and entry.hash is not None:
+            # a malformed object id names no object: reported as what restore refuses
+            if entry.type == "file" and entry.hash is not None and _well_formed(entry):
                 yield (entry.hash, tuple(entry.extents)), part.name, entry.path
+
+
+def _well_formed(entry: Entry) -> bool:
+    return all(OBJECT_ID_RE.match(extent.object) for extent in entry.extents)
 
 
 def _users_of(

@@ -4,7 +4,9 @@ Include/exclude patterns use :func:`fnmatch.fnmatchcase` (``*`` also matches ``/
 against the path relative to the walked root and against the bare name, so ``*.db-wal``,
 ``cache`` and ``uploads/tmp/*`` all do what they say. An excluded directory is not descended.
 With include patterns, only files and symlinks that match one are kept; directories are always
-walked and recorded, so the tree's shape survives.
+walked and recorded, so the tree's shape survives. A root that is a symlink to a directory
+(``data/models -> /disk/models``) is walked through, so its contents are backed up; links below
+the root are never followed.
 """
 
 from __future__ import annotations
@@ -51,18 +53,9 @@ def walk_tree(
     skipped silently (a running stack rotates logs); unreadable directories raise
     :class:`SourceUnreadable`.
     """
-    try:
-        root_st = os.lstat(root)
-    except FileNotFoundError:
+    root_st = _root_stat(root, rel_prefix, warn)
+    if root_st is None:
         return
-    except OSError as exc:
-        raise SourceUnreadable(str(root), exc.strerror or str(exc)) from exc
-    if stat.S_ISLNK(root_st.st_mode):
-        target = os.readlink(root)  # noqa: PTH115 (keep the target exactly as stored)
-        warn(
-            f"{rel_prefix} is a symlink to {target!r}; only the link is backed up. "
-            "Point the part's paths at the directory it links to, if that is meant."
-        )
     stack: list[tuple[Node, str]] = [(Node(str(root), rel_prefix, root_st), "")]
     while stack:
         node, tree_rel = stack.pop()
@@ -91,6 +84,38 @@ def walk_tree(
                 continue
             found.append((Node(child.path, f"{node.path}/{child.name}", child_st), child_rel))
         stack.extend(reversed(found))
+
+
+def _root_stat(root: Path, rel_prefix: str, warn: Callable[[str], None]) -> os.stat_result | None:
+    """The stat of ``root``, through it when it is a symlink to a directory; None if missing."""
+    try:
+        root_st = root.lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SourceUnreadable(str(root), exc.strerror or str(exc)) from exc
+    if stat.S_ISLNK(root_st.st_mode):
+        try:
+            followed = root.stat()
+        except OSError:
+            followed = None  # dangling or a loop: the link itself is what there is
+        if followed is not None and stat.S_ISDIR(followed.st_mode):
+            return followed
+        if followed is None:  # a link to a file is kept as the link it is, without a word
+            target = os.readlink(root)  # noqa: PTH115 (keep the target exactly as stored)
+            warn(f"{rel_prefix} is a symlink to {target!r}, which does not exist; only the "
+                 "link is backed up.")  # fmt: skip
+    return root_st
+
+
+def root_link(root: Path) -> str | None:
+    """The target of ``root`` when it is a symlink to a directory (walked through), else None."""
+    try:
+        if not stat.S_ISLNK(root.lstat().st_mode) or not stat.S_ISDIR(root.stat().st_mode):
+            return None
+        return os.readlink(root)  # noqa: PTH115 (keep the target exactly as stored)
+    except OSError:
+        return None
 
 
 def kind_of(mode: int) -> str:

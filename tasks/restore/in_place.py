@@ -11,6 +11,7 @@ logs: they land in ``logs.restored-<time>``.
 
 from __future__ import annotations
 
+import os
 import shutil
 from contextlib import ExitStack
 from pathlib import Path
@@ -20,8 +21,9 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from blocks.config import ConsistencyMethod, SbxConfig
-from sbx.errors import RestoreUnhealthy
+from sbx.errors import RestoreRefused, RestoreUnhealthy
 from sbx.repository import SnapshotManifest
+from sbx.repository.format import PartRecord
 from tasks.backup.methods import QDRANT_SNAPSHOT_DIR
 from tasks.clients.docker_engine import connect as connect_docker
 from tasks.restore.swap_journal import swap_paths
@@ -62,11 +64,7 @@ def plan_swap(
     configs = False
     for part in chosen:
         part_config = config.parts.get(part.name)
-        tops = (
-            part_config.paths
-            if part_config
-            else sorted({e.path.split("/")[0] for e in part.entries})
-        )
+        tops = _tops(part, config)
         staged = [p for p in tops if (staging / p).exists() or (staging / p).is_symlink()]
         service = part_config.service if part_config else None
         compose_service = (
@@ -94,6 +92,35 @@ def plan_swap(
         qdrant_service=qdrant_service,
         configs=configs,
     )
+
+
+def _tops(part: PartRecord, config: SbxConfig) -> list[str]:
+    part_config = config.parts.get(part.name)
+    return (
+        part_config.paths if part_config else sorted({e.path.split("/")[0] for e in part.entries})
+    )
+
+
+def check_swappable(manifest: SnapshotManifest, parts: list[str] | None, config: SbxConfig) -> None:
+    """Refuse, before anything is staged, a live path a swap by rename cannot replace.
+
+    A mount point cannot be renamed aside, and renaming a link to a directory aside would put
+    the restored data on the stack's disk instead of the one the link leads to.
+    """
+    stack = config.stack_dir
+    for part in manifest.parts:
+        if part.status != "captured" or (parts and part.name not in parts):
+            continue
+        for rel in _tops(part, config):
+            live = stack / rel
+            if live.is_symlink() or os.path.ismount(live):
+                what = "a symlink" if live.is_symlink() else "a mount point"
+                raise RestoreRefused(
+                    f"{live} (part {part.name!r}) is {what}, which an in-place restore cannot "
+                    "swap by renaming. Stop the stack and restore that part with "
+                    f"'sbx restore {manifest.id} --part {part.name} --to DIR', then move its "
+                    "contents there. Nothing was changed."
+                )
 
 
 @task(name="swap-in-restored-data", cache_policy=NO_CACHE)

@@ -111,20 +111,21 @@ CASES: dict[str, tuple[Build, type[SbxError], str]] = {
     ),
     "absolute path": (lambda b: b.put([_file(b, _out(b))]), ManifestInvalid, "absolute"),
     "NUL in path": (lambda b: b.put([_file(b, "a\0b")]), ManifestInvalid, "NUL"),
-    "symlink absolute": (
-        lambda b: b.put([_link("l", str(b.sentinel))]),
+    # a link's target is data (restored verbatim); writing through one is what is refused
+    "file through an absolute link": (
+        lambda b: b.put([_link("l", str(b.sentinel)), _file(b, "l/pwned")]),
         ManifestInvalid,
-        "leaves the restore root",
+        "parent 'l' is a symlink",
     ),
-    "symlink up and out": (
-        lambda b: b.put([_dir("a"), _link("a/l", "../../sentinel")]),
+    "dir through a link up and out": (
+        lambda b: b.put([_dir("a"), _link("a/l", "../../sentinel"), _dir("a/l/pwned")]),
         ManifestInvalid,
-        "leaves the restore root",
+        "parent 'a/l' is a symlink",
     ),
-    "symlink chain out": (
-        lambda b: b.put([_link("x", "."), _link("y", "x/../sentinel")]),
+    "hard link through a link chain": (
+        lambda b: b.put([_link("x", "."), _file(b, "f"), _hard("x/pwned", "f")]),
         ManifestInvalid,
-        "leaves the restore root",
+        "parent 'x' is a symlink",
     ),
     "symlink NUL target": (lambda b: b.put([_link("l", "a\0b")]), ManifestInvalid, "NUL"),
     "file under symlinked dir": (
@@ -376,7 +377,8 @@ def _obviously_hostile(entries: list[tuple[str, str, str | None]]) -> bool:
             return True
         if any(part in ("", ".", "..") for part in path.split("/")):
             return True
-        if kind == "symlink" and to is not None and (to.startswith("/") or "\0" in to):
+        # a link may point anywhere (its target is data), but a NUL cannot be stored in one
+        if kind == "symlink" and to is not None and "\0" in to:
             return True
     return False
 

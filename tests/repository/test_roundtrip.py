@@ -313,17 +313,28 @@ def test_a_part_that_raises_is_recorded_failed_and_the_snapshot_goes_on(
     assert not (tmp_path / "out/data").exists()
 
 
-def test_symlinks_restore_would_refuse_are_flagged_at_backup(
+def test_a_linked_part_root_is_captured_through_and_links_restore_verbatim(
     repo: Repository, tmp_path: Path
 ) -> None:
     real = tmp_path / "big-disk/models"
     real.mkdir(parents=True)
+    (real / "weights.bin").write_bytes(b"w" * 100)
     stack = tmp_path / "stack"
     (stack / "data").mkdir(parents=True)
     (stack / "data/models").symlink_to(real)
     (stack / "data/localtime").symlink_to("/etc/localtime")
     manifest = backup(repo, stack, parts={"data": ["data/models", "data/localtime"]})
     part = manifest.parts[0]
-    assert [e.type for e in part.entries] == ["symlink", "symlink"]
-    assert any("only the link is backed up" in w for w in part.warnings)
-    assert any("points outside the backup; restore refuses it" in w for w in part.warnings)
+    assert [(e.path, e.type) for e in part.entries] == [
+        ("data/models", "dir"),
+        ("data/models/weights.bin", "file"),
+        ("data/localtime", "symlink"),
+    ]
+    assert part.detail["root_links"] == {"data/models": str(real)}
+    assert not part.warnings
+    assert repo.verify().ok
+    out = tmp_path / "out"
+    repo.restore(manifest.id, out)
+    assert not (out / "data/models").is_symlink()
+    assert (out / "data/models/weights.bin").read_bytes() == b"w" * 100
+    assert os.readlink(out / "data/localtime") == "/etc/localtime"

@@ -14,9 +14,10 @@ from bed import S3Server
 
 from blocks.config import OffboxConfig
 from sbx.errors import ConfigError, KeyExists, ObjectMissing, StorageError
+from sbx.repository.locations import parse_s3_url
 from sbx.repository.storage import Storage
 from sbx.repository.storage.contract import StorageContract
-from tasks.clients.s3.connect import S3Options, parse_s3_url
+from tasks.clients.s3.connect import S3Options
 from tasks.clients.s3.storage import S3Storage, connect
 
 MiB = 1 << 20

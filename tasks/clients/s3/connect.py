@@ -6,7 +6,6 @@ thread-safe, clients are).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MiB = 1 << 20
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 @dataclass(frozen=True)
@@ -34,27 +32,6 @@ class S3Options:
     #: attempts of :meth:`S3Storage._call` around botocore's own retries (see retry_again)
     attempts: int = 4
     backoff_s: float = 0.2
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix/")``; :class:`ConfigError`."""
-    if not url.startswith("s3://"):
-        raise ConfigError(f"{url!r} is not an s3://bucket/prefix URL. Fix offbox.url or --repo.")
-    bucket, _, prefix = url.removeprefix("s3://").partition("/")
-    if not _BUCKET.match(bucket) or ".." in bucket:
-        raise ConfigError(
-            f"{url!r}: {bucket!r} is not a valid S3 bucket name (3-63 lower-case letters, "
-            "digits, '.' and '-'). Fix offbox.url or --repo."
-        )
-    prefix = prefix.strip("/")
-    if prefix:
-        for part in prefix.split("/"):
-            if part in ("", ".", "..") or "\\" in part:
-                raise ConfigError(
-                    f"{url!r}: the prefix has an empty, '.' or '..' part. Fix offbox.url or --repo."
-                )
-        prefix += "/"
-    return bucket, prefix
 
 
 def make_client(offbox: OffboxConfig, *, max_attempts: int = 10) -> tuple[S3Client, S3Options]:

@@ -45,9 +45,10 @@ from sbx.errors import (
     UploadGone,
     WriteConflict,
 )
+from sbx.repository.locations import parse_s3_url
 from sbx.repository.storage import check_key, check_prefix
 from tasks.clients.s3.checksums import VerifiedBody, b64, verified_bytes
-from tasks.clients.s3.connect import MiB, S3Options, make_client, parse_s3_url
+from tasks.clients.s3.connect import MiB, S3Options, make_client
 from tasks.clients.s3.errors import retry_again, translate
 from tasks.clients.s3.multipart import (
     MIN_PART_SIZE,
