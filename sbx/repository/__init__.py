@@ -53,6 +53,7 @@ from sbx.repository.catalog import (
     load_summary,
     snapshot_ids,
 )
+from sbx.repository.drills import newest_drill_passed
 from sbx.repository.format import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_PACK_SIZE,
@@ -275,7 +276,10 @@ class Repository:
 
     def plan_prune(self, policy: RetentionPolicy, protected: Iterable[str] = ()) -> PrunePlan:
         """What ``policy`` keeps and removes now, per part (snapshot times come from their ids,
-        which a damaged manifest still has)."""
+        which a damaged manifest still has). The newest snapshot that passed a restore drill is
+        always among ``protected`` (invariant 6), whoever plans."""
+        drilled = newest_drill_passed(self.storage, self.list_snapshots())
+        protected = [*protected, drilled] if drilled else list(protected)
         candidates = []
         for listed in self.snapshot_summaries():
             created = datetime.strptime(listed.id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)

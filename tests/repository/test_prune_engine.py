@@ -4,11 +4,13 @@ kept, listed as damaged, and neither blocks backups nor costs another snapshot."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from blocks.config import RetentionPolicy
 from repository.helpers import PARTS, backup
 from sbx.repository import Repository
+from sbx.repository.drills import DrillMark, new_drill_id, write_mark
 from sbx.repository.format import snapshot_key
 
 
@@ -79,3 +81,17 @@ def test_a_damaged_newest_manifest_neither_blocks_backups_nor_hides_the_list(
     ]  # fmt: skip
     assert "unusable" in getattr(listed[1], "reason", "")
     assert third.stats.files_read == 0  # the older base still spares re-reading
+
+
+def test_the_engine_keeps_the_newest_drill_passed_snapshot(repo: Repository, src: Path) -> None:
+    drilled = backup(repo, src)
+    others = [backup(repo, src, previous=drilled).id for _ in range(2)]
+    now = datetime.now(UTC)
+    write_mark(
+        repo.storage,
+        DrillMark(drill_id=new_drill_id(now), snapshot_id=drilled.id, passed=True,
+                  started_at=now, finished_at=now),
+    )  # fmt: skip
+    policy = RetentionPolicy(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0)
+    plan = repo.plan_prune(policy)  # not only the prune flow: whoever plans through the engine
+    assert plan.remove == [others[0]] and plan.keep[drilled.id] == ["protected"]
