@@ -12,6 +12,7 @@ from repository.helpers import PARTS, backup
 from sbx.repository import Repository
 from sbx.repository.drills import DrillMark, new_drill_id, write_mark
 from sbx.repository.format import snapshot_key
+from tasks.reports import prune_markdown
 
 
 def test_the_engine_keeps_the_only_full_backup_among_partial_ones(
@@ -62,6 +63,7 @@ def test_prune_keeps_the_good_snapshot_when_the_newest_manifest_is_damaged(
     assert repo.list_snapshots() == [older.id, newest.id]
     assert report.gc.objects_deleted == 0 and report.gc.skipped is not None
     assert newest.id in report.gc.skipped and "sbx verify --all" in report.gc.skipped
+    assert report.gc.skipped in prune_markdown(report)  # the Prefect artifact says it too
     assert repo.verify(older.id).ok
 
 
