@@ -86,7 +86,9 @@ def register(app: typer.Typer) -> None:
             table.add_column(column, no_wrap=True, min_width=5 if column == "parts" else None)
         for row in rows:
             if row["damaged"]:
-                table.add_row(row["id"], "", "[red]damaged: manifest unreadable[/]", "", "")
+                i = row["id"]  # its id still says when it was made: YYYYMMDDTHHMMSSZ-...
+                made = f"{i[:4]}-{i[4:6]}-{i[6:8]} {i[9:11]}:{i[11:13]}"
+                table.add_row(i, made, "[red]damaged: manifest unreadable[/]", "", "")
                 continue
             failed = row["failed_parts"]
             parts = str(len(row["parts"])) + (

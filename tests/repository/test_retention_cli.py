@@ -40,6 +40,7 @@ def test_snapshots_lists_a_damaged_manifest_as_a_row(
     assert done.exception is None and done.exit_code == 0, done.stderr
     lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
     assert "damaged" in lines[second.id] and "damaged" not in lines[first.id]
+    assert f"{second.id[:4]}-{second.id[4:6]}-{second.id[6:8]}" in lines[second.id]
     assert second.id in done.stderr and "truncated" in done.stderr
     listed = json.loads(invoke([*args, "--json"]).stdout)
     assert [row["id"] for row in listed] == [first.id, second.id]
