@@ -6,6 +6,7 @@ from prefect import flow, get_run_logger
 
 from flows.runbook import flow_config, run_name
 from sbx.repository import PruneReport
+from sbx.repository.retention import with_overrides
 from tasks.backup.prune import plan_prune, prune_snapshots
 from tasks.reports import artifact_key, prune_markdown, publish_markdown
 from tasks.repository import open_repository
@@ -24,9 +25,10 @@ def prune_repository(
 ) -> PruneReport:
     """Apply the retention policy (sbx.toml [retention], overridden by the arguments).
 
-    Never deletes the newest snapshot nor the newest one that passed a restore drill
-    (``sbx drill``), refuses a policy that would delete every snapshot, and with ``dry_run``
-    only reports what would go, in the same words.
+    Applied per part: never deletes the newest snapshot, the last complete copy of any part,
+    the newest one that passed a restore drill (``sbx drill``) nor one whose manifest cannot be
+    read; refuses a policy that would delete every snapshot, and with ``dry_run`` only reports
+    what would go, in the same words.
     """
     config = flow_config(stack, config_file)
     overrides = {
@@ -35,9 +37,8 @@ def prune_repository(
         "keep_weekly": keep_weekly,
         "keep_monthly": keep_monthly,
     }
-    policy = config.retention.model_copy(
-        update={key: value for key, value in overrides.items() if value is not None}
-    )
+    # validated: a negative keep-* is refused (exit 2), never taken as "keep none"
+    policy = with_overrides(config.retention, overrides)
     repository = open_repository(config, repo)
     plan = plan_prune(repository, policy)
     report = prune_snapshots(repository, plan, dry_run=dry_run)
@@ -51,6 +52,8 @@ def prune_repository(
         report.gc.objects_deleted,
         report.gc.bytes_freed,
     )
+    if report.gc.skipped:
+        log.warning("%s", report.gc.skipped)
     publish_markdown(
         artifact_key("prune", repository.info.id[:8]),
         prune_markdown(report),

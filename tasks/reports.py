@@ -159,6 +159,7 @@ def prune_markdown(report: PruneReport) -> str:
         + (" (would be)" if report.dry_run else "")
         + ".",
         "",
+        *([f"**Objects not collected:** {gc.skipped}", ""] if gc.skipped else []),
         "| snapshot | kept because |",
         "|---|---|",
         *(f"| {sid} | {', '.join(why)} |" for sid, why in sorted(report.kept.items())),

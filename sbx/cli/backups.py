@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sbx.cli.options import ConfigOption, JsonOption, PartOption, RepoOption, StackOption, err, out
@@ -57,7 +58,8 @@ def snapshots(
 
     # an encrypted off-box copy needs its age identity (opened the way flows open it)
     repository = Repository.open(open_encrypted(door.config, door.location))
-    rows = [_snapshot_row(repository.snapshot_summary(i)) for i in repository.list_snapshots()]
+    # a manifest that cannot be read is a row saying so, not an error hiding the others
+    rows = [_snapshot_row(listed) for listed in repository.snapshot_summaries()]
     if json_:
         out.print_json(json.dumps(rows))
         return
@@ -71,6 +73,11 @@ def snapshots(
     for column in ("id", "created (UTC)", "parts", "files", "size"):
         table.add_column(column, no_wrap=True, min_width=5 if column == "parts" else None)
     for row in rows:
+        if row["damaged"]:
+            i = row["id"]  # its id still says when it was made: YYYYMMDDTHHMMSSZ-...
+            made = f"{i[:4]}-{i[4:6]}-{i[6:8]} {i[9:11]}:{i[11:13]}"
+            table.add_row(i, made, "[red]damaged: manifest unreadable[/]", "", "")
+            continue
         failed = row["failed_parts"]
         parts = str(len(row["parts"])) + (
             f" [red](failed: {', '.join(failed)})[/]" if failed else ""
@@ -83,6 +90,9 @@ def snapshots(
             human_bytes(row["bytes"]),
         )
     out.print(table)
+    for row in rows:
+        if row["damaged"]:  # the reason names the snapshot and the next step
+            err.print(f"[yellow]warning:[/] {escape(row['damaged'])}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -174,10 +184,13 @@ def restore(
 
 
 def prune(
-    keep_last: Annotated[int | None, typer.Option(help="Newest N.")] = None,
-    keep_daily: Annotated[int | None, typer.Option(help="One per day, N days.")] = None,
-    keep_weekly: Annotated[int | None, typer.Option(help="One per week, N weeks.")] = None,
-    keep_monthly: Annotated[int | None, typer.Option(help="One per month, N months.")] = None,
+    # min=0: a negative count is a usage error naming the flag (exit 2), never a prune
+    keep_last: Annotated[int | None, typer.Option(min=0, help="Newest N.")] = None,
+    keep_daily: Annotated[int | None, typer.Option(min=0, help="One per day, N days.")] = None,
+    keep_weekly: Annotated[int | None, typer.Option(min=0, help="One per week, N weeks.")] = None,
+    keep_monthly: Annotated[
+        int | None, typer.Option(min=0, help="One per month, N months.")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would go.")] = False,
     repo: RepoOption = None,
     stack: StackOption = None,
@@ -208,6 +221,8 @@ def prune(
         f"{verb} {len(report.removed)} snapshot(s) and {report.gc.objects_deleted} "
         f"objects, {human_bytes(freed)}"
     )
+    if report.gc.skipped:
+        err.print(f"[yellow]warning:[/] {escape(report.gc.skipped)}")
 
 
 def register_checks(app: typer.Typer) -> None:
@@ -248,7 +263,10 @@ def parts_progress() -> Iterator[None]:
 
 
 def _snapshot_row(manifest: Any) -> dict[str, Any]:
+    if not hasattr(manifest, "parts"):  # UnreadableSnapshot: its id and why, nothing else
+        return {"id": manifest.id, "damaged": manifest.reason}
     return {
+        "damaged": None,
         "id": manifest.id,
         "created_at": manifest.created_at.isoformat(),
         "stack_dir": manifest.stack_dir,

@@ -139,6 +139,8 @@ class ManifestInvalid(RepositoryError):
             "'sbx verify --all' to check the others."
         )
         super().__init__(f"Manifest of {where} is unusable: {problem}. {step}")
+        self.where = where
+        self.problem = problem
 
 
 class IntegrityError(RepositoryError):

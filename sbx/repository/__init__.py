@@ -28,6 +28,7 @@ Typical use::
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -43,7 +44,15 @@ from sbx.errors import (
     SnapshotNotFound,
     UnsupportedFormat,
 )
-from sbx.repository.catalog import SnapshotSummary, load_manifest, load_summary, snapshot_ids
+from sbx.repository.catalog import (
+    SnapshotSummary,
+    UnreadableSnapshot,
+    load_manifest,
+    load_summaries,
+    load_summary,
+    snapshot_ids,
+)
+from sbx.repository.drills import newest_drill_passed
 from sbx.repository.format import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_PACK_SIZE,
@@ -65,11 +74,13 @@ from sbx.repository.lock import WriterLock
 from sbx.repository.objects import ObjectStore
 from sbx.repository.parts import PartWriter
 from sbx.repository.restore import RestoreReport, restore_snapshot
-from sbx.repository.retention import PrunePlan, RetentionPolicy, plan_prune
+from sbx.repository.retention import Candidate, PrunePlan, RetentionPolicy, plan_prune
 from sbx.repository.storage import Storage
 from sbx.repository.storage.local import LocalStorage
 from sbx.repository.verify import Damage, VerifyReport, verify_snapshots
 from sbx.repository.writer import SnapshotWriter
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Damage",
@@ -88,6 +99,7 @@ __all__ = [
     "SnapshotSummary",
     "SnapshotWriter",
     "Stats",
+    "UnreadableSnapshot",
     "VerifyReport",
     "plan_prune",
 ]
@@ -169,9 +181,24 @@ class Repository:
         """What a listing shows of ``snapshot_id``: its manifest without the file entries."""
         return load_summary(self.storage, snapshot_id)
 
+    def snapshot_summaries(self) -> list[SnapshotSummary | UnreadableSnapshot]:
+        """Every snapshot as a listing shows it, oldest first; damaged manifests included."""
+        return load_summaries(self.storage)
+
     def latest_snapshot(self) -> SnapshotManifest | None:
-        ids = self.list_snapshots()
-        return self.load_snapshot(ids[-1]) if ids else None
+        """The newest snapshot whose manifest loads (the base of the next backup), or None.
+
+        A damaged newer manifest is passed over with a warning: it must not block backups,
+        and the next one then simply reads the files it cannot reuse.
+        """
+        for snapshot_id in reversed(self.list_snapshots()):
+            try:
+                return self.load_snapshot(snapshot_id)
+            except (ManifestInvalid, UnsupportedFormat) as exc:
+                log.warning("not using snapshot %s as a base: %s", snapshot_id, exc)
+            except SnapshotNotFound:
+                continue  # pruned meanwhile
+        return None
 
     def writer(self, *, command: str = "sbx backup", wait_s: float = 0.0) -> SnapshotWriter:
         """A snapshot writer; entering it takes the writer lock (waiting up to ``wait_s``)."""
@@ -248,10 +275,23 @@ class Repository:
     # -- pruning -----------------------------------------------------------------------------
 
     def plan_prune(self, policy: RetentionPolicy, protected: Iterable[str] = ()) -> PrunePlan:
-        """What ``policy`` keeps and removes now (snapshot times come from their ids)."""
-        dated = [(i, datetime.strptime(i[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC))
-                 for i in self.list_snapshots()]  # fmt: skip
-        return plan_prune(dated, policy, protected)
+        """What ``policy`` keeps and removes now, per part (snapshot times come from their ids,
+        which a damaged manifest still has). The newest snapshot that passed a restore drill is
+        always among ``protected`` (invariant 6), whoever plans."""
+        drilled = newest_drill_passed(self.storage, self.list_snapshots())
+        protected = [*protected, drilled] if drilled else list(protected)
+        candidates = []
+        for listed in self.snapshot_summaries():
+            created = datetime.strptime(listed.id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+            if isinstance(listed, UnreadableSnapshot):
+                candidates.append(
+                    Candidate(id=listed.id, created_at=created, unreadable=listed.reason)
+                )
+                continue
+            # a copy only of the parts it holds complete: skipped and failed ones do not count
+            complete = frozenset(p.name for p in listed.parts if p.status == "captured")
+            candidates.append(Candidate(id=listed.id, created_at=created, parts=complete))
+        return plan_prune(candidates, policy, protected)
 
     def prune(
         self,

@@ -12,7 +12,7 @@ from typing import BinaryIO, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sbx.errors import ManifestInvalid, ObjectMissing, SnapshotNotFound
+from sbx.errors import ManifestInvalid, ObjectMissing, SnapshotNotFound, UnsupportedFormat
 from sbx.repository.format import (
     SNAPSHOT_ID_RE,
     SNAPSHOTS_PREFIX,
@@ -52,6 +52,16 @@ class SnapshotSummary(BaseModel):
     stats: Stats = Field(default_factory=Stats)
 
 
+class UnreadableSnapshot(BaseModel):
+    """A snapshot whose manifest exists but cannot be read (truncated, not JSON, invalid, or
+    written by a newer sbx): listed as damaged, kept by prune, skipped as a backup's base."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    reason: str
+
+
 def snapshot_ids(storage: Storage) -> list[str]:
     """Ids of the complete snapshots, oldest first (ids sort by creation time)."""
     found = []
@@ -88,6 +98,21 @@ def load_summary(storage: Storage, snapshot_id: str) -> SnapshotSummary:
         return validate_manifest(SnapshotSummary, data, where)
 
     return _load(storage, snapshot_id, summary)
+
+
+def load_summaries(storage: Storage) -> list[SnapshotSummary | UnreadableSnapshot]:
+    """Every snapshot as a listing shows it, oldest first; one whose manifest does not load is
+    an :class:`UnreadableSnapshot` rather than an error, so one damaged manifest does not hide
+    the others (nor block the commands that list them)."""
+    listed: list[SnapshotSummary | UnreadableSnapshot] = []
+    for snapshot_id in snapshot_ids(storage):
+        try:
+            listed.append(load_summary(storage, snapshot_id))
+        except (ManifestInvalid, UnsupportedFormat) as exc:
+            listed.append(UnreadableSnapshot(id=snapshot_id, reason=exc.message))
+        except SnapshotNotFound:
+            continue  # pruned between the listing and the read
+    return listed
 
 
 def _load(storage: Storage, snapshot_id: str, parse: Callable[[BinaryIO, str], _Loaded]) -> _Loaded:

@@ -3,7 +3,9 @@
 Prune deletes the manifests a :class:`PrunePlan` removes, then collects garbage: every object no
 remaining manifest references, and in-flight writes that killed processes left behind. If any
 manifest cannot be read, collection stops before deleting anything: an object it might
-reference is not garbage until we know.
+reference is not garbage until we know. Prune then still removes what its plan removes (the plan
+kept the unreadable snapshot and did not count it as a copy of anything) and reports the
+collection as skipped, rather than failing after the deletes and blocking every later prune.
 
 A dry run is the same code against :class:`DryRunStorage`, which reads through to the real
 storage and only records deletes (restic's approach), so both report the same numbers.
@@ -18,7 +20,7 @@ from typing import BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sbx.errors import ObjectMissing, PolicyRefused
+from sbx.errors import ManifestInvalid, ObjectMissing, PolicyRefused, UnsupportedFormat
 from sbx.repository.catalog import load_manifest, snapshot_ids
 from sbx.repository.format import object_key, snapshot_key
 from sbx.repository.objects import ObjectStore
@@ -43,6 +45,9 @@ class GcReport(BaseModel):
     tmp_deleted: int
     tmp_bytes_freed: int
     duration_s: float
+    skipped: str | None = Field(
+        default=None, description="Why no object was collected (a manifest that cannot be read)."
+    )
 
 
 class PruneReport(BaseModel):
@@ -152,8 +157,28 @@ def prune_snapshots(storage: Storage, plan: PrunePlan, *, dry_run: bool) -> Prun
         removed=removed,
         kept={k: v for k, v in plan.keep.items() if k in current},
         manifest_bytes_freed=freed,
-        gc=collect_garbage(storage, dry_run=dry_run),
+        gc=_collect_unless_unreadable(storage, dry_run=dry_run),
     )
+
+
+def _collect_unless_unreadable(storage: Storage, *, dry_run: bool) -> GcReport:
+    started = time.monotonic()
+    try:
+        return collect_garbage(storage, dry_run=dry_run)
+    except (ManifestInvalid, UnsupportedFormat) as exc:
+        # nothing was collected: collect_garbage reads every manifest before deleting anything
+        log.warning("not collecting objects in %s: %s", storage.location, exc)
+        return GcReport(
+            dry_run=dry_run,
+            snapshots=len(snapshot_ids(storage)),
+            objects_total=0,
+            objects_deleted=0,
+            bytes_freed=0,
+            tmp_deleted=0,
+            tmp_bytes_freed=0,
+            duration_s=time.monotonic() - started,
+            skipped=_why_not_collected(exc),
+        )
 
 
 def collect_garbage(
@@ -198,4 +223,14 @@ def collect_garbage(
         tmp_deleted=tmp_count,
         tmp_bytes_freed=tmp_bytes,
         duration_s=time.monotonic() - started,
+    )
+
+
+def _why_not_collected(exc: ManifestInvalid | UnsupportedFormat) -> str:
+    what = f"{exc.where}: {exc.problem}" if isinstance(exc, ManifestInvalid) else str(exc)
+    return (
+        f"No unreferenced object was collected: a manifest cannot be read ({what}), and its "
+        "snapshot may use any of them. Run 'sbx verify --all' to see the damage; once that "
+        "manifest is repaired (e.g. copied back from the off-box copy) or removed, 'sbx prune' "
+        "collects them."
     )

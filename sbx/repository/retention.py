@@ -3,22 +3,30 @@
 Semantics follow restic's ``forget``: walking the snapshots newest first, keep-last keeps the
 first N; keep-daily keeps the newest snapshot of each of the N most recent days that have one
 (weekly: ISO weeks, monthly: calendar months), a snapshot counting for every rule it satisfies.
-Days, weeks and months are UTC, so a plan does not depend on the host's time zone. On top, the
-newest snapshot and every protected one (e.g. the newest that passed a restore drill) are always
-kept, and a policy that keeps nothing at all (every keep-* zero) is refused.
+Days, weeks and months are UTC, so a plan does not depend on the host's time zone.
+
+The policy applies per part, as restic groups snapshots by their paths: a snapshot is a copy of
+exactly the parts it holds complete (a part skipped or failed in it does not count), and the rules
+run over each part's copies on their own. So seven ``sbx backup --part notes`` never push the only
+full backup out of keep-last 7, and the newest complete copy of every part is always kept (every
+rule keeps the newest of what it walks). On top, the newest snapshot, every protected one (e.g.
+the newest that passed a restore drill) and every snapshot whose manifest cannot be read are
+always kept: an unreadable manifest counts as a copy of nothing, so it never makes another
+snapshot look redundant, and it is not deleted blindly either. A policy that keeps nothing at all
+(every keep-* zero) is refused.
 
 Applying a plan and planning again keeps everything that is left: each rule picks the same
-snapshots from the kept set as from the full list.
+snapshots from a part's kept copies as from all of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sbx.errors import PolicyRefused
+from sbx.errors import ConfigError, PolicyRefused
 
 
 class RetentionPolicy(BaseModel):
@@ -33,6 +41,10 @@ class RetentionPolicy(BaseModel):
     keep_monthly: int = Field(default=6, ge=0, description="Newest of each of N months.")
 
 
+#: the part name of snapshots given as bare (id, time) pairs: one group, reasons unlabelled
+WHOLE = ""
+
+
 class PrunePlan(BaseModel):
     """What a prune would do; ``keep`` gives each kept snapshot's reasons."""
 
@@ -44,6 +56,19 @@ class PrunePlan(BaseModel):
     remove: list[str] = Field(default_factory=list)
 
 
+class Candidate(BaseModel):
+    """One snapshot as retention sees it: when, which parts it holds complete, or unreadable."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    created_at: datetime
+    parts: frozenset[str] = frozenset({WHOLE})
+    unreadable: str | None = Field(
+        default=None, description="Why its manifest cannot be read; such a snapshot is kept."
+    )
+
+
 _Bucket = Callable[[datetime], tuple[int, ...]]
 _RULES: tuple[tuple[str, str, _Bucket], ...] = (
     ("keep_daily", "daily", lambda t: (t.year, t.month, t.day)),
@@ -53,13 +78,14 @@ _RULES: tuple[tuple[str, str, _Bucket], ...] = (
 
 
 def plan_prune(
-    snapshots: Iterable[tuple[str, datetime]],
+    snapshots: Iterable[Candidate | tuple[str, datetime]],
     policy: RetentionPolicy,
     protected: Iterable[str] = (),
 ) -> PrunePlan:
-    """Split ``snapshots`` (id, created_at) into kept (with reasons) and removed, newest first.
+    """Split ``snapshots`` into kept (with reasons) and removed, newest first.
 
-    Raises :class:`PolicyRefused` when every keep-* of ``policy`` is zero.
+    A bare ``(id, created_at)`` pair is a snapshot of one whole part. Raises
+    :class:`PolicyRefused` when every keep-* of ``policy`` is zero.
     """
     if not any((policy.keep_last, policy.keep_daily, policy.keep_weekly, policy.keep_monthly)):
         raise PolicyRefused(
@@ -67,31 +93,71 @@ def plan_prune(
             "keep-monthly are all 0): it would delete every snapshot. Set at least one of them "
             "above 0. Nothing was deleted."
         )
+    items = [
+        s if isinstance(s, Candidate) else Candidate(id=s[0], created_at=s[1]) for s in snapshots
+    ]
     # newest first; the id breaks ties so the plan never depends on input order
-    ordered = sorted(snapshots, key=lambda item: (_utc(item[1]), item[0]), reverse=True)
+    ordered = sorted(items, key=lambda item: (_utc(item.created_at), item.id), reverse=True)
     guarded = set(protected)
+    # reason label -> parts for which that rule keeps the snapshot, per snapshot
+    why: dict[str, dict[str, list[str]]] = {item.id: {} for item in ordered}
+    readable = [item for item in ordered if item.unreadable is None]
+    for part in sorted({part for item in readable for part in item.parts}):
+        copies = [item for item in readable if part in item.parts]
+        for snapshot_id, label in _apply(copies, policy):
+            why[snapshot_id].setdefault(label, []).append(part)
     keep: dict[str, list[str]] = {}
+    for index, item in enumerate(ordered):
+        reasons = ["newest snapshot"] if index == 0 else []
+        if item.unreadable is not None:
+            reasons.append("manifest unreadable")
+        reasons += [_label(label, parts) for label, parts in why[item.id].items()]
+        if item.id in guarded:
+            reasons.append("protected")
+        if reasons:
+            keep[item.id] = reasons
+    remove = [item.id for item in ordered if item.id not in keep]
+    return PrunePlan(policy=policy, keep=keep, remove=remove)
+
+
+def _apply(copies: list[Candidate], policy: RetentionPolicy) -> Iterable[tuple[str, str]]:
+    """(id, rule label) for every rule that keeps one of ``copies`` (newest first)."""
     remaining = {attr: getattr(policy, attr) for attr, _, _ in _RULES}
     last_bucket: dict[str, tuple[int, ...] | None] = {attr: None for attr, _, _ in _RULES}
-    for index, (snapshot_id, created_at) in enumerate(ordered):
-        reasons: list[str] = []
-        if index == 0:
-            reasons.append("newest snapshot")
+    for index, item in enumerate(copies):
         if index < policy.keep_last:
-            reasons.append(f"last {policy.keep_last}")
-        when = _utc(created_at)
+            yield item.id, f"last {policy.keep_last}"
+        when = _utc(item.created_at)
         for attr, label, bucket in _RULES:
             value = bucket(when)
             if remaining[attr] > 0 and value != last_bucket[attr]:
                 last_bucket[attr] = value
                 remaining[attr] -= 1
-                reasons.append(f"{label} {getattr(policy, attr)}")
-        if snapshot_id in guarded:
-            reasons.append("protected")
-        if reasons:
-            keep[snapshot_id] = reasons
-    remove = [snapshot_id for snapshot_id, _ in ordered if snapshot_id not in keep]
-    return PrunePlan(policy=policy, keep=keep, remove=remove)
+                yield item.id, f"{label} {getattr(policy, attr)}"
+
+
+def _label(label: str, parts: list[str]) -> str:
+    named = [part for part in parts if part != WHOLE]
+    return f"{label} ({', '.join(named)})" if named else label
+
+
+def with_overrides(policy: RetentionPolicy, overrides: Mapping[str, int | None]) -> RetentionPolicy:
+    """``policy`` with the keep-* values given (None: unchanged), validated like sbx.toml's.
+
+    ``model_copy(update=...)`` would not validate: a -1 from the command line went through and
+    pruned. :class:`ConfigError` (exit 2) names the flag and the fix.
+    """
+    merged = policy.model_dump() | {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return RetentionPolicy.model_validate(merged)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "keep_*"
+        flag = "--" + key.replace("_", "-")
+        raise ConfigError(
+            f"{flag} is {merged.get(key)!r}: {error['msg']}. Give {flag} a whole number of "
+            "snapshots, 0 or more (0 turns that rule off). Nothing was deleted."
+        ) from None
 
 
 def _utc(moment: datetime) -> datetime:
