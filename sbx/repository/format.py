@@ -222,6 +222,11 @@ class PartRecord(_Frozen):
     reason: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
+    incomplete: list[str] = Field(
+        default_factory=list,
+        description="Directories that vanished or were renamed while the backup read them: "
+        "their subtrees are missing or partial, so the part is not a complete copy.",
+    )
     stats: Stats = Field(default_factory=Stats)
     entries: list[Entry] = Field(default_factory=list)
 

@@ -15,7 +15,7 @@ import io
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from types import TracebackType
@@ -44,6 +44,7 @@ class PartWriter:
         self.ctx, self.name, self.method = ctx, name, method
         self.detail: dict[str, Any] = {}
         self.warnings: list[str] = []
+        self.incomplete: list[str] = []  # directories whose subtree the walk could not read
         self.status: PartStatus = "captured"
         self.reason: str | None = None
         self._entries: list[Entry] = []
@@ -66,15 +67,18 @@ class PartWriter:
         *,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        exclude_paths: Collection[str] = (),
         sha256: bool = False,
     ) -> int:
         """Record the directory (or single file) ``root`` as entries below ``rel_prefix``.
 
+        ``exclude_paths`` are exact paths relative to ``root`` (not patterns).
         Returns the number of entries added; 0 means ``root`` does not exist.
         """
         self._check_path(rel_prefix)
         added = 0
-        for node in walk_tree(root, rel_prefix, PathFilter(include, exclude), self.warn):
+        filt = PathFilter(include, exclude, frozenset(exclude_paths))
+        for node in walk_tree(root, rel_prefix, filt, self.warn, self._vanished):
             if self._add_node(node, sha256):
                 added += 1
         return added
@@ -132,6 +136,14 @@ class PartWriter:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
 
+    def _vanished(self, path: str) -> None:
+        self.incomplete.append(path)
+        self.warn(
+            f"{path} vanished or was renamed while the backup read it; what was below it is "
+            "not in this snapshot (part marked incomplete). Run the backup again once the "
+            "stack is idle."
+        )
+
     def skip(self, reason: str) -> None:
         """Mark the part skipped (e.g. not present); its entries are dropped."""
         self.status, self.reason = "skipped", reason
@@ -158,6 +170,7 @@ class PartWriter:
                 reason=self.reason,
                 detail=self.detail,
                 warnings=self.warnings,
+                incomplete=self.incomplete,
                 stats=Stats(**asdict(self._counts), duration_s=time.monotonic() - self._started),
             )
             # each Entry was validated when it was made; passed to the constructor, pydantic

@@ -23,8 +23,13 @@ from sbx.errors import SourceUnreadable
 class PathFilter:
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
+    #: exact paths relative to the walked root, never patterns (live databases: a name with
+    #: ``[`` or ``*`` must not match other files, nor a bare name a file elsewhere)
+    exclude_paths: frozenset[str] = frozenset()
 
     def excluded(self, tree_rel: str, name: str) -> bool:
+        if tree_rel in self.exclude_paths:
+            return True
         return any(fnmatchcase(tree_rel, p) or fnmatchcase(name, p) for p in self.exclude)
 
     def included(self, tree_rel: str, name: str) -> bool:
@@ -43,12 +48,18 @@ class Node:
 
 
 def walk_tree(
-    root: Path, rel_prefix: str, filt: PathFilter, warn: Callable[[str], None]
+    root: Path,
+    rel_prefix: str,
+    filt: PathFilter,
+    warn: Callable[[str], None],
+    vanished: Callable[[str], None] | None = None,
 ) -> Iterator[Node]:
     """Every node under ``root`` (itself first), as entry paths below ``rel_prefix``.
 
-    Nothing is yielded when ``root`` does not exist. Things that vanish during the walk are
-    skipped silently (a running stack rotates logs); unreadable directories raise
+    Nothing is yielded when ``root`` does not exist. Files that vanish during the walk are
+    skipped silently (a running stack rotates logs). A directory that vanishes (or is renamed)
+    after it was seen and before it is listed takes its whole subtree with it: its entry path
+    goes to ``vanished``, so the part can say it is not complete. Unreadable directories raise
     :class:`SourceUnreadable`.
     """
     try:
@@ -69,13 +80,7 @@ def walk_tree(
         yield node
         if not stat.S_ISDIR(node.st.st_mode):
             continue
-        try:
-            with os.scandir(node.abs_path) as listing:
-                children = sorted(listing, key=lambda item: item.name)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        except OSError as exc:
-            raise SourceUnreadable(node.abs_path, exc.strerror or str(exc)) from exc
+        children = _listing(node, vanished)
         found: list[tuple[Node, str]] = []
         for child in children:
             child_rel = f"{tree_rel}/{child.name}" if tree_rel else child.name
@@ -91,6 +96,19 @@ def walk_tree(
                 continue
             found.append((Node(child.path, f"{node.path}/{child.name}", child_st), child_rel))
         stack.extend(reversed(found))
+
+
+def _listing(node: Node, vanished: Callable[[str], None] | None) -> list[os.DirEntry[str]]:
+    """The directory's entries, sorted by name; none when it is gone (``vanished`` is told)."""
+    try:
+        with os.scandir(node.abs_path) as listing:
+            return sorted(listing, key=lambda item: item.name)
+    except (FileNotFoundError, NotADirectoryError):
+        if vanished is not None:
+            vanished(node.path)
+        return []
+    except OSError as exc:
+        raise SourceUnreadable(node.abs_path, exc.strerror or str(exc)) from exc
 
 
 def kind_of(mode: int) -> str:

@@ -1,0 +1,64 @@
+"""A backup says what it could not capture: directories that vanish or are renamed mid-walk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sbx.repository import Repository
+from sbx.repository import parts as parts_module
+from sbx.repository.walk import Node, walk_tree
+
+
+def _tree(root: Path) -> Path:
+    (root / "data/uploads/a").mkdir(parents=True)
+    (root / "data/uploads/a/1.txt").write_text("one")
+    (root / "data/uploads/b").mkdir()
+    (root / "data/uploads/b/2.txt").write_text("two")
+    return root
+
+
+def _renaming_walk(victim: str) -> Any:
+    """walk_tree, but ``victim`` is renamed right after the walk has seen it."""
+
+    def walk(root: Path, rel_prefix: str, *args: Any) -> Iterator[Node]:
+        for node in walk_tree(root, rel_prefix, *args):
+            yield node
+            if node.path == victim:
+                path = Path(node.abs_path)
+                path.rename(path.with_name(path.name + ".renamed"))
+
+    return walk
+
+
+def test_directory_renamed_mid_walk_marks_the_part_incomplete(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _tree(tmp_path / "src")
+    monkeypatch.setattr(parts_module, "walk_tree", _renaming_walk("data/uploads/a"))
+    with repo.writer() as writer:
+        writer.begin_snapshot(stack_dir=src)
+        with writer.part("data", "copy") as part:
+            part.add_tree(src / "data", "data")
+        manifest = writer.commit()
+    record = manifest.parts[0]
+    assert record.incomplete == ["data/uploads/a"]
+    assert any(
+        "data/uploads/a vanished or was renamed" in w and "incomplete" in w for w in record.warnings
+    ), record.warnings
+    # the part record survives the round trip through the stored manifest
+    assert repo.load_snapshot(manifest.id).parts[0].incomplete == ["data/uploads/a"]
+
+
+def test_walk_reports_a_vanished_directory(tmp_path: Path) -> None:
+    src = _tree(tmp_path / "src")
+    gone: list[str] = []
+    walk = walk_tree(src / "data", "data", parts_module.PathFilter(), print, gone.append)
+    for node in walk:
+        if node.path == "data/uploads/b":
+            (src / "data/uploads/b/2.txt").unlink()
+            (src / "data/uploads/b").rmdir()
+    assert gone == ["data/uploads/b"]
