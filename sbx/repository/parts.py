@@ -30,6 +30,7 @@ from sbx.repository.format import (
     PartStatus,
     StatKey,
     Stats,
+    hashed_by_extents,
 )
 from sbx.repository.safety import path_problem, symlink_escapes
 from sbx.repository.walk import Node, PathFilter, kind_of, walk_tree
@@ -199,6 +200,13 @@ class PartWriter:
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _reusable(self, prev: Entry) -> bool:
+        chunked = hashed_by_extents(prev.content_size, self.ctx.info.small_file_limit)
+        return all(
+            self.ctx.uploader.reusable(e.object, e.offset + e.length, exact=chunked)
+            for e in prev.extents
+        )
+
     def _check_path(self, path: str) -> None:
         problem = path_problem(path)
         if problem is not None:
@@ -262,7 +270,9 @@ class PartWriter:
             prev is not None
             and prev.stat_key == key
             and (prev.sha256 is not None or not sha256)
-            and all(self.ctx.uploader.has(extent.object) for extent in prev.extents)
+            # a damaged object (truncated: its size or header disagrees) is not reused: the
+            # file is read again and the object stored again
+            and self._reusable(prev)
         ):
             self._counts.files += 1
             self._counts.bytes += prev.content_size

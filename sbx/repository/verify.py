@@ -65,6 +65,11 @@ class VerifyReport(BaseModel):
     bytes_checked: int = Field(default=0, description="Plaintext bytes re-hashed.")
     files_checked: int = 0
     damaged: list[Damage] = Field(default_factory=list)
+    replaced_by_next_backup: list[str] = Field(
+        default_factory=list,
+        description="Damaged objects the next backup stores again (missing, or their size or "
+        "header is wrong), as long as a file with their content is still in the stack.",
+    )
     duration_s: float = 0.0
 
     @property
@@ -135,6 +140,7 @@ def verify_snapshots(
         damaged += _users_of(snapshots, bad_files, bad_objects)
     damaged.sort(key=lambda d: (d.snapshot_id, d.part or "", d.path or ""))
     return VerifyReport(
+        replaced_by_next_backup=_replaced(objects, damaged, bad_files),
         snapshots=sorted(set(ids)),
         sample=sample,
         objects_referenced=len(referenced),
@@ -144,6 +150,19 @@ def verify_snapshots(
         damaged=damaged,
         duration_s=time.monotonic() - started,
     )
+
+
+def _replaced(
+    objects: ObjectStore, damaged: list[Damage], bad_files: dict[_FileKey, tuple[str | None, str]]
+) -> list[str]:
+    """The damaged objects a backup will not reuse (objects.py, ``ObjectStore.usable``): the
+    same test, with the bytes the damaged files need from each."""
+    need: dict[str, int] = {d.object: 0 for d in damaged if d.object}
+    for _, extents in bad_files:
+        for extent in extents:
+            if extent.object in need:
+                need[extent.object] = max(need[extent.object], extent.offset + extent.length)
+    return sorted(oid for oid, size in need.items() if not objects.usable(oid, size))
 
 
 def _file_entries(manifest: SnapshotManifest) -> Iterator[tuple[_FileKey, str, str]]:
