@@ -180,6 +180,12 @@ def verify_markdown(report: VerifyReport) -> str:
             f"| {d.reason} |"
             for d in report.damaged[:200]
         ]
+    if report.replaced_by_next_backup:
+        lines += [
+            "",
+            "The next backup stores these damaged objects again (while their files are in the "
+            "stack): " + ", ".join(f"`{o}`" for o in report.replaced_by_next_backup) + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sbx.cli.common import ConfigOption, JsonOption, PartOption, RepoOption, StackOption, err, out
+from sbx.cli.common import (
+    ConfigOption,
+    JsonOption,
+    PartOption,
+    RepoOption,
+    StackOption,
+    check_path,
+    err,
+    out,
+)
 
 
 def repo_location(repo: str | None, stack: Path | None, config: Path | None) -> str:
@@ -113,6 +122,11 @@ def register_checks(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Re-read and re-hash a snapshot; exit 1 on any damage, naming part and path."""
+        if all_ and snapshot is not None:  # --all used to win silently
+            raise typer.BadParameter(
+                f"--all and snapshot {snapshot!r} exclude each other; give one of them.",
+                param_hint="'--all'",
+            )
         location = run_setup(repo, stack, config)  # before Prefect is imported: it reads the URL
         from flows.verify import DamageFound, verify_repository
 
@@ -129,6 +143,13 @@ def register_checks(app: typer.Typer) -> None:
                 out.print(f"DAMAGED {escape(damage.describe())}", soft_wrap=True)
             if len(exc.report.damaged) > 200:
                 out.print(f"... and {len(exc.report.damaged) - 200} more")
+            for object_id in exc.report.replaced_by_next_backup:
+                out.print(f"REPLACED BY NEXT BACKUP {object_id}")
+            if exc.report.replaced_by_next_backup:
+                err.print(
+                    f"The next 'sbx backup' stores {len(exc.report.replaced_by_next_backup)} "
+                    "of the damaged objects again (those whose files are still in the stack)."
+                )
             raise
         err.print(
             f"[green]ok[/]: {len(report.snapshots)} snapshot(s), {report.objects_checked} "
@@ -139,7 +160,10 @@ def register_checks(app: typer.Typer) -> None:
     def restore(
         snapshot: Annotated[str, typer.Argument(help="ID or 'latest'.")],
         to: Annotated[
-            Path | None, typer.Option("--to", help="Restore into this new or empty directory.")
+            Path | None,
+            typer.Option(
+                "--to", help="Restore into this new or empty directory.", callback=check_path
+            ),
         ] = None,
         in_place: Annotated[
             bool,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from blocks.config import SbxConfig
+from sbx.errors import ConfigError
 from tasks.clients.local_storage import LocalStorage
 from tasks.clients.storage import Storage
 
@@ -23,6 +24,12 @@ def open_storage(location: str | Path | Storage, config: SbxConfig | None = None
     if isinstance(location, Storage):
         return location
     text = str(location)
+    if not text.strip() or ("://" in text and not text.startswith("s3://")):
+        # "" would be the current directory and "ftp://x" a relative path: never meant
+        raise ConfigError(
+            f"Repository location {text!r} is neither a directory nor s3://bucket/prefix; "
+            "fix --repo (or repository.location in sbx.toml)."
+        )
     if text.startswith("s3://"):
         from tasks.clients.s3_storage import connect
 

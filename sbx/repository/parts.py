@@ -34,6 +34,7 @@ from sbx.repository.format import (
 )
 from sbx.repository.safety import path_problem, symlink_escapes
 from sbx.repository.walk import Node, PathFilter, kind_of, walk_tree
+from tasks.clients.local_storage import LocalStorage
 
 _NOATIME = getattr(os, "O_NOATIME", 0)
 
@@ -73,12 +74,16 @@ class PartWriter:
     ) -> int:
         """Record the directory (or single file) ``root`` as entries below ``rel_prefix``.
 
-        ``exclude_paths`` are exact paths relative to ``root`` (not patterns).
+        ``exclude_paths`` are exact paths relative to ``root`` (not patterns). The repository
+        being written is never walked (a note says so) when it lies below ``root``.
         Returns the number of entries added; 0 means ``root`` does not exist.
         """
         self._check_path(rel_prefix)
         added = 0
-        filt = PathFilter(include, exclude, frozenset(exclude_paths))
+        own = self._own_repository(root, rel_prefix)
+        if own == ".":
+            return 0
+        filt = PathFilter(include, exclude, frozenset({*exclude_paths, *([own] if own else [])}))
         for node in walk_tree(root, rel_prefix, filt, self.warn, self._vanished):
             if self._add_node(node, sha256):
                 added += 1
@@ -136,6 +141,27 @@ class PartWriter:
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)
+
+    def _own_repository(self, root: Path, rel_prefix: str) -> str | None:
+        """The repository's path below ``root`` ("." when ``root`` is in it), else None."""
+        storage = self.ctx.objects.storage
+        if not isinstance(storage, LocalStorage):
+            return None
+        try:  # resolved both: a symlink above either must not hide that they are one tree
+            inside = storage.root.resolve().relative_to(root.resolve())
+        except ValueError:
+            if not root.resolve().is_relative_to(storage.root.resolve()):
+                return None
+            inside = Path()
+        except OSError:
+            return None
+        where = f"{rel_prefix}/{inside.as_posix()}" if inside.parts else rel_prefix
+        # a backup that stored its own repository would grow by itself every night
+        self.warn(
+            f"{where}: the repository is inside the backed-up tree; left out of this part. "
+            "Keep the repository outside the stack directory."
+        )
+        return inside.as_posix()
 
     def _vanished(self, path: str) -> None:
         self.incomplete.append(path)

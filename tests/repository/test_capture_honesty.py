@@ -62,3 +62,23 @@ def test_walk_reports_a_vanished_directory(tmp_path: Path) -> None:
             (src / "data/uploads/b/2.txt").unlink()
             (src / "data/uploads/b").rmdir()
     assert gone == ["data/uploads/b"]
+
+
+def test_repository_inside_the_stack_is_left_out_with_a_note(tmp_path: Path) -> None:
+    src = _tree(tmp_path / "src")
+    from tasks.clients.local_storage import LocalStorage
+
+    repo = Repository.open_or_init(LocalStorage(src / "data/backups/repo"))
+    with repo.writer() as writer:
+        writer.begin_snapshot(stack_dir=src)
+        with writer.part("data", "copy") as part:
+            part.add_tree(src / "data", "data")
+        with writer.part("inside", "copy") as part:  # a part that is the repository itself
+            part.add_tree(src / "data/backups/repo/objects", "repo-objects")
+        manifest = writer.commit()
+    data, inside = manifest.parts
+    paths = {e.path for e in data.entries}
+    assert "data/uploads/a/1.txt" in paths and "data/backups" in paths
+    assert not [p for p in paths if p.startswith("data/backups/repo")]
+    assert any("data/backups/repo: the repository is inside" in w for w in data.warnings)
+    assert inside.entries == [] and inside.warnings
