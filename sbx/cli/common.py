@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -27,9 +28,9 @@ def _utf8_path(value: Path | None, option: str) -> Path | None:
     # flow parameters, manifests and reports are JSON (UTF-8): such a path would fail later,
     # halfway, with a traceback; refused here with the fix
     if value is not None and not_utf8(str(value)):
-        shown = str(value).encode("utf-8", "backslashreplace").decode()
+        shown = os.fsencode(value).decode("utf-8", "backslashreplace")  # shows the bytes as \xff
         raise typer.BadParameter(
-            f"{shown!r} is not valid UTF-8; rename it, or give a UTF-8 symlink to it.",
+            f"'{shown}' is not valid UTF-8; rename it, or give a UTF-8 symlink to it.",
             param_hint=f"'{option}'",
         )
     return value

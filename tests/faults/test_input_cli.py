@@ -289,7 +289,7 @@ PATH_CASES: dict[str, tuple[Any, str]] = {
         "--to",
     ),
     "--repo not UTF-8": (
-        lambda s: ["snapshots", "--stack", str(s), "--repo", _not_utf8(s, b"r\xffpo")],
+        lambda s: ["backup", "--stack", str(s), "--repo", _not_utf8(s, b"r\xffpo")],
         "--repo",
     ),
     "--repo empty": (lambda s: ["backup", "--stack", str(s), "--repo", ""], "--repo"),
