@@ -86,12 +86,12 @@ def walk_tree(
             child_rel = f"{tree_rel}/{child.name}" if tree_rel else child.name
             if filt.excluded(child_rel, child.name):
                 continue
-            try:
-                child_st = child.stat(follow_symlinks=False)
-            except FileNotFoundError:
+            child_st = _child_stat(child)
+            if child_st is None:
+                if vanished is not None and not os.path.lexists(node.abs_path):
+                    vanished(node.path)  # the directory went (renamed?) while listed
+                    break
                 continue
-            except OSError as exc:
-                raise SourceUnreadable(child.path, exc.strerror or str(exc)) from exc
             if not stat.S_ISDIR(child_st.st_mode) and not filt.included(child_rel, child.name):
                 continue
             found.append((Node(child.path, f"{node.path}/{child.name}", child_st), child_rel))
@@ -109,6 +109,16 @@ def _listing(node: Node, vanished: Callable[[str], None] | None) -> list[os.DirE
         return []
     except OSError as exc:
         raise SourceUnreadable(node.abs_path, exc.strerror or str(exc)) from exc
+
+
+def _child_stat(child: os.DirEntry[str]) -> os.stat_result | None:
+    """The child's lstat; None when it is gone (a file rotated away, or its directory)."""
+    try:
+        return child.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SourceUnreadable(child.path, exc.strerror or str(exc)) from exc
 
 
 def kind_of(mode: int) -> str:

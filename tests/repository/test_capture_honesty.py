@@ -82,3 +82,29 @@ def test_repository_inside_the_stack_is_left_out_with_a_note(tmp_path: Path) -> 
     assert not [p for p in paths if p.startswith("data/backups/repo")]
     assert any("data/backups/repo: the repository is inside" in w for w in data.warnings)
     assert inside.entries == [] and inside.warnings
+
+
+def test_directory_renamed_while_listed_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renamed between its listing and the lstat of its entries: every entry is gone."""
+    from sbx.repository import walk as walk_module
+
+    src = _tree(tmp_path / "src")
+    listing = walk_module._listing
+
+    def listing_then_rename(node: Node, vanished: Any) -> Any:
+        children = listing(node, vanished)
+        if node.path == "data/uploads/a":
+            path = Path(node.abs_path)
+            path.rename(path.with_name("a.renamed"))
+        return children
+
+    monkeypatch.setattr(walk_module, "_listing", listing_then_rename)
+    gone: list[str] = []
+    paths = [
+        n.path
+        for n in walk_tree(src / "data", "data", walk_module.PathFilter(), print, gone.append)
+    ]
+    assert gone == ["data/uploads/a"]
+    assert "data/uploads/a/1.txt" not in paths
