@@ -125,19 +125,22 @@ def write_sums(sums_file: Path, files: dict[str, str]) -> None:
         raise
 
 
-def _mismatches(sums_file: Path, files: dict[str, str]) -> list[str]:
-    bad = []
+def read_sums(sums_file: Path) -> list[tuple[str, str]]:
+    """(name, lowercase digest) of each line of a ``sha256sum`` file, escaped names undone."""
+    found = []
     text = sums_file.read_text(encoding="utf-8", errors="surrogateescape")
     for raw in text.split("\n"):  # not splitlines: a name may hold \r, \x1c, ...
         line = raw.strip()
         escaped = line.startswith("\\")
         digest, _, name = line.removeprefix("\\").partition("  ")
         name = name.removeprefix("*")
-        if escaped:
-            name = _unescape(name)
-        if name in files and files[name] != digest.lower():
-            bad.append(name)
-    return bad
+        if name:
+            found.append((_unescape(name) if escaped else name, digest.lower()))
+    return found
+
+
+def _mismatches(sums_file: Path, files: dict[str, str]) -> list[str]:
+    return [name for name, digest in read_sums(sums_file) if files.get(name, digest) != digest]
 
 
 @task(

@@ -101,3 +101,17 @@ def test_sqlite_exclusions_are_exact_paths(tmp_path: Path, db_name: str) -> None
         "data/open-webui/notes.db",
         "data/open-webui/wx.db",
     }
+
+
+def test_drill_reads_escaped_sha256sums_lines(tmp_path: Path) -> None:
+    """The drill checks a restored model directory by the same rules sbx wrote it with."""
+    from tasks.drill_data import _sums
+
+    stack = tmp_path / "stack"
+    model = stack / "data/models/m1"
+    model.mkdir(parents=True)
+    (model / "a\nb").write_bytes(b"x")
+    (model / "c\\d").write_bytes(b"y")
+    capture(tmp_path, stack, ["data/models"], ConsistencyMethod.IMMUTABLE)
+    outcome = _sums(stack, "data/models/m1/SHA256SUMS")
+    assert "2 files match" in str(outcome), outcome
