@@ -10,12 +10,13 @@ the stored object ends. A damaged byte inside an object passes; ``sbx verify`` f
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import BinaryIO
 
 import zstandard
 
 from sbx.errors import CorruptObject, ObjectMissing
-from sbx.repository.format import object_key
+from sbx.repository.format import Extent, object_key
 from sbx.repository.objects import (
     CODEC_RAW,
     CODEC_ZSTD,
@@ -39,6 +40,15 @@ class ReuseCheck:
         # checksums what it stores, and a request per reused object would cost more than it finds
         self.enabled = isinstance(storage, LocalStorage) if enabled is None else enabled
         self._sizes: dict[str, int | None] = {}  # plaintext size; None: damaged
+        self._pack_ends: dict[str, int] = {}  # pack -> where its last file known to us ends
+
+    def learn_packs(self, extents: Iterable[Extent]) -> None:
+        """Where the previous snapshot's small files end in their packs: a raw pack whose size
+        is that end needs no reading (see :meth:`holds`)."""
+        for extent in extents:
+            end = extent.offset + extent.length
+            if end > self._pack_ends.get(extent.object, 0):
+                self._pack_ends[extent.object] = end
 
     def holds(self, object_id: str, need: int, *, exact: bool = False) -> bool:
         """Whether the stored object (known to exist) holds ``need`` plaintext bytes; with
@@ -47,10 +57,10 @@ class ReuseCheck:
             return True
         if object_id not in self._sizes:  # two threads may both check it: harmless
             size, raw = stored_plaintext_size(self.storage, object_id)
-            if raw and not exact:
+            if raw and not exact and size != self._pack_ends.get(object_id):
                 # a raw pack's true size is known to no manifest, and a truncated one fails
-                # every restore (the whole object is hash-checked): read it. Packs hold small
-                # files only and most compress (zstd: walked above), so this stays cheap.
+                # every restore (the whole object is hash-checked). It usually ends where its
+                # last file does; when that file is no longer known (deleted), read it whole.
                 size = self._whole(object_id)
             self._sizes[object_id] = size
         size = self._sizes[object_id]
