@@ -97,7 +97,7 @@ class BackupReport(BaseModel):
                 reason=p.reason,
                 stats=p.stats,
                 warnings=p.warnings,
-                incomplete=p.incomplete,
+                incomplete=p.incomplete or [],
             )
             for p in manifest.parts
         ]

@@ -197,7 +197,7 @@ class PartWriter:
                 reason=self.reason,
                 detail=self.detail,
                 warnings=self.warnings,
-                incomplete=self.incomplete,
+                incomplete=self.incomplete or None,
                 stats=Stats(**asdict(self._counts), duration_s=time.monotonic() - self._started),
             )
             # each Entry was validated when it was made; passed to the constructor, pydantic
