@@ -66,6 +66,10 @@ class ReuseCheck:
         size = self._sizes[object_id]
         return size is not None and (size == need if exact else size >= need)
 
+    def looks_sound(self, object_id: str) -> bool:
+        """Whether the stored object's size and header agree (True when checks are off)."""
+        return not self.enabled or stored_plaintext_size(self.storage, object_id)[0] is not None
+
     def stored(self, object_id: str, size: int) -> None:
         self._sizes[object_id] = size
 

@@ -140,7 +140,7 @@ def verify_snapshots(
         damaged += _users_of(snapshots, bad_files, bad_objects)
     damaged.sort(key=lambda d: (d.snapshot_id, d.part or "", d.path or ""))
     return VerifyReport(
-        replaced_by_next_backup=_replaced(objects, damaged, bad_files),
+        replaced_by_next_backup=_replaced(objects, damaged, bad_files, small_file_limit),
         snapshots=sorted(set(ids)),
         sample=sample,
         objects_referenced=len(referenced),
@@ -153,16 +153,31 @@ def verify_snapshots(
 
 
 def _replaced(
-    objects: ObjectStore, damaged: list[Damage], bad_files: dict[_FileKey, tuple[str | None, str]]
+    objects: ObjectStore,
+    damaged: list[Damage],
+    bad_files: dict[_FileKey, tuple[str | None, str]],
+    small_file_limit: int,
 ) -> list[str]:
-    """The damaged objects a backup will not reuse (objects.py, ``ObjectStore.usable``): the
-    same test, with the bytes the damaged files need from each."""
-    need: dict[str, int] = {d.object: 0 for d in damaged if d.object}
+    """The damaged objects a backup will not reuse: the test it applies (``ObjectStore.usable``)
+    with what the damaged files need from each, exact for a chunk; an object no checked file
+    reached is judged by its size and header alone."""
+    need: dict[str, tuple[int, bool] | None] = {d.object: None for d in damaged if d.object}
     for _, extents in bad_files:
+        chunked = hashed_by_extents(sum(e.length for e in extents), small_file_limit)
         for extent in extents:
             if extent.object in need:
-                need[extent.object] = max(need[extent.object], extent.offset + extent.length)
-    return sorted(oid for oid, size in need.items() if not objects.usable(oid, size))
+                known = need[extent.object]
+                end = max(extent.offset + extent.length, known[0] if known else 0)
+                need[extent.object] = (end, chunked)
+    replaced = []
+    for object_id, wanted in need.items():
+        if wanted is None:
+            sound = objects.has(object_id) and objects.reuse.looks_sound(object_id)
+        else:
+            sound = objects.usable(object_id, wanted[0], exact=wanted[1])
+        if not sound:
+            replaced.append(object_id)
+    return sorted(replaced)
 
 
 def _file_entries(manifest: SnapshotManifest) -> Iterator[tuple[_FileKey, str, str]]:

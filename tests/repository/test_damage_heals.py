@@ -58,3 +58,18 @@ def test_sound_objects_are_reused_without_being_rewritten(
     second = backup(Repository.open(repo.storage), src, previous=first)
     assert second.stats.new_objects == 0
     assert second.stats.files_read == 0
+
+
+def test_verify_does_not_promise_to_replace_a_flipped_byte(
+    repo: Repository, repo_dir: Path, src: Path
+) -> None:
+    """Same size, sound header: the backup's look cannot tell, so verify must not promise."""
+    first = backup(repo, src)
+    object_id, _ = _extent(first, BIG)
+    stored = repo_dir / object_key(object_id)
+    data = bytearray(stored.read_bytes())
+    data[-1] ^= 1
+    stored.write_bytes(bytes(data))
+    report = repo.verify(first.id)
+    assert not report.ok
+    assert report.replaced_by_next_backup == []
