@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -108,21 +110,29 @@ def _unescape(name: str) -> str:
 def write_sums(sums_file: Path, files: dict[str, str]) -> None:
     """Write ``sums_file`` atomically: a temporary file beside it, then a rename.
 
-    The rename replaces a directory entry and never follows a link, so whatever appears at
+    Both go through a handle on the model directory opened without following a link, and the
+    rename replaces a directory entry: whatever link appears at the directory or at
     ``sums_file`` meanwhile is never written through; a crash leaves no half-written file.
     """
     lines = "".join(sums_line(name, digest) for name, digest in sorted(files.items()))
-    fd, tmp = tempfile.mkstemp(prefix=f".{SUMS}.", dir=sums_file.parent)
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    dir_fd = os.open(sums_file.parent, flags)
+    tmp = f".{SUMS}.{secrets.token_hex(6)}"
     try:
+        create = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, create, 0o644, dir_fd=dir_fd)
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            os.fchmod(fd, 0o644)  # not narrowed by the umask: a SHA256SUMS is for all to read
             handle.write(lines)
             handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).chmod(0o644)  # mkstemp makes it 0600; a SHA256SUMS is for everyone to read
-        Path(tmp).replace(sums_file)
+            os.fsync(fd)
+        os.rename(tmp, sums_file.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dir_fd)
         raise
+    finally:
+        os.close(dir_fd)
 
 
 def read_sums(sums_file: Path) -> list[tuple[str, str]]:

@@ -115,3 +115,14 @@ def test_drill_reads_escaped_sha256sums_lines(tmp_path: Path) -> None:
     capture(tmp_path, stack, ["data/models"], ConsistencyMethod.IMMUTABLE)
     outcome = _sums(stack, "data/models/m1/SHA256SUMS")
     assert "2 files match" in str(outcome), outcome
+
+
+def test_sha256sums_new_file_is_world_readable_and_atomic(tmp_path: Path) -> None:
+    stack = tmp_path / "stack"
+    model = stack / "data/models/m1"
+    model.mkdir(parents=True)
+    (model / "weights.bin").write_bytes(b"w")
+    capture(tmp_path, stack, ["data/models"], ConsistencyMethod.IMMUTABLE)
+    sums = model / "SHA256SUMS"
+    assert sums.stat().st_mode & 0o777 == 0o644
+    assert sums.read_text() == f"{hashlib.sha256(b'w').hexdigest()}  weights.bin\n"
