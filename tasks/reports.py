@@ -26,6 +26,32 @@ class PartSummary(BaseModel):
     reason: str | None
     stats: Stats
     warnings: list[str]
+    incomplete: list[str] = []
+
+
+#: how a warning is counted in the summary: the first kind whose words it contains
+WARNING_KINDS = (
+    ("vanished or was renamed while", "directories vanished mid-walk"),
+    ("changed while being read", "files changed while read"),
+    ("vanished or changed type", "files vanished"),
+    (" skipped: ", "special files skipped"),
+    ("sha256 differs", "model checksums differ"),
+    ("repository is inside", "repository left out"),
+)
+
+
+def warning_kind(message: str) -> str:
+    return next((kind for words, kind in WARNING_KINDS if words in message), "other")
+
+
+def warning_counts(parts: list[PartSummary]) -> dict[str, int]:
+    """How many warnings of each kind the parts recorded, most frequent first."""
+    counts: dict[str, int] = {}
+    for part in parts:
+        for message in part.warnings:
+            kind = warning_kind(message)
+            counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
 class BackupReport(BaseModel):
@@ -45,7 +71,13 @@ class BackupReport(BaseModel):
     def problems(self) -> list[str]:
         failed = [f"part {p.name} failed: {p.reason}" for p in self.parts if p.status == "failed"]
         checksum = [w for p in self.parts for w in p.warnings if "sha256 differs" in w]
-        return failed + checksum
+        incomplete = [
+            f"part {p.name} is incomplete ({', '.join(p.incomplete)} vanished or were renamed "
+            "while read)"
+            for p in self.parts
+            if p.incomplete
+        ]
+        return failed + incomplete + checksum
 
     @classmethod
     def from_manifest(
@@ -65,6 +97,7 @@ class BackupReport(BaseModel):
                 reason=p.reason,
                 stats=p.stats,
                 warnings=p.warnings,
+                incomplete=p.incomplete or [],
             )
             for p in manifest.parts
         ]
@@ -121,9 +154,11 @@ def backup_markdown(report: BackupReport) -> str:
             f"Restarted services a killed earlier run had left stopped: "
             f"{', '.join(report.restarted)}.",
         ]
-    warnings = [f"- {p.name}: {w}" for p in report.parts for w in p.warnings]
+    # one line each: a file name may hold a newline
+    warnings = [f"- {p.name}: {w}".replace("\n", "\\n") for p in report.parts for w in p.warnings]
     if warnings:
-        lines += ["", "## Warnings", "", *warnings]
+        counts = ", ".join(f"{n} {kind}" for kind, n in warning_counts(report.parts).items())
+        lines += ["", "## Warnings", "", f"{len(warnings)} warnings: {counts}.", "", *warnings]
     return "\n".join(lines) + "\n"
 
 
@@ -144,6 +179,12 @@ def verify_markdown(report: VerifyReport) -> str:
             f"| {d.snapshot_id} | {d.part or ''} | {d.path or ''} | {(d.object or '')[:16]} "
             f"| {d.reason} |"
             for d in report.damaged[:200]
+        ]
+    if report.replaced_by_next_backup:
+        lines += [
+            "",
+            "The next backup stores these damaged objects again (while their files are in the "
+            "stack): " + ", ".join(f"`{o}`" for o in report.replaced_by_next_backup) + ".",
         ]
     return "\n".join(lines) + "\n"
 

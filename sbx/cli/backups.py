@@ -12,7 +12,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sbx.cli.options import ConfigOption, JsonOption, PartOption, RepoOption, StackOption, err, out
+from sbx.cli.options import (
+    ConfigOption,
+    JsonOption,
+    PartOption,
+    RepoOption,
+    StackOption,
+    check_path,
+    err,
+    out,
+)
 from sbx.cli.runner import open_box
 
 
@@ -38,7 +47,7 @@ def backup(
             )
     except BackupIncomplete as exc:
         _print_backup(exc.report)
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
         out.print(exc.report.snapshot_id)
         raise typer.Exit(1) from None
     _print_backup(report)
@@ -68,7 +77,9 @@ def snapshots(
     from tasks.reports import human_bytes
 
     table = Table(
-        title=f"snapshots in {repository.location}", title_justify="left", box=box.SIMPLE_HEAD
+        title=f"snapshots in {escape(repository.location)}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
     )
     for column in ("id", "created (UTC)", "parts", "files", "size"):
         table.add_column(column, no_wrap=True, min_width=5 if column == "parts" else None)
@@ -80,7 +91,7 @@ def snapshots(
             continue
         failed = row["failed_parts"]
         parts = str(len(row["parts"])) + (
-            f" [red](failed: {', '.join(failed)})[/]" if failed else ""
+            f" [red](failed: {escape(', '.join(failed))})[/]" if failed else ""
         )
         table.add_row(
             row["id"],
@@ -111,6 +122,11 @@ def verify(
     config: ConfigOption = None,
 ) -> None:
     """Re-read and re-hash a snapshot; exit 1 on any damage, naming part and path."""
+    if all_ and snapshot is not None:  # --all used to win silently
+        raise typer.BadParameter(
+            f"--all and snapshot {snapshot!r} exclude each other; give one of them.",
+            param_hint="'--all'",
+        )
     box = open_box(stack, config, repo=repo, keys=True)  # before Prefect reads the API URL
     from flows.verify import verify_repository
     from sbx.errors import DamageFound
@@ -125,9 +141,16 @@ def verify(
         )
     except DamageFound as exc:
         for damage in exc.report.damaged[:200]:
-            out.print(f"DAMAGED {damage.describe()}", soft_wrap=True)
+            out.print(f"DAMAGED {escape(damage.describe())}", soft_wrap=True)
         if len(exc.report.damaged) > 200:
             out.print(f"... and {len(exc.report.damaged) - 200} more")
+        for object_id in exc.report.replaced_by_next_backup:
+            out.print(f"REPLACED BY NEXT BACKUP {object_id}")
+        if exc.report.replaced_by_next_backup:
+            err.print(
+                f"The next 'sbx backup' stores {len(exc.report.replaced_by_next_backup)} "
+                "of the damaged objects again (those whose files are still in the stack)."
+            )
         raise
     err.print(
         f"[green]ok[/]: {len(report.snapshots)} snapshot(s), {report.objects_checked} "
@@ -138,7 +161,8 @@ def verify(
 def restore(
     snapshot: Annotated[str, typer.Argument(help="ID or 'latest'.")],
     to: Annotated[
-        Path | None, typer.Option("--to", help="Restore into this new or empty directory.")
+        Path | None,
+        typer.Option("--to", help="Restore into this new or empty directory.", callback=check_path),
     ] = None,
     in_place: Annotated[
         bool,
@@ -174,13 +198,15 @@ def restore(
     )
     r = outcome.restored
     err.print(
-        f"restored {outcome.snapshot_id} ({', '.join(r.parts)}): {r.files} files, "
-        f"{r.bytes} bytes, every hash verified"
+        escape(
+            f"restored {outcome.snapshot_id} ({', '.join(r.parts)}): {r.files} files, "
+            f"{r.bytes} bytes, every hash verified"
+        )
     )
     if outcome.swapped:
         for live, aside in outcome.swapped.moved:
-            err.print(f"  {live}: previous data kept as {aside or '(none before)'}")
-    out.print(outcome.target)
+            err.print(escape(f"  {live}: previous data kept as {aside or '(none before)'}"))
+    out.print(escape(str(outcome.target)))
 
 
 def prune(
@@ -215,7 +241,7 @@ def prune(
     for snapshot_id in report.removed:
         out.print(f"{verb} {snapshot_id}")
     for snapshot_id, why in sorted(report.kept.items()):
-        out.print(f"keep   {snapshot_id}  ({', '.join(why)})")
+        out.print(escape(f"keep   {snapshot_id}  ({', '.join(why)})"))
     freed = report.gc.bytes_freed + report.manifest_bytes_freed
     err.print(
         f"{verb} {len(report.removed)} snapshot(s) and {report.gc.objects_deleted} "
@@ -294,15 +320,15 @@ def _print_backup(report: Any) -> None:
         "new",
         "time",
         box=box.SIMPLE_HEAD,
-        title=f"snapshot {report.snapshot_id}",
+        title=f"snapshot {escape(report.snapshot_id)}",
         title_justify="left",
     )
     for p in report.parts:
         status = p.status if not p.reason else f"{p.status}: {p.reason}"
         table.add_row(
-            p.name,
-            p.mode,
-            status,
+            escape(p.name),
+            escape(p.mode),
+            escape(status),
             str(p.stats.files),
             human_bytes(p.stats.bytes),
             human_bytes(p.stats.new_bytes),
@@ -312,5 +338,28 @@ def _print_backup(report: Any) -> None:
     s = report.stats
     err.print(
         f"{s.files} files, {human_bytes(s.bytes)} ({human_bytes(s.new_bytes)} new) in "
-        f"{s.duration_s:.1f} s → {report.repository}"
+        f"{s.duration_s:.1f} s → {escape(report.repository)}"
     )
+    _print_warnings(report)
+
+
+#: warnings shown on the terminal; the Prefect artifact lists them all
+SHOWN_WARNINGS = 5
+
+
+def _print_warnings(report: Any) -> None:
+    """How many warnings of each kind, and the first few (escaped: they hold file names)."""
+    from tasks.reports import warning_counts
+
+    counts = warning_counts(report.parts)
+    if not counts:
+        return
+    total = sum(counts.values())
+    kinds = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    err.print(f"[yellow]{total} warning(s)[/]: {escape(kinds)}")
+    shown = [(p.name, w) for p in report.parts for w in p.warnings][:SHOWN_WARNINGS]
+    for name, message in shown:
+        one_line = message.replace("\n", "\\n")  # a file name may hold a newline
+        err.print(f"  {escape(name)}: {escape(one_line)}", soft_wrap=True)
+    if total > len(shown):
+        err.print(f"  ... and {total - len(shown)} more (see the run's backup artifact)")

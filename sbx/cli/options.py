@@ -2,11 +2,75 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+#: what --repo takes: a directory, or this scheme (anything else with :// is a mistake)
+REPO_SCHEMES = ("s3://",)
+
+
+def not_utf8(value: str) -> bool:
+    """Whether ``value`` holds bytes that are not UTF-8 (Python passes them as surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _utf8_path(value: Path | None, option: str) -> Path | None:
+    # flow parameters, manifests and reports are JSON (UTF-8): such a path would fail later,
+    # halfway, with a traceback; refused here with the fix
+    if value is not None and not_utf8(str(value)):
+        shown = os.fsencode(value).decode("utf-8", "backslashreplace")  # shows the bytes as \xff
+        raise typer.BadParameter(
+            f"'{shown}' is not valid UTF-8; rename it, or give a UTF-8 symlink to it.",
+            param_hint=f"'{option}'",
+        )
+    return value
+
+
+def check_stack(ctx: typer.Context, stack: Path | None) -> Path | None:
+    """``--stack`` callback: a UTF-8 path to a directory (leftovers: sbx/cli/runner.py)."""
+    _utf8_path(stack, "--stack")
+    if stack is not None and stack.exists() and not stack.is_dir():
+        raise typer.BadParameter(
+            f"{str(stack)!r} is a file, not a directory; give the stack directory (the one "
+            "holding docker-compose.yml).",
+            param_hint="'--stack'",
+        )
+    return stack
+
+
+def check_repo(repo: str | None) -> str | None:
+    """``--repo`` callback: a UTF-8 directory path or an s3:// URL, never empty."""
+    if repo is None:
+        return None
+    hint = "'--repo'"
+    if not repo.strip():
+        raise typer.BadParameter(
+            "is empty; give a repository directory or s3://bucket/prefix, or leave --repo out "
+            "to use the configured repository.",
+            param_hint=hint,
+        )
+    if "://" in repo and not repo.startswith(REPO_SCHEMES):
+        scheme = repo.partition("://")[0]
+        raise typer.BadParameter(
+            f"{scheme}:// is not a repository sbx can use; give a directory or s3://bucket/prefix.",
+            param_hint=hint,
+        )
+    _utf8_path(Path(repo), "--repo")
+    return repo
+
+
+def check_path(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """Callback of path options (--to, --config): valid UTF-8."""
+    return _utf8_path(value, f"--{param.name}")
+
 
 # data (tables, ids) on stdout; progress, announcements and errors on stderr
 out = Console(highlight=False)
@@ -19,18 +83,25 @@ StackOption = Annotated[
         help="The stack directory (holds docker-compose.yml). "
         "Default: $SBX_STACK_DIR or ~/sealed-box-ai/stack.",
         show_default=False,
+        callback=check_stack,
     ),
 ]
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
-        "--config", help="sbx.toml to use instead of <stack>/sbx.toml.", show_default=False
+        "--config",
+        help="sbx.toml to use instead of <stack>/sbx.toml.",
+        show_default=False,
+        callback=check_path,
     ),
 ]
 RepoOption = Annotated[
     str | None,
     typer.Option(
-        "--repo", help="Repository: a directory or s3://bucket/prefix.", show_default=False
+        "--repo",
+        help="Repository: a directory or s3://bucket/prefix.",
+        show_default=False,
+        callback=check_repo,
     ),
 ]
 IncidentOption = Annotated[

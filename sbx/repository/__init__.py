@@ -288,8 +288,11 @@ class Repository:
                     Candidate(id=listed.id, created_at=created, unreadable=listed.reason)
                 )
                 continue
-            # a copy only of the parts it holds complete: skipped and failed ones do not count
-            complete = frozenset(p.name for p in listed.parts if p.status == "captured")
+            # a copy only of the parts it holds complete: skipped, failed and incomplete ones
+            # (a directory vanished while it was read) do not count
+            complete = frozenset(
+                p.name for p in listed.parts if p.status == "captured" and not p.incomplete
+            )
             candidates.append(Candidate(id=listed.id, created_at=created, parts=complete))
         return plan_prune(candidates, policy, protected)
 

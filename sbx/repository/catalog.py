@@ -35,6 +35,7 @@ class PartSummary(BaseModel):
     name: str
     status: PartStatus = "captured"
     stats: Stats = Field(default_factory=Stats)
+    incomplete: list[str] | None = None  # paths that vanished while captured
 
 
 class SnapshotSummary(BaseModel):

@@ -192,7 +192,7 @@ class ContentWriter:
 
     def _store_zero_chunk(self, length: int) -> Extent:
         object_id = zero_id(length)
-        if self.uploader.has(object_id):
+        if self.uploader.reusable(object_id, length, exact=True):
             self.counts.reused_bytes += length
             return Extent(object_id, 0, length)
         return self._store_chunk(_zeros(length))
@@ -201,7 +201,9 @@ class ContentWriter:
         if not data:
             return [], False
         hit = self.small_index.get(content_hash)
-        if hit is not None and (hit.object == PENDING or self.uploader.has(hit.object)):
+        if hit is not None and (
+            hit.object == PENDING or self.uploader.reusable(hit.object, hit.offset + hit.length)
+        ):
             self.counts.reused_bytes += len(data)
             return [hit], hit.object == PENDING
         extent = Extent(PENDING, len(self._pack), len(data))

@@ -222,6 +222,12 @@ class PartRecord(_Frozen):
     reason: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
+    incomplete: list[str] | None = Field(
+        default=None,
+        description="Directories that vanished or were renamed while the backup read them: "
+        "their subtrees are missing or partial, so the part is not a complete copy. None "
+        "(left out of the JSON, which older sbx then still reads) when there were none.",
+    )
     stats: Stats = Field(default_factory=Stats)
     entries: list[Entry] = Field(default_factory=list)
 

@@ -29,6 +29,12 @@ class RepositoryLocation:
     @classmethod
     def parse(cls, location: str | Path) -> RepositoryLocation:
         text = str(location)
+        if not text.strip() or ("://" in text and not text.startswith(S3_SCHEME)):
+            # "" would be the current directory and "ftp://x" a relative path: never meant
+            raise ConfigError(
+                f"Repository location {text!r} is neither a directory nor s3://bucket/prefix; "
+                "fix --repo (or repository.location in sbx.toml)."
+            )
         if text.startswith(S3_SCHEME):
             parse_s3_url(text)  # a bad bucket name or prefix: ConfigError, before any call
             return cls(text)

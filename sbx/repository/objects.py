@@ -140,8 +140,11 @@ class ObjectStore:
     asks the storage nothing per chunk; without it, :meth:`has` asks the storage.
     """
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, check_reused: bool | None = None) -> None:
+        from sbx.repository.object_check import ReuseCheck  # it needs this module's constants
+
         self.storage = storage
+        self.reuse = ReuseCheck(storage, check_reused)
         self._known: set[str] | None = None
         self._lock = threading.Lock()
         #: objects stored raw because their sample did not compress (never compressed whole)
@@ -162,18 +165,30 @@ class ObjectStore:
             return object_id in self._known
         return self.storage.exists(object_key(object_id))
 
+    def usable(self, object_id: str, need: int, *, exact: bool = False) -> bool:
+        """Whether ``object_id`` exists and its size and header say it holds ``need`` bytes."""
+        return self.has(object_id) and self.reuse.holds(object_id, need, exact=exact)
+
     def put(
-        self, plaintext: bytes | memoryview, object_id: str | None = None, *, sample: bool = False
+        self,
+        plaintext: bytes | memoryview,
+        object_id: str | None = None,
+        *,
+        sample: bool = False,
+        rewrite: bool = False,
     ) -> Stored:
         """Store ``plaintext`` unless an object with its id exists (then nothing is written).
 
-        ``sample``: decide compression from a sample first (see :func:`encode_object`).
+        ``sample``: compress by a sample (:func:`encode_object`); ``rewrite``: it is damaged.
         """
         object_id = object_id or hash_bytes(plaintext)
-        if self.has(object_id):
+        if self.has(object_id) and not rewrite:
             return Stored(object_id, new=False, stored_size=0)
         encoded, sampled_raw = _encode(plaintext, sample)
+        if rewrite:  # write-once storage: the damaged object goes first (we hold the lock)
+            self.storage.delete(object_key(object_id))
         self.storage.put(object_key(object_id), encoded)
+        self.reuse.stored(object_id, len(plaintext))
         with self._lock:
             if self._known is not None:
                 self._known.add(object_id)
@@ -326,17 +341,25 @@ class Uploader:
         """True when the object is stored or queued to be."""
         return object_id in self._in_flight or self.objects.has(object_id)
 
+    def reusable(self, object_id: str, need: int, *, exact: bool = False) -> bool:
+        """True when the object is queued, or stored and sound (:meth:`ObjectStore.usable`)."""
+        return object_id in self._in_flight or self.objects.usable(object_id, need, exact=exact)
+
     def submit(self, object_id: str, plaintext: bytes, *, sample: bool = False) -> bool:
         """Queue ``plaintext`` for storing; False (and nothing queued) when it exists already.
 
-        ``sample``: decide compression from a sample first (file chunks; not packs).
+        A damaged existing object (size or header) is stored again. ``sample``: decide
+        compression from a sample first (file chunks; not packs).
         """
-        if object_id in self._in_flight or self.objects.has(object_id):
+        rewrite = self.objects.has(object_id)
+        if object_id in self._in_flight or (
+            rewrite and self.objects.usable(object_id, len(plaintext), exact=True)
+        ):
             return False
         while len(self._pending) >= self._window:
             self._collect(self._pending.popleft())
         self._in_flight.add(object_id)
-        self._pending.append(self._pool.submit(self._store, object_id, plaintext, sample))
+        self._pending.append(self._pool.submit(self._store, object_id, plaintext, sample, rewrite))
         return True
 
     def wait(self) -> None:
@@ -351,9 +374,9 @@ class Uploader:
         self._pool.shutdown(wait=True)
         self._pending.clear()
 
-    def _store(self, object_id: str, plaintext: bytes, sample: bool) -> int:
+    def _store(self, object_id: str, plaintext: bytes, sample: bool, rewrite: bool) -> int:
         try:
-            stored = self.objects.put(plaintext, object_id, sample=sample)
+            stored = self.objects.put(plaintext, object_id, sample=sample, rewrite=rewrite)
         except Exception as exc:
             self.out_of_space = self.out_of_space or out_of_space(exc)
             raise

@@ -15,7 +15,7 @@ import io
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from types import TracebackType
@@ -30,8 +30,10 @@ from sbx.repository.format import (
     PartStatus,
     StatKey,
     Stats,
+    hashed_by_extents,
 )
 from sbx.repository.safety import path_problem
+from sbx.repository.storage.local import LocalStorage
 from sbx.repository.walk import Node, PathFilter, kind_of, root_link, walk_tree
 
 _NOATIME = getattr(os, "O_NOATIME", 0)
@@ -44,6 +46,7 @@ class PartWriter:
         self.ctx, self.name, self.method = ctx, name, method
         self.detail: dict[str, Any] = {}
         self.warnings: list[str] = []
+        self.incomplete: list[str] = []  # directories whose subtree the walk could not read
         self.status: PartStatus = "captured"
         self.reason: str | None = None
         self._entries: list[Entry] = []
@@ -66,20 +69,27 @@ class PartWriter:
         *,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        exclude_paths: Collection[str] = (),
         sha256: bool = False,
     ) -> int:
         """Record the directory (or single file) ``root`` as entries below ``rel_prefix``.
 
+        ``exclude_paths`` are exact paths relative to ``root`` (not patterns). The repository
+        being written is never walked (a note says so) when it lies below ``root``.
         Returns the number of entries added; 0 means ``root`` does not exist.
         """
         self._check_path(rel_prefix)
         added = 0
+        own = self._own_repository(root, rel_prefix)
+        if own == ".":
+            return 0
         linked = root_link(root)
         if linked is not None:
             # captured through the link (walk_tree follows a root link); restore makes a real
             # directory of it and needs to know the stack had a link there (docs/repository.md)
             self.detail.setdefault("root_links", {})[rel_prefix] = linked
-        for node in walk_tree(root, rel_prefix, PathFilter(include, exclude), self.warn):
+        filt = PathFilter(include, exclude, frozenset({*exclude_paths, *([own] if own else [])}))
+        for node in walk_tree(root, rel_prefix, filt, self.warn, self._vanished):
             if self._add_node(node, sha256):
                 added += 1
         return added
@@ -137,6 +147,35 @@ class PartWriter:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
 
+    def _own_repository(self, root: Path, rel_prefix: str) -> str | None:
+        """The repository's path below ``root`` ("." when ``root`` is in it), else None."""
+        storage = self.ctx.objects.storage
+        if not isinstance(storage, LocalStorage):
+            return None
+        try:  # resolved both: a symlink above either must not hide that they are one tree
+            inside = storage.root.resolve().relative_to(root.resolve())
+        except ValueError:
+            if not root.resolve().is_relative_to(storage.root.resolve()):
+                return None
+            inside = Path()
+        except OSError:
+            return None
+        where = f"{rel_prefix}/{inside.as_posix()}" if inside.parts else rel_prefix
+        # a backup that stored its own repository would grow by itself every night
+        self.warn(
+            f"{where}: the repository is inside the backed-up tree; left out of this part. "
+            "Keep the repository outside the stack directory."
+        )
+        return inside.as_posix()
+
+    def _vanished(self, path: str) -> None:
+        self.incomplete.append(path)
+        self.warn(
+            f"{path} vanished or was renamed while the backup read it; what was below it is "
+            "not in this snapshot (part marked incomplete). Run the backup again once the "
+            "stack is idle."
+        )
+
     def skip(self, reason: str) -> None:
         """Mark the part skipped (e.g. not present); its entries are dropped."""
         self.status, self.reason = "skipped", reason
@@ -163,6 +202,7 @@ class PartWriter:
                 reason=self.reason,
                 detail=self.detail,
                 warnings=self.warnings,
+                incomplete=self.incomplete or None,
                 stats=Stats(**asdict(self._counts), duration_s=time.monotonic() - self._started),
             )
             # each Entry was validated when it was made; passed to the constructor, pydantic
@@ -190,6 +230,13 @@ class PartWriter:
             self.close()
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _reusable(self, prev: Entry) -> bool:
+        chunked = hashed_by_extents(prev.content_size, self.ctx.info.small_file_limit)
+        return all(
+            self.ctx.uploader.reusable(e.object, e.offset + e.length, exact=chunked)
+            for e in prev.extents
+        )
 
     def _check_path(self, path: str) -> None:
         problem = path_problem(path)
@@ -252,7 +299,9 @@ class PartWriter:
             prev is not None
             and prev.stat_key == key
             and (prev.sha256 is not None or not sha256)
-            and all(self.ctx.uploader.has(extent.object) for extent in prev.extents)
+            # a damaged object (truncated: its size or header disagrees) is not reused: the
+            # file is read again and the object stored again
+            and self._reusable(prev)
         ):
             self._counts.files += 1
             self._counts.bytes += prev.content_size

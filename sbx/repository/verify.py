@@ -69,6 +69,11 @@ class VerifyReport(BaseModel):
     bytes_checked: int = Field(default=0, description="Plaintext bytes re-hashed.")
     files_checked: int = 0
     damaged: list[Damage] = Field(default_factory=list)
+    replaced_by_next_backup: list[str] = Field(
+        default_factory=list,
+        description="Damaged objects the next backup stores again (missing, or their size or "
+        "header is wrong), as long as a file with their content is still in the stack.",
+    )
     duration_s: float = 0.0
 
     @property
@@ -145,6 +150,7 @@ def verify_snapshots(
         damaged += _users_of(snapshots, bad_files, bad_objects)
     damaged.sort(key=lambda d: (d.snapshot_id, d.part or "", d.path or ""))
     return VerifyReport(
+        replaced_by_next_backup=_replaced(objects, damaged, bad_files, small_file_limit),
         snapshots=sorted(set(ids)),
         sample=sample,
         objects_referenced=len(referenced),
@@ -154,6 +160,34 @@ def verify_snapshots(
         damaged=damaged,
         duration_s=time.monotonic() - started,
     )
+
+
+def _replaced(
+    objects: ObjectStore,
+    damaged: list[Damage],
+    bad_files: dict[_FileKey, tuple[str | None, str]],
+    small_file_limit: int,
+) -> list[str]:
+    """The damaged objects a backup will not reuse: the test it applies (``ObjectStore.usable``)
+    with what the damaged files need from each, exact for a chunk; an object no checked file
+    reached is judged by its size and header alone."""
+    need: dict[str, tuple[int, bool] | None] = {d.object: None for d in damaged if d.object}
+    for _, extents in bad_files:
+        chunked = hashed_by_extents(sum(e.length for e in extents), small_file_limit)
+        for extent in extents:
+            if extent.object in need:
+                known = need[extent.object]
+                end = max(extent.offset + extent.length, known[0] if known else 0)
+                need[extent.object] = (end, chunked)
+    replaced = []
+    for object_id, wanted in need.items():
+        if wanted is None:
+            sound = objects.has(object_id) and objects.reuse.looks_sound(object_id)
+        else:
+            sound = objects.usable(object_id, wanted[0], exact=wanted[1])
+        if not sound:
+            replaced.append(object_id)
+    return sorted(replaced)
 
 
 def _file_entries(manifest: SnapshotManifest) -> Iterator[tuple[_FileKey, str, str]]:

@@ -25,8 +25,13 @@ from sbx.errors import SourceUnreadable
 class PathFilter:
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
+    #: exact paths relative to the walked root, never patterns (live databases: a name with
+    #: ``[`` or ``*`` must not match other files, nor a bare name a file elsewhere)
+    exclude_paths: frozenset[str] = frozenset()
 
     def excluded(self, tree_rel: str, name: str) -> bool:
+        if tree_rel in self.exclude_paths:
+            return True
         return any(fnmatchcase(tree_rel, p) or fnmatchcase(name, p) for p in self.exclude)
 
     def included(self, tree_rel: str, name: str) -> bool:
@@ -45,12 +50,18 @@ class Node:
 
 
 def walk_tree(
-    root: Path, rel_prefix: str, filt: PathFilter, warn: Callable[[str], None]
+    root: Path,
+    rel_prefix: str,
+    filt: PathFilter,
+    warn: Callable[[str], None],
+    vanished: Callable[[str], None] | None = None,
 ) -> Iterator[Node]:
     """Every node under ``root`` (itself first), as entry paths below ``rel_prefix``.
 
-    Nothing is yielded when ``root`` does not exist. Things that vanish during the walk are
-    skipped silently (a running stack rotates logs); unreadable directories raise
+    Nothing is yielded when ``root`` does not exist. Files that vanish during the walk are
+    skipped silently (a running stack rotates logs). A directory that vanishes (or is renamed)
+    after it was seen and before it is listed takes its whole subtree with it: its entry path
+    goes to ``vanished``, so the part can say it is not complete. Unreadable directories raise
     :class:`SourceUnreadable`.
     """
     root_st = _root_stat(root, rel_prefix, warn)
@@ -62,24 +73,18 @@ def walk_tree(
         yield node
         if not stat.S_ISDIR(node.st.st_mode):
             continue
-        try:
-            with os.scandir(node.abs_path) as listing:
-                children = sorted(listing, key=lambda item: item.name)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        except OSError as exc:
-            raise SourceUnreadable(node.abs_path, exc.strerror or str(exc)) from exc
+        children = _listing(node, vanished)
         found: list[tuple[Node, str]] = []
         for child in children:
             child_rel = f"{tree_rel}/{child.name}" if tree_rel else child.name
             if filt.excluded(child_rel, child.name):
                 continue
-            try:
-                child_st = child.stat(follow_symlinks=False)
-            except FileNotFoundError:
+            child_st = _child_stat(child)
+            if child_st is None:
+                if vanished is not None and not os.path.lexists(node.abs_path):
+                    vanished(node.path)  # the directory went (renamed?) while listed
+                    break
                 continue
-            except OSError as exc:
-                raise SourceUnreadable(child.path, exc.strerror or str(exc)) from exc
             if not stat.S_ISDIR(child_st.st_mode) and not filt.included(child_rel, child.name):
                 continue
             found.append((Node(child.path, f"{node.path}/{child.name}", child_st), child_rel))
@@ -116,6 +121,29 @@ def root_link(root: Path) -> str | None:
         return os.readlink(root)  # noqa: PTH115 (keep the target exactly as stored)
     except OSError:
         return None
+
+
+def _listing(node: Node, vanished: Callable[[str], None] | None) -> list[os.DirEntry[str]]:
+    """The directory's entries, sorted by name; none when it is gone (``vanished`` is told)."""
+    try:
+        with os.scandir(node.abs_path) as listing:
+            return sorted(listing, key=lambda item: item.name)
+    except (FileNotFoundError, NotADirectoryError):
+        if vanished is not None:
+            vanished(node.path)
+        return []
+    except OSError as exc:
+        raise SourceUnreadable(node.abs_path, exc.strerror or str(exc)) from exc
+
+
+def _child_stat(child: os.DirEntry[str]) -> os.stat_result | None:
+    """The child's lstat; None when it is gone (a file rotated away, or its directory)."""
+    try:
+        return child.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SourceUnreadable(child.path, exc.strerror or str(exc)) from exc
 
 
 def kind_of(mode: int) -> str:

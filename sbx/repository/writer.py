@@ -155,6 +155,7 @@ class SnapshotWriter:
                     files[entry.path] = entry
                 if len(entry.extents) == 1 and entry.content_size < self.info.small_file_limit:
                     small[entry.hash or ""] = entry.extents[0]
+        self.objects.reuse.learn_packs(small.values())
         ctx = WriteContext(self.info, self.objects, self._uploader, files, small)
         self._snapshot = _Snapshot(ctx, tags or {}, str(stack_dir))
         return self._snapshot.id

@@ -47,13 +47,15 @@ def add_paths(
     part: PartConfig,
     *,
     sha256: bool = False,
-    exclude: tuple[str, ...] = (),
+    exclude_paths: dict[str, set[str]] | None = None,
 ) -> None:
+    """Add each of ``paths``; ``exclude_paths[rel]``: exact paths below ``rel`` left out."""
     for rel in paths:
         out.add_tree(
             stack_dir / rel,
             rel,
             include=part.include,
-            exclude=(*part.exclude, *exclude),
+            exclude=part.exclude,
+            exclude_paths=(exclude_paths or {}).get(rel, ()),
             sha256=sha256,
         )

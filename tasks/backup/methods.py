@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -53,7 +56,14 @@ def capture_models(
                 if p.startswith(prefix) and not p.endswith(f"/{SUMS}")
             }
             sums_file = model_dir / SUMS
-            if sums_file.is_file():
+            if sums_file.is_symlink():
+                # a link's target is data: reading or writing through it could reach outside
+                # the stack (as root); the link itself is in the snapshot like any other
+                out.warn(
+                    f"{prefix}{SUMS} is a symlink; it was neither checked nor written. Replace "
+                    "it with a regular file (or delete it) to have sbx keep the checksums."
+                )
+            elif sums_file.is_file():
                 for name in _mismatches(sums_file, files):
                     out.warn(
                         f"{prefix}{name}: sha256 differs from {prefix}{SUMS} — the model "
@@ -61,9 +71,8 @@ def capture_models(
                     )
                 checked.append(model_dir.name)
             elif files:
-                lines = "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items()))
                 try:
-                    sums_file.write_text(lines, encoding="utf-8")
+                    write_sums(sums_file, files)
                 except OSError as exc:
                     out.warn(
                         f"could not write {prefix}{SUMS} ({exc.strerror}); recorded in the "
@@ -75,14 +84,73 @@ def capture_models(
     out.detail.update(sha256sums_checked=checked, sha256sums_written=written)
 
 
-def _mismatches(sums_file: Path, files: dict[str, str]) -> list[str]:
-    bad = []
-    for line in sums_file.read_text(encoding="utf-8", errors="replace").splitlines():
-        digest, _, name = line.strip().partition("  ")
+def sums_line(name: str, digest: str) -> str:
+    """One line of a SHA256SUMS file as GNU ``sha256sum`` writes it.
+
+    A name with a backslash or a newline would be misread (or inject a line), so coreutils
+    starts such a line with ``\\`` and writes those characters as ``\\\\`` and ``\\n``.
+    """
+    if "\\" in name or "\n" in name:
+        escaped = name.replace("\\", "\\\\").replace("\n", "\\n")
+        return f"\\{digest}  {escaped}\n"
+    return f"{digest}  {name}\n"
+
+
+def _unescape(name: str) -> str:
+    out, chars = [], iter(name)
+    for char in chars:
+        if char == "\\":
+            following = next(chars, "")
+            out.append("\n" if following == "n" else following)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def write_sums(sums_file: Path, files: dict[str, str]) -> None:
+    """Write ``sums_file`` atomically: a temporary file beside it, then a rename.
+
+    Both go through a handle on the model directory opened without following a link, and the
+    rename replaces a directory entry: whatever link appears at the directory or at
+    ``sums_file`` meanwhile is never written through; a crash leaves no half-written file.
+    """
+    lines = "".join(sums_line(name, digest) for name, digest in sorted(files.items()))
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    dir_fd = os.open(sums_file.parent, flags)
+    tmp = f".{SUMS}.{secrets.token_hex(6)}"
+    try:
+        create = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, create, 0o644, dir_fd=dir_fd)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            os.fchmod(fd, 0o644)  # not narrowed by the umask: a SHA256SUMS is for all to read
+            handle.write(lines)
+            handle.flush()
+            os.fsync(fd)
+        os.rename(tmp, sums_file.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    finally:
+        os.close(dir_fd)
+
+
+def read_sums(sums_file: Path) -> list[tuple[str, str]]:
+    """(name, lowercase digest) of each line of a ``sha256sum`` file, escaped names undone."""
+    found = []
+    text = sums_file.read_text(encoding="utf-8", errors="surrogateescape")
+    for raw in text.split("\n"):  # not splitlines: a name may hold \r, \x1c, ...
+        line = raw.strip()
+        escaped = line.startswith("\\")
+        digest, _, name = line.removeprefix("\\").partition("  ")
         name = name.removeprefix("*")
-        if name in files and files[name] != digest.lower():
-            bad.append(name)
-    return bad
+        if name:
+            found.append((_unescape(name) if escaped else name, digest.lower()))
+    return found
+
+
+def _mismatches(sums_file: Path, files: dict[str, str]) -> list[str]:
+    return [name for name, digest in read_sums(sums_file) if files.get(name, digest) != digest]
 
 
 @task(
@@ -153,14 +221,18 @@ def capture_sqlite(
     databases = [
         db for rel in paths for db in _walk_files(ctx.stack_dir / rel) if is_sqlite_database(db)
     ]
-    live = tuple(
-        str(db.relative_to(ctx.stack_dir / rel)) + suffix
+    # exact paths, not patterns: a glob would also leave out an upload named like a database
+    # (or any ``*.db``), and a database named ``web[ui].db`` would not match itself
+    live = {
+        rel: {
+            db.relative_to(ctx.stack_dir / rel).as_posix() + suffix
+            for db in databases
+            if db.is_relative_to(ctx.stack_dir / rel)
+            for suffix in ("", *SIDECAR_SUFFIXES)
+        }
         for rel in paths
-        for db in databases
-        if db.is_relative_to(ctx.stack_dir / rel)
-        for suffix in ("", *SIDECAR_SUFFIXES)
-    )
-    add_paths(out, ctx.stack_dir, paths, part, exclude=live)
+    }
+    add_paths(out, ctx.stack_dir, paths, part, exclude_paths=live)
     copies = {}
     with tempfile.TemporaryDirectory(prefix="sbx-sqlite-") as tmp:
         for index, db in enumerate(databases):

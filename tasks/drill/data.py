@@ -23,7 +23,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from sbx.repository import PartRecord
-from tasks.backup.methods import QDRANT_SNAPSHOT_DIR, SUMS
+from tasks.backup.methods import QDRANT_SNAPSHOT_DIR, SUMS, read_sums
 from tasks.health.checks import Outcome, failing, info, ok
 from tasks.health.model import CheckResult
 
@@ -102,17 +102,13 @@ def _sums(stack_dir: Path, rel: str) -> Outcome:
     sums = stack_dir / rel
     base = sums.parent
     bad, checked = [], 0
-    for line in sums.read_text(encoding="utf-8", errors="replace").splitlines():
-        digest, _, name = line.strip().partition("  ")
-        if not name:
-            continue
-        name = name.removeprefix("*")
+    for name, digest in read_sums(sums):  # names with \\ or a newline are escaped
         file = base / name
         if not file.is_file():
             bad.append(f"{name} missing")
             continue
         checked += 1
-        if _sha256(file) != digest.lower():
+        if _sha256(file) != digest:
             bad.append(f"{name} differs")
     if bad:
         return failing(f"{rel}: {', '.join(bad)}", "Restore the model from its source.")

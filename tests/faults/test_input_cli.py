@@ -269,3 +269,56 @@ def test_the_console_script_prints_one_message_and_exits_2(
         assert expected in " ".join(stderr.split()), f"{case}: {stderr}"
         assert stdout == "", f"{case}: {stdout}"
         fault_figures.add(request.node.name, bad_inputs_refused=1)
+
+
+# paths and locations that used to be taken as something else, or crash; each case is argv
+# built from the stack directory (which holds docker-compose.yml)
+def _not_utf8(stack: Path, name: bytes) -> str:
+    """A path with a byte that is not UTF-8, as Python hands it to sbx (surrogate escape)."""
+    return os.fsdecode(os.fsencode(stack) + b"/" + name)
+
+
+PATH_CASES: dict[str, tuple[Any, str]] = {
+    "--stack naming a file": (
+        lambda s: ["snapshots", "--stack", str(s / "docker-compose.yml")],
+        "--stack",
+    ),
+    "--stack not UTF-8": (lambda s: ["snapshots", "--stack", _not_utf8(s, b"st\xffck")], "--stack"),
+    "--to not UTF-8": (
+        lambda s: ["restore", "latest", "--stack", str(s), "--to", _not_utf8(s, b"t\xffo")],
+        "--to",
+    ),
+    "--repo not UTF-8": (
+        lambda s: ["backup", "--stack", str(s), "--repo", _not_utf8(s, b"r\xffpo")],
+        "--repo",
+    ),
+    "--repo empty": (lambda s: ["backup", "--stack", str(s), "--repo", ""], "--repo"),
+    "--repo ftp://": (
+        lambda s: ["backup", "--stack", str(s), "--repo", "ftp://host/backups"],
+        "--repo",
+    ),
+    "verify --all with a snapshot": (
+        lambda s: ["verify", "--all", "latest", "--stack", str(s)],
+        "--all",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PATH_CASES))
+def test_bad_paths_and_locations_are_one_clear_message_and_exit_2(
+    case: str,
+    tmp_path: Path,
+    fault_figures: FaultFigures,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for var in [v for v in os.environ if v.startswith("SBX_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("SBX_HOME", str(tmp_path / "home"))
+    (tmp_path / "docker-compose.yml").write_text("services: {}\n")
+    argv_of, expected = PATH_CASES[case]
+    fault_figures.add(request.node.name, bad_inputs_tried=1)
+    done = invoke(argv_of(tmp_path))
+    _assert_clear(done, case, expected)
+    assert done.stderr.count("error:") + done.stderr.count("Error") == 1, done.stderr
+    fault_figures.add(request.node.name, bad_inputs_refused=1)

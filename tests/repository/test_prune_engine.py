@@ -97,3 +97,20 @@ def test_the_engine_keeps_the_newest_drill_passed_snapshot(repo: Repository, src
     policy = RetentionPolicy(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0)
     plan = repo.plan_prune(policy)  # not only the prune flow: whoever plans through the engine
     assert plan.remove == [others[0]] and plan.keep[drilled.id] == ["protected"]
+
+
+def test_the_engine_does_not_count_an_incomplete_part(repo: Repository, src: Path) -> None:
+    """A part whose directory vanished mid-walk (h-capture's `incomplete`) is no full copy."""
+    good = backup(repo, src)
+    with repo.writer(command="pytest") as writer:
+        writer.begin_snapshot()
+        for name, paths in PARTS.items():
+            with writer.part(name, "copy") as part:
+                for rel in paths:
+                    part.add_tree(src / rel, rel)
+                if name == "data":
+                    part.incomplete.append("data/gone")  # as the walk records a vanished dir
+        incomplete = writer.commit()
+    policy = RetentionPolicy(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0)
+    repo.prune(repo.plan_prune(policy))
+    assert repo.list_snapshots() == [good.id, incomplete.id]

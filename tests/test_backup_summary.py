@@ -1,0 +1,72 @@
+"""The backup summary on the terminal and in the Prefect artifact: warnings counted by kind,
+the first few shown, every user-controlled string printed as it is (not as Rich markup)."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from sbx.cli import backups as backups_cli
+from sbx.repository import Stats
+from tasks.reports import BackupReport, PartSummary, backup_markdown
+
+
+def _report() -> BackupReport:
+    warnings = [
+        "data/open-webui/web[ui].db changed while being read; kept the 10 bytes read",
+        "data/open-webui/run/s skipped: a socket (not backed up)",
+        "data/open-webui/uploads/a vanished or was renamed while the backup read it; what was "
+        "below it is not in this snapshot (part marked incomplete). Run the backup again once "
+        "the stack is idle.",
+        *(f"data/open-webui/f{i} skipped: a fifo (not backed up)" for i in range(6)),
+    ]
+    part = PartSummary(
+        name="open-webui",
+        method="sqlite-online",
+        mode="sqlite-online-backup",
+        status="failed",
+        reason="could not read [bold]web[ui].db[/bold]",
+        stats=Stats(),
+        warnings=warnings,
+        incomplete=["data/open-webui/uploads/a"],
+    )
+    return BackupReport(
+        snapshot_id="20260102T030405Z-abcdef",
+        repository="/srv/[repo]",
+        stack_dir=Path("/stack"),
+        project=None,
+        started_at=datetime(2026, 1, 2, tzinfo=UTC),
+        stats=Stats(),
+        parts=[part],
+        restarted=[],
+        docker=False,
+    )
+
+
+def test_terminal_summary_counts_warnings_and_shows_names_verbatim(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = io.StringIO()
+    monkeypatch.setattr(backups_cli, "err", Console(file=text, width=400, highlight=False))
+    backups_cli._print_backup(_report())
+    shown = text.getvalue()
+    assert "9 warning(s)" in shown
+    assert "7 special files skipped" in shown
+    assert "1 files changed while read" in shown
+    assert "1 directories vanished mid-walk" in shown
+    assert "data/open-webui/web[ui].db changed while being read" in shown
+    assert "could not read [bold]web[ui].db[/bold]" in shown
+    assert "/srv/[repo]" in shown
+    assert "... and 4 more" in shown
+
+
+def test_incomplete_part_is_a_problem_and_the_artifact_lists_warnings() -> None:
+    report = _report()
+    assert any("part open-webui is incomplete" in p for p in report.problems)
+    markdown = backup_markdown(report)
+    assert "9 warnings: 7 special files skipped" in markdown
+    assert "uploads/a vanished or was renamed" in markdown
