@@ -43,6 +43,7 @@ from sbx.repository.format import (
     extents_hash,
     hashed_by_extents,
 )
+from sbx.repository.metadata import MetadataNotes, apply_xattrs, punch_holes
 from sbx.repository.objects import ObjectStore, PlaintextCache
 from sbx.repository.safety import check_restorable, select_parts
 
@@ -64,6 +65,7 @@ class RestoreReport(BaseModel):
     hardlinks: int
     bytes: int
     duration_s: float
+    warnings: list[str] = []  # metadata the target could not hold, one line per kind
 
 
 def restore_snapshot(
@@ -87,6 +89,7 @@ def restore_snapshot(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.sbx-restore-", dir=target.parent))
     writer = _Writer(objects, manifest, chosen, staging, small_file_limit)
+    writer.notes.where = str(target)
     try:
         with writer.cache, writer.copier:
             for part in chosen:
@@ -103,7 +106,7 @@ def restore_snapshot(
         raise
     dirs = [entry for part in chosen for entry in part.entries if entry.type == "dir"]
     for entry in sorted(dirs, key=lambda e: e.path.count("/"), reverse=True):
-        _set_metadata(target / entry.path, entry)
+        _set_metadata(target / entry.path, entry, writer.notes)
     counts = Counter(entry.type for part in chosen for entry in part.entries)
     return RestoreReport(
         snapshot_id=manifest.id,
@@ -115,6 +118,7 @@ def restore_snapshot(
         hardlinks=counts["hardlink"],
         bytes=writer.bytes_written,
         duration_s=time.monotonic() - started,
+        warnings=writer.notes.lines(),
     )
 
 
@@ -148,9 +152,15 @@ def _move_into_place(staging: Path, target: Path, force: bool) -> None:
     staging.rmdir()
 
 
-def _set_metadata(path: Path, entry: Entry) -> None:
+def _set_metadata(path: Path, entry: Entry, notes: MetadataNotes) -> None:
     if os.geteuid() == 0:
         os.chown(path, entry.uid, entry.gid, follow_symlinks=False)
+    if entry.xattrs:  # after chown, before chmod: see metadata.py
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            apply_xattrs(fd, entry, notes)
+        finally:
+            os.close(fd)
     path.chmod(entry.mode)  # after chown: chown clears setuid/setgid
     os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
 
@@ -193,6 +203,7 @@ class _Writer:
         self.staging = staging
         self.root = os.geteuid() == 0
         self.bytes_written = 0
+        self.notes = MetadataNotes(str(staging))
 
     def write(self, part: PartRecord, entry: Entry) -> None:
         path = self.staging / entry.path
@@ -211,6 +222,7 @@ class _Writer:
                 path.symlink_to(entry.link_target or "")
                 if self.root:
                     os.lchown(path, entry.uid, entry.gid)
+                apply_xattrs(str(path), entry, self.notes)  # the link itself: not followed
                 os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
             elif entry.type == "hardlink":
                 os.link(self.staging / (entry.hardlink_to or ""), path, follow_symlinks=False)
@@ -255,13 +267,15 @@ class _Writer:
     def _set_owner_mode(self, fd: int, entry: Entry) -> None:
         if self.root:
             os.fchown(fd, entry.uid, entry.gid)
+        punch_holes(fd, entry, self.notes)
+        apply_xattrs(fd, entry, self.notes)  # after fchown: it clears security.capability
         os.fchmod(fd, entry.mode)  # after fchown: chown clears setuid/setgid
 
     def _write_file(self, path: Path, entry: Entry) -> None:
         hasher = None if hashed_by_extents(entry.content_size, self.small_file_limit) else blake3()
         if hasher is None:
             self._check_extents(entry)
-        fd = os.open(path, _CREATE, 0o600)
+        fd = os.open(path, _CREATE_RW, 0o600)  # read too: holes are checked to be zeros
         try:
             position = 0
             for extent in entry.extents:
