@@ -268,6 +268,19 @@ class PartRecord(_Frozen):
     warnings: list[str] = Field(default_factory=list)
     stats: Stats = Field(default_factory=Stats)
     entries: list[Entry] = Field(default_factory=list)
+    parents: list[Entry] = Field(
+        default_factory=list,
+        description="Directories above the part's paths, not in the part: restored with their "
+        "owner, mode, xattrs and mtime where a restore creates them.",
+    )
+
+    @model_validator(mode="after")
+    def _parents_are_dirs(self) -> PartRecord:
+        for parent in self.parents:
+            path = parent.path
+            if parent.type != "dir" or path.startswith("/") or {"", ".", ".."} & {*path.split("/")}:
+                raise ValueError(f"parent {path!r} is not a directory path below the stack")
+        return self
 
 
 class SnapshotManifest(_Frozen):

@@ -26,8 +26,10 @@ import base64
 import ctypes
 import errno
 import os
+import stat
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Final
 
 from sbx.repository.format import MAX_HOLES, Entry
@@ -65,6 +67,26 @@ def read_xattrs(target: str | int, notes: list[str], path: str) -> dict[str, str
             continue
         found[name] = base64.b64encode(value).decode("ascii")
     return found or None
+
+
+def parent_entries(root: Path, rel_prefix: str, notes: list[str]) -> list[Entry]:
+    """The directories between the stack and ``root`` (entry path ``rel_prefix``), outermost
+    first: without them a restore makes ``data`` of ``data/models`` as root, 0755, now."""
+    names = rel_prefix.split("/")[:-1]
+    found: list[Entry] = []
+    for depth in range(1, len(names) + 1):
+        abs_path = root.parents[len(names) - depth]
+        try:
+            st = os.lstat(abs_path)
+        except OSError:
+            continue  # the part's own walk says what is missing
+        if not stat.S_ISDIR(st.st_mode):
+            continue  # a link on the way: what it points at is not ours to restore
+        path = "/".join(names[:depth])
+        xattrs = read_xattrs(str(abs_path), notes, path)
+        entry = Entry(path=path, type="dir", mode=stat.S_IMODE(st.st_mode), xattrs=xattrs)
+        found.append(replace(entry, uid=st.st_uid, gid=st.st_gid, mtime_ns=st.st_mtime_ns))
+    return found
 
 
 def find_holes(fd: int, size: int) -> list[tuple[int, int]] | None:

@@ -31,7 +31,7 @@ from sbx.repository.format import (
     StatKey,
     Stats,
 )
-from sbx.repository.metadata import find_holes, read_xattrs
+from sbx.repository.metadata import find_holes, parent_entries, read_xattrs
 from sbx.repository.safety import path_problem, symlink_escapes
 from sbx.repository.walk import Node, PathFilter, kind_of, walk_tree
 
@@ -50,6 +50,7 @@ class PartWriter:
         self._entries: list[Entry] = []
         self._pending: list[int] = []  # indexes of entries pointing into the unflushed pack
         self._inodes: dict[tuple[int, int], str] = {}
+        self._parents: dict[str, Entry] = {}
         self._counts = Counts()
         self._content = ContentWriter(
             ctx.info, ctx.objects, ctx.uploader, ctx.small_index, self._counts
@@ -74,6 +75,8 @@ class PartWriter:
         Returns the number of entries added; 0 means ``root`` does not exist.
         """
         self._check_path(rel_prefix)
+        for parent in parent_entries(root, rel_prefix, self.warnings):
+            self._parents.setdefault(parent.path, parent)
         added = 0
         for node in walk_tree(root, rel_prefix, PathFilter(include, exclude), self.warn):
             if self._add_node(node, sha256):
@@ -163,7 +166,8 @@ class PartWriter:
             )
             # each Entry was validated when it was made; passed to the constructor, pydantic
             # would run every entry's validators again (~1 s per 100,000 entries)
-            self.record = record.model_copy(update={"entries": self._entries if keep else []})
+            entries, parents = (self._entries, list(self._parents.values())) if keep else ([], [])
+            self.record = record.model_copy(update={"entries": entries, "parents": parents})
         return self.record
 
     def __enter__(self) -> PartWriter:

@@ -107,6 +107,10 @@ def restore_snapshot(
     dirs = [entry for part in chosen for entry in part.entries if entry.type == "dir"]
     for entry in sorted(dirs, key=lambda e: e.path.count("/"), reverse=True):
         _set_metadata(target / entry.path, entry, writer.notes)
+    for entry in _parents(chosen):
+        path = target / entry.path
+        if path.is_dir() and not path.is_symlink():
+            _set_metadata(path, entry, writer.notes)
     counts = Counter(entry.type for part in chosen for entry in part.entries)
     return RestoreReport(
         snapshot_id=manifest.id,
@@ -150,6 +154,13 @@ def _move_into_place(staging: Path, target: Path, force: bool) -> None:
                 dest.unlink()
         child.rename(dest)
     staging.rmdir()
+
+
+def _parents(parts: list[PartRecord]) -> list[Entry]:
+    """Directories above the parts' paths (restore made them), innermost first."""
+    inside = {entry.path for part in parts for entry in part.entries}
+    found = {p.path: p for part in parts for p in part.parents if p.path not in inside}
+    return sorted(found.values(), key=lambda entry: entry.path.count("/"), reverse=True)
 
 
 def _set_metadata(path: Path, entry: Entry, notes: MetadataNotes) -> None:

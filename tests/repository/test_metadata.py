@@ -127,6 +127,38 @@ def test_capabilities_survive_the_owner_being_set(repo: Repository, tmp_path: Pa
     assert "security.capability" in xattrs_of(tmp_path / "out/data/tool")
 
 
+@pytest.mark.parametrize("only", [None, ["models"]])
+def test_directories_above_the_parts_keep_owner_mode_xattrs_mtime(
+    repo: Repository, tmp_path: Path, only: list[str] | None
+) -> None:
+    # parts data/models and data/qdrant: 'data' is in neither, and came back root, 0755, now
+    src = tmp_path / "src"
+    for name in ("models", "qdrant"):
+        (src / "data" / name).mkdir(parents=True)
+        (src / "data" / name / "f").write_text(name)
+    os.setxattr(src / "data", "user.kept", b"yes")
+    (src / "data").chmod(0o2751)
+    if IS_ROOT:
+        os.chown(src / "data", 1234, 5678)
+    os.utime(src / "data", ns=(1_600_000_000_000_000_001,) * 2)
+    parts = {"models": ["data/models"], "qdrant": ["data/qdrant"]}
+    manifest = backup(repo, src, parts=parts)
+    assert [p.path for p in manifest.parts[0].parents] == ["data"]
+    repo.restore(manifest.id, tmp_path / "out", only)
+    want, got = (src / "data").stat(), (tmp_path / "out/data").stat()
+    assert (got.st_mode, got.st_uid, got.st_gid) == (want.st_mode, want.st_uid, want.st_gid)
+    assert got.st_mtime_ns == 1_600_000_000_000_000_001
+    assert xattrs_of(tmp_path / "out/data") == {"user.kept": b"yes"}
+
+
+def test_a_parent_outside_the_stack_is_refused_on_load() -> None:
+    parent = {"path": "../etc", "type": "dir", "mode": 0o755}
+    raw = manifest_dict(SNAP, [FILE])
+    raw["parts"][0]["parents"] = [parent]
+    with pytest.raises(ManifestInvalid, match="not a directory path below the stack"):
+        parse_manifest(json.dumps(raw).encode(), "bad")
+
+
 @pytest.mark.parametrize("storage", ["repo", "memory_repo"])
 def test_holes_inside_a_chunk_stay_holes(
     storage: str, request: pytest.FixtureRequest, tmp_path: Path
