@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sbx.cli.common import ConfigOption, JsonOption, PartOption, RepoOption, StackOption, err, out
@@ -171,6 +172,8 @@ def register_checks(app: typer.Typer) -> None:
             f"restored {outcome.snapshot_id} ({', '.join(r.parts)}): {r.files} files, "
             f"{r.bytes} bytes, every hash verified"
         )
+        for warning in r.warnings:  # metadata the target could not hold, one line per kind
+            err.print(f"[yellow]warning[/]: {escape(warning)}", soft_wrap=True)
         if outcome.swapped:
             for live, aside in outcome.swapped.moved:
                 err.print(f"  {live}: previous data kept as {aside or '(none before)'}")
