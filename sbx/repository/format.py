@@ -267,16 +267,17 @@ class PartRecord(_Frozen):
     detail: dict[str, Any] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
     stats: Stats = Field(default_factory=Stats)
-    entries: list[Entry] = Field(default_factory=list)
-    parents: list[Entry] = Field(
-        default_factory=list,
+    # before entries: write_manifest streams the entries last
+    parents: list[Entry] | None = Field(
+        default=None,
         description="Directories above the part's paths, not in the part: restored with their "
         "owner, mode, xattrs and mtime where a restore creates them.",
     )
+    entries: list[Entry] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _parents_are_dirs(self) -> PartRecord:
-        for parent in self.parents:
+        for parent in self.parents or ():
             path = parent.path
             if parent.type != "dir" or path.startswith("/") or {"", ".", ".."} & {*path.split("/")}:
                 raise ValueError(f"parent {path!r} is not a directory path below the stack")

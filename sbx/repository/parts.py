@@ -166,7 +166,9 @@ class PartWriter:
             )
             # each Entry was validated when it was made; passed to the constructor, pydantic
             # would run every entry's validators again (~1 s per 100,000 entries)
-            entries, parents = (self._entries, list(self._parents.values())) if keep else ([], [])
+            entries, parents = (
+                (self._entries, list(self._parents.values()) or None) if keep else ([], None)
+            )
             self.record = record.model_copy(update={"entries": entries, "parents": parents})
         return self.record
 

@@ -159,7 +159,7 @@ def _move_into_place(staging: Path, target: Path, force: bool) -> None:
 def _parents(parts: list[PartRecord]) -> list[Entry]:
     """Directories above the parts' paths (restore made them), innermost first."""
     inside = {entry.path for part in parts for entry in part.entries}
-    found = {p.path: p for part in parts for p in part.parents if p.path not in inside}
+    found = {p.path: p for part in parts for p in part.parents or () if p.path not in inside}
     return sorted(found.values(), key=lambda entry: entry.path.count("/"), reverse=True)
 
 

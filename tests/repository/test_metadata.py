@@ -19,6 +19,7 @@ from sbx.errors import ManifestInvalid
 from sbx.repository import Repository
 from sbx.repository.format import Entry
 from sbx.repository.manifest_json import dump_manifest, parse_manifest
+from sbx.repository.metadata import MetadataNotes, apply_xattrs, at, find_holes
 
 KiB = 1024
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (trusted.*, owners, mounts)")
@@ -46,7 +47,8 @@ FILE = {"path": "f", "type": "file", "mode": 420, "size": 10, "hash": "0" * 64,
 def test_old_manifests_load_and_new_fields_round_trip() -> None:
     old = parse_manifest(json.dumps(manifest_dict(SNAP, [FILE])).encode(), "old")
     assert old.parts[0].entries[0].xattrs is None and old.parts[0].entries[0].holes is None
-    assert b"xattrs" not in dump_manifest(old)  # unchanged text for files without them
+    # unchanged text for entries and parts without them
+    assert b"xattrs" not in dump_manifest(old) and b"parents" not in dump_manifest(old)
     new = {**FILE, "xattrs": {"user.a": "AP8=", "system.posix_acl_access": ""}, "holes": [[2, 4]]}
     loaded = parse_manifest(json.dumps(manifest_dict(SNAP, [new])).encode(), "new")
     assert parse_manifest(dump_manifest(loaded), "again") == loaded
@@ -148,7 +150,7 @@ def test_directories_above_the_parts_keep_owner_mode_xattrs_mtime(
     assert (got.st_mode, got.st_uid, got.st_gid) == (want.st_mode, want.st_uid, want.st_gid)
     assert got.st_mtime_ns == 1_600_000_000_000_000_001
     assert xattrs_of(tmp_path / "out/data") == {"user.kept": b"yes"}
-    assert [p.path for p in manifest.parts[0].parents] == ["data"]
+    assert [p.path for p in manifest.parts[0].parents or ()] == ["data"]
 
 
 def test_a_parent_outside_the_stack_is_refused_on_load() -> None:
@@ -237,6 +239,36 @@ def test_a_target_that_cannot_hold_metadata_gets_one_warning_per_kind(
     assert "POSIX ACLs not kept on 1 entry" in text
     assert "holes of sparse files not kept on 1 entry" in text
     assert "(first: data/f0)" in text
+
+
+def test_find_holes_reads_the_file_systems_map(tmp_path: Path) -> None:
+    dense, sparse = tmp_path / "dense", tmp_path / "sparse"
+    dense.write_bytes(bytes(64 * KiB))  # zeros written are data, not holes
+    write_sparse(sparse, 256 * KiB, {0: b"a" * 4096, 128 * KiB: b"b" * 4096})
+    for path, want in ((dense, None), (sparse, [(4096, 124 * KiB), (132 * KiB, 124 * KiB)])):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.lseek(fd, 10, os.SEEK_SET)
+            assert find_holes(fd, path.stat().st_size) == want, path
+            assert os.lseek(fd, 0, os.SEEK_CUR) == 10  # the reader's offset is kept
+        finally:
+            os.close(fd)
+
+
+@needs_root
+def test_xattrs_through_a_directory_handle_do_not_follow_the_link(tmp_path: Path) -> None:
+    (tmp_path / "victim").write_text("v")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir/link").symlink_to(tmp_path / "victim")
+    entry = Entry(path="dir/link", type="symlink", mode=0o777, link_target="x",
+                  xattrs={"trusted.mark": "bGluaw=="})  # fmt: skip
+    fd = os.open(tmp_path / "dir", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        apply_xattrs(at(fd, "link"), entry, MetadataNotes("t"))
+    finally:
+        os.close(fd)
+    assert xattrs_of(tmp_path / "dir/link") == {"trusted.mark": b"link"}
+    assert xattrs_of(tmp_path / "victim") == {}
 
 
 # -- differential: the same tree through sbx and through rsync -aHAXS --------------------------
