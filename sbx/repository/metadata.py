@@ -89,6 +89,26 @@ def parent_entries(root: Path, rel_prefix: str, notes: list[str]) -> list[Entry]
     return found
 
 
+def make_parents_like(dest: Path, source: Path) -> None:
+    """Create the missing directories of ``dest`` (and above), each with the owner, mode and
+    extended attributes of the directory at the same level above ``source`` (the staged copy
+    an in-place restore renames in: restore gave it the snapshot's metadata)."""
+    missing: list[tuple[Path, Path]] = []
+    while not (dest.exists() or dest.is_symlink()):
+        missing.append((source, dest))
+        source, dest = source.parent, dest.parent
+    for model, made in reversed(missing):
+        made.mkdir()
+        st = os.lstat(model)
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        if os.geteuid() == 0:
+            os.chown(made, st.st_uid, st.st_gid)
+        for name in os.listxattr(model, follow_symlinks=False):  # same file system: all fit
+            os.setxattr(made, name, os.getxattr(model, name, follow_symlinks=False))
+        made.chmod(stat.S_IMODE(st.st_mode))  # after chown and the ACLs: see the docstring
+
+
 def find_holes(fd: int, size: int) -> list[tuple[int, int]] | None:
     """The holes of the open file ``fd`` below ``size`` as (offset, length), from the file
     system's own map; None when there are none (or it keeps no map). The fd's offset is kept."""
