@@ -37,6 +37,9 @@ from sbx.repository.format import MAX_HOLES, Entry
 _UNSUPPORTED: Final = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
 _FALLOC_FL_KEEP_SIZE: Final = 0x01
 _FALLOC_FL_PUNCH_HOLE: Final = 0x02
+# refused by the target: no right (trusted.* as a user), a value it rejects, or no room for it
+# (ext4 keeps a file's attributes in one block: larger ones from xfs do not fit)
+_REFUSED: Final = {errno.EPERM, errno.EACCES, errno.EINVAL, errno.ENOSPC, errno.E2BIG, errno.ERANGE}
 _PUNCH: Final = _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE
 _READ_BLOCK: Final = 1 << 20
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -177,7 +180,7 @@ def apply_xattrs(target: str | int, entry: Entry, notes: MetadataNotes) -> None:
         try:
             os.setxattr(target, name, base64.b64decode(value), follow_symlinks=follow)
         except OSError as exc:
-            if exc.errno not in _UNSUPPORTED | {errno.EPERM, errno.EACCES, errno.EINVAL}:
+            if exc.errno not in _UNSUPPORTED | _REFUSED:
                 raise
             notes.dropped(_kind(name), exc, entry.path)
 
