@@ -23,6 +23,9 @@ from sbx.repository.metadata import MetadataNotes, apply_xattrs, at, find_holes
 
 KiB = 1024
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (trusted.*, owners, mounts)")
+needs_acl_tools = pytest.mark.skipif(
+    shutil.which("setfacl") is None, reason="needs setfacl/getfacl (Debian package acl)"
+)
 
 
 def xattrs_of(path: Path) -> dict[str, bytes]:
@@ -94,6 +97,7 @@ def test_xattrs_of_files_dirs_and_links_round_trip(repo: Repository, tmp_path: P
         assert xattrs_of(tmp_path / "out/data" / name) == xattrs_of(data / name), name
 
 
+@needs_acl_tools
 def test_posix_acls_round_trip(repo: Repository, tmp_path: Path) -> None:
     data = tmp_path / "src/data"
     (data / "shared").mkdir(parents=True)
@@ -116,6 +120,7 @@ def test_posix_acls_round_trip(repo: Repository, tmp_path: Path) -> None:
 
 
 @needs_root
+@pytest.mark.skipif(shutil.which("setcap") is None, reason="needs setcap (libcap2-bin)")
 def test_capabilities_survive_the_owner_being_set(repo: Repository, tmp_path: Path) -> None:
     # chown clears security.capability: restore must set attributes after the owner
     data = tmp_path / "src/data"
@@ -218,6 +223,7 @@ def ramfs(tmp_path: Path) -> Iterator[Path]:
 
 
 @needs_root
+@needs_acl_tools
 def test_a_target_that_cannot_hold_metadata_gets_one_warning_per_kind(
     repo: Repository, tmp_path: Path, ramfs: Path
 ) -> None:
@@ -303,7 +309,8 @@ def build_tree(root: Path) -> None:
     (data / "odd").chmod(0o2750)
     (data / "odd/inner").chmod(0o1733)
     (data / "acl").mkdir()
-    subprocess.run(["setfacl", "-m", "u:1234:rwx", "-d", "-m", "g:99:r-x", str(data / "acl")])
+    subprocess.run(["setfacl", "-m", "u:1234:rwx", str(data / "acl")], check=True)
+    subprocess.run(["setfacl", "-d", "-m", "g:99:r-x", str(data / "acl")], check=True)
     (data / "acl/file").write_text("acl")
     subprocess.run(["setfacl", "-m", "u:4321:r", str(data / "acl/file")], check=True)
     (data / "x").write_bytes(b"xattrs")
@@ -348,6 +355,7 @@ def compare_view(root: Path) -> dict[str, tuple[Any, ...]]:
     return seen
 
 
+@needs_acl_tools
 @pytest.mark.skipif(shutil.which("rsync") is None, reason="needs rsync")
 def test_restore_matches_an_rsync_copy(repo: Repository, tmp_path: Path) -> None:
     build_tree(tmp_path / "src")
@@ -357,4 +365,6 @@ def test_restore_matches_an_rsync_copy(repo: Repository, tmp_path: Path) -> None
     manifest = backup(repo, tmp_path / "src", parts={"data": ["data"]})
     report = repo.restore(manifest.id, tmp_path / "out")
     assert report.warnings == []
-    assert compare_view(tmp_path / "out/data") == compare_view(reference / "data")
+    view = compare_view(tmp_path / "out/data")
+    assert view == compare_view(reference / "data")
+    assert {"system.posix_acl_access", "system.posix_acl_default"} <= set(view["acl"][-1])
