@@ -19,7 +19,6 @@ from sbx.errors import ManifestInvalid
 from sbx.repository import Repository
 from sbx.repository.format import Entry
 from sbx.repository.manifest_json import dump_manifest, parse_manifest
-from sbx.repository.metadata import MetadataNotes, apply_xattrs, at, find_holes
 
 KiB = 1024
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (trusted.*, owners, mounts)")
@@ -248,6 +247,8 @@ def test_a_target_that_cannot_hold_metadata_gets_one_warning_per_kind(
 
 
 def test_find_holes_reads_the_file_systems_map(tmp_path: Path) -> None:
+    from sbx.repository.metadata import find_holes  # here: the rest runs on the base commit
+
     dense, sparse = tmp_path / "dense", tmp_path / "sparse"
     dense.write_bytes(bytes(64 * KiB))  # zeros written are data, not holes
     write_sparse(sparse, 256 * KiB, {0: b"a" * 4096, 128 * KiB: b"b" * 4096})
@@ -263,6 +264,8 @@ def test_find_holes_reads_the_file_systems_map(tmp_path: Path) -> None:
 
 @needs_root
 def test_xattrs_through_a_directory_handle_do_not_follow_the_link(tmp_path: Path) -> None:
+    from sbx.repository.metadata import MetadataNotes, apply_xattrs, at
+
     (tmp_path / "victim").write_text("v")
     (tmp_path / "dir").mkdir()
     (tmp_path / "dir/link").symlink_to(tmp_path / "victim")
