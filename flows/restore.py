@@ -135,6 +135,7 @@ def _publish(outcome: RestoreOutcome) -> None:
         f"Parts {', '.join(r.parts)}: {r.files} files, {r.dirs} dirs, {r.symlinks} symlinks, "
         f"{r.hardlinks} hard links, {r.bytes} bytes, verified, in {r.duration_s:.1f} s.",
     ]
+    lines += ["", *(f"- warning: {warning}" for warning in r.warnings)] if r.warnings else []
     if outcome.swapped:
         lines += ["", "| live path | previous data kept as |", "|---|---|"]
         lines += [f"| {live} | {aside or '(new)'} |" for live, aside in outcome.swapped.moved]

@@ -203,6 +203,8 @@ def restore(
             f"{r.bytes} bytes, every hash verified"
         )
     )
+    for warning in r.warnings:  # metadata the target could not hold, one line per kind
+        err.print(f"[yellow]warning[/]: {escape(warning)}", soft_wrap=True)
     if outcome.swapped:
         for live, aside in outcome.swapped.moved:
             err.print(escape(f"  {live}: previous data kept as {aside or '(none before)'}"))

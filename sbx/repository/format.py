@@ -8,7 +8,10 @@ whether paths are safe to restore is checked by ``safety.py`` before a restore t
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import os
 import re
 import secrets
 from collections.abc import Sequence
@@ -36,6 +39,9 @@ DEFAULT_SMALL_FILE_LIMIT = 1 * MiB
 DEFAULT_PACK_SIZE = 8 * MiB  # = chunk size: every object read or written in one go is <= 8 MiB
 
 _INT64 = 1 << 63
+MAX_XATTR_VALUE: Final = 64 * 1024  # XATTR_SIZE_MAX: the kernel takes no larger value
+MAX_XATTRS: Final = 1024  # per entry; far more than any file system keeps on one inode
+MAX_HOLES: Final = 4096  # per file; past this many, the rest of a file is restored dense
 _ID_LIMIT = 1 << 32
 SNAPSHOT_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 OBJECT_ID_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -151,6 +157,13 @@ class Entry:
     hardlink_to: str | None = None
     read_size: int | None = Field(default=None, ge=0, description="Set when != size.")
     stat_key: StatKey | None = None
+    xattrs: dict[str, str] | None = Field(
+        default=None,
+        description="Extended attributes incl. POSIX ACLs: name -> base64 of the raw value.",
+    )
+    holes: list[tuple[int, int]] | None = Field(
+        default=None, description="Files: (offset, length) of each hole, from SEEK_HOLE."
+    )
 
     @property
     def content_size(self) -> int:
@@ -185,7 +198,38 @@ class Entry:
         for name, value in (("link_target", self.link_target), ("hardlink_to", self.hardlink_to)):
             if value is not None and "\0" in value:
                 raise ValueError(f"{name} contains NUL")
+        return self._metadata_in_range()
+
+    def _metadata_in_range(self) -> Entry:
+        if self.xattrs is not None:
+            problem = xattrs_problem(self.xattrs)
+            if problem is not None:
+                raise ValueError(problem)
+        if self.holes is not None:
+            if self.type != "file" or len(self.holes) > MAX_HOLES:
+                raise ValueError(f"holes belong to files, at most {MAX_HOLES} of them")
+            end = 0
+            for offset, length in self.holes:
+                if offset < end or length <= 0 or offset + length > self.content_size:
+                    raise ValueError("holes must be sorted, apart, and inside the file")
+                end = offset + length
         return self
+
+
+def xattrs_problem(xattrs: dict[str, str]) -> str | None:
+    """Why a manifest's extended attributes cannot be restored as given (None: they can)."""
+    if len(xattrs) > MAX_XATTRS:
+        return f"more than {MAX_XATTRS} extended attributes"
+    for name, value in xattrs.items():
+        if "." not in name or "\0" in name or len(os.fsencode(name)) > 255:
+            return f"extended attribute name {name!r} is not a valid name"
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return f"extended attribute {name!r} is not base64"
+        if len(raw) > MAX_XATTR_VALUE:
+            return f"extended attribute {name!r} is over {MAX_XATTR_VALUE} bytes"
+    return None
 
 
 class Stats(_Frozen):
@@ -229,7 +273,21 @@ class PartRecord(_Frozen):
         "(left out of the JSON, which older sbx then still reads) when there were none.",
     )
     stats: Stats = Field(default_factory=Stats)
+    # before entries: write_manifest streams the entries last
+    parents: list[Entry] | None = Field(
+        default=None,
+        description="Directories above the part's paths, not in the part: restored with their "
+        "owner, mode, xattrs and mtime where a restore creates them.",
+    )
     entries: list[Entry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _parents_are_dirs(self) -> PartRecord:
+        for parent in self.parents or ():
+            path = parent.path
+            if parent.type != "dir" or path.startswith("/") or {"", ".", ".."} & {*path.split("/")}:
+                raise ValueError(f"parent {path!r} is not a directory path below the stack")
+        return self
 
 
 class SnapshotManifest(_Frozen):

@@ -16,14 +16,14 @@ from typing import BinaryIO
 import zstandard
 
 from sbx.errors import CorruptObject, ObjectMissing
-from sbx.repository.format import Extent, object_key
-from sbx.repository.objects import (
+from sbx.repository.codec import (
     CODEC_RAW,
     CODEC_ZSTD,
     MAX_PLAINTEXT,
     OBJECT_MAGIC,
     decode_object,
 )
+from sbx.repository.format import Extent, object_key
 from sbx.repository.storage import Storage
 from sbx.repository.storage.local import LocalStorage
 

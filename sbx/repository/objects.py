@@ -1,4 +1,4 @@
-"""Content objects: their encoding, their ids, and the one place that stores and loads them.
+"""Content objects: the one place that stores and loads them (their encoding: codec.py).
 
 An object is ``magic/version byte (0xB1) + codec byte (0 raw, 1 zstd) + payload``. Its id is the
 blake3 hex digest of its *plaintext*, so deduplication works across compression choices, and a
@@ -15,113 +15,26 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-import zstandard
-from blake3 import blake3
-
 from sbx.errors import CorruptObject, ObjectMissing
+from sbx.repository.codec import (
+    CODEC_RAW,
+    CODEC_ZSTD,
+    COMPRESS_MAX_RATIO,
+    MAX_PLAINTEXT,
+    OBJECT_MAGIC,
+    SAMPLE_MIN,
+    SAMPLE_SLICE,
+    SAMPLE_SLICES,
+    ZSTD_CHUNK_LEVEL,
+    ZSTD_LEVEL,
+    decode_object,
+    encode_object,
+    encode_with_sampling,
+    hash_bytes,
+)
 from sbx.repository.format import OBJECT_ID_RE, OBJECTS_PREFIX, object_key
+from sbx.repository.object_check import ReuseCheck
 from sbx.repository.storage import Storage
-
-OBJECT_MAGIC = 0xB1
-CODEC_RAW = 0
-CODEC_ZSTD = 1
-ZSTD_LEVEL = 3
-#: file chunks (large, one file's bytes) use zstd level 1: on logs it stores within ~1 % of
-#: level 3 at less CPU; packs of small files keep level 3
-ZSTD_CHUNK_LEVEL = 1
-#: compress only when it pays: the compressed payload must be below this share of the plaintext
-COMPRESS_MAX_RATIO = 0.9
-#: a file chunk is first judged by a sample: ``SAMPLE_SLICES`` slices of ``SAMPLE_SLICE`` bytes
-#: spread over it are compressed together, and unless they shrink below ``COMPRESS_MAX_RATIO``
-#: the chunk is stored raw without compressing it whole (model shards, vector segments: random)
-SAMPLE_SLICES = 4
-SAMPLE_SLICE = 16 << 10
-#: objects smaller than this are always compressed whole (a sample would be most of them)
-SAMPLE_MIN = 4 * SAMPLE_SLICES * SAMPLE_SLICE
-_HEADER = 2
-#: no object's plaintext is larger (the format caps chunk and pack sizes below it); a damaged
-#: zstd header claiming more is refused before anything is allocated
-MAX_PLAINTEXT = 512 << 20
-
-
-def hash_bytes(data: bytes | memoryview) -> str:
-    """The object id of ``data``: its blake3 hex digest."""
-    return blake3(data).hexdigest()
-
-
-_local = threading.local()
-
-
-def _compressor(level: int = ZSTD_LEVEL) -> zstandard.ZstdCompressor:
-    # zstd contexts are not thread-safe; one per thread and level, reused (one costs ~1 ms)
-    name = f"cctx{level}"
-    ctx: zstandard.ZstdCompressor | None = getattr(_local, name, None)
-    if ctx is None:
-        ctx = zstandard.ZstdCompressor(level=level, write_content_size=True)
-        setattr(_local, name, ctx)
-    return ctx
-
-
-def _decompressor() -> zstandard.ZstdDecompressor:
-    ctx: zstandard.ZstdDecompressor | None = getattr(_local, "dctx", None)
-    if ctx is None:
-        ctx = _local.dctx = zstandard.ZstdDecompressor()
-    return ctx
-
-
-def encode_object(plaintext: bytes | memoryview, *, sample: bool = False) -> bytes:
-    """The stored form of ``plaintext``: zstd when that saves 10 % or more, else raw.
-
-    Without ``sample`` (packs): zstd level 3 is tried on the whole plaintext. With ``sample``
-    (file chunks): a large plaintext whose sample does not compress is stored raw without
-    compressing it whole; one that does is compressed with zstd level 1.
-    """
-    return _encode(plaintext, sample)[0]
-
-
-def _encode(plaintext: bytes | memoryview, sample: bool) -> tuple[bytes, bool]:
-    """(stored form, whether the sample alone decided it is raw)."""
-    compressor = _compressor(ZSTD_CHUNK_LEVEL if sample else ZSTD_LEVEL)
-    if sample and len(plaintext) >= SAMPLE_MIN and not _sample_compresses(plaintext, compressor):
-        return bytes((OBJECT_MAGIC, CODEC_RAW)) + plaintext, True
-    compressed = compressor.compress(plaintext)
-    if len(compressed) < COMPRESS_MAX_RATIO * len(plaintext):
-        return bytes((OBJECT_MAGIC, CODEC_ZSTD)) + compressed, False
-    return bytes((OBJECT_MAGIC, CODEC_RAW)) + plaintext, False
-
-
-def _sample_compresses(plaintext: bytes | memoryview, compressor: zstandard.ZstdCompressor) -> bool:
-    """Whether slices spread over ``plaintext`` shrink below ``COMPRESS_MAX_RATIO`` with zstd."""
-    view = memoryview(plaintext)
-    step = (len(view) - SAMPLE_SLICE) // (SAMPLE_SLICES - 1)
-    sample = b"".join(view[i * step : i * step + SAMPLE_SLICE] for i in range(SAMPLE_SLICES))
-    return len(compressor.compress(sample)) < COMPRESS_MAX_RATIO * len(sample)
-
-
-def decode_object(object_id: str, stored: bytes, location: str) -> bytes:
-    """The plaintext of a stored object, checked against its id; :class:`CorruptObject` if not."""
-    if len(stored) < _HEADER or stored[0] != OBJECT_MAGIC:
-        raise CorruptObject(location, object_id, "its header is not an sbx v1 object header")
-    codec = stored[1]
-    payload = memoryview(stored)[_HEADER:]
-    if codec == CODEC_RAW:
-        plaintext = bytes(payload)
-    elif codec == CODEC_ZSTD:
-        try:
-            claimed = zstandard.frame_content_size(payload)
-            if not 0 <= claimed <= MAX_PLAINTEXT:
-                raise CorruptObject(location, object_id, f"its zstd header claims {claimed} bytes")
-            plaintext = _decompressor().decompress(payload)
-        except zstandard.ZstdError as exc:
-            raise CorruptObject(
-                location, object_id, f"its zstd data does not decode ({exc})"
-            ) from exc
-    else:
-        raise CorruptObject(location, object_id, f"unknown codec byte {codec}")
-    seen = hash_bytes(plaintext)
-    if seen != object_id:
-        raise CorruptObject(location, object_id, f"its content hashes to {seen}")
-    return plaintext
 
 
 @dataclass(frozen=True)
@@ -141,8 +54,6 @@ class ObjectStore:
     """
 
     def __init__(self, storage: Storage, *, check_reused: bool | None = None) -> None:
-        from sbx.repository.object_check import ReuseCheck  # it needs this module's constants
-
         self.storage = storage
         self.reuse = ReuseCheck(storage, check_reused)
         self._known: set[str] | None = None
@@ -184,7 +95,7 @@ class ObjectStore:
         object_id = object_id or hash_bytes(plaintext)
         if self.has(object_id) and not rewrite:
             return Stored(object_id, new=False, stored_size=0)
-        encoded, sampled_raw = _encode(plaintext, sample)
+        encoded, sampled_raw = encode_with_sampling(plaintext, sample)
         if rewrite:  # write-once storage: the damaged object goes first (we hold the lock)
             self.storage.delete(object_key(object_id))
         self.storage.put(object_key(object_id), encoded)
@@ -398,3 +309,26 @@ def out_of_space(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+# the encoding is imported from here by the rest of the engine and the tests
+__all__ = [
+    "CODEC_RAW",
+    "CODEC_ZSTD",
+    "COMPRESS_MAX_RATIO",
+    "MAX_PLAINTEXT",
+    "OBJECT_MAGIC",
+    "SAMPLE_MIN",
+    "SAMPLE_SLICE",
+    "SAMPLE_SLICES",
+    "ZSTD_CHUNK_LEVEL",
+    "ZSTD_LEVEL",
+    "ObjectStore",
+    "PlaintextCache",
+    "Stored",
+    "Uploader",
+    "decode_object",
+    "encode_object",
+    "hash_bytes",
+    "out_of_space",
+]

@@ -32,6 +32,7 @@ from sbx.repository.format import (
     Stats,
     hashed_by_extents,
 )
+from sbx.repository.metadata import find_holes, parent_entries, read_xattrs
 from sbx.repository.safety import path_problem
 from sbx.repository.storage.local import LocalStorage
 from sbx.repository.walk import Node, PathFilter, kind_of, root_link, walk_tree
@@ -52,6 +53,7 @@ class PartWriter:
         self._entries: list[Entry] = []
         self._pending: list[int] = []  # indexes of entries pointing into the unflushed pack
         self._inodes: dict[tuple[int, int], str] = {}
+        self._parents: dict[str, Entry] = {}
         self._counts = Counts()
         self._content = ContentWriter(
             ctx.info, ctx.objects, ctx.uploader, ctx.small_index, self._counts
@@ -79,6 +81,8 @@ class PartWriter:
         Returns the number of entries added; 0 means ``root`` does not exist.
         """
         self._check_path(rel_prefix)
+        for parent in parent_entries(root, rel_prefix, self.warnings):
+            self._parents.setdefault(parent.path, parent)
         added = 0
         own = self._own_repository(root, rel_prefix)
         if own == ".":
@@ -207,7 +211,10 @@ class PartWriter:
             )
             # each Entry was validated when it was made; passed to the constructor, pydantic
             # would run every entry's validators again (~1 s per 100,000 entries)
-            self.record = record.model_copy(update={"entries": self._entries if keep else []})
+            entries, parents = (
+                (self._entries, list(self._parents.values()) or None) if keep else ([], None)
+            )
+            self.record = record.model_copy(update={"entries": entries, "parents": parents})
         return self.record
 
     def __enter__(self) -> PartWriter:
@@ -265,14 +272,17 @@ class PartWriter:
             "gid": st.st_gid,
             "mtime_ns": st.st_mtime_ns,
         }
+        xattrs = read_xattrs(node.abs_path, self.warnings, path)
         if stat.S_ISDIR(st.st_mode):
             self._counts.dirs += 1
-            self._append(Entry(path=path, type="dir", **meta))
+            self._append(Entry(path=path, type="dir", xattrs=xattrs, **meta))
         elif stat.S_ISLNK(st.st_mode):
             # os.readlink, not Path.readlink: a Path would normalise 'dir/' or 'a//b'
             target = os.readlink(node.abs_path)  # noqa: PTH115
             self._counts.symlinks += 1
-            self._append(Entry(path=path, type="symlink", link_target=target, **meta))
+            self._append(
+                Entry(path=path, type="symlink", link_target=target, xattrs=xattrs, **meta)
+            )
         elif stat.S_ISREG(st.st_mode):
             inode = (st.st_dev, st.st_ino)
             first = self._inodes.get(inode) if st.st_nlink > 1 else None
@@ -281,7 +291,7 @@ class PartWriter:
                 link = Entry(path=path, type="hardlink", hardlink_to=first, size=st.st_size, **meta)
                 self._append(link)
                 return True
-            if not self._add_regular(node, sha256):
+            if not self._add_regular(node, sha256, xattrs):
                 return False
             if st.st_nlink > 1:
                 self._inodes[inode] = path
@@ -291,7 +301,7 @@ class PartWriter:
             return False
         return True
 
-    def _add_regular(self, node: Node, sha256: bool) -> bool:
+    def _add_regular(self, node: Node, sha256: bool, xattrs: dict[str, str] | None) -> bool:
         st, path = node.st, node.path
         key = StatKey(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
         prev = self.ctx.previous.get(path)
@@ -307,8 +317,8 @@ class PartWriter:
             self._counts.bytes += prev.content_size
             self._counts.reused_bytes += prev.content_size
             mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
-            if (prev.mode, prev.uid, prev.gid) != (mode, uid, gid):
-                prev = replace(prev, mode=mode, uid=uid, gid=gid)
+            if (prev.mode, prev.uid, prev.gid, prev.xattrs) != (mode, uid, gid, xattrs):
+                prev = replace(prev, mode=mode, uid=uid, gid=gid, xattrs=xattrs)
             self._append(prev)  # frozen: the previous manifest's entry is shared, not copied
             return True
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -328,7 +338,7 @@ class PartWriter:
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             fst = os.fstat(fd)
             self._counts.files_read += 1
-            self._store(path, source, fst, sha256, None, None, None, None)
+            self._store(path, source, fst, sha256, None, None, None, None, xattrs=xattrs)
         return True
 
     def _store(
@@ -341,9 +351,12 @@ class PartWriter:
         mtime_ns: int | None,
         uid: int | None,
         gid: int | None,
+        *,
+        xattrs: dict[str, str] | None = None,
     ) -> Entry:
         content = self._content.store(source, sha256)
         read = content.read
+        holes = find_holes(source.fileno(), read) if isinstance(source, io.FileIO) else None
         after = fstat_of(source)
         changed = read != st.st_size or (
             after is not None
@@ -368,6 +381,8 @@ class PartWriter:
             stat_key=None
             if changed or after is None
             else StatKey(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns),
+            xattrs=xattrs,
+            holes=None if changed else holes,  # a map of other bytes than those read
         )
         self._append(entry, content.pending)
         return entry

@@ -48,6 +48,7 @@ from sbx.repository.format import (
     extents_hash,
     hashed_by_extents,
 )
+from sbx.repository.metadata import MetadataNotes, apply_xattrs, at, punch_holes
 from sbx.repository.objects import ObjectStore, PlaintextCache
 from sbx.repository.restore_fs import DirHandles, is_empty, move_roots, part_roots
 from sbx.repository.safety import check_restorable, select_parts
@@ -70,6 +71,7 @@ class RestoreReport(BaseModel):
     hardlinks: int
     bytes: int
     duration_s: float
+    warnings: list[str] = []  # metadata the target could not hold, one line per kind
 
 
 def restore_snapshot(
@@ -98,6 +100,7 @@ def restore_snapshot(
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
     try:
         writer = _Writer(objects, manifest, chosen, staging, small_file_limit)
+        writer.notes.where = str(target)
         with writer.cache, writer.copier, writer.handles:
             for part in chosen:
                 for entry in part.entries:
@@ -121,9 +124,17 @@ def restore_snapshot(
         for entry in sorted(dirs, key=lambda e: e.path.count("/"), reverse=True):
             fd = os.dup(placed.dir(entry.path))
             try:
-                set_metadata(fd, entry)
+                set_metadata(fd, entry, writer.notes)
             finally:
                 os.close(fd)
+        # the directories above the parts' paths (restore made them): as the stack had them
+        for entry in _parents(chosen):
+            if placed.exists(entry.path):
+                fd = os.dup(placed.dir(entry.path))
+                try:
+                    set_metadata(fd, entry, writer.notes)
+                finally:
+                    os.close(fd)
     counts = Counter(entry.type for part in chosen for entry in part.entries)
     return RestoreReport(
         snapshot_id=manifest.id,
@@ -135,7 +146,15 @@ def restore_snapshot(
         hardlinks=counts["hardlink"],
         bytes=writer.bytes_written,
         duration_s=time.monotonic() - started,
+        warnings=writer.notes.lines(),
     )
+
+
+def _parents(parts: list[PartRecord]) -> list[Entry]:
+    """Directories above the parts' paths (restore made them), innermost first."""
+    inside = {entry.path for part in parts for entry in part.entries}
+    found = {p.path: p for part in parts for p in part.parents or () if p.path not in inside}
+    return sorted(found.values(), key=lambda entry: entry.path.count("/"), reverse=True)
 
 
 def _check_target(target: Path, force: bool) -> bool:
@@ -156,19 +175,25 @@ def _check_target(target: Path, force: bool) -> bool:
     return True
 
 
-def set_metadata(fd: int, entry: Entry) -> None:
-    """Owner, mode and mtime of the file or directory open as ``fd`` (the one per-entry
-    metadata step: extended attributes and ACLs belong here too)."""
+def set_metadata(fd: int, entry: Entry, notes: MetadataNotes) -> None:
+    """Owner, holes, extended attributes (ACLs among them), mode and mtime of the file or
+    directory open as ``fd``: the one per-entry metadata step (order: sbx/repository/metadata.py).
+    """
     if os.geteuid() == 0:
         os.fchown(fd, entry.uid, entry.gid)
+    if entry.type == "file":
+        punch_holes(fd, entry, notes)
+    apply_xattrs(fd, entry, notes)  # after fchown: it clears security.capability
     os.fchmod(fd, entry.mode)  # after fchown: chown clears setuid/setgid
     os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
 
 
-def set_link_metadata(dir_fd: int, name: str, entry: Entry) -> None:
-    """Owner and mtime of the symlink ``name`` in ``dir_fd`` (a link has no mode of its own)."""
+def set_link_metadata(dir_fd: int, name: str, entry: Entry, notes: MetadataNotes) -> None:
+    """Owner, extended attributes and mtime of the symlink ``name`` in ``dir_fd`` (a link has
+    no mode of its own)."""
     if os.geteuid() == 0:
         os.chown(name, entry.uid, entry.gid, dir_fd=dir_fd, follow_symlinks=False)
+    apply_xattrs(at(dir_fd, name), entry, notes)  # the link itself: not followed
     os.utime(name, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
 
 
@@ -210,6 +235,7 @@ class _Writer:
         self.staging = staging
         self.handles = DirHandles(staging)
         self.bytes_written = 0
+        self.notes = MetadataNotes(str(staging))
 
     def write(self, part: PartRecord, entry: Entry) -> None:
         with self._context(part, entry):
@@ -227,7 +253,7 @@ class _Writer:
                 self._write_file(parent, name, entry)
             elif entry.type == "symlink":
                 os.symlink(entry.link_target or "", name, dir_fd=parent)
-                set_link_metadata(parent, name, entry)
+                set_link_metadata(parent, name, entry, self.notes)
             elif entry.type == "hardlink":
                 parent = os.dup(parent)  # the next lookup may close cached handles
                 try:
@@ -268,7 +294,7 @@ class _Writer:
         with self._context(part, entry):
             try:
                 size = self.copier.fill(fd, entry)
-                set_metadata(fd, entry)
+                set_metadata(fd, entry, self.notes)
             finally:
                 os.close(fd)
             return size
@@ -277,7 +303,7 @@ class _Writer:
         hasher = None if hashed_by_extents(entry.content_size, self.small_file_limit) else blake3()
         if hasher is None:
             self._check_extents(entry)
-        fd = os.open(name, _CREATE, 0o600, dir_fd=parent)
+        fd = os.open(name, _CREATE_RW, 0o600, dir_fd=parent)  # read too: holes are checked
         try:
             position = 0
             for extent in entry.extents:
@@ -309,7 +335,7 @@ class _Writer:
                     f"its content hashes to {hasher.hexdigest()}, the manifest says "
                     f"{entry.hash}. Run 'sbx verify' on that snapshot."
                 )
-            set_metadata(fd, entry)
+            set_metadata(fd, entry, self.notes)
         finally:
             os.close(fd)
         self.bytes_written += position

@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from sbx.processes import boot_id, pid_alive
+from sbx.repository.metadata import make_parents_like
 from tasks.services import signals_deferred
 
 JOURNAL = Path(".sbx") / "swap.json"
@@ -103,7 +104,8 @@ def swap_paths(
     with signals_deferred():
         try:
             for src, dst in moves:
-                dst.parent.mkdir(parents=True, exist_ok=True)
+                # not mkdir: a live 'data' missing (disaster recovery) came back root, 0755
+                make_parents_like(dst.parent, src.parent)
                 src.rename(dst)
         except BaseException:
             _undo(pairs)

@@ -9,7 +9,7 @@ import zstandard
 from blake3 import blake3
 
 from sbx.errors import CorruptObject, ObjectMissing
-from sbx.repository import objects as objects_module
+from sbx.repository import codec as objects_module  # the encoding (and its compressor)
 from sbx.repository.format import object_key
 from sbx.repository.objects import (
     CODEC_RAW,

@@ -111,7 +111,7 @@ def test_local_full_disk_is_permanent_and_says_what_to_do(tmp_path: Path) -> Non
 @pytest.mark.parametrize("location", ["", "  ", "ftp://host/backups", "sftp://box/x"])
 def test_open_storage_refuses_what_is_no_repository_location(location: str) -> None:
     from sbx.errors import ConfigError
-    from sbx.repository.locations import open_storage
+    from tasks.repository import open_storage
 
     with pytest.raises(ConfigError, match="neither a directory nor s3://"):
         open_storage(location)
