@@ -44,6 +44,6 @@ def bounded(examples: int) -> Callable[[F], F]:
     )
 
     def apply(test: F) -> F:
-        return seed(SEED)(chosen(test))  # type: ignore[no-any-return]
+        return seed(SEED)(chosen(test))
 
     return apply

@@ -30,18 +30,23 @@ def _tree(root: Path) -> Path:
     return root
 
 
+def _relink(root: Path) -> None:
+    (root / "link").unlink()
+    (root / "link").symlink_to("d/g")
+
+
 def _dense(path: Path) -> None:
     data = path.read_bytes()
     path.unlink()
     path.write_bytes(data)
 
 
-SPOILERS: dict[str, tuple[Callable[[Path], None], str, bytes]] = {
+SPOILERS: dict[str, tuple[Callable[[Path], object], str, bytes]] = {
     "mode": (lambda r: (r / "d").chmod(0o700), "mode", b"d"),
     "content": (lambda r: (r / "d" / "f").write_bytes(b"CONTENT"), "content", b"d/f"),
     "mtime": (lambda r: os.utime(r / "d", ns=(1, 1)), "mtime_ns", b"d"),
     "owner": (lambda r: os.chown(r / "link", 4242, 0, follow_symlinks=False), "uid", b"link"),
-    "link": (lambda r: ((r / "link").unlink(), (r / "link").symlink_to("d/g")), "link", b"link"),
+    "link": (_relink, "link", b"link"),
     "xattr": (lambda r: os.removexattr(r / "d" / "f", "user.k"), "xattrs", b"d/f"),
     "hard link": (lambda r: _dense(r / "hard"), "hard-link group", b"hard"),
     "holes": (lambda r: _dense(r / "sparse"), "st_blocks (holes)", b"sparse"),

@@ -18,7 +18,7 @@ from harness.roundtrip import Places, tmpfs, trial
 from harness.trees import TreeSpec, trees
 
 
-@bounded(10)
+@bounded(15)
 @given(spec=trees())
 def test_repository_on_tmpfs_target_on_disk(
     spec: TreeSpec, mounts: Path, examples: Examples
@@ -34,7 +34,7 @@ def test_repository_on_tmpfs_target_on_disk(
         remove(work)
 
 
-@bounded(10)
+@bounded(15)
 @given(spec=trees())
 def test_repository_on_disk_target_on_tmpfs(
     spec: TreeSpec, mounts: Path, examples: Examples
@@ -50,7 +50,7 @@ def test_repository_on_disk_target_on_tmpfs(
         remove(work)
 
 
-@bounded(10)
+@bounded(15)
 @given(spec=trees())
 def test_target_is_an_empty_mount_point(spec: TreeSpec, mounts: Path, examples: Examples) -> None:
     examples.tick()

@@ -28,7 +28,7 @@ from harness.kinds import on
 from harness.roundtrip import PART, back_up, open_repository
 from harness.trees import CHUNK, SMALL
 from sbx.repository import parts as parts_module
-from sbx.repository.walk import Node
+from sbx.repository.walk import Node, walk_tree
 
 MUTATIONS = [
     *(["grow", "truncate", "replace", "remove", "add_file"] if on("mutate_files") else []),
@@ -113,7 +113,7 @@ def mutate(plan: Plan, tree: Path) -> None:
         path.with_name(path.name + "-added").write_bytes(b"added")
 
 
-@bounded(40)
+@bounded(60)
 @given(plan=plans())
 def test_mutation_during_capture_is_consistent_or_warned(
     plan: Plan, scratch: Path, examples: Examples
@@ -128,7 +128,7 @@ def test_mutation_during_capture_is_consistent_or_warned(
         for rel, size in plan.files.items():
             (tree / rel).write_bytes(os.urandom(size))
         before = states(tree)
-        real_walk = parts_module.walk_tree
+        real_walk = walk_tree
 
         def walk(*args: Any, **kwargs: Any) -> Iterator[Node]:
             for index, node in enumerate(real_walk(*args, **kwargs)):

@@ -16,7 +16,7 @@ from harness.roundtrip import Places, trial
 from harness.trees import TreeSpec, trees
 
 
-@bounded(30)
+@bounded(60)
 @given(spec=trees())
 def test_any_tree_restores_as_rsync_copies_it(
     spec: TreeSpec, scratch: Path, examples: Examples
