@@ -150,12 +150,14 @@ def explained(difference: Difference, warnings: Iterable[str], prefix: str) -> b
     """Whether a warning names the differing path, or a directory above it.
 
     Warnings name entry paths (``prefix/rel``, decoded as sbx decodes names), so a warning
-    about ``data/a`` explains ``a`` and ``a/b`` but not ``ab``.
+    about ``prefix/a`` explains ``a`` and ``a/b`` but not ``ab``. A warning about ``prefix``
+    itself (the part's root) explains only the root: were it to excuse the whole tree, a backup
+    that warns "the root is a symlink, only the link is kept" would pass with nothing kept.
     """
     rel = os.fsdecode(difference.path)
-    names = [prefix] + [f"{prefix}/{'/'.join(rel.split('/')[:depth])}"
-                        for depth in range(1, rel.count("/") + 2)] if rel else [prefix]  # fmt: skip
-    return any(_names(warning, name) for warning in warnings for name in names)
+    parts = rel.split("/") if rel else []
+    names = [f"{prefix}/{'/'.join(parts[:depth])}" for depth in range(1, len(parts) + 1)]
+    return any(_names(warning, name) for warning in warnings for name in names or [prefix])
 
 
 def _names(warning: str, path: str) -> bool:

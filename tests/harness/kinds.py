@@ -31,6 +31,7 @@ KINDS: dict[str, bool] = {
     "xattrs": True,  # user.* on files and dirs, trusted.* also on links
     "acls": True,  # POSIX access ACLs on files, default ACLs on directories
     "root_link": True,  # the part's root path is itself a symlink to the tree
+    "force_beside": True,  # restore --force into a target holding other parts' files
     # test_mutation.py: what changes while the walk reads the tree
     "mutate_files": True,  # files grown, truncated, replaced, removed, added
     "mutate_dirs": True,  # directories renamed or removed

@@ -17,10 +17,15 @@ from pathlib import Path
 
 from harness.compare import Difference, describe, unexplained
 from harness.trees import CHUNK, PACK, SMALL, TreeSpec, build
+from sbx.errors import SbxError
 from sbx.repository import Repository, SnapshotManifest
 from tasks.clients.local_storage import LocalStorage
 
-PART = "data"  # the part the tree is backed up as; its entries are data/<path in the tree>
+PART = "data"  # the part the tree is backed up as
+PREFIX = "data/part"  # its entries are data/part/<path in the tree>, as data/models/...
+# what another part left in the target (a --force restore of PART must not touch it): beside
+# the part in the same top-level directory, as data/qdrant beside data/models, and at the top
+BESIDE = {"data/other/kept.bin": b"another part's file", "kept.txt": b"top-level file"}
 
 
 @dataclass
@@ -44,7 +49,7 @@ def back_up(repo: Repository, root: Path) -> tuple[SnapshotManifest, list[str]]:
     with repo.writer(command="harness") as writer:
         writer.begin_snapshot(previous=repo.latest_snapshot(), tags={}, stack_dir=root.parent)
         with writer.part(PART, "copy") as part:
-            part.add_tree(root, PART)
+            part.add_tree(root, PREFIX)
         manifest = writer.commit(box={"compose_sha256": "0" * 64})
     record = manifest.part(PART)
     assert record is not None
@@ -74,8 +79,23 @@ def trial(spec: TreeSpec, places: Places) -> None:
     manifest, warnings = back_up(repo, root)
     report = repo.verify(manifest.id)
     assert report.ok, f"verify found damage in a fresh snapshot: {report.damaged}"
-    repo.restore(manifest.id, places.target)
-    found = unexplained(describe(places.reference), describe(places.target / PART), warnings, PART)
+    if spec.force_beside:
+        for rel, data in BESIDE.items():
+            (places.target / rel).parent.mkdir(parents=True, exist_ok=True)
+            (places.target / rel).write_bytes(data)
+    try:
+        repo.restore(manifest.id, places.target, force=spec.force_beside)
+    except SbxError as exc:  # verify must refuse whatever restore refuses
+        raise AssertionError(f"verify passed, restore failed: {exc}") from exc
+    if spec.force_beside:
+        for rel, data in BESIDE.items():
+            here = places.target / rel
+            assert here.is_file() and here.read_bytes() == data, (
+                f"restore --force of part {PART!r} removed or changed {rel}, which it does not hold"
+            )
+    found = unexplained(
+        describe(places.reference), describe(places.target / PREFIX), warnings, PREFIX
+    )
     assert not found, failure(found, warnings)
 
 

@@ -82,6 +82,9 @@ def test_a_warning_explains_its_path_and_below_only() -> None:
     assert explained(below, warnings, "data")
     assert not explained(sibling, warnings, "data")
     assert not explained(below, ["data/a/bc changed while being read"], "data")
+    root_warning = ["data is a symlink to '/x'; only the link is backed up"]
+    assert explained(Difference(b"", "kind", "dir", "symlink"), root_warning, "data")
+    assert not explained(below, root_warning, "data")
 
 
 def test_unexplained_keeps_what_no_warning_names(tmp_path: Path) -> None:

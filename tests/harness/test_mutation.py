@@ -25,7 +25,7 @@ from harness.budget import bounded
 from harness.compare import Difference, explained
 from harness.conftest import Examples, fresh, remove
 from harness.kinds import on
-from harness.roundtrip import PART, back_up, open_repository
+from harness.roundtrip import PREFIX, back_up, open_repository
 from harness.trees import CHUNK, SMALL
 from sbx.repository import parts as parts_module
 from sbx.repository.walk import Node, walk_tree
@@ -143,7 +143,7 @@ def test_mutation_during_capture_is_consistent_or_warned(
         after = states(tree)
         assert repo.verify(manifest.id).ok
         repo.restore(manifest.id, work / "target")
-        restored = states(work / "target" / PART)
+        restored = states(work / "target" / PREFIX)
         wrong = []
         for path in sorted(before.keys() | after.keys() | restored.keys()):
             got = restored.get(path)
@@ -152,7 +152,7 @@ def test_mutation_during_capture_is_consistent_or_warned(
             difference = Difference(
                 os.fsencode(path), "state", (before.get(path), after.get(path)), got
             )
-            if not explained(difference, warnings, PART):
+            if not explained(difference, warnings, PREFIX):
                 wrong.append(difference)
         assert not wrong, (
             f"{plan.mutation} during the walk: restored neither as before nor as after, and no "

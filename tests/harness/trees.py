@@ -60,6 +60,7 @@ class Item:
 class TreeSpec:
     items: list[Item]
     root_link: bool = False  # back up the tree through a symlink to it
+    force_beside: bool = False  # restore with force into a target holding another part's files
 
     def paths(self) -> list[bytes]:
         return [item.path for item in self.items]
@@ -150,7 +151,11 @@ def trees(draw: st.DrawFn) -> TreeSpec:
             items.append(Item(new_path(draw(st.sampled_from(dirs))), kind))
     for item in items:
         _draw_metadata(draw, item)
-    return TreeSpec(items, root_link=on("root_link") and draw(st.booleans()))
+    return TreeSpec(
+        items,
+        root_link=on("root_link") and draw(st.booleans()),
+        force_beside=on("force_beside") and draw(st.booleans()),
+    )
 
 
 def _draw_metadata(draw: st.DrawFn, item: Item) -> None:
