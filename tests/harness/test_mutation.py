@@ -4,7 +4,8 @@ are renamed or removed while the walk reads the tree. The snapshot must either b
 name the paths that are not.
 
 The mutation is made from inside the walk (``walk_tree`` wrapped: after node k is recorded and
-before the walk goes on), so a drawn example replays exactly.
+before the walk goes on) or, for a file grown or truncated while read, between the open and the
+read (``PartWriter._store`` wrapped), so a drawn example replays exactly.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from harness.kinds import on
 from harness.roundtrip import PREFIX, back_up, open_repository
 from harness.trees import CHUNK, SMALL
 from sbx.repository import parts as parts_module
+from sbx.repository.parts import PartWriter
 from sbx.repository.walk import Node, walk_tree
 
 MUTATIONS = [
@@ -43,6 +45,7 @@ class Plan:
     mutation: str
     victim: int  # index into the files or dirs the mutation applies to
     at_node: int  # the mutation is made after the walk records this node (0 = the root)
+    while_read: bool = False  # grow/truncate: made once the file is open, before it is read
 
 
 @st.composite
@@ -57,12 +60,14 @@ def plans(draw: st.DrawFn) -> Plan:
         size = draw(st.sampled_from([1, 100, SMALL + 3, 2 * CHUNK + 5]))
         files[f"{parent}/f{index}" if parent else f"f{index}"] = size
     nodes = 1 + len(dirs) + len(files)
+    mutation = draw(st.sampled_from(MUTATIONS))
     return Plan(
         dirs=dirs,
         files=files,
-        mutation=draw(st.sampled_from(MUTATIONS)),
+        mutation=mutation,
         victim=draw(st.integers(0, 20)),
         at_node=draw(st.integers(0, nodes - 1)),
+        while_read=mutation in ("grow", "truncate") and draw(st.booleans()),
     )
 
 
@@ -133,12 +138,23 @@ def test_mutation_during_capture_is_consistent_or_warned(
         def walk(*args: Any, **kwargs: Any) -> Iterator[Node]:
             for index, node in enumerate(real_walk(*args, **kwargs)):
                 yield node
-                if index == plan.at_node:
+                if index == plan.at_node and not plan.while_read:
                     mutate(plan, tree)
+
+        real_store = PartWriter._store
+        victim = f"{PREFIX}/{sorted(plan.files)[plan.victim % len(plan.files)]}"
+
+        def store(writer: PartWriter, path: str, *args: Any) -> Any:
+            if plan.while_read and path == victim:  # open and fstat'ed, not yet read
+                mutate(plan, tree)
+            return real_store(writer, path, *args)
 
         repo = open_repository(work / "repo")
         patched: Callable[..., Iterator[Node]] = walk
-        with mock.patch.object(parts_module, "walk_tree", patched):
+        with (
+            mock.patch.object(parts_module, "walk_tree", patched),
+            mock.patch.object(PartWriter, "_store", store),
+        ):
             manifest, warnings = back_up(repo, tree)
         after = states(tree)
         assert repo.verify(manifest.id).ok
