@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-from .figures import FaultFigures
+from .figures import FIGURES, FaultFigures, report_figures
 
-_FIGURES = FaultFigures()
+_FIGURES = FIGURES
 
 
 @pytest.fixture(scope="session")
@@ -19,12 +16,4 @@ def fault_figures() -> FaultFigures:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _FIGURES.by_test:
-        return
-    terminalreporter.section("sbx fault suite figures")
-    for line in _FIGURES.summary_lines():
-        terminalreporter.write_line(line)
-    out = os.environ.get("SBX_FAULT_FIGURES")
-    if out:
-        _FIGURES.write_json(Path(out))
-        terminalreporter.write_line(f"figures written to {out}")
+    report_figures(terminalreporter)

@@ -11,9 +11,12 @@ summary an operator reads, not the check.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 
 @dataclass
@@ -24,6 +27,7 @@ class FaultFigures:
     bad_inputs_tried: int = 0  # crafted repositories, manifests, configs, CLI arguments
     bad_inputs_refused: int = 0  # ... of which refused with a clear error (must equal tried)
     canary_hits: int = 0  # planted secret values found in anything the suite produced (0)
+    harness_examples: int = 0  # trees the correctness harness backed up and restored (#18)
     peak_rss_mib: float = 0.0  # highest peak RSS of an sbx process measured by the suite
     by_test: dict[str, dict[str, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -53,8 +57,14 @@ class FaultFigures:
             f"services left stopped: {t['services_left_stopped']} (must be 0)",
             f"bad inputs tried / refused: {t['bad_inputs_tried']} / {t['bad_inputs_refused']}",
             f"canary hits: {t['canary_hits']} (must be 0)",
+            f"harness examples run: {t['harness_examples']} ({self._harness_by_property()})",
             f"peak RSS: {t['peak_rss_mib']:.0f} MiB",
         ]
+
+    def _harness_by_property(self) -> str:
+        counts = [f"{test} {n['harness_examples']:.0f}" for test, n in sorted(self.by_test.items())
+                  if "harness_examples" in n]  # fmt: skip
+        return ", ".join(counts) or "harness not run"
 
     def write_json(self, path: Path) -> None:
         data = {**self.totals(), "by_test": self.by_test}
@@ -68,4 +78,24 @@ TOTALS = (
     "bad_inputs_tried",
     "bad_inputs_refused",
     "canary_hits",
+    "harness_examples",
 )
+
+# one per run: the fault suite and the correctness harness (tests/harness) both add to it
+FIGURES = FaultFigures()
+_reported: list[bool] = []
+
+
+def report_figures(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the figures at the end of the run (once, whichever conftest asks first), and
+    write them to ``$SBX_FAULT_FIGURES`` when that is set."""
+    if _reported or not FIGURES.by_test:
+        return
+    _reported.append(True)
+    terminalreporter.section("sbx fault suite figures")
+    for line in FIGURES.summary_lines():
+        terminalreporter.write_line(line)
+    out = os.environ.get("SBX_FAULT_FIGURES")
+    if out:
+        FIGURES.write_json(Path(out))
+        terminalreporter.write_line(f"figures written to {out}")

@@ -24,3 +24,11 @@ def test_counts_add_up_and_rss_keeps_the_peak(tmp_path: Path) -> None:
 def test_unknown_figure_is_refused() -> None:
     with pytest.raises(KeyError, match="unknown fault figure"):
         FaultFigures().add("a", trails_run=1)
+
+
+def test_harness_examples_are_counted_per_property() -> None:
+    figures = FaultFigures()
+    assert "harness examples run: 0 (harness not run)" in figures.summary_lines()
+    figures.add("test_trees", harness_examples=30)
+    figures.add("test_mutation", harness_examples=40)
+    assert "harness examples run: 70 (test_mutation 40, test_trees 30)" in figures.summary_lines()
