@@ -19,7 +19,7 @@ from harness.compare import Difference, describe, unexplained
 from harness.trees import CHUNK, PACK, SMALL, TreeSpec, build
 from sbx.errors import SbxError
 from sbx.repository import Repository, SnapshotManifest
-from tasks.clients.local_storage import LocalStorage
+from sbx.repository.storage.local import LocalStorage
 
 PART = "data"  # the part the tree is backed up as
 PREFIX = "data/part"  # its entries are data/part/<path in the tree>, as data/models/...
