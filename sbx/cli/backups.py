@@ -90,8 +90,11 @@ def snapshots(
             table.add_row(i, made, "[red]damaged: manifest unreadable[/]", "", "")
             continue
         failed = row["failed_parts"]
-        parts = str(len(row["parts"])) + (
-            f" [red](failed: {escape(', '.join(failed))})[/]" if failed else ""
+        partial = row["incomplete_parts"]
+        parts = (
+            str(len(row["parts"]))
+            + (f" [red](failed: {escape(', '.join(failed))})[/]" if failed else "")
+            + (f" [yellow](incomplete: {escape(', '.join(partial))})[/]" if partial else "")
         )
         table.add_row(
             row["id"],
@@ -301,6 +304,8 @@ def _snapshot_row(manifest: Any) -> dict[str, Any]:
         "host": manifest.host,
         "parts": [p.name for p in manifest.parts if p.status == "captured"],
         "failed_parts": [p.name for p in manifest.parts if p.status == "failed"],
+        # a directory vanished while it was read: stored, but not a complete copy of the part
+        "incomplete_parts": [p.name for p in manifest.parts if getattr(p, "incomplete", None)],
         "files": manifest.stats.files,
         "bytes": manifest.stats.bytes,
         "new_bytes": manifest.stats.new_bytes,

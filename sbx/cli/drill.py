@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from sbx.cli.options import ConfigOption, RepoOption, StackOption, err, out
 from sbx.cli.runner import open_box
@@ -58,6 +59,9 @@ def _print(report: object) -> None:
     assert isinstance(report, DrillReport)
     for check in report.checks:
         colour = {"ok": "green", "info": "dim"}.get(check.state, "red")
-        err.print(f"[{colour}]{check.state:>10}[/] {check.id}: {check.observed}", soft_wrap=True)
+        err.print(
+            f"[{colour}]{check.state:>10}[/] {escape(check.id)}: {escape(check.observed)}",
+            soft_wrap=True,
+        )
     phases = ", ".join(f"{name} {secs:.1f} s" for name, secs in report.phases.items())
     err.print(f"drill {report.drill_id} of {report.snapshot_id}: {phases}")

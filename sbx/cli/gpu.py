@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
 from sbx.cli.runner import open_box
@@ -128,7 +129,7 @@ def _fit(
         out.print_json(verdict.model_dump_json())
     else:
         style = {"fits": "green", "does not fit": "red"}.get(verdict.verdict, "yellow")
-        out.print(f"[{style}]{verdict.verdict}[/]: {verdict.message}", soft_wrap=True)
+        out.print(f"[{style}]{verdict.verdict}[/]: {escape(verdict.message)}", soft_wrap=True)
     return {"fits": 0, "does not fit": 1}.get(verdict.verdict, 2)
 
 
@@ -144,7 +145,7 @@ def _print_report(report: Any) -> None:
         for column in rows[0] if rows else ["gpu"]:
             table.add_column(column, overflow="fold")
         for row in rows:
-            table.add_row(*(row.get(c, "") for c in rows[0]))
+            table.add_row(*(escape(str(row.get(c, ""))) for c in rows[0]))
         out.print(table)
     else:
         out.print(summary(report))
@@ -154,7 +155,8 @@ def _print_report(report: Any) -> None:
         where = f"GPU {check.gpu} " if check.gpu is not None else ""
         style = _STYLE[check.status]
         err.print(
-            f"[{style}]{check.status}[/] {where}{check.name}: {check.message}", soft_wrap=True
+            f"[{style}]{check.status}[/] {escape(f'{where}{check.name}: {check.message}')}",
+            soft_wrap=True,
         )
     if report.ok and report.inventory.available:
         warned = sum(c.status in ("warn", "unknown") for c in report.checks)

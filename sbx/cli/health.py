@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from sbx.cli.options import ConfigOption, JsonOption, RepoOption, StackOption, err, out
 from sbx.cli.runner import open_box
@@ -58,10 +59,13 @@ def health(
     else:
         print_report(report)
     for check in report.failing:
-        err.print(f"[red]✗ {check.id}[/]: {check.observed}. {check.next_step or ''}")
+        err.print(
+            f"[red]✗ {escape(check.id)}[/]: {escape(check.observed)}. "
+            f"{escape(check.next_step or '')}"
+        )
     for delivery in report.deliveries:
         if not delivery.delivered:
-            err.print(f"[yellow]alert not delivered:[/] {delivery.error}")
+            err.print(f"[yellow]alert not delivered:[/] {escape(str(delivery.error))}")
     if serve_metrics is not None:
         _serve(report.stack_dir, serve_metrics)
     raise typer.Exit(0 if report.ok else 1)
@@ -103,14 +107,16 @@ def print_report(report: object) -> None:
     for check in report.checks:
         state = f"suppressed by {check.suppressed_by}" if check.suppressed_by else check.state
         table.add_row(
-            check.id,
-            f"[{_STYLE[check.state]}]{state}[/]",
-            check.observed,
+            escape(check.id),
+            f"[{_STYLE[check.state]}]{escape(state)}[/]",
+            escape(check.observed),
             f"{check.duration_ms:.0f}",
         )
     out.print(table)
     sent = [d for d in report.deliveries if d.delivered]
     if sent:
-        out.print(f"alerts sent: {', '.join(f'{d.event} {d.check} → {d.target}' for d in sent)}")
+        out.print(
+            escape(f"alerts sent: {', '.join(f'{d.event} {d.check} → {d.target}' for d in sent)}")
+        )
     if report.ok:
         out.print(f"[green]all {len(report.checks)} checks pass[/]")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
 from sbx.cli.runner import open_box
@@ -68,7 +69,7 @@ def logs_setup(
 
     box = open_box(stack, config, api=False).config
     done = write_setup(box, logrotate_file.absolute() if logrotate_file else None, compose=compose)
-    out.print(f"wrote {done.logrotate_file}")
+    out.print(escape(f"wrote {done.logrotate_file}"))
     err.print(
         "  logrotate(8) equivalent of \\[logs]: copy it to /etc/logrotate.d/ to use it instead "
         "of sbx's rotation (its copytruncate can lose lines; sbx's does not)."
@@ -77,7 +78,7 @@ def logs_setup(
         return
     files = " ".join(f"-f {f}" for f in done.compose_files)
     joined = ":".join(done.compose_files)
-    out.print(f"wrote {done.override_file}")
+    out.print(escape(f"wrote {done.override_file}"))
     err.print(
         f"  json-file max-size {box.logs.docker_max_size}, max-file {box.logs.docker_max_file} "
         f"for {', '.join(done.services)} (checked with 'docker compose config').\n"

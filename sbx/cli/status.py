@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
@@ -70,10 +71,10 @@ def _print_status(report: object) -> None:
             answers = "—"
         published = [p.split("->")[0] for p in svc.ports]
         table.add_row(
-            svc.name + ("" if svc.required else " (optional)"),
+            escape(svc.name) + ("" if svc.required else " (optional)"),
             f"[{style}]{state}[/]",
-            f"{svc.image or '—'}\n[dim]{_short_digest(svc.digest)}[/]",
-            "\n".join(published) or "—",
+            f"{escape(svc.image or '—')}\n[dim]{_short_digest(svc.digest)}[/]",
+            escape("\n".join(published) or "—"),
             answers,
         )
     out.print(table)
@@ -84,7 +85,7 @@ def _print_status(report: object) -> None:
             "them apart."
         )
     for svc in report.failing:
-        err.print(f"[red]✗ {svc.name}[/]: {svc.problem}")
+        err.print(f"[red]✗ {escape(svc.name)}[/]: {escape(str(svc.problem))}")
     if report.ok:
         out.print(
             f"[green]all {sum(s.required for s in report.services)} required services "

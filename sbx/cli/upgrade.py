@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
 from sbx.cli.runner import open_box
@@ -42,9 +43,11 @@ def upgrade(
             out.print_json(found.model_dump_json())
             return
         for service, (running, remote) in sorted(found.newer.items()):
-            out.print(f"{service}: newer image {remote} (running {running})", soft_wrap=True)
+            out.print(
+                escape(f"{service}: newer image {remote} (running {running})"), soft_wrap=True
+            )
         for service in found.current:
-            out.print(f"{service}: current")
+            out.print(escape(f"{service}: current"))
         return
     report = upgrade_stack(**params)  # type: ignore[arg-type]
     if json_:
@@ -53,7 +56,7 @@ def upgrade(
     if not report.changed:
         err.print("every selected service already runs the image its tag names")
     for service, digest in sorted(report.changed.items()):
-        out.print(f"{service}: {digest}", soft_wrap=True)
+        out.print(escape(f"{service}: {digest}"), soft_wrap=True)
     err.print(f"[green]committed[/] journal entry {report.entry}")
 
 
@@ -76,7 +79,7 @@ def rollback(
         out.print_json(report.model_dump_json())
         return
     for service, digest in sorted(report.changed.items()):
-        out.print(f"{service}: {digest}", soft_wrap=True)
+        out.print(escape(f"{service}: {digest}"), soft_wrap=True)
     err.print(f"[green]rolled back[/] (journal entry {report.entry})")
 
 

@@ -46,3 +46,22 @@ def test_snapshots_lists_a_damaged_manifest_as_a_row(
     assert [row["id"] for row in listed] == [first.id, second.id]
     assert listed[0]["damaged"] is None and listed[0]["parts"]
     assert "truncated" in listed[1]["damaged"]
+
+
+def test_snapshots_says_which_parts_are_incomplete(
+    repo: Repository, repo_dir: Path, src: Path
+) -> None:
+    """A part whose directory vanished mid-walk is stored but not complete: the listing says so."""
+    with repo.writer(command="pytest") as writer:
+        writer.begin_snapshot()
+        with writer.part("data", "copy") as part:
+            part.add_tree(src / "data", "data")
+            part.incomplete.append("data/gone")  # as the walk records a vanished directory
+        incomplete = writer.commit()
+    args = ["snapshots", "--repo", str(repo_dir), "--stack", str(src)]
+    done = invoke(args)
+    assert done.exception is None and done.exit_code == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if incomplete.id in line)
+    assert "incomplete: data" in line
+    listed = json.loads(invoke([*args, "--json"]).stdout)
+    assert listed[0]["incomplete_parts"] == ["data"]
