@@ -24,14 +24,7 @@ def test_repository_on_tmpfs_target_on_disk(
     spec: TreeSpec, mounts: Path, examples: Examples
 ) -> None:
     examples.tick()
-    work = fresh(mounts)
-    try:
-        with tmpfs(work / "mnt") as mnt:
-            places = Places(work / "src", mnt / "repo", work / "target", work / "reference")
-            places.source.mkdir()
-            trial(spec, places)
-    finally:
-        remove(work)
+    _trial_with_a_tmpfs(spec, mounts, repo_on_tmpfs=True)
 
 
 @bounded(15)
@@ -40,14 +33,7 @@ def test_repository_on_disk_target_on_tmpfs(
     spec: TreeSpec, mounts: Path, examples: Examples
 ) -> None:
     examples.tick()
-    work = fresh(mounts)
-    try:
-        with tmpfs(work / "mnt") as mnt:
-            places = Places(work / "src", work / "repo", mnt / "target", mnt / "reference")
-            places.source.mkdir()
-            trial(spec, places)
-    finally:
-        remove(work)
+    _trial_with_a_tmpfs(spec, mounts, repo_on_tmpfs=False)
 
 
 @bounded(15)
@@ -59,6 +45,21 @@ def test_target_is_an_empty_mount_point(spec: TreeSpec, mounts: Path, examples: 
         # the reference on a tmpfs too: the same file system type as the target
         with tmpfs(work / "target") as target, tmpfs(work / "ref") as ref:
             places = Places(work / "src", work / "repo", target, ref / "reference")
+            places.source.mkdir()
+            trial(spec, places)
+    finally:
+        remove(work)
+
+
+def _trial_with_a_tmpfs(spec: TreeSpec, mounts: Path, *, repo_on_tmpfs: bool) -> None:
+    """One trial with the repository, or the target and its reference, on a fresh tmpfs."""
+    work = fresh(mounts)
+    try:
+        with tmpfs(work / "mnt") as mnt:
+            repo_fs, target_fs = (mnt, work) if repo_on_tmpfs else (work, mnt)
+            places = Places(
+                work / "src", repo_fs / "repo", target_fs / "target", target_fs / "reference"
+            )
             places.source.mkdir()
             trial(spec, places)
     finally:

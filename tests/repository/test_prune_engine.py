@@ -4,12 +4,13 @@ kept, listed as damaged, and neither blocks backups nor costs another snapshot."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from blocks.config import RetentionPolicy
 from repository.helpers import PARTS, backup
-from sbx.repository import Repository
+from sbx.repository import PartWriter, Repository
 from sbx.repository.drills import DrillMark, new_drill_id, write_mark
 from sbx.repository.format import snapshot_key
 from tasks.reports import prune_markdown
@@ -28,19 +29,7 @@ def test_the_engine_keeps_the_only_full_backup_among_partial_ones(
 
 
 def test_the_engine_does_not_count_a_failed_part(repo: Repository, src: Path) -> None:
-    good = backup(repo, src)
-    with repo.writer(command="pytest") as writer:
-        writer.begin_snapshot()
-        for name, paths in PARTS.items():
-            with writer.part(name, "copy") as part:
-                for rel in paths:
-                    part.add_tree(src / rel, rel)
-                if name == "data":
-                    part.fail("the source was unreadable")
-        failed = writer.commit()
-    policy = RetentionPolicy(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0)
-    repo.prune(repo.plan_prune(policy))
-    assert repo.list_snapshots() == [good.id, failed.id]
+    _the_full_copy_outlives_a_newer_broken_one(repo, src, lambda part: part.fail("unreadable"))
 
 
 def _truncate(repo: Repository, snapshot_id: str) -> None:
@@ -101,6 +90,14 @@ def test_the_engine_keeps_the_newest_drill_passed_snapshot(repo: Repository, src
 
 def test_the_engine_does_not_count_an_incomplete_part(repo: Repository, src: Path) -> None:
     """A part whose directory vanished mid-walk (h-capture's `incomplete`) is no full copy."""
+    # as the walk records a directory that vanished while it was read
+    _the_full_copy_outlives_a_newer_broken_one(repo, src, lambda part: part.incomplete.append("x"))
+
+
+def _the_full_copy_outlives_a_newer_broken_one(
+    repo: Repository, src: Path, spoil: Callable[[PartWriter], object]
+) -> None:
+    """A full backup, then one whose part 'data' is spoiled; keep-last 1 keeps both."""
     good = backup(repo, src)
     with repo.writer(command="pytest") as writer:
         writer.begin_snapshot()
@@ -109,8 +106,8 @@ def test_the_engine_does_not_count_an_incomplete_part(repo: Repository, src: Pat
                 for rel in paths:
                     part.add_tree(src / rel, rel)
                 if name == "data":
-                    part.incomplete.append("data/gone")  # as the walk records a vanished dir
-        incomplete = writer.commit()
+                    spoil(part)
+        spoiled = writer.commit()
     policy = RetentionPolicy(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0)
     repo.prune(repo.plan_prune(policy))
-    assert repo.list_snapshots() == [good.id, incomplete.id]
+    assert repo.list_snapshots() == [good.id, spoiled.id]
