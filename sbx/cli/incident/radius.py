@@ -139,20 +139,14 @@ def _confirm(
 ) -> None:
     """Show the plan and ask (read only: plans without a flow run, opens no incident)."""
     from sbx.errors import ContainRefused
-    from tasks.incident.contain import plan_containment
+    from tasks.incident.contain import plan_orders
     from tasks.incident.record import current_incident
-    from tasks.incident.sources import load_blast_radius
 
     chosen = incident_id or getattr(current_incident(box.stack_dir), "id", None)
-    report = load_blast_radius(box.stack_dir, chosen) if chosen else None
-    if from_blast_radius and report is None:
-        raise ContainRefused(
-            "no saved blast-radius report for the current incident. Run 'sbx incident "
-            "blast-radius --since TIME' first."
-        )
-    plan: ContainPlan = plan_containment(
-        box, revoke=revoke, block=block, recreate=recreate, report=report
-    )
+    plan: ContainPlan = plan_orders(
+        box, chosen, revoke=revoke, block=block, recreate=recreate,
+        from_blast_radius=from_blast_radius,
+    )  # fmt: skip
     for line in plan.sentences():
         err.print(f"will {escape(line)}", soft_wrap=True)
     if plan.empty:
