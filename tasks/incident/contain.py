@@ -107,8 +107,8 @@ def _keys_to_revoke(
         if not matched and not (is_fingerprint(wanted) and wanted.strip() in revoked):
             names = ", ".join(e.name for e in entries) or "none"
             raise ContainRefused(
-                f"no key named {wanted!r} in the keys file (it has: {names}) and sbx never revoked it. "
-                "Give a NAME or a fingerprint from 'sbx incident blast-radius'."
+                f"no key named {wanted!r} in the keys file (it has: {names}) and sbx never "
+                "revoked it. Give a NAME or a fingerprint from 'sbx incident blast-radius'."
             )
         if not matched:
             notes.append(f"key {wanted} is not in the keys file (already revoked)")

@@ -18,10 +18,10 @@ from tasks.incident.contain import (
     plan_orders,
     remove_domain,
 )
+from tasks.incident.keys import key_fingerprint
 from tasks.incident.radius import BlastRadiusReport, KeyUse
 from tasks.incident.record import open_or_current
 from tasks.incident.sources import save_blast_radius
-from tasks.incident.keys import key_fingerprint
 from tasks.upgrade.journal import JournalEntry, Release, ServiceImage, close_entry
 
 ALLOW = "# hosts\nen.wikipedia.org\n*.Exfil.Example  # added by mistake\nattacker.test\n"
@@ -143,7 +143,7 @@ def _saved_report_flagging(stack: Path, name: str) -> str:
             attempts=[],
             collections=[],
             sources=[],
-        )  # fmt: skip
+        )
     )
     return incident
 
