@@ -196,3 +196,59 @@ def test_a_forged_record_inside_other_text_is_never_attributed(
                           "key_fp": FP, "method": "GET", "path": "/", "status": 200})  # fmt: skip
     inside = parse_access_line(prefix + as_json + suffix)
     assert inside is None or (prefix == "" and suffix.rstrip("\r\n").strip() == "")
+
+
+_FETCH = st.fixed_dictionaries(
+    {},
+    optional={
+        "time": st.just(NOW.isoformat()) | _JSON,
+        "url": st.just("http://a.example/x") | _JSON,
+        "agent": _JSON,
+        "host": _JSON,
+        "allowed": _JSON,
+        "fetched": _JSON,
+        "status": st.just(200) | _JSON,
+    },
+)
+
+
+@SETTINGS
+@given(record=_FETCH)
+def test_agent_fetch_records_are_taken_only_with_every_field_of_its_type(
+    hostile: Examples, record: dict[str, object]
+) -> None:
+    hostile.tick()
+    parsed = parse_fetch_line(json.dumps(record), "agent")
+    if parsed is not None:
+        assert isinstance(record["url"], str) and isinstance(record["time"], str)
+        assert isinstance(parsed.allowed, bool) and isinstance(parsed.fetched, bool)
+        assert parsed.status is None or 100 <= parsed.status <= 599
+
+
+_VERDICT = st.fixed_dictionaries(
+    {},
+    optional={
+        "time": st.just(NOW.isoformat()) | _JSON,
+        "tags": st.lists(st.sampled_from(["prompt-injection", "pii"]), max_size=3) | _JSON,
+    },
+)
+
+
+@SETTINGS
+@given(records=st.lists(_VERDICT, max_size=10))
+def test_verdict_lines_count_good_and_bad_never_raise(
+    hostile: Examples, records: list[dict[str, object]]
+) -> None:
+    hostile.tick(len(records))
+    lines = [json.dumps(r) for r in records]
+    counts, bad = count_tags(lines, {"prompt-injection"}, NOW - timedelta(minutes=1))
+    good = [tags for r in records if r.get("time") == NOW.isoformat() and (tags := _tags(r))]
+    assert counts["prompt-injection"] == sum("prompt-injection" in t for t in good)
+    assert bad <= len(lines) - len(good)
+
+
+def _tags(record: dict[str, object]) -> list[str] | None:
+    tags = record.get("tags")
+    if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
+        return [str(t) for t in tags]
+    return None
