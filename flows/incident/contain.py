@@ -19,6 +19,7 @@ from tasks.incident.record import (
     read_incident,
     record_action,
 )
+from tasks.incident.text import plain
 
 STEP = "contain"
 
@@ -63,11 +64,11 @@ def incident_contain(
         from_blast_radius=from_blast_radius,
     )  # fmt: skip
     for note in plan.notes:
-        log.info("%s", note)
+        log.info("%s", plain(note))
     if dry_run:
         lines = [f"would {s}" for s in plan.sentences()]
         for line in lines:
-            log.info("%s", line)
+            log.info("%s", plain(line))
         return ContainReport(incident_id=incident_id, dry_run=True, plan=plan, done=lines)
     assert info is not None  # not a dry run: open_or_current always gives one
     opened = info.id
