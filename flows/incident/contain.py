@@ -6,21 +6,20 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from flows.runbook import flow_config, run_name
-from sbx.errors import ContainRefused
 from tasks.incident.actions import (
     block_domains,
     recreate_services,
     restart_key_readers,
     revoke_keys,
 )
-from tasks.incident.contain import ContainPlan, plan_containment
+from tasks.incident.contain import ContainPlan, plan_orders
 from tasks.incident.record import (
     current_incident,
     open_or_current,
     read_incident,
     record_action,
 )
-from tasks.incident.sources import load_blast_radius
+from tasks.incident.text import plain
 
 STEP = "contain"
 
@@ -60,22 +59,16 @@ def incident_contain(
     else:
         info = open_or_current(config.stack_dir, STEP, incident)
     incident_id = info.id if info else None
-    report = load_blast_radius(config.stack_dir, incident_id) if incident_id else None
-    if from_blast_radius and report is None:
-        raise ContainRefused(
-            f"incident {incident_id or '(none open)'} has no saved blast-radius report. Run "
-            "'sbx incident blast-radius --since TIME' first, or name keys and domains yourself."
-        )
-    plan = plan_containment(
-        config, revoke=revoke or [], block=block or [], recreate=recreate or [],
-        report=report,
+    plan = plan_orders(
+        config, incident_id, revoke=revoke or [], block=block or [], recreate=recreate or [],
+        from_blast_radius=from_blast_radius,
     )  # fmt: skip
     for note in plan.notes:
-        log.info("%s", note)
+        log.info("%s", plain(note))
     if dry_run:
         lines = [f"would {s}" for s in plan.sentences()]
         for line in lines:
-            log.info("%s", line)
+            log.info("%s", plain(line))
         return ContainReport(incident_id=incident_id, dry_run=True, plan=plan, done=lines)
     assert info is not None  # not a dry run: open_or_current always gives one
     opened = info.id

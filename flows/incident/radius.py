@@ -17,6 +17,7 @@ from tasks.incident.sources import (
     scan_proxy_access,
     scan_qdrant_access,
 )
+from tasks.incident.text import plain
 
 STEP = "blast-radius"
 
@@ -73,6 +74,6 @@ def incident_blast_radius(
     )  # fmt: skip
     for source in report.sources:
         if source.error:
-            log.warning("%s could not be read: %s", source.source, source.error)
+            log.warning("%s could not be read: %s", source.source, plain(source.error))
     log.info("%s; saved as %s", summary, path)
     return report

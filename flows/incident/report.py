@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows.runbook import flow_config, run_name
-from sbx.errors import ConfigError
+from sbx.errors import ConfigError, ReportOutRefused
 from tasks.changelog import append_change
 from tasks.incident.history import changes_since, read_blast_radius, read_flow_runs
 from tasks.incident.record import (
@@ -58,6 +58,8 @@ def incident_report(
     revoked, no evidence, ...). Saved as .sbx/incidents/<id>/report.md (and ``out``) and
     published as a markdown artifact. ``close`` closes the incident first.
     """
+    if out and Path(out).is_dir():
+        raise ReportOutRefused(out)
     config = flow_config(stack, config_file)
     stack_dir = config.stack_dir
     info = choose_incident(stack_dir, incident_id)
@@ -91,5 +93,12 @@ def incident_report(
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".sbx-tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except IsADirectoryError:
+        tmp.unlink(missing_ok=True)
+        raise ReportOutRefused(str(path)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

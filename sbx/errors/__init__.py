@@ -56,6 +56,7 @@ failure reason.
     ├── EvidenceDamaged             an evidence bundle differs from its manifest or its hash
     ├── EvidenceIncomplete          a bundle was sealed without one of its sources
     ├── ContainRefused              an incident containment refused before changing anything
+    ├── ReportOutRefused            incident report --out names a directory (exit 2)
     ├── BackupIncomplete            a snapshot was stored, but a part failed (carries the report)
     ├── DamageFound                 verify found damaged or missing data (carries the report)
     ├── DrillFailed                 a restore drill failed (carries the report)
@@ -89,6 +90,7 @@ from sbx.errors.changes import (
     FreezeIncomplete,
     ModelSwapRefused,
     ModelSwapRolledBack,
+    ReportOutRefused,
     RollbackFailed,
     RolledBack,
     UnfreezeRefused,
@@ -192,6 +194,7 @@ __all__ = [
     "RecoverRefused",
     "RecoveryFailed",
     "RemoteMismatch",
+    "ReportOutRefused",
     "RepositoryError",
     "RepositoryLocked",
     "RestoreRefused",

@@ -140,3 +140,19 @@ class ContainRefused(SbxError):
 
     def __init__(self, detail: str) -> None:
         super().__init__(f"Containment refused, nothing was changed: {detail}")
+
+
+class ReportOutRefused(SbxError):
+    """``sbx incident report --out PATH`` where PATH cannot be the report file (a directory)."""
+
+    exit_code = 2
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"Cannot write the incident report to {path}: it is a directory. Nothing was written. "
+            f"Give a file path, e.g. --out {path.rstrip('/')}/report.md."
+        )
+
+    def __reduce__(self) -> tuple[type[ReportOutRefused], tuple[str]]:
+        return (type(self), (self.path,))

@@ -33,17 +33,34 @@ def count_tags(lines: list[str], tags: set[str], since: datetime) -> tuple[Count
     for line in lines:
         if not line.strip():
             continue
-        try:
-            entry = json.loads(line)
-            when = datetime.fromisoformat(str(entry["time"]).replace("Z", "+00:00"))
-            found = entry.get("tags") or []
-        except (ValueError, KeyError, TypeError, AttributeError):
+        verdict = _verdict(line)
+        if verdict is None:
             bad += 1
             continue
-        when = when if when.tzinfo else when.replace(tzinfo=UTC)
-        if when >= since and isinstance(found, list):
-            counts.update(str(tag) for tag in set(found) if str(tag) in tags)
+        when, found = verdict
+        if when >= since:
+            counts.update(tag for tag in set(found) if tag in tags)
     return counts, bad
+
+
+def _verdict(line: str) -> tuple[datetime, list[str]] | None:
+    """A verdict line's time and tags, else None: not a JSON object (or nested too deep to
+    decode), no readable time, tags not a list of strings."""
+    try:
+        entry = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("time"), str):
+        return None
+    try:
+        when = datetime.fromisoformat(entry["time"].replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    found = entry.get("tags")
+    found = [] if found is None else found
+    if not (isinstance(found, list) and all(isinstance(t, str) for t in found)):
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)), found
 
 
 def _tail(path: Path) -> list[str]:

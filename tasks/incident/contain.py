@@ -18,9 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from blocks.config import SbxConfig
 from sbx.errors import ContainRefused
+from tasks.changelog import read_changes
 from tasks.incident.keys import KeyEntry, is_fingerprint, match_keys, read_keys, write_atomic
 from tasks.incident.logs import read_allowlist
 from tasks.incident.radius import BlastRadiusReport
+from tasks.incident.sources import load_blast_radius
 from tasks.upgrade.journal import history
 
 
@@ -84,17 +86,29 @@ def clean_digests(stack_dir: Path) -> dict[str, str]:
     return found
 
 
+def revoked_fingerprints(stack_dir: Path) -> set[str]:
+    """Fingerprints the change log records as revoked by an earlier contain."""
+    found = set()
+    for entry in read_changes(stack_dir):
+        before = entry.before if entry.action == "incident-revoke-key" else None
+        key = before.get("key") if isinstance(before, dict) else None
+        if isinstance(key, dict) and isinstance(key.get("fingerprint"), str):
+            found.add(key["fingerprint"])
+    return found
+
+
 def _keys_to_revoke(
-    entries: list[KeyEntry], orders: list[str], flagged: list[str], notes: list[str]
-) -> list[KeyRef]:
+    entries: list[KeyEntry], orders: list[str], flagged: list[str], notes: list[str],
+    revoked: set[str],
+) -> list[KeyRef]:  # fmt: skip
     chosen: dict[str, KeyRef] = {}
     for wanted in orders:
         matched = match_keys(entries, wanted)
-        if not matched and not is_fingerprint(wanted):
+        if not matched and not (is_fingerprint(wanted) and wanted.strip() in revoked):
             names = ", ".join(e.name for e in entries) or "none"
             raise ContainRefused(
-                f"no key named {wanted!r} in the keys file (it has: {names}). Give a NAME or a "
-                "fingerprint from 'sbx incident blast-radius'."
+                f"no key named {wanted!r} in the keys file (it has: {names}) and sbx never "
+                "revoked it. Give a NAME or a fingerprint from 'sbx incident blast-radius'."
             )
         if not matched:
             notes.append(f"key {wanted} is not in the keys file (already revoked)")
@@ -127,7 +141,10 @@ def plan_containment(
     stack, inc = config.stack_dir, config.incident
     notes: list[str] = []
     flagged = [k.fingerprint for k in report.flagged_keys] if report else []
-    keys = _keys_to_revoke(read_keys(stack / inc.keys_file), revoke, flagged, notes)
+    keys = _keys_to_revoke(
+        read_keys(stack / inc.keys_file), revoke, flagged, notes,
+        revoked_fingerprints(stack) if revoke else set(),
+    )  # fmt: skip
     domains = dict.fromkeys(normalise_domain(d) for d in [*block, *(
         report.flagged_domains if report else [])])  # fmt: skip
     lists = {p: read_allowlist(p) for p in allowlist_paths(config)}
@@ -166,6 +183,29 @@ def plan_containment(
         recreate={s: digests[s] for s in dict.fromkeys(recreate)},
         notes=notes,
     )
+
+
+def plan_orders(
+    config: SbxConfig,
+    incident_id: str | None,
+    *,
+    revoke: list[str],
+    block: list[str],
+    recreate: list[str],
+    from_blast_radius: bool,
+) -> ContainPlan:
+    """The one plan a dry run shows, the confirmation asks about and the real run carries out:
+    the saved blast-radius report is read only with ``--from-blast-radius``, never otherwise."""
+    report = None
+    if from_blast_radius:
+        report = load_blast_radius(config.stack_dir, incident_id) if incident_id else None
+        if report is None:
+            raise ContainRefused(
+                f"incident {incident_id or '(none open)'} has no saved blast-radius report. Run "
+                "'sbx incident blast-radius --since TIME' first, or name keys and domains "
+                "yourself."
+            )
+    return plan_containment(config, revoke=revoke, block=block, recreate=recreate, report=report)
 
 
 def remove_domain(path: Path, domain: str) -> list[str]:

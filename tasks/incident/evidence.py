@@ -11,7 +11,9 @@ of the bundle and returning what it wrote.
 
 Secret values must never reach a bundle: the environment a container runs with shows in
 ``docker inspect`` (Config.Env) and in the resolved compose file (``environment:``, where compose
-inlines ``env_file``), so both are written with every value replaced by ``<redacted>``.
+inlines ``env_file``), and so do command lines (``--api-key sk-…``) and labels. Both are written
+through one rule, ``tasks/incident/redact.py``: every env value, secret flags' arguments, secret
+labels and every key value of the proxy keys file replaced by ``<redacted>``.
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ from tasks.clients.vllm_metrics import read_metrics_text
 from tasks.gpu.check import read_gpus
 from tasks.incident.bundle import copy_tree
 from tasks.incident.exposure import stack_containers
+from tasks.incident.redact import REDACTED, Redactor, key_rule
 from tasks.retry import retry_if_transient
 from tasks.status import compose_for, read_stack_status
 from tasks.upgrade.journal import env_fingerprints
 
-REDACTED = "<redacted>"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -52,25 +54,17 @@ class SourceResult(BaseModel):
     missing: list[str] = []  # what the source holds but could not be copied into the bundle
 
 
+__all__ = ["REDACTED", "redact_compose", "redact_env_list"]
+
+
 def redact_env_list(items: list[str] | None) -> list[str] | None:
     """``["KEY=value", …]`` (docker inspect's Config.Env) with every value replaced."""
-    if items is None:
-        return None
-    return [f"{item.partition('=')[0]}={REDACTED}" if "=" in item else item for item in items]
+    return None if items is None else Redactor().env(items)
 
 
-def redact_compose(config: dict[str, Any]) -> dict[str, Any]:
-    """The resolved compose model with each service's ``environment`` values replaced."""
-    services = {}
-    for name, given in (config.get("services") or {}).items():
-        spec = dict(given)
-        env = spec.get("environment")
-        if isinstance(env, dict):
-            spec["environment"] = {key: REDACTED for key in env}
-        elif isinstance(env, list):
-            spec["environment"] = redact_env_list([str(item) for item in env])
-        services[name] = spec
-    return {**config, "services": services}
+def redact_compose(config: dict[str, Any], rule: Redactor | None = None) -> dict[str, Any]:
+    """The resolved compose model: environment values, secret arguments and labels replaced."""
+    return (rule or Redactor()).compose(config)
 
 
 def _write_json(path: Path, data: object) -> int:
@@ -88,14 +82,12 @@ def preserve_containers(config: SbxConfig, bundle: Path) -> SourceResult:
     folder.mkdir(parents=True, exist_ok=True)
     files = size = 0
     notes, missing = [], []
+    rule = key_rule(config)
     with connect() as engine:
         for info in containers:
             name = _SAFE_NAME.sub("_", info.name) or info.id[:12]
             try:
-                attrs = engine.inspect(info.id)
-                attrs.setdefault("Config", {})["Env"] = redact_env_list(
-                    (attrs.get("Config") or {}).get("Env")
-                )
+                attrs = rule.inspect(engine.inspect(info.id))
                 size += _write_json(folder / f"{name}.inspect.json", attrs)
                 size += engine.logs_to(info.id, folder / f"{name}.log")
             except DockerOperationFailed as exc:  # removed meanwhile: the others still count
@@ -122,10 +114,13 @@ def preserve_logs(config: SbxConfig, bundle: Path) -> SourceResult:
 def preserve_compose(config: SbxConfig, bundle: Path) -> SourceResult:
     """The compose configuration as compose resolves it (files merged, variables filled in)."""
     done = compose_for(config).run("config", "--format", "json")
-    resolved = redact_compose(json.loads(done.stdout))
+    resolved = redact_compose(json.loads(done.stdout), key_rule(config))
     size = _write_json(bundle / "compose" / "config.json", resolved)
     return SourceResult(
-        source="compose", files=1, bytes=size, notes=["environment values redacted"]
+        source="compose",
+        files=1,
+        bytes=size,
+        notes=["environment values, secret arguments and labels redacted"],
     )
 
 

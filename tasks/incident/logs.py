@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import functools
 import gzip
+import ipaddress
 import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
@@ -30,8 +31,14 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
     """``2h``, ``30m``, ``1d`` (that long before now) or ISO 8601 (no zone: UTC), as UTC."""
     match = _RELATIVE.match(text)
     if match:
-        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        return (now or datetime.now(UTC)) - delta
+        try:
+            delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+            return (now or datetime.now(UTC)) - delta
+        except OverflowError:
+            raise ConfigError(
+                f"The span {text.strip()!r} reaches before the year 1. Give a shorter span "
+                "('30d') or an ISO 8601 time."
+            ) from None
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -68,10 +75,19 @@ class AccessLine(NamedTuple):
     status: int
 
 
+# The whole line, field by field: an escaped quoted string (nginx writes `"`, `\` and control
+# characters as \xHH) cannot end early, so text a client sent cannot pose as another field or
+# another line. The remote user is a key fingerprint or "-", nothing else.
+_QUOTED = r'"(?:[^"\\\x00-\x1f\x7f]|\\x[0-9A-Fa-f]{2}|\\["\\])*"'
 _COMBINED = re.compile(
-    r'^(?P<addr>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "(?P<method>[A-Z]+) (?P<path>\S+)'
-    r'(?: [^"]*)?" (?P<status>\d{3}) '
+    r"(?P<addr>[0-9A-Fa-f.:]{2,45}) - (?P<user>-|sha256:[0-9a-f]{16}) \[(?P<time>[^\]]{1,40})\] "
+    r'"(?P<method>[A-Z]{1,16}) (?P<path>(?:[^\s"\\\x00-\x1f\x7f]|\\x[0-9A-Fa-f]{2})+)'
+    r'(?: HTTP/\d(?:\.\d)?)?" (?P<status>[1-5]\d\d) (?:\d+|-)'
+    rf"(?: {_QUOTED} {_QUOTED})?"
 )
+_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{16}")
+_METHOD = re.compile(r"[A-Z]{1,16}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -97,33 +113,77 @@ def _path_only(path: str) -> str:
     return path.split("?", 1)[0]
 
 
+def _ip(text: object) -> str | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    """A JSON object, else None: not JSON, not an object, or nested too deep to decode."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _utc(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _status(value: object) -> int | None:
+    """An HTTP status: an int from 100 to 599 (not a bool, a float or a string), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+        return value
+    return None
+
+
+def _access_json(text: str) -> AccessLine | None:
+    data = json_object(text)
+    if data is None:
+        return None
+    when, addr, fp = _utc(data.get("time")), _ip(data.get("remote_addr")), data.get("key_fp")
+    method, path, status = data.get("method"), data.get("path"), _status(data.get("status"))
+    if when is None or addr is None:
+        return None
+    if not (fp is None or (isinstance(fp, str) and _FINGERPRINT.fullmatch(fp))):
+        return None
+    if not (isinstance(method, str) and _METHOD.fullmatch(method)):
+        return None
+    if not (isinstance(path, str) and path and not _CONTROL.search(path)):
+        return None
+    if status is None:
+        return None
+    return AccessLine(when, addr, fp, method, _path_only(path), status)
+
+
 def parse_access_line(line: str) -> AccessLine | None:
-    """A combined-format or JSON access line of the proxy, else None."""
-    text = line.strip()
+    """A combined-format or JSON access line of the proxy, else None. The whole line must be one
+    well-formed record, every field of its type: a line with anything before, after or inside it
+    that does not fit (another record a client smuggled in a header, say) is not a request."""
+    text = line.rstrip("\r\n")
     if text.startswith("{"):
-        try:
-            data = json.loads(text)
-            when = datetime.fromisoformat(str(data["time"]))
-            return AccessLine(
-                time=when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC),
-                addr=str(data["remote_addr"]),
-                key_fp=data.get("key_fp") or None,
-                method=str(data["method"]),
-                path=_path_only(str(data["path"])),
-                status=int(data["status"]),
-            )
-        except (ValueError, KeyError, TypeError):
-            return None
-    match = _COMBINED.match(text)
+        return _access_json(text)
+    match = _COMBINED.fullmatch(text)
     if match is None:
         return None
-    stamp = _clf_time(match["time"])
-    if stamp is None:
+    stamp, addr = _clf_time(match["time"]), _ip(match["addr"])
+    if stamp is None or addr is None:
         return None
     user = match["user"]
     return AccessLine(
         time=stamp,
-        addr=match["addr"],
+        addr=addr,
         key_fp=None if user == "-" else user,
         method=match["method"],
         path=_path_only(match["path"]),
@@ -146,24 +206,30 @@ class FetchRecord(BaseModel):
 
 
 def parse_fetch_line(line: str, default_agent: str) -> FetchRecord | None:
-    """One JSON line of an agent's fetch log, else None."""
-    try:
-        data = json.loads(line)
-        url = str(data["url"])
-        when = datetime.fromisoformat(str(data["time"]))
-        host = str(data.get("host") or urlsplit(url).hostname or "")
-        status = data.get("status")
-        return FetchRecord(
-            time=when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC),
-            agent=str(data.get("agent") or default_agent),
-            url=url,
-            host=host.lower().rstrip("."),
-            allowed=bool(data.get("allowed", False)),
-            fetched=bool(data.get("fetched", True)),
-            status=int(status) if status is not None else None,
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
+    """One JSON line of an agent's fetch log, else None (every field checked for its type)."""
+    data = json_object(line)
+    if data is None:
         return None
+    url, when = data.get("url"), _utc(data.get("time"))
+    agent, host = data.get("agent") or default_agent, data.get("host")
+    allowed, fetched, status = data.get("allowed", False), data.get("fetched", True), data.get(
+        "status")  # fmt: skip
+    if not isinstance(url, str) or when is None or not isinstance(agent, str):
+        return None
+    if not (host is None or isinstance(host, str)):
+        return None
+    if not (isinstance(allowed, bool) and isinstance(fetched, bool)):
+        return None
+    if not (status is None or _status(status) is not None):
+        return None
+    try:
+        host = host or urlsplit(url).hostname or ""
+    except ValueError:
+        return None
+    return FetchRecord(
+        time=when, agent=agent, url=url, host=host.lower().rstrip("."), allowed=allowed,
+        fetched=fetched, status=status,
+    )  # fmt: skip
 
 
 def agent_of(path: Path) -> str:
@@ -253,12 +319,13 @@ def log_files(stack_dir: Path, patterns: list[str]) -> list[Path]:
 
 
 def read_lines(path: Path) -> Iterator[str]:
-    """Text lines of a log file, gzip-compressed or not (undecodable bytes replaced)."""
+    """Text lines of a log file, gzip-compressed or not (undecodable bytes replaced). Lines end
+    at "\\n" only: a stray "\\r" stays inside its line (and spoils it), never starts a new one."""
     if path.suffix == ".gz":
-        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as handle:
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="\n") as handle:
             yield from handle
     else:
-        with path.open(encoding="utf-8", errors="replace") as handle:
+        with path.open(encoding="utf-8", errors="replace", newline="\n") as handle:
             yield from handle
 
 

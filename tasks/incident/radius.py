@@ -29,6 +29,7 @@ from tasks.incident.logs import (
     read_allowlist,
     read_lines,
 )
+from tasks.incident.redact import Redactor
 
 SCHEMA_VERSION = 1
 MAX_PATHS = 50  # distinct paths listed per key (the count says how many there were)
@@ -183,9 +184,12 @@ def scan_proxy(
     until: datetime | None,
     known_networks: list[str],
     names: dict[str, str],
+    rule: Redactor | None = None,
 ) -> ProxyScan:
     """Per key fingerprint: requests, addresses, paths, first/last seen, flagged when used from
-    outside ``known_networks``. ``names``: fingerprint -> NAME of the keys file now."""
+    outside ``known_networks``. ``names``: fingerprint -> NAME of the keys file now; ``rule``
+    redacts the key values sbx knows wherever a client wrote one (a path, an address)."""
+    rule = rule or Redactor()
     files = log_files(stack_dir, patterns)
     tallies: dict[str, _KeyTally] = {}
     lines = hits = early = bad = anonymous = 0
@@ -208,8 +212,8 @@ def scan_proxy(
             tally = tallies.setdefault(line.key_fp, _KeyTally(line.time))
             tally.requests += 1
             tally.refused += line.status in (401, 403)
-            tally.addresses.add(line.addr)
-            tally.paths.add(line.path)
+            tally.addresses.add(rule.text(line.addr))
+            tally.paths.add(rule.text(line.path))
             tally.first, tally.last = min(tally.first, line.time), max(tally.last, line.time)
     networks = _networks(known_networks)
     keys = []
@@ -242,9 +246,12 @@ def scan_agents(
     since: datetime,
     until: datetime | None,
     lists: dict[str, list[str]],
+    rule: Redactor | None = None,
 ) -> AgentScan:
     """Fetches whose host is not on that agent's allowlist (as the allowlist reads now; an agent
-    without one has every fetch off-list). Refusals (not allowed, not fetched) are attempts."""
+    without one has every fetch off-list). Refusals (not allowed, not fetched) are attempts.
+    ``rule`` redacts the key values sbx knows in the URLs (a key sent out is still a secret)."""
+    rule = rule or Redactor()
     files = log_files(stack_dir, patterns)
     off_list, attempts = [], []
     lines = hits = early = bad = fetched = 0
@@ -262,7 +269,7 @@ def scan_agents(
                 continue
             hits += 1
             finding = FetchFinding(
-                time=record.time, agent=record.agent, url=record.url, host=record.host,
+                time=record.time, agent=record.agent, url=rule.text(record.url), host=record.host,
                 status=record.status,
             )  # fmt: skip
             if not record.fetched:

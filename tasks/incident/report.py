@@ -16,6 +16,7 @@ What is read from other steps' ``details`` (the contract, docs/incident.md "Repo
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -24,6 +25,9 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.changelog import ChangeEntry, short_value
 from tasks.incident.record import IncidentAction, IncidentInfo
+from tasks.incident.text import md
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{16,64}")
 
 SCHEMA_VERSION = 1
 
@@ -256,7 +260,12 @@ def build_report(
 
 
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return md(text)
+
+
+def _code(text: str) -> str:
+    """A fingerprint as code; anything else (a forged value in a saved report) as inert text."""
+    return f"`{text}`" if _DIGEST.fullmatch(text) else md(text)
 
 
 def _when(at: datetime | None) -> str:
@@ -267,24 +276,24 @@ def render_markdown(report: IncidentReport) -> str:
     info = report.incident
     closed = _when(info.closed_at) + " UTC" if info.closed_at else "not closed"
     lines = [
-        f"# Incident {info.id}",
+        f"# Incident {md(info.id)}",
         "",
-        f"- opened: {_when(info.opened_at)} UTC (by {info.opened_by})",
+        f"- opened: {_when(info.opened_at)} UTC (by {md(info.opened_by)})",
         f"- closed: {closed}",
         "",
         "## Timeline",
         "",
     ]
     if not report.flow_runs.available:
-        lines += [f"Prefect flow runs could not be read: {report.flow_runs.error}", ""]
+        lines += [f"Prefect flow runs could not be read: {md(report.flow_runs.error)}", ""]
     lines += ["| time (UTC) | source | what |", "|---|---|---|"]
-    lines += [f"| {_when(i.at)} | {i.source} | {_cell(i.text)} |" for i in report.timeline]
+    lines += [f"| {_when(i.at)} | {md(i.source)} | {_cell(i.text)} |" for i in report.timeline]
     lines += ["", "## Actions taken", ""]
     if report.actions:
         lines += ["| # | time (UTC) | step | ok | summary | flow run |", "|---" * 6 + "|"]
         lines += [
-            f"| {n} | {_when(a.at)} | {a.step} | {'yes' if a.ok else 'NO'} | {_cell(a.summary)} "
-            f"| {a.flow_run_id or '-'} |"
+            f"| {n} | {_when(a.at)} | {md(a.step)} | {'yes' if a.ok else 'NO'} "
+            f"| {_cell(a.summary)} | {md(a.flow_run_id or '-')} |"
             for n, a in enumerate(report.actions, start=1)
         ]
     else:
@@ -292,7 +301,9 @@ def render_markdown(report: IncidentReport) -> str:
     lines += ["", "## Evidence", ""]
     if report.evidence:
         lines += ["| bundle | hash | preserved (UTC) |", "|---|---|---|"]
-        lines += [f"| {e.bundle} | `{e.bundle_hash}` | {_when(e.at)} |" for e in report.evidence]
+        lines += [
+            f"| {md(e.bundle)} | {_code(e.bundle_hash)} | {_when(e.at)} |" for e in report.evidence
+        ]
     else:
         lines.append("No evidence bundle was preserved.")
     lines += ["", "## Blast radius", ""]
@@ -300,9 +311,9 @@ def render_markdown(report: IncidentReport) -> str:
     if radius is None:
         lines.append("No blast-radius.json in the incident folder ('sbx incident blast-radius').")
     else:
-        keys = ", ".join(f"`{k}`" for k in radius.flagged_keys) or "none"
-        urls = ", ".join(f"`{u}`" for u in radius.off_list_urls) or "none"
+        keys = ", ".join(_code(k) for k in radius.flagged_keys) or "none"
+        urls = ", ".join(md(u) for u in radius.off_list_urls) or "none"
         lines += [f"- flagged keys (fingerprints): {keys}", f"- off-list URLs: {urls}"]
     lines += ["", "## Open items", ""]
-    lines += [f"- {item}" for item in report.open_items] or ["None."]
+    lines += [f"- {md(item)}" for item in report.open_items] or ["None."]
     return "\n".join(lines) + "\n"

@@ -31,6 +31,7 @@ from tasks.incident.radius import (
     scan_qdrant_lines,
 )
 from tasks.incident.record import incident_dir
+from tasks.incident.redact import key_rule
 from tasks.reports import artifact_key
 
 log = logging.getLogger("sbx.incident")
@@ -43,8 +44,9 @@ def scan_proxy_access(config: SbxConfig, since: datetime, until: datetime | None
     inc = config.incident
     names = names_by_fingerprint(config.stack_dir / inc.keys_file)
     return scan_proxy(
-        config.stack_dir, inc.proxy_access_logs, since, until, inc.known_networks, names
-    )
+        config.stack_dir, inc.proxy_access_logs, since, until, inc.known_networks, names,
+        key_rule(config),
+    )  # fmt: skip
 
 
 @task(name="scan-agent-fetches", cache_policy=NO_CACHE)
@@ -52,7 +54,9 @@ def scan_agent_fetches(config: SbxConfig, since: datetime, until: datetime | Non
     """URLs the agents fetched from hosts off their allowlists, and refused attempts."""
     inc = config.incident
     lists = allowlists(config.stack_dir, inc.agent_allowlists)
-    return scan_agents(config.stack_dir, inc.agent_fetch_logs, since, until, lists)
+    return scan_agents(
+        config.stack_dir, inc.agent_fetch_logs, since, until, lists, key_rule(config)
+    )
 
 
 @task(name="scan-qdrant-access", cache_policy=NO_CACHE)

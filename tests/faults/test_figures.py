@@ -32,3 +32,11 @@ def test_harness_examples_are_counted_per_property() -> None:
     figures.add("test_trees", harness_examples=30)
     figures.add("test_mutation", harness_examples=40)
     assert "harness examples run: 70 (test_mutation 40, test_trees 30)" in figures.summary_lines()
+
+
+def test_hostile_examples_are_counted_and_printed() -> None:
+    figures = FaultFigures()
+    assert "hostile inputs tried: 0" in figures.summary_lines()
+    figures.add("test_proxy_lines", hostile_examples=200)
+    figures.add("test_verdict_lines", hostile_examples=50)
+    assert "hostile inputs tried: 250" in figures.summary_lines()

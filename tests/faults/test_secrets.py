@@ -197,3 +197,91 @@ def test_model_settings_in_the_manifest_carry_no_url_credentials(tmp_path: Path)
         "MODEL_URL": "https://***@models.example/q",
         "MODEL_MIRROR": "https://m.example/q?rev=2&token=***",
     }
+
+
+def test_incident_evidence_blast_radius_and_report_carry_no_planted_secret(
+    tmp_path: Path, fault_figures: FaultFigures, request: pytest.FixtureRequest
+) -> None:
+    """#23 finding 8: a key value on a command line (vLLM's --api-key), in a label, in a path a
+    client requested or a URL an agent fetched, or anywhere in inspect output, reaches neither
+    the evidence bundle's inspect and compose files, nor blast-radius.json, nor report.md."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from blocks.config import load_config
+    from tasks.incident.evidence import redact_compose
+    from tasks.incident.history import read_blast_radius
+    from tasks.incident.keys import key_fingerprint
+    from tasks.incident.radius import scan_agents, scan_proxy
+    from tasks.incident.record import IncidentInfo
+    from tasks.incident.redact import key_rule
+    from tasks.incident.report import FlowRunsRead, build_report, render_markdown
+
+    names = ("proxy-key", "cli-key", "label-token", "cmd-token", "db-password")
+    canaries = {name: canary(name.replace("-", "")) for name in names}
+    stack = tmp_path / "stack"
+    (stack / "proxy").mkdir(parents=True)
+    (stack / "proxy" / "keys.txt").write_text(f"ops {canaries['proxy-key']}\n")
+    rule = key_rule(load_config(stack))
+    inspect = {
+        "Args": ["--model", "m", "--api-key", canaries["cli-key"]],
+        "Path": "vllm",
+        "Config": {
+            "Cmd": [
+                "serve",
+                f"--api-key={canaries['proxy-key']}",
+                "--token",
+                canaries["cmd-token"],
+            ],
+            "Env": [f"DB_PASSWORD={canaries['db-password']}"],
+            "Labels": {"com.example.api_token": canaries["label-token"], "x": "plain"},
+        },
+        "Mounts": [{"Source": f"/srv/{canaries['proxy-key']}"}],
+    }
+    compose = {"services": {"worker": {
+        "command": f"vllm serve --api-key {canaries['cli-key']} --port 8000",
+        "entrypoint": ["sh", "-c", "run", f"HF_TOKEN={canaries['cmd-token']}"],
+        "labels": [f"com.example.db-password={canaries['db-password']}"],
+        "environment": {"X": canaries["label-token"]},
+    }}}  # fmt: skip
+    bundle_inspect = json.dumps(rule.inspect(inspect))
+    bundle_compose = json.dumps(redact_compose(compose, rule))
+    assert "plain" in bundle_inspect and "--port" in bundle_compose  # the rest stays
+
+    now = datetime.now(UTC)
+    since = now - timedelta(hours=1)
+    log = stack / "logs" / "proxy" / "access.log"
+    log.parent.mkdir(parents=True)
+    stamp = now.strftime("%d/%b/%Y:%H:%M:%S +0000")
+    fp = key_fingerprint(canaries["proxy-key"])
+    log.write_text(
+        f'198.51.100.66 - {fp} [{stamp}] "GET /v1/x?k=1 HTTP/1.1" 200 1 "-" "ua"\n'
+        f'198.51.100.66 - {fp} [{stamp}] "GET /v1/{canaries["proxy-key"]}/models HTTP/1.1" '
+        '200 1 "-" "ua"\n'
+    )
+    proxy = scan_proxy(stack, ["logs/proxy/access.log*"], since, None, ["10.0.0.0/8"],
+                       {fp: "ops"}, rule)  # fmt: skip
+    assert proxy.api_keys[0].paths_total == 2
+    fetches = stack / "logs" / "agents" / "internet-research.jsonl"
+    fetches.parent.mkdir(parents=True)
+    fetched = {"time": now.isoformat(), "fetched": True, "allowed": False,
+               "url": f"http://exfil.test/?k={canaries['proxy-key']}"}  # fmt: skip
+    fetches.write_text(json.dumps(fetched) + "\n")
+    agents = scan_agents(stack, ["logs/agents/*.jsonl*"], since, None, {}, rule)
+    assert len(agents.off_list) == 1
+    radius_json = proxy.model_dump_json() + agents.model_dump_json()
+    incident = stack / ".sbx" / "incidents" / "x"
+    incident.mkdir(parents=True)
+    saved = {"flagged_keys": [fp], "off_list_urls": [f.url for f in agents.off_list]}
+    (incident / "blast-radius.json").write_text(json.dumps(saved))
+    info = IncidentInfo(id="x", opened_at=now, opened_by="blast-radius")
+    report = build_report(info, [], [], FlowRunsRead(available=True), read_blast_radius(stack, "x"))
+    report_md = render_markdown(report)
+
+    scan = Scan(canaries)
+    scan.text("containers/worker.inspect.json", bundle_inspect)
+    scan.text("compose/config.json", bundle_compose)
+    scan.text("blast-radius.json", radius_json)
+    scan.text("report.md", report_md)
+    fault_figures.add(request.node.name, canary_hits=len(scan.hits))
+    assert not scan.hits, scan.hits

@@ -73,6 +73,17 @@ def test_blast_radius_then_contain_from_it(files_stack: Path, run_sbx: Sbx) -> N
     assert (files_stack / "proxy" / "keys.txt").read_text() == keys_before
     refused = run_sbx("incident", "contain", "--revoke-key", "agent", *stack)
     assert refused.returncode == 2 and "Pass --yes" in refused.stderr  # no terminal to ask on
+    # #23 finding 4: without --from-blast-radius the saved report adds nothing, dry run or not
+    told = run_sbx("incident", "contain", "--block-domain", "en.wikipedia.org", "--dry-run",
+                   *stack)  # fmt: skip
+    assert told.returncode == 0, told.stderr
+    assert told.stdout.splitlines() == [f"would {sentences[0]}"]
+    unknown = run_sbx("incident", "contain", "--revoke-key", "sha256:0123456789abcdef", "--yes",
+                      *stack)  # fmt: skip
+    assert unknown.returncode == 2, unknown.stdout + unknown.stderr
+    assert "no key named 'sha256:0123456789abcdef'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    assert (files_stack / "proxy" / "keys.txt").read_text() == keys_before
 
     contain = run_sbx("incident", "contain", "--from-blast-radius", "--block-domain",
                       "en.wikipedia.org", "--yes", *stack)  # fmt: skip

@@ -7,10 +7,11 @@ import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
+from rich.markup import escape as _markup
 
 from sbx.cli.options import ConfigOption, IncidentOption, JsonOption, StackOption, err, out
 from sbx.cli.runner import open_box
+from tasks.incident.text import plain
 
 if TYPE_CHECKING:
     from blocks.config import SbxConfig
@@ -124,6 +125,12 @@ def contain(
         err.print("nothing to contain")
 
 
+def escape(text: object) -> str:
+    """A string from a log, a container or a user, shown as written: no Rich markup, no
+    terminal control sequence (tasks/incident/text.py)."""
+    return _markup(plain(text))
+
+
 def register(incident: typer.Typer) -> None:
     incident.command("blast-radius")(blast_radius)
     incident.command("contain")(contain)
@@ -139,20 +146,14 @@ def _confirm(
 ) -> None:
     """Show the plan and ask (read only: plans without a flow run, opens no incident)."""
     from sbx.errors import ContainRefused
-    from tasks.incident.contain import plan_containment
+    from tasks.incident.contain import plan_orders
     from tasks.incident.record import current_incident
-    from tasks.incident.sources import load_blast_radius
 
     chosen = incident_id or getattr(current_incident(box.stack_dir), "id", None)
-    report = load_blast_radius(box.stack_dir, chosen) if chosen else None
-    if from_blast_radius and report is None:
-        raise ContainRefused(
-            "no saved blast-radius report for the current incident. Run 'sbx incident "
-            "blast-radius --since TIME' first."
-        )
-    plan: ContainPlan = plan_containment(
-        box, revoke=revoke, block=block, recreate=recreate, report=report
-    )
+    plan: ContainPlan = plan_orders(
+        box, chosen, revoke=revoke, block=block, recreate=recreate,
+        from_blast_radius=from_blast_radius,
+    )  # fmt: skip
     for line in plan.sentences():
         err.print(f"will {escape(line)}", soft_wrap=True)
     if plan.empty:
@@ -173,7 +174,7 @@ def _print_report(report: BlastRadiusReport) -> None:
     for k in report.api_keys:
         keys.add_row(
             "[bold red]FLAGGED[/]" if k.flagged else "", escape(k.name or "(not in keys file)"),
-            k.fingerprint, str(k.requests), str(k.refused), escape(", ".join(k.addresses)),
+            escape(k.fingerprint), str(k.requests), str(k.refused), escape(", ".join(k.addresses)),
             f"{k.first_seen:%m-%d %H:%M:%S}", f"{k.last_seen:%m-%d %H:%M:%S}",
         )  # fmt: skip
     out.print(keys)
@@ -182,9 +183,11 @@ def _print_report(report: BlastRadiusReport) -> None:
     for column in ("", "agent", "url", "time"):
         fetches.add_column(column, overflow="fold")
     for f in report.off_list:
-        fetches.add_row("[bold red]FLAGGED[/]", f.agent, escape(f.url), f"{f.time:%m-%d %H:%M:%S}")
+        fetches.add_row(
+            "[bold red]FLAGGED[/]", escape(f.agent), escape(f.url), f"{f.time:%m-%d %H:%M:%S}"
+        )
     for f in report.attempts:
-        fetches.add_row("refused", f.agent, escape(f.url), f"{f.time:%m-%d %H:%M:%S}")
+        fetches.add_row("refused", escape(f.agent), escape(f.url), f"{f.time:%m-%d %H:%M:%S}")
     out.print(fetches)
     qdrant = Table(title="Qdrant collections", box=box.SIMPLE_HEAD, title_justify="left")
     for column in ("collection", "points now", "reads", "writes"):
@@ -196,7 +199,7 @@ def _print_report(report: BlastRadiusReport) -> None:
     for s in report.sources:
         state = f"[yellow]not read[/]: {escape(s.error)}" if s.error else (
             f"{s.lines} lines, {s.in_window} in the window, {s.unparsed} unreadable")  # fmt: skip
-        err.print(f"{s.source}: {state}", soft_wrap=True)
+        err.print(f"{escape(s.source)}: {state}", soft_wrap=True)
     err.print(
         f"{len(report.flagged_keys)} key(s) and {len(report.flagged_domains)} domain(s) flagged; "
         f"saved in .sbx/incidents/{report.incident_id}/blast-radius.json"

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from sbx.cli.options import ConfigOption, IncidentOption, JsonOption, StackOption, err, out
 from sbx.cli.runner import open_box
+from tasks.incident.text import plain
 
 
 def report(
@@ -30,6 +31,10 @@ def report(
     Saved as .sbx/incidents/<id>/report.md (and --out), published as a markdown artifact,
     printed on stdout. Open items (still frozen, keys not revoked, ...) are listed on stderr.
     """
+    if out_file is not None and out_file.is_dir():
+        from sbx.errors import ReportOutRefused
+
+        raise ReportOutRefused(str(out_file))
     box = open_box(stack, config, repair=False)
     from flows.incident.report import incident_report
     from tasks.incident.report import render_markdown
@@ -46,11 +51,11 @@ def report(
     else:
         out.print(render_markdown(result), markup=False, highlight=False, soft_wrap=True)
     for item in result.open_items:
-        err.print(f"[yellow]open:[/] {escape(item)}", soft_wrap=True)
+        err.print(f"[yellow]open:[/] {escape(plain(item))}", soft_wrap=True)
     if not result.flow_runs.available:
-        err.print(f"[yellow]flow runs not read:[/] {escape(str(result.flow_runs.error))}")
+        err.print(f"[yellow]flow runs not read:[/] {escape(plain(result.flow_runs.error))}")
     if result.incident.closed_at is not None:
-        err.print(f"incident {escape(result.incident.id)} closed")
+        err.print(f"incident {escape(plain(result.incident.id))} closed")
 
 
 def register(incident: typer.Typer) -> None:

@@ -117,15 +117,29 @@ def trusted_peer(addr: str) -> bool:
 JSON_FIELDS = ("time", "remote_addr", "key_fp", "method", "path", "status", "bytes", "user_agent")
 
 
+def log_escape(text: str, words: bool = False) -> str:
+    """nginx's escaping of logged strings: '"', '\\', control and non-ASCII bytes as \\xHH,
+    so no client text can end a field or a line early; ``words``: spaces too (one word of the
+    request line)."""
+    out = []
+    for byte in text.encode("utf-8", errors="surrogateescape"):
+        char = chr(byte)
+        plain = 0x20 < byte < 0x7F or (byte == 0x20 and not words)
+        out.append(char if plain and char not in '"\\' else f"\\x{byte:02X}")
+    return "".join(out)
+
+
 def format_access(entry: dict[str, Any]) -> str:
+    """One line whatever the client sent: JSON (json.dumps escapes) or combined, every string
+    that came from the client escaped (log_escape)."""
     if LOG_FORMAT == "json":
         return json.dumps({k: entry[k] for k in JSON_FIELDS})
     stamp = datetime.fromisoformat(entry["time"]).strftime("%d/%b/%Y:%H:%M:%S %z")
-    request = f"{entry['method']} {entry['path']} {entry['protocol']}"
+    request = " ".join(log_escape(entry[k], words=True) for k in ("method", "path", "protocol"))
     return (
         f"{entry['remote_addr']} - {entry['key_fp'] or '-'} [{stamp}] "
-        f'"{request}" {entry["status"]} {entry["bytes"]} "{entry["referer"] or "-"}" '
-        f'"{entry["user_agent"] or "-"}"'
+        f'"{request}" {entry["status"]} {entry["bytes"]} '
+        f'"{log_escape(entry["referer"] or "-")}" "{log_escape(entry["user_agent"] or "-")}"'
     )
 
 
@@ -163,7 +177,11 @@ class Handler(BaseHTTPRequestHandler):
         peer = self.client_address[0]
         forwarded = self.headers.get("X-Forwarded-For")
         if forwarded and trusted_peer(peer):
-            return forwarded.split(",")[0].strip() or peer
+            first = forwarded.split(",")[0].strip()
+            try:  # an address, or not believed: the header is client text like any other
+                return str(ipaddress.ip_address(first))
+            except ValueError:
+                return peer
         return peer
 
     def presented_key(self) -> str | None:
