@@ -28,6 +28,7 @@ class FaultFigures:
     bad_inputs_refused: int = 0  # ... of which refused with a clear error (must equal tried)
     canary_hits: int = 0  # planted secret values found in anything the suite produced (0)
     harness_examples: int = 0  # trees the correctness harness backed up and restored (#18)
+    hostile_examples: int = 0  # hostile inputs tried: trickling/broken servers, forged lines (#23)
     peak_rss_mib: float = 0.0  # highest peak RSS of an sbx process measured by the suite
     by_test: dict[str, dict[str, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -58,6 +59,7 @@ class FaultFigures:
             f"bad inputs tried / refused: {t['bad_inputs_tried']} / {t['bad_inputs_refused']}",
             f"canary hits: {t['canary_hits']} (must be 0)",
             f"harness examples run: {t['harness_examples']} ({self._harness_by_property()})",
+            f"hostile examples run: {t['hostile_examples']}",
             f"peak RSS: {t['peak_rss_mib']:.0f} MiB",
         ]
 
@@ -79,6 +81,7 @@ TOTALS = (
     "bad_inputs_refused",
     "canary_hits",
     "harness_examples",
+    "hostile_examples",
 )
 
 # one per run: the fault suite and the correctness harness (tests/harness) both add to it
