@@ -28,6 +28,7 @@ from sbx.errors import ConfigError, ModelSwapRefused
 from tasks.clients.health_http import HealthHttp
 from tasks.gpu.capacity import CapacityVerdict
 from tasks.gpu.check import preflight_on_box
+from tasks.health.completion import judge_completion
 from tasks.status import compose_for, read_stack_status
 
 PROMPTS_FILE = "prompts.yaml"
@@ -236,11 +237,11 @@ def run_prompt_suite(url: str, served: str, prompts: list[Prompt]) -> SuiteResul
             if not answer.ok:
                 results.append(PromptResult(name=p.name, passed=False, detail=answer.summary))
                 continue
-            try:
-                reply = str(answer.body()["choices"][0]["message"]["content"])
-            except (TypeError, KeyError, IndexError):
-                results.append(PromptResult(name=p.name, passed=False, detail="no reply text"))
+            verdict = judge_completion(answer.body(), served)
+            if verdict.text is None:
+                results.append(PromptResult(name=p.name, passed=False, detail=str(verdict.problem)))
                 continue
+            reply = verdict.text
             hit = re.search(p.expect, reply) is not None
             shown = reply[:80]
             detail = shown if hit else f"/{p.expect}/ not in {shown!r}"
