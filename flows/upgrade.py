@@ -16,7 +16,10 @@ from tasks.upgrade.journal import (
     Release,
     close_entry,
     history,
+    journal_dir,
     read_open,
+    release_space,
+    reserve_space,
     save_open,
 )
 from tasks.upgrade.maintenance import maintenance_window
@@ -55,6 +58,14 @@ def _open_entry(config: SbxConfig, entry: JournalEntry) -> JournalEntry:
             f"Journal entry {running.id} ({running.action} of {', '.join(running.services)}, "
             f"pid {running.pid}) is still open; wait for it to finish ('sbx status')."
         )
+    try:  # the rollback's room, held before anything changes (journal.reserve_space)
+        reserve_space(config.stack_dir)
+    except OSError as exc:
+        raise UpgradeRefused(
+            f"Cannot reserve room for the {entry.action} journal in "
+            f"{journal_dir(config.stack_dir)} ({exc}): a rollback there could not be recorded. "
+            "Free disk space there and retry. Nothing was changed."
+        ) from exc
     run_id = flow_run.id
     return save_open(config.stack_dir, entry.model_copy(update={"flow_run_id": run_id}))
 
@@ -105,19 +116,22 @@ def upgrade_stack(
         config, JournalEntry(action="upgrade", services=sorted(release.images), before=release)
     )
     try:
-        targets = pull_images(release)
-    except SbxError as exc:  # nothing was switched: the entry ends here
-        close_entry(config.stack_dir, entry, "aborted", gate="pull", detail=str(exc))
-        raise
-    entry = save_open(config.stack_dir, entry.model_copy(update={"target": targets}))
-    if not targets:
-        close_entry(config.stack_dir, entry, "committed", detail="every image was current")
-        log.info("every service runs the image its tag names: nothing to do")
-        return UpgradeReport(entry=entry.id, state="up-to-date", changed={})
-    closed = _apply_in_window(config, project, entry)
-    return UpgradeReport(
-        entry=closed.id, state="committed", changed={s: i.digest for s, i in targets.items()}
-    )
+        try:
+            targets = pull_images(release)
+        except SbxError as exc:  # nothing was switched: the entry ends here
+            close_entry(config.stack_dir, entry, "aborted", gate="pull", detail=str(exc))
+            raise
+        entry = save_open(config.stack_dir, entry.model_copy(update={"target": targets}))
+        if not targets:
+            close_entry(config.stack_dir, entry, "committed", detail="every image was current")
+            log.info("every service runs the image its tag names: nothing to do")
+            return UpgradeReport(entry=entry.id, state="up-to-date", changed={})
+        closed = _apply_in_window(config, project, entry)
+        return UpgradeReport(
+            entry=closed.id, state="committed", changed={s: i.digest for s, i in targets.items()}
+        )
+    finally:  # every way out frees the rollback's reserved room
+        release_space(config.stack_dir)
 
 
 @flow(name="rollback-stack", flow_run_name=lambda: run_name("rollback"))
@@ -145,7 +159,10 @@ def rollback_stack(
         config,
         JournalEntry(action="rollback", services=sorted(targets), before=now, target=targets),
     )
-    closed = _apply_in_window(config, project, entry)
+    try:
+        closed = _apply_in_window(config, project, entry)
+    finally:
+        release_space(config.stack_dir)
     return UpgradeReport(
         entry=closed.id, state="committed", changed={s: i.digest for s, i in targets.items()}
     )
