@@ -24,6 +24,7 @@ from tasks.upgrade.journal import (
 )
 from tasks.upgrade.maintenance import maintenance_window
 from tasks.upgrade.prepare import (
+    check_compose_unchanged,
     check_images_present,
     find_newer_images,
     pull_images,
@@ -136,9 +137,14 @@ def upgrade_stack(
 
 @flow(name="rollback-stack", flow_run_name=lambda: run_name("rollback"))
 def rollback_stack(
-    services: list[str] | None = None, stack: str | None = None, config_file: str | None = None
+    services: list[str] | None = None,
+    stack: str | None = None,
+    config_file: str | None = None,
+    force: bool = False,
 ) -> UpgradeReport:
-    """Return services to the release recorded before the last committed upgrade, gated."""
+    """Return services to the release recorded before the last committed upgrade, gated.
+
+    Refused (nothing changed) when a compose file changed since that upgrade, unless ``force``."""
     config = flow_config(stack, config_file)
     reconcile_upgrade(config)
     project, now = record_current_release(config, services)
@@ -152,6 +158,7 @@ def rollback_stack(
             f"The journal of {config.stack_dir} has no committed upgrade to return from. "
             "Nothing was changed."
         )
+    check_compose_unchanged(last, now, force=force)
     wanted = [s for s in (services or sorted(last.target)) if s in last.before.images]
     targets = {s: last.before.images[s] for s in wanted if s in now.images}
     check_images_present(Release(**{**now.model_dump(), "images": targets}))
