@@ -25,6 +25,7 @@ from tasks.upgrade.journal import (
     release_space,
     save_open,
 )
+from tasks.upgrade.maintenance import clear_stale_window
 from tasks.upgrade.release import retag_local, switch_images
 
 log = logging.getLogger("sbx.upgrade")
@@ -146,6 +147,7 @@ def reconcile_open_entry(config: SbxConfig) -> JournalEntry | None:
     Cheap when there is none (one failed open). An entry whose run still goes on is left alone.
     """
     stack = config.stack_dir
+    clear_stale_window(stack)  # a killed run's maintenance.json (cheap: one failed open)
     entry = read_open(stack)
     if entry is None or entry.writer_alive():
         return None
