@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-PATHS = ("/trickle", "/silent", "/half", "/garbage", "/flood")
+PATHS = ("/trickle", "/silent", "/slowheaders", "/half", "/garbage", "/flood")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -34,6 +34,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _misbehave(self) -> None:
         path = "/" + self.path.split("?")[0].strip("/").split("/")[0]  # /trickle/metrics too
+        if path == "/slowheaders":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            for _ in range(600):
+                self.wfile.write(b"a")
+                self.wfile.flush()
+                time.sleep(0.1)
+            return
         if path == "/garbage":
             self.wfile.write(b"\x00\xffnot http at all\r\n\r\n")
             return

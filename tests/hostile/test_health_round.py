@@ -36,7 +36,7 @@ def target(name: str, kind: str, url: str, health_path: str = "/health") -> Serv
     )
 
 
-@pytest.mark.parametrize("path", ["/trickle", "/silent", "/half", "/garbage"])
+@pytest.mark.parametrize("path", ["/trickle", "/silent", "/slowheaders", "/half", "/garbage"])
 def test_the_services_round_ends_on_time(
     tmp_path: Path, base: str, path: str, request: pytest.FixtureRequest
 ) -> None:

@@ -82,7 +82,7 @@ def test_health_http_is_bounded(
         assert not answer.ok and answer.error  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("path", ["/trickle", "/silent", "/half", "/garbage"])
+@pytest.mark.parametrize("path", ["/trickle", "/silent", "/slowheaders", "/half", "/garbage"])
 def test_vllm_metrics_is_bounded(base: str, path: str, request: pytest.FixtureRequest) -> None:
     _count(request)
     metrics, took = _timed(lambda: read_metrics_text("vllm", base + path, timeout_s=TIMEOUT_S))
