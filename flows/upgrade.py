@@ -16,11 +16,15 @@ from tasks.upgrade.journal import (
     Release,
     close_entry,
     history,
+    journal_dir,
     read_open,
+    release_space,
+    reserve_space,
     save_open,
 )
 from tasks.upgrade.maintenance import maintenance_window
 from tasks.upgrade.prepare import (
+    check_compose_unchanged,
     check_images_present,
     find_newer_images,
     pull_images,
@@ -55,6 +59,14 @@ def _open_entry(config: SbxConfig, entry: JournalEntry) -> JournalEntry:
             f"Journal entry {running.id} ({running.action} of {', '.join(running.services)}, "
             f"pid {running.pid}) is still open; wait for it to finish ('sbx status')."
         )
+    try:  # the rollback's room, held before anything changes (journal.reserve_space)
+        reserve_space(config.stack_dir)
+    except OSError as exc:
+        raise UpgradeRefused(
+            f"Cannot reserve room for the {entry.action} journal in "
+            f"{journal_dir(config.stack_dir)} ({exc}): a rollback there could not be recorded. "
+            "Free disk space there and retry. Nothing was changed."
+        ) from exc
     run_id = flow_run.id
     return save_open(config.stack_dir, entry.model_copy(update={"flow_run_id": run_id}))
 
@@ -105,26 +117,34 @@ def upgrade_stack(
         config, JournalEntry(action="upgrade", services=sorted(release.images), before=release)
     )
     try:
-        targets = pull_images(release)
-    except SbxError as exc:  # nothing was switched: the entry ends here
-        close_entry(config.stack_dir, entry, "aborted", gate="pull", detail=str(exc))
-        raise
-    entry = save_open(config.stack_dir, entry.model_copy(update={"target": targets}))
-    if not targets:
-        close_entry(config.stack_dir, entry, "committed", detail="every image was current")
-        log.info("every service runs the image its tag names: nothing to do")
-        return UpgradeReport(entry=entry.id, state="up-to-date", changed={})
-    closed = _apply_in_window(config, project, entry)
-    return UpgradeReport(
-        entry=closed.id, state="committed", changed={s: i.digest for s, i in targets.items()}
-    )
+        try:
+            targets = pull_images(release)
+        except SbxError as exc:  # nothing was switched: the entry ends here
+            close_entry(config.stack_dir, entry, "aborted", gate="pull", detail=str(exc))
+            raise
+        entry = save_open(config.stack_dir, entry.model_copy(update={"target": targets}))
+        if not targets:
+            close_entry(config.stack_dir, entry, "committed", detail="every image was current")
+            log.info("every service runs the image its tag names: nothing to do")
+            return UpgradeReport(entry=entry.id, state="up-to-date", changed={})
+        closed = _apply_in_window(config, project, entry)
+        return UpgradeReport(
+            entry=closed.id, state="committed", changed={s: i.digest for s, i in targets.items()}
+        )
+    finally:  # every way out frees the rollback's reserved room
+        release_space(config.stack_dir)
 
 
 @flow(name="rollback-stack", flow_run_name=lambda: run_name("rollback"))
 def rollback_stack(
-    services: list[str] | None = None, stack: str | None = None, config_file: str | None = None
+    services: list[str] | None = None,
+    stack: str | None = None,
+    config_file: str | None = None,
+    force: bool = False,
 ) -> UpgradeReport:
-    """Return services to the release recorded before the last committed upgrade, gated."""
+    """Return services to the release recorded before the last committed upgrade, gated.
+
+    Refused (nothing changed) when a compose file changed since that upgrade, unless ``force``."""
     config = flow_config(stack, config_file)
     reconcile_upgrade(config)
     project, now = record_current_release(config, services)
@@ -138,6 +158,7 @@ def rollback_stack(
             f"The journal of {config.stack_dir} has no committed upgrade to return from. "
             "Nothing was changed."
         )
+    check_compose_unchanged(last, now, force=force)
     wanted = [s for s in (services or sorted(last.target)) if s in last.before.images]
     targets = {s: last.before.images[s] for s in wanted if s in now.images}
     check_images_present(Release(**{**now.model_dump(), "images": targets}))
@@ -145,7 +166,10 @@ def rollback_stack(
         config,
         JournalEntry(action="rollback", services=sorted(targets), before=now, target=targets),
     )
-    closed = _apply_in_window(config, project, entry)
+    try:
+        closed = _apply_in_window(config, project, entry)
+    finally:
+        release_space(config.stack_dir)
     return UpgradeReport(
         entry=closed.id, state="committed", changed={s: i.digest for s, i in targets.items()}
     )

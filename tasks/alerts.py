@@ -83,6 +83,8 @@ def plan_notices(
             continue
         memory = previous.checks.get(check.id)
         since = memory.since if memory and memory.failing == check.failed else now
+        if memory and memory.failing and not check.failed:  # a recovery lasted since it failed
+            since = memory.since
         for name, target in targets.items():
             told = memory.targets.get(name, TargetMemory()) if memory else TargetMemory()
             event: Event | None = None

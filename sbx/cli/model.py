@@ -31,7 +31,13 @@ def model_swap(
     The model directory is data/models/<last part of the model id>. Exit 0 when swapped;
     1 when refused by the preflight (nothing changed) or rolled back (previous model back).
     """
-    box = open_box(stack, config)
+    box = open_box(stack, config, api=False)
+    from tasks.gpu.model_swap import env_path
+
+    env_path(box.config, service)  # a service with no env file: exit 2 before any flow run
+    from sbx.local_server import ensure_api
+
+    ensure_api()
     from flows.model_swap import swap_model
 
     report = swap_model(

@@ -64,9 +64,16 @@ def rollback(
     services: ServiceArgs = None,
     stack: StackOption = None,
     config: ConfigOption = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Roll back even if a compose file changed since the upgrade."),
+    ] = False,
     json_: JsonOption = False,
 ) -> None:
-    """Return services to the release before the last committed upgrade (from the journal)."""
+    """Return services to the release before the last committed upgrade (from the journal).
+
+    Exit 2 (nothing changed) when a compose file changed since that upgrade, unless --force.
+    """
     box = open_box(stack, config, repair=False)
     from flows.upgrade import rollback_stack
 
@@ -74,6 +81,7 @@ def rollback(
         services=services or None,
         stack=box.stack_param,
         config_file=box.config_param,
+        force=force,
     )
     if json_:
         out.print_json(report.model_dump_json())

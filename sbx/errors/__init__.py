@@ -49,6 +49,7 @@ failure reason.
     │   └── RollbackFailed          the old release failed the gate too: a person is needed
     ├── ChangeLogDamaged            the hash-chained change log was edited, cut or reordered
     ├── ModelSwapRefused            a model swap refused before changing anything (preflight)
+    │   └── ModelSwapBadService     --service names no service with an env file (exit 2)
     ├── ModelSwapRolledBack         a model swap that regressed, rolled back to the old model
     ├── NotImplementedYet           a command of the CLI contract that is not built yet
     ├── FreezeIncomplete            an exposure could not be stopped, or a port is still public
@@ -88,6 +89,7 @@ from sbx.errors.changes import (
     EvidenceDamaged,
     EvidenceIncomplete,
     FreezeIncomplete,
+    ModelSwapBadService,
     ModelSwapRefused,
     ModelSwapRolledBack,
     ReportOutRefused,
@@ -182,6 +184,7 @@ __all__ = [
     "LogRotationError",
     "LogRotationIncomplete",
     "ManifestInvalid",
+    "ModelSwapBadService",
     "ModelSwapRefused",
     "ModelSwapRolledBack",
     "NoGpu",

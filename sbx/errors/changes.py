@@ -58,6 +58,12 @@ class ModelSwapRefused(SbxError):
         )
 
 
+class ModelSwapBadService(ModelSwapRefused):
+    """``--service`` names no service whose env file a swap could edit (exit 2)."""
+
+    exit_code = 2
+
+
 class ModelSwapRolledBack(SbxError):
     """A model swap whose new model failed; the previous env file and model were restored."""
 

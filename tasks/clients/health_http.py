@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from tasks.clients.deadline import body_text, bounded_request
+
 BODY_LIMIT = 64 * 1024  # a health answer is small; never hold a huge page in a report
 
 
@@ -67,7 +69,10 @@ class HealthHttp:
         limit = timeout_s or self.timeout_s
         started = time.perf_counter()
         try:
-            response = self._client.request(method, url, json=body, timeout=httpx.Timeout(limit))
+            # the deadline covers the whole answer: a server trickling its body cannot hold us
+            response, data = bounded_request(
+                self._client, method, url, timeout_s=limit, body_limit=BODY_LIMIT, json=body
+            )
         except httpx.TimeoutException:
             return _failed(url, started, f"no answer within {limit:g} s")
         except httpx.ConnectError:
@@ -78,7 +83,7 @@ class HealthHttp:
             url=url,
             status_code=response.status_code,
             elapsed_ms=(time.perf_counter() - started) * 1000,
-            text=response.text[:BODY_LIMIT],
+            text=body_text(response, data),
         )
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ that need the body and raises :class:`HttpError` instead.
 
 from __future__ import annotations
 
+import json
 import time
 from types import TracebackType
 from typing import Any
@@ -15,6 +16,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from sbx.errors import HttpError
+from tasks.clients.deadline import bounded_request
+
+BODY_LIMIT = 1024 * 1024  # a probe wants a status or a small JSON document
 
 
 class ProbeResult(BaseModel):
@@ -50,7 +54,9 @@ class HttpProbe:
     def get(self, url: str) -> ProbeResult:
         started = time.perf_counter()
         try:
-            response = self._client.get(url)
+            response, _ = bounded_request(
+                self._client, "GET", url, timeout_s=self.timeout_s, body_limit=BODY_LIMIT
+            )
         except httpx.TimeoutException:
             return self._failed(url, started, f"no answer within {self.timeout_s:g} s")
         except httpx.HTTPError as exc:
@@ -67,9 +73,9 @@ class HttpProbe:
 
     def get_json(self, url: str) -> Any:
         try:
-            response = self._client.get(url)
+            response, data = bounded_request(self._client, "GET", url, timeout_s=self.timeout_s)
             response.raise_for_status()
-            return response.json()
+            return json.loads(data)
         except httpx.HTTPStatusError as exc:
             raise HttpError(
                 f"{url} answered HTTP {exc.response.status_code}. Check the service's logs.",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from tasks.clients.deadline import body_text, bounded_request
+
 RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
 
@@ -79,9 +81,9 @@ def read_metrics_text(service: str, base_url: str | None, *, timeout_s: float) -
     url = base_url.rstrip("/") + "/metrics"
     try:
         with httpx.Client(timeout=httpx.Timeout(timeout_s), trust_env=False) as client:
-            response = client.get(url)
+            response, data = bounded_request(client, "GET", url, timeout_s=timeout_s)
     except httpx.HTTPError as exc:
         return MetricsText(service=service, url=url, error=f"no answer ({type(exc).__name__})")
     if not response.is_success:
         return MetricsText(service=service, url=url, error=f"HTTP {response.status_code}")
-    return MetricsText(service=service, url=url, text=response.text)
+    return MetricsText(service=service, url=url, text=body_text(response, data))

@@ -26,7 +26,29 @@ POLL_S = 2.0
 def health_round(config: SbxConfig) -> tuple[list[CheckResult], HealthContext]:
     ctx = read_context(config)
     results = [r for family in FAMILIES for r in run_family(family, config, ctx, "")]
-    return suppress(results), ctx
+    return suppress([*results, *_not_yet_healthy(ctx)]), ctx
+
+
+def _not_yet_healthy(ctx: HealthContext) -> list[CheckResult]:
+    """A drill's "healthy" means healthy: a container whose own HEALTHCHECK still says
+    "starting" (or anything but "healthy") fails the round, as in the upgrade gate, although
+    `sbx health` shows it as running."""
+    failing = []
+    for name, target in sorted(ctx.services.items()):
+        info = target.container
+        if info is None or not info.running or info.health in (None, "healthy"):
+            continue
+        failing.append(
+            CheckResult(
+                id=f"container-health:{name}",
+                family="container",
+                target=name,
+                state="failing",
+                observed=f"running, but its Docker healthcheck says {info.health}, not healthy",
+                next_step=f"Wait for it, or read its log: 'docker logs {info.name}'.",
+            )
+        )
+    return failing
 
 
 @task(name="wait-scratch-healthy", cache_policy=NO_CACHE)

@@ -24,10 +24,11 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from blocks.config import SbxConfig
-from sbx.errors import ConfigError, ModelSwapRefused
+from sbx.errors import ConfigError, ModelSwapBadService, ModelSwapRefused
 from tasks.clients.health_http import HealthHttp
 from tasks.gpu.capacity import CapacityVerdict
 from tasks.gpu.check import preflight_on_box
+from tasks.health.completion import judge_completion
 from tasks.status import compose_for, read_stack_status
 
 PROMPTS_FILE = "prompts.yaml"
@@ -78,7 +79,18 @@ class SuiteResult(_Frozen):
 
 
 def env_path(config: SbxConfig, service: str) -> Path:
-    return config.stack_dir / "env" / f"{service}.env"
+    """``env/<service>.env``; ModelSwapBadService when ``service`` names none (or no plain name)."""
+    folder = config.stack_dir / "env"
+    path = folder / f"{service}.env"
+    plain = service and "/" not in service and "\\" not in service and not service.startswith(".")
+    if not plain or not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.env")) if folder.is_dir() else []
+        detail = (
+            f"no env file env/{service}.env in {config.stack_dir} "
+            f"(services with one: {', '.join(known) or 'none'}); name one with --service"
+        )
+        raise ModelSwapBadService(service, "the new model", detail)
+    return path
 
 
 def parse_env(text: str) -> dict[str, str]:
@@ -236,11 +248,11 @@ def run_prompt_suite(url: str, served: str, prompts: list[Prompt]) -> SuiteResul
             if not answer.ok:
                 results.append(PromptResult(name=p.name, passed=False, detail=answer.summary))
                 continue
-            try:
-                reply = str(answer.body()["choices"][0]["message"]["content"])
-            except (TypeError, KeyError, IndexError):
-                results.append(PromptResult(name=p.name, passed=False, detail="no reply text"))
+            verdict = judge_completion(answer.body(), served)
+            if verdict.text is None:
+                results.append(PromptResult(name=p.name, passed=False, detail=str(verdict.problem)))
                 continue
+            reply = verdict.text
             hit = re.search(p.expect, reply) is not None
             shown = reply[:80]
             detail = shown if hit else f"/{p.expect}/ not in {shown!r}"

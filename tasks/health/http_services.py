@@ -13,6 +13,7 @@ from blocks.config import SbxConfig, ServiceKind
 from tasks.backup.box_state import read_model_settings
 from tasks.clients.health_http import HealthHttp, HttpAnswer
 from tasks.health.checks import Check, Outcome, failing, ok
+from tasks.health.completion import judge_completion
 from tasks.health.model import HealthContext, ServiceTarget
 
 KINDS = (ServiceKind.OPENAI, ServiceKind.QDRANT, ServiceKind.WEBUI)
@@ -87,14 +88,9 @@ def _openai(
     total = (listed.elapsed_ms + answer.elapsed_ms) / 1000
     if not answer.ok:
         return _bad(answer, "one-token chat completion", logs, listed=listed)
-    reply = answer.body()
-    choices = reply.get("choices") if isinstance(reply, dict) else None
-    if not choices:
-        return failing(
-            "chat completion answered without choices",
-            logs,
-            latency_seconds=total,
-        )
+    verdict = judge_completion(answer.body(), chosen)
+    if not verdict.ok:
+        return failing(f"one-token chat {verdict.problem}", logs, latency_seconds=total)
     return ok(
         f"{chosen} listed ({listed.elapsed_ms:.0f} ms); one-token completion in "
         f"{answer.elapsed_ms:.0f} ms",

@@ -67,6 +67,23 @@ def _failing(name: str, observed: str) -> CheckResult:
     )
 
 
+ROUND_FLOOR_S = 0.5  # the least time an HTTP answer gets, even at the window's very end
+
+
+def within(config: SbxConfig, left_s: float) -> SbxConfig:
+    """``config`` whose HTTP timeouts fit what is left of the soak window (at least
+    ``ROUND_FLOOR_S``): a round (two answers per service, each bounded by its timeout and at worst
+    twice it, tasks/clients/deadline.py) ends within about twice what is left, whatever a service
+    does, instead of holding the gate a configured completion timeout past the window."""
+    cap = max(ROUND_FLOOR_S, left_s / 2)
+    health = config.health.model_copy(
+        update={"completion_timeout_s": min(config.health.completion_timeout_s, cap)}
+    )
+    return config.model_copy(
+        update={"probe_timeout_s": min(config.probe_timeout_s, cap), "health": health}
+    )
+
+
 def run_gate(config: SbxConfig, compose_services: list[str]) -> GateResult:
     """Rounds every ``interval_s`` until ``passes`` consecutive ones pass, or the window ends."""
     settings = config.upgrade
@@ -76,7 +93,7 @@ def run_gate(config: SbxConfig, compose_services: list[str]) -> GateResult:
     streak, rounds, last = 0, 0, None
     while True:
         rounds += 1
-        failing = gate_round(config, names, restarts)
+        failing = gate_round(within(config, deadline - time.monotonic()), names, restarts)
         if failing:
             streak, last = 0, failing[0]
         else:

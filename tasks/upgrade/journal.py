@@ -13,6 +13,7 @@ Env files are recorded as sha256 fingerprints, never their values; model setting
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import uuid
@@ -28,6 +29,8 @@ JOURNAL_DIR = Path(".sbx") / "upgrade"
 OPEN = "open.json"
 LOG = "journal.jsonl"
 PINS = "pins.yml"
+RESERVE = "reserve"
+RESERVE_BYTES = 2 * 1024 * 1024  # what a rollback writes: entry, pins, log lines (far less)
 
 EntryState = Literal["open", "committed", "rolled-back", "rollback-failed", "aborted"]
 Phase = Literal["recorded", "pulled", "switched", "gating", "rolling-back", "done"]
@@ -138,6 +141,30 @@ def history(stack_dir: Path) -> list[JournalEntry]:
         except ValueError:
             continue
     return entries
+
+
+def reserve_space(stack_dir: Path) -> None:
+    """Hold ``RESERVE_BYTES`` of real blocks in the journal's folder before anything changes.
+
+    A full ``.sbx`` during the gate must not stop the rollback: its first act is
+    :func:`release_space`, which frees what the rollback's own small writes need. Raises
+    OSError when the space is not there (nothing was changed yet)."""
+    path = journal_dir(stack_dir) / RESERVE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("wb") as handle:
+            handle.write(b"\0" * RESERVE_BYTES)  # written, not truncated: no sparse file
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def release_space(stack_dir: Path) -> None:
+    """Free the reserved space (no-op when none is held); never raises."""
+    with contextlib.suppress(OSError):
+        (journal_dir(stack_dir) / RESERVE).unlink(missing_ok=True)
 
 
 def write_pins(stack_dir: Path, images: dict[str, str]) -> Path:

@@ -47,6 +47,17 @@ def read_window(stack_dir: Path) -> MaintenanceWindow | None:
         return None
 
 
+def clear_stale_window(stack_dir: Path) -> bool:
+    """Remove the window a killed upgrade left (its process gone): it mutes nothing, but it
+    must not lie in ``.sbx`` for good. True when one was removed."""
+    window = read_window(stack_dir)
+    if window is None or window.active():
+        return False
+    (stack_dir / WINDOW_FILE).unlink(missing_ok=True)
+    log.info("removed the maintenance window of %s, left by a killed run", window.reason)
+    return True
+
+
 def muted_checks(stack_dir: Path, check_ids: list[str]) -> frozenset[str]:
     """Of ``check_ids``, those an active window mutes (its services' checks, minus those failing
     before it opened)."""

@@ -3,10 +3,13 @@ the release running now (the one to return to), pull the images whose tags moved
 
 from __future__ import annotations
 
+import logging
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.config import SbxConfig
+from sbx.errors import UpgradeRefused
 from tasks.clients.docker_engine import connect
 from tasks.upgrade.journal import JournalEntry, Release, ServiceImage
 from tasks.upgrade.release import (
@@ -16,6 +19,8 @@ from tasks.upgrade.release import (
     record_release,
 )
 from tasks.upgrade.steps import reconcile_open_entry
+
+log = logging.getLogger("sbx.upgrade")
 
 
 @task(name="reconcile-upgrade", cache_policy=NO_CACHE)
@@ -56,3 +61,29 @@ def find_newer_images(
     with connect() as engine:
         _, release = record_release(config, engine, services)
         return release, newer_images(engine, release)
+
+
+def compose_changes(recorded: Release, now: Release) -> list[str]:
+    """The compose files whose hash differs between two releases (added or removed too)."""
+    names = set(recorded.compose_files) | set(now.compose_files)
+    return sorted(n for n in names if recorded.compose_files.get(n) != now.compose_files.get(n))
+
+
+def check_compose_unchanged(upgrade: JournalEntry, now: Release, *, force: bool) -> None:
+    """Refuse a rollback when a compose file changed since ``upgrade`` recorded it: the old
+    images would go live with the edited file, unseen. ``force``: warn and go on."""
+    changed = compose_changes(upgrade.before, now)
+    if not changed:
+        return
+    what = (
+        f"{', '.join(changed)} changed since upgrade {upgrade.id} "
+        f"({upgrade.started_at:%Y-%m-%d %H:%M} UTC) recorded it"
+    )
+    if force:
+        log.warning("%s; rolling back with the file as it is now (--force)", what)
+        return
+    raise UpgradeRefused(
+        f"Rollback refused: {what}, and a rollback starts the old images with the edited file. "
+        "Review the change ('git diff' or your copy), then run 'sbx rollback --force' to roll "
+        "back anyway. Nothing was changed."
+    )

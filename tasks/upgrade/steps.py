@@ -7,6 +7,7 @@ run left open. Every phase is written to the journal before it is acted on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from blocks.config import SbxConfig
 from sbx.errors import AlertDeliveryFailed, RollbackFailed, RolledBack, SbxError
@@ -21,8 +22,10 @@ from tasks.upgrade.journal import (
     close_entry,
     history,
     read_open,
+    release_space,
     save_open,
 )
+from tasks.upgrade.maintenance import clear_stale_window
 from tasks.upgrade.release import retag_local, switch_images
 
 log = logging.getLogger("sbx.upgrade")
@@ -55,11 +58,15 @@ def _digests(images: dict[str, ServiceImage], services: list[str]) -> dict[str, 
 def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> JournalEntry:
     """Run ``entry.target``, gate it; on failure return to ``entry.before`` and gate that.
 
+    Any failure between the switch and the verdict (a gate failing, compose refusing, a full
+    ``.sbx``, a dead Docker socket, a bug raising in the gate) leads to the rollback, whose first
+    act frees the journal space reserved before the switch (journal.reserve_space).
+
     Returns the committed entry; raises RolledBack or RollbackFailed (the entry closed either
     way)."""
     stack = config.stack_dir
-    entry = save_open(stack, entry.model_copy(update={"phase": "switched"}))
     try:
+        entry = save_open(stack, entry.model_copy(update={"phase": "switched"}))
         switch_images(config, project, {s: i.digest for s, i in entry.target.items()})
         entry = save_open(stack, entry.model_copy(update={"phase": "gating"}))
         services = sorted(entry.target)
@@ -74,25 +81,39 @@ def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> Journa
         result = run_gate(config, services)
     except SbxError as exc:  # compose could not create or start the new containers
         result = GateResult(passed=False, rounds=0, gate="switch", detail=str(exc))
+    except Exception as exc:  # a full disk, a bug in the gate: the old release comes back
+        detail = f"{type(exc).__name__}: {exc}"
+        result = GateResult(passed=False, rounds=0, gate=f"{entry.action} step", detail=detail)
     if result.passed:
         log.info("gate passed after %d round(s): committing %s", result.rounds, entry.id)
-        return close_entry(stack, entry, "committed")
+        closed = close_entry(stack, entry, "committed")
+        release_space(stack)
+        return closed
+    release_space(stack)  # before any write: the rollback's own writes need this room
     log.warning("gate %s failed: %s; rolling back", result.gate, result.detail)
-    entry = save_open(
-        stack,
-        entry.model_copy(
-            update={"phase": "rolling-back", "gate": result.gate, "detail": result.detail}
-        ),
+    entry = entry.model_copy(
+        update={"phase": "rolling-back", "gate": result.gate, "detail": result.detail}
     )
+    _best_effort("record the rollback phase", lambda: save_open(stack, entry))
     back = return_to_before(config, project, entry)
-    _record_return(config, entry, back, f"{result.gate} failed")
+    why = f"{result.gate} failed"
+    _best_effort("log the rollback", lambda: _record_return(config, entry, back, why))
     if back.passed:
-        close_entry(stack, entry, "rolled-back")
+        _best_effort("close the entry", lambda: close_entry(stack, entry, "rolled-back"))
         raise RolledBack(result.gate or "gate", result.detail or "", entry.id)
-    close_entry(stack, entry, "rollback-failed")
+    _best_effort("close the entry", lambda: close_entry(stack, entry, "rollback-failed"))
     error = RollbackFailed(back.gate or "gate", back.detail or "", entry.id)
     alert(config, "sbx upgrade: rollback failed", str(error))
     raise error
+
+
+def _best_effort(what: str, write: Callable[[], object]) -> None:
+    """A journal write on the rollback path: its failure is logged, never raised over the
+    rollback (an entry left open is finished by the next sbx command's reconcile)."""
+    try:
+        write()
+    except OSError as exc:
+        log.warning("could not %s during the rollback (%s); the next sbx command will", what, exc)
 
 
 def _record_return(config: SbxConfig, entry: JournalEntry, back: GateResult, why: str) -> None:
@@ -126,6 +147,7 @@ def reconcile_open_entry(config: SbxConfig) -> JournalEntry | None:
     Cheap when there is none (one failed open). An entry whose run still goes on is left alone.
     """
     stack = config.stack_dir
+    clear_stale_window(stack)  # a killed run's maintenance.json (cheap: one failed open)
     entry = read_open(stack)
     if entry is None or entry.writer_alive():
         return None
@@ -141,6 +163,7 @@ def reconcile_open_entry(config: SbxConfig) -> JournalEntry | None:
         ", ".join(entry.services),
         entry.phase,
     )
+    release_space(stack)  # the killed run's reservation: room for the writes below
     back = return_to_before(config, project, entry)
     _record_return(config, entry, back, f"interrupted at phase {entry.phase}")
     detail = f"interrupted at phase {entry.phase}; reconciled"

@@ -28,7 +28,7 @@ class FaultFigures:
     bad_inputs_refused: int = 0  # ... of which refused with a clear error (must equal tried)
     canary_hits: int = 0  # planted secret values found in anything the suite produced (0)
     harness_examples: int = 0  # trees the correctness harness backed up and restored (#18)
-    hostile_examples: int = 0  # generated log lines the hostile-input suite fed the parsers (#23)
+    hostile_examples: int = 0  # hostile inputs tried: forged lines, trickling servers (#23)
     peak_rss_mib: float = 0.0  # highest peak RSS of an sbx process measured by the suite
     by_test: dict[str, dict[str, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)

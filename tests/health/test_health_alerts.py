@@ -157,3 +157,15 @@ def test_the_flow_failure_pickles_with_its_report() -> None:
     failed = HealthChecksFailed(report(result("disk:stack", "failing")))
     again = pickle.loads(pickle.dumps(failed))
     assert str(again) == str(failed) and again.report == failed.report
+
+
+def test_recovered_says_how_long_the_failure_lasted() -> None:
+    """#23 finding 9: RECOVERED always said "after 0 s"."""
+    state, _ = run(AlertState(), [result("container:qdrant", "failing")], T0)
+    state, sent = run(state, [result("container:qdrant", "failing")], T0 + HOUR / 6)
+    assert sent == []
+    state, sent = run(state, [result("container:qdrant")], T0 + HOUR / 4)
+    assert [n.event for n in sent] == ["recovered"]
+    assert "recovered after 15 min." in sent[0].body, sent[0].body
+    _, sent = run(state, [result("container:qdrant", "failing")], T0 + HOUR / 4 + HOUR / 60)
+    assert [n.event for n in sent] == ["failing"]  # a new failure counts from now

@@ -1,5 +1,5 @@
-"""The hostile-input suite (#23 deliverable 8): generated input for every parser, counted into the
-fault figures as ``hostile_examples``."""
+"""The hostile-input suite (#23 deliverable 8): generated input for every parser and trickling or
+broken servers for every HTTP client, counted into the fault figures as ``hostile_examples``."""
 
 from __future__ import annotations
 

@@ -93,6 +93,18 @@ def test_healthy_release_commits_and_rollback_returns(
     assert f"image: {releases.digests['v3']}" in pins
     assert (worker_stack.path / "docker-compose.yml").read_bytes() == compose_file  # not edited
 
+    # a compose file edited by hand since the upgrade: the rollback refuses, changes nothing
+    compose = worker_stack.path / "docker-compose.yml"
+    compose.write_bytes(compose_file + b"# edited by hand after the upgrade\n")
+    try:
+        refused = run_sbx("rollback", "worker", timeout=400)
+    finally:
+        compose.write_bytes(compose_file)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "docker-compose.yml changed since upgrade" in refused.stderr, refused.stderr
+    assert "--force" in refused.stderr
+    assert running_digest(releases.client, worker_stack) == releases.digests["v3"]
+
     back = run_sbx("rollback", "worker", timeout=400)
     assert back.returncode == 0, back.stdout + back.stderr
     assert running_digest(releases.client, worker_stack) == before

@@ -1,0 +1,87 @@
+"""Hostile HTTP servers in a thread: each path misbehaves in one way a degraded service can.
+
+/trickle    headers, then one body byte every 0.1 s for a minute (httpx's read timeout
+            never trips: each read gets its byte in time)
+/silent     headers, then nothing
+/half       headers announcing 1000 bytes, 10 bytes, then the connection closes
+/garbage    no HTTP at all: bytes that are no status line
+/flood      a fast, endless chunked body (a client must stop at its body limit)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PATHS = ("/trickle", "/silent", "/slowheaders", "/half", "/garbage", "/flood")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        with contextlib.suppress(OSError):
+            self._misbehave()
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        with contextlib.suppress(OSError):
+            self._misbehave()
+
+    def _misbehave(self) -> None:
+        path = "/" + self.path.split("?")[0].strip("/").split("/")[0]  # /trickle/metrics too
+        if path == "/slowheaders":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            for _ in range(600):
+                self.wfile.write(b"a")
+                self.wfile.flush()
+                time.sleep(0.1)
+            return
+        if path == "/garbage":
+            self.wfile.write(b"\x00\xffnot http at all\r\n\r\n")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if path == "/flood":
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            block = b"x" * 65536
+            chunk = f"{len(block):x}\r\n".encode() + block + b"\r\n"
+            for _ in range(10_000):  # 640 MiB if nobody stops reading
+                self.wfile.write(chunk)
+            return
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.flush()
+        if path == "/trickle":
+            for _ in range(600):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.1)
+        elif path == "/silent":
+            time.sleep(30)
+        elif path == "/half":
+            self.wfile.write(b'{"data": [')
+            self.wfile.flush()
+            self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def hostile_server() -> Iterator[str]:
+    """The server's base URL while the block runs."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
