@@ -7,15 +7,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from sbx.repository import PrunePlan, PruneReport, Repository, RetentionPolicy
-from sbx.repository.drills import newest_drill_passed
 
 
 @task(name="plan-prune", cache_policy=NO_CACHE)
 def plan_prune(repository: Repository, policy: RetentionPolicy) -> PrunePlan:
-    """Which snapshots the policy keeps; the newest drill-passed one is always kept."""
-    # invariant 6: the newest snapshot that passed a restore drill is never pruned
-    drilled = newest_drill_passed(repository.storage, repository.list_snapshots())
-    return repository.plan_prune(policy, protected=[drilled] if drilled else [])
+    """Which snapshots the policy keeps, per part; the engine's planner always keeps the newest
+    drill-passed one (invariant 6), so nothing is added here."""
+    return repository.plan_prune(policy)
 
 
 @task(name="prune-snapshots", cache_policy=NO_CACHE)
