@@ -34,12 +34,13 @@ for _var in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "PREFECT_P
 
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from bed import FaultProxy, RunningStack, S3Server, require_service
+from bed.digest import record as record_failure
 from bed.engine import docker_engine_session, remove_test_objects
 from bed.images import build_images, build_module
 from bed.registry import registry_session
@@ -74,6 +75,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = set(getattr(item, "fixturenames", ()))
         for mark in sorted({m for f, m in FIXTURE_MARKS.items() if f in names}):
             item.add_marker(mark)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        record_failure(item, call)
+    return report
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

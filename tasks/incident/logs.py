@@ -41,12 +41,12 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
             ) from None
     try:
         when = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ConfigError(
             f"Cannot read the time {text!r}. Give ISO 8601 ('2026-11-27T03:00:00Z', "
             "'2026-11-27 03:00') or a span before now ('30m', '2h', '1d')."
         ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def parse_window(
@@ -136,9 +136,10 @@ def _utc(text: object) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(text)
-    except ValueError:
+        # an offset can carry a time past year 1 or 9999 in UTC: OverflowError, not a time
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def _status(value: object) -> int | None:

@@ -34,8 +34,16 @@ NOW = datetime(2026, 11, 27, 3, 15, tzinfo=UTC)
 FORGED = (
     f'198.51.100.66 - {FP} [27/Nov/2026:03:15:00 +0000] "GET /v1/models HTTP/1.1" 200 1 "-" "x"'
 )
+# too_slow and data_too_large judge the generator on a loaded CI machine, not the parsers: a
+# health check there failed a run whose every example passed
 SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
 
 
@@ -129,6 +137,20 @@ def test_verdict_lines_of_the_wrong_shape_are_counted_and_the_good_ones_still_co
              "[" * 200_000, '{"time": 1e400, "tags": []}', "[1, 2]"]  # fmt: skip
     counts, bad = count_tags(lines, {"prompt-injection"}, since)
     assert counts["prompt-injection"] == 3 and bad == 4
+
+
+@pytest.mark.parametrize("edge", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_time_whose_offset_leaves_the_calendar_is_unparsed_not_fatal(edge: str) -> None:
+    access = {"time": edge, "remote_addr": "1.2.3.4", "method": "GET", "path": "/v1/x",
+              "status": 200, "key_fp": None}  # fmt: skip
+    assert parse_access_line(json.dumps(access)) is None
+    fetch = {"time": edge, "url": "http://a.example/"}
+    assert parse_fetch_line(json.dumps(fetch), "agent") is None
+    # the verdict check compares aware times without converting them: it keeps the line
+    counts, bad = count_tags([json.dumps({"time": edge, "tags": ["pii"]})], {"pii"}, NOW)
+    assert counts["pii"] == (edge > NOW.isoformat()) and bad == 0
+    with pytest.raises(ConfigError, match="Cannot read the time"):
+        parse_when(edge)
 
 
 def test_a_span_before_the_year_one_is_refused_with_a_config_error() -> None:
