@@ -3,7 +3,7 @@
     uv run python benchmarks/run.py --scale 1.0 [--repeat 3] [--restore-cache warm|cold]
                                     [--json OUT] [--keep]
 
-Generates a synthetic stack with shared/bench/make_stack.py, then times, per tool: a full
+Generates a synthetic stack with benchmarks/make_stack.py, then times, per tool: a full
 backup (into a new repository), an unchanged re-run, a restore (into an empty directory), the
 peak RSS of each command, and the repository size. sbx is measured twice: the data path (the
 repository engine alone, every default part a plain tree) and the whole `sbx backup` /
@@ -338,13 +338,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each tool; medians reported")
     ap.add_argument("--restore-cache", choices=("warm", "cold"), default="warm")
     ap.add_argument("--no-tar", action="store_true", help="skip tar czf (minutes per run)")
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
     ap.add_argument("--workdir", type=Path, default=None, help="default: a new dir under /tmp")
     ap.add_argument("--keep", action="store_true", help="keep trees and repositories")
     ap.add_argument("--json", type=Path, default=None, help="write the raw numbers here")
     args = ap.parse_args()
-    if not (args.shared / "bench" / "make_stack.py").is_file():
-        raise SystemExit(f"{args.shared}/bench/make_stack.py is missing: pass --shared DIR")
     if args.restore_cache == "cold" and os.geteuid() != 0:
         raise SystemExit("--restore-cache cold drops the page cache: run it as root")
     return args
@@ -354,7 +351,7 @@ def prepare(b: Bench, sbx: str, args: argparse.Namespace) -> tuple[Path, tuple[i
     """Both trees, the local Prefect server, the small tree's backup (for the task-run count)."""
     stack, small = b.work / "main" / STACK, b.work / "small" / STACK
     for tree, scale in ((stack, args.scale), (small, args.small_scale)):
-        argv = [sys.executable, str(args.shared / "bench" / "make_stack.py"), str(tree)]
+        argv = [sys.executable, str(Path(__file__).with_name("make_stack.py")), str(tree)]
         argv += ["--scale", str(scale), "--seed", str(args.seed)]
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([sbx, "server", "start"], env=b.env, check=True)
