@@ -77,7 +77,8 @@ class ChangeLogReport(BaseModel):
         """One sentence for the operator."""
         if self.intact:
             anchored = f"; head matches {self.anchor}" if self.anchor else ""
-            return f"{self.path}: {self.entries} entries, chain intact{anchored}."
+            entries = f"{self.entries} entry" if self.entries == 1 else f"{self.entries} entries"
+            return f"{self.path}: {entries}, chain intact{anchored}."
         seq = f" (seq {self.bad_seq})" if self.bad_seq is not None else ""
         where = f"line {self.bad_line}{seq}" if self.bad_line is not None else "the end"
         return f"{self.path}: entry at {where} is bad: {self.problem}."

@@ -71,17 +71,30 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_table(entries: list[ChangeEntry]) -> None:
-    from rich import box
-    from rich.table import Table
+    """A timeline: one line per change (time, kind, target, what, who) that fits the terminal;
+    below 100 columns what changed goes on an indented second line. The full entries are in
+    ``--json``."""
+    from tasks.changelog_text import shorten, what, when, who
 
-    from tasks.changelog import short_value
+    if not entries:
+        err.print("the change log is empty")
+        return
+    rows = [(when(e), e.action, e.target, who(e), what(e)) for e in entries]
+    head = ("time (UTC)", "change", "target", "run", "what")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    # the target ("worker, watchdog, proxy") gets at most a fifth of the line
+    widths[2] = min(widths[2], max(8, out.width // 5))
+    room = out.width - sum(widths) - 4 * 2
+    two_lines = room < 40
 
-    table = Table(box=box.SIMPLE_HEAD)
-    for column in ("#", "time (UTC)", "action", "target", "before", "after", "flow run"):
-        table.add_column(column, overflow="fold")
-    for e in entries:
-        table.add_row(
-            str(e.seq), e.time, e.action, e.target, short_value(e.before), short_value(e.after),
-            e.flow_run_id or "-",
-        )  # fmt: skip
-    out.print(table)
+    def line(cells: tuple[str, ...]) -> None:
+        parts = [shorten(c, w).ljust(w) for c, w in zip(cells, widths, strict=False)]
+        if not two_lines:
+            parts.append(shorten(cells[4], room))
+        out.print(escape("  ".join(parts).rstrip()), soft_wrap=True)
+        if two_lines and cells is not head:
+            out.print(escape("    " + shorten(cells[4], out.width - 4)), soft_wrap=True)
+
+    line(head)
+    for row in rows:
+        line(row)
