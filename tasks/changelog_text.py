@@ -2,7 +2,7 @@
 
 Entries keep whatever JSON their writer gave (images by digest, kept paths, a model's settings):
 :func:`what` turns ``before``/``after`` into one short sentence, never a Python ``repr``, and
-:func:`shorten` cuts it in the middle so both ends (the service and the new value) stay.
+the CLI cuts it in the middle (sbx/cli/lines.py) so both ends stay.
 """
 
 from __future__ import annotations
@@ -85,16 +85,6 @@ def what(entry: ChangeEntry) -> str:
     if isinstance(before, dict) and set(before) == {"kept_as"}:  # an in-place restore
         return f"{after}; old data kept as {flat(before['kept_as'])}"
     return f"{after} (before: {flat(before)})"
-
-
-def shorten(text: str, width: int) -> str:
-    """``text`` in ``width`` characters, cut in the middle (both ends say the most)."""
-    if len(text) <= width:
-        return text
-    if width <= 1:
-        return "…"[:width]
-    head = (width - 1) // 2 + (width - 1) % 2
-    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
 
 
 def when(entry: ChangeEntry) -> str:

@@ -14,7 +14,9 @@ CORE = ["worker", "watchdog", "qdrant", "open-webui"]
 OPTIONAL = ["proxy", "internet-research"]
 
 
-def status(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
+def status(
+    stack: RunningStack, *args: str, columns: int = 250
+) -> subprocess.CompletedProcess[str]:
     # only the stack directory is given: project name and files come from the stack's .env,
     # the URLs from the containers' published ports — zero sbx configuration
     return subprocess.run(
@@ -22,7 +24,7 @@ def status(stack: RunningStack, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env={**stack.env(), "COLUMNS": "250"},
+        env={**stack.env(), "COLUMNS": str(columns)},
     )
 
 
@@ -62,6 +64,13 @@ def test_status_shows_running_answering_services_then_a_stopped_one(
     assert "all 4 required services running and answering" in table.stdout
     for name in CORE:
         assert name in table.stdout
+    # an ordinary terminal: one line per service, nothing past column 80
+    narrow = status(running_stack, columns=80)
+    lines = narrow.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), narrow.stdout
+    for name in [*CORE, *OPTIONAL]:
+        (row,) = [line for line in lines if line.split(" ", 1)[0].rstrip("?") == name]
+        assert "@" in row and ("200," in row), row  # image@digest and the answer, on that line
 
     # a copy of the stack elsewhere carries the same project name: not the same stack
     twin = running_stack.path.parent / "elsewhere" / running_stack.path.name

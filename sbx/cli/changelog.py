@@ -74,7 +74,8 @@ def _print_table(entries: list[ChangeEntry]) -> None:
     """A timeline: one line per change (time, kind, target, what, who) that fits the terminal;
     below 100 columns what changed goes on an indented second line. The full entries are in
     ``--json``."""
-    from tasks.changelog_text import shorten, what, when, who
+    from sbx.cli.lines import shorten
+    from tasks.changelog_text import what, when, who
 
     if not entries:
         err.print("the change log is empty")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from sbx.cli.options import ConfigOption, JsonOption, StackOption, err, out
 from sbx.cli.runner import open_box
+
+if TYPE_CHECKING:
+    from tasks.status import ServiceStatus, StackStatus
 
 
 def status(
@@ -38,46 +41,58 @@ def register(app: typer.Typer) -> None:
     app.command(rich_help_panel="Health")(status)
 
 
-_STATE_STYLE = {"running": "green", "restarting": "yellow", "paused": "yellow"}
+def _state(svc: ServiceStatus) -> str:
+    """``healthy``/``unhealthy``/``starting`` for a running container with a health check,
+    else Docker's state (Docker keeps the last verdict of a stopped container: not shown)."""
+    if svc.state == "running" and svc.health:
+        return svc.health
+    return svc.state
 
 
-def _print_status(report: object) -> None:
-    from rich import box
+def _image(svc: ServiceStatus) -> str:
+    """``worker:2026.11@1a2b3c4d``: the image's last path element and tag (the registry and
+    path are in --json), with the digest's first 7 hex digits."""
+    name = (svc.image or "—").rsplit("/", 1)[-1]
+    if not svc.digest:
+        return name
+    _, _, value = svc.digest.partition(":")
+    return f"{name}@{(value or svc.digest)[:7]}"
 
-    from tasks.status import StackStatus
 
-    assert isinstance(report, StackStatus)
-    table = Table(
-        title=f"{report.project} — {report.stack_dir}", title_justify="left", box=box.SIMPLE_HEAD
-    )
-    # service, state and address read better whole; image and answer may wrap on narrow screens
-    for column, no_wrap in (
-        ("service", True),
-        ("state", True),
-        ("image / digest", False),
-        ("published", True),
-        ("answers", False),
-    ):
-        table.add_column(column, overflow="fold", no_wrap=no_wrap)
-    for svc in report.services:
-        style = _STATE_STYLE.get(svc.state, "red" if svc.required else "dim")
-        # Docker keeps the last health verdict of a stopped container: show it only while running
-        state = svc.state + (f" ({svc.health})" if svc.health and svc.state == "running" else "")
-        if svc.probe is not None:
-            answers = (
-                f"[green]{svc.probe.summary}[/]" if svc.probe.ok else f"[red]{svc.probe.summary}[/]"
-            )
+def _published(svc: ServiceStatus) -> str:
+    """``:8000`` on loopback (the box's norm); the whole address where it is wider."""
+    ports = [p.split("->")[0].removeprefix("127.0.0.1") for p in svc.ports]
+    if not ports:
+        return "—"
+    return ports[0] + (f" +{len(ports) - 1}" if len(ports) > 1 else "")
+
+
+def _answers(svc: ServiceStatus) -> str:
+    return svc.probe.summary if svc.probe is not None else "—"
+
+
+def _print_status(report: StackStatus) -> None:
+    """One line per service (service, state, image@digest, port, answer), fitting the terminal:
+    long values are cut in the middle; --json has them whole."""
+    from sbx.cli.lines import fit, shorten
+
+    rows = [
+        (svc.name + ("" if svc.required else "?"), _state(svc), _image(svc), _published(svc),
+         _answers(svc))
+        for svc in report.services
+    ]  # fmt: skip
+    head = ("service", "state", "image@digest", "published", "answers")
+    lines = fit(head, rows, out.width, flex=4, caps={0: 20, 2: 28, 3: 21})
+    title = shorten(f"{report.project} — {report.stack_dir}", out.width)
+    out.print(escape(title), soft_wrap=True)
+    out.print(f"[bold]{escape(lines[0])}[/]", soft_wrap=True)
+    for svc, line in zip(report.services, lines[1:], strict=True):
+        if svc.ok:
+            out.print(escape(line), soft_wrap=True)
         else:
-            answers = "—"
-        published = [p.split("->")[0] for p in svc.ports]
-        table.add_row(
-            escape(svc.name) + ("" if svc.required else " (optional)"),
-            f"[{style}]{state}[/]",
-            f"{escape(svc.image or '—')}\n[dim]{_short_digest(svc.digest)}[/]",
-            escape("\n".join(published) or "—"),
-            answers,
-        )
-    out.print(table)
+            out.print(f"[red]{escape(line)}[/]", soft_wrap=True)
+    if any(not svc.required for svc in report.services):
+        out.print("[dim]? optional: not running is not a failure[/]", soft_wrap=True)
     for where in report.foreign:
         err.print(
             f"[yellow]note:[/] containers named for project '{report.project}' run from "
@@ -92,13 +107,6 @@ def _print_status(report: object) -> None:
             "running and answering[/]"
         )
     sys.stdout.flush()
-
-
-def _short_digest(digest: str | None) -> str:
-    if not digest:
-        return "—"
-    _, _, value = digest.partition(":")
-    return (value or digest)[:12]
 
 
 def _print_open_upgrade(stack_dir: Path) -> None:

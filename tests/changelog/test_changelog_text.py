@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tasks.changelog import ChangeEntry
-from tasks.changelog_text import flat, shorten, what
+from sbx.cli.lines import shorten
+from tasks.changelog_text import flat, what
 
 
 def _entry(before: object, after: object, action: str = "config") -> ChangeEntry:
