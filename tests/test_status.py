@@ -14,9 +14,7 @@ CORE = ["worker", "watchdog", "qdrant", "open-webui"]
 OPTIONAL = ["proxy", "internet-research"]
 
 
-def status(
-    stack: RunningStack, *args: str, columns: int = 250
-) -> subprocess.CompletedProcess[str]:
+def status(stack: RunningStack, *args: str, columns: int = 250) -> subprocess.CompletedProcess[str]:
     # only the stack directory is given: project name and files come from the stack's .env,
     # the URLs from the containers' published ports — zero sbx configuration
     return subprocess.run(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.changelog import ChangeEntry
 from sbx.cli.lines import shorten
+from tasks.changelog import ChangeEntry
 from tasks.changelog_text import flat, what
 
 
