@@ -89,34 +89,33 @@ def _serve(stack_dir: Path, port: int) -> None:
 
 
 def print_report(report: object) -> None:
-    from rich import box
-    from rich.table import Table
-
+    """One line per check (check, state, what was observed, ms), fitting the terminal: paths
+    relative to the stack, long values cut in the middle; --json has them whole."""
+    from sbx.cli.lines import fit, shorten
     from tasks.health.model import HealthReport
 
     assert isinstance(report, HealthReport)
-    table = Table(
-        title=f"health of {report.project or '?'} — {report.stack_dir} ({report.duration_s:.1f} s)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-    )
-    table.add_column("check", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    table.add_column("observed", overflow="fold")
-    table.add_column("ms", justify="right", no_wrap=True)
+    inside = f"{report.stack_dir}/"
+    rows = [
+        (check.id, "suppressed" if check.suppressed_by else check.state,
+         check.observed.replace(inside, ""), f"{check.duration_ms:.0f}")
+        for check in report.checks
+    ]  # fmt: skip
+    head = ("check", "state", "observed", "ms")
+    lines = fit(head, rows, out.width, flex=2, caps={0: 28})
+    title = f"health of {report.project or '?'} — {report.stack_dir} ({report.duration_s:.1f} s)"
+    out.print(escape(shorten(title, out.width)), soft_wrap=True)
+    out.print(f"[bold]{escape(lines[0])}[/]", soft_wrap=True)
+    for check, line in zip(report.checks, lines[1:], strict=True):
+        out.print(f"[{_STYLE[check.state]}]{escape(line)}[/]", soft_wrap=True)
     for check in report.checks:
-        state = f"suppressed by {check.suppressed_by}" if check.suppressed_by else check.state
-        table.add_row(
-            escape(check.id),
-            f"[{_STYLE[check.state]}]{escape(state)}[/]",
-            escape(check.observed),
-            f"{check.duration_ms:.0f}",
-        )
-    out.print(table)
+        if check.suppressed_by:
+            out.print(escape(f"{check.id}: suppressed by {check.suppressed_by}"), soft_wrap=True)
     sent = [d for d in report.deliveries if d.delivered]
     if sent:
         out.print(
-            escape(f"alerts sent: {', '.join(f'{d.event} {d.check} → {d.target}' for d in sent)}")
+            escape(f"alerts sent: {', '.join(f'{d.event} {d.check} → {d.target}' for d in sent)}"),
+            soft_wrap=True,
         )
     if report.ok:
         out.print(f"[green]all {len(report.checks)} checks pass[/]")
