@@ -70,3 +70,14 @@ def test_incomplete_part_is_a_problem_and_the_artifact_lists_warnings() -> None:
     markdown = backup_markdown(report)
     assert "9 warnings: 7 special files skipped" in markdown
     assert "uploads/a vanished or was renamed" in markdown
+
+
+def test_one_line_per_part_at_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = io.StringIO()
+    monkeypatch.setattr(backups_cli, "err", Console(file=text, width=80, highlight=False))
+    backups_cli._print_backup(_report())
+    lines = text.getvalue().splitlines()
+    assert all(len(line) <= 80 for line in lines), text.getvalue()
+    (row,) = [line for line in lines if line.startswith("open-webui ")]
+    assert "sqlite-online-backup" in row and "failed" in row  # #20: cut to 'sqlite-onl…'
+    assert any("↳ could not read [bold]web[ui].db[/bold]" in line for line in lines)

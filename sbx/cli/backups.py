@@ -314,38 +314,29 @@ def _snapshot_row(manifest: Any) -> dict[str, Any]:
 
 
 def _print_backup(report: Any) -> None:
-    from rich import box
-
+    """One line per part (part, how, status, files, size, new, time) fitting the terminal; a
+    part's reason for failing or being skipped on its own line below it."""
+    from sbx.cli.lines import fit
     from tasks.reports import human_bytes
 
-    table = Table(
-        "part",
-        "method used",
-        "status",
-        "files",
-        "size",
-        "new",
-        "time",
-        box=box.SIMPLE_HEAD,
-        title=f"snapshot {escape(report.snapshot_id)}",
-        title_justify="left",
-    )
-    for p in report.parts:
-        status = p.status if not p.reason else f"{p.status}: {p.reason}"
-        table.add_row(
-            escape(p.name),
-            escape(p.mode),
-            escape(status),
-            str(p.stats.files),
-            human_bytes(p.stats.bytes),
-            human_bytes(p.stats.new_bytes),
-            f"{p.stats.duration_s:.1f} s",
-        )
-    err.print(table)
+    rows = [
+        (p.name, p.mode, p.status, str(p.stats.files), human_bytes(p.stats.bytes),
+         human_bytes(p.stats.new_bytes), f"{p.stats.duration_s:.1f} s")
+        for p in report.parts
+    ]  # fmt: skip
+    head = ("part", "method used", "status", "files", "size", "new", "time")
+    lines = fit(head, rows, err.width, flex=1, caps={0: 16})
+    err.print(escape(f"snapshot {report.snapshot_id}"), soft_wrap=True)
+    err.print(f"[bold]{escape(lines[0])}[/]", soft_wrap=True)
+    for p, line in zip(report.parts, lines[1:], strict=True):
+        err.print(escape(line), soft_wrap=True)
+        if p.reason:  # whole, wrapped at words: it says what to do
+            err.print(escape(f"  ↳ {p.reason}".replace("\n", " ")))
     s = report.stats
     err.print(
         f"{s.files} files, {human_bytes(s.bytes)} ({human_bytes(s.new_bytes)} new) in "
-        f"{s.duration_s:.1f} s → {escape(report.repository)}"
+        f"{s.duration_s:.1f} s → {escape(report.repository)}",
+        soft_wrap=True,
     )
     _print_warnings(report)
 
