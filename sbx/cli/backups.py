@@ -347,6 +347,7 @@ SHOWN_WARNINGS = 5
 
 def _print_warnings(report: Any) -> None:
     """How many warnings of each kind, and the first few (escaped: they hold file names)."""
+    from sbx.cli.lines import shorten
     from tasks.reports import warning_counts
 
     counts = warning_counts(report.parts)
@@ -358,6 +359,7 @@ def _print_warnings(report: Any) -> None:
     shown = [(p.name, w) for p in report.parts for w in p.warnings][:SHOWN_WARNINGS]
     for name, message in shown:
         one_line = message.replace("\n", "\\n")  # a file name may hold a newline
-        err.print(f"  {escape(name)}: {escape(one_line)}", soft_wrap=True)
+        # one line each, cut in the middle at the terminal's width: the artifact has them whole
+        err.print(escape(shorten(f"  {name}: {one_line}", max(20, err.width))), soft_wrap=True)
     if total > len(shown):
         err.print(f"  ... and {total - len(shown)} more (see the run's backup artifact)")
