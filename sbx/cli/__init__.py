@@ -29,7 +29,7 @@ from sbx.cli.incident import radius as incident_radius_cli
 from sbx.cli.incident import recover as incident_recover_cli
 from sbx.cli.incident import report as incident_report_cli
 from sbx.cli.incident import run as incident_run_cli
-from sbx.cli.options import err
+from sbx.cli.options import err, hide_flag_types, tidy_help
 from sbx.errors import SbxError
 
 app = typer.Typer(
@@ -75,6 +75,8 @@ app.add_typer(incident, name="incident", rich_help_panel="Changes")
 app.add_typer(model, name="model", rich_help_panel="Changes")
 app.add_typer(server, name="server", rich_help_panel="Operations")
 app.add_typer(logs, name="logs", rich_help_panel="Operations")
+tidy_help(app)
+hide_flag_types()
 
 
 def _show_version(value: bool) -> None:

@@ -60,7 +60,7 @@ def logs_setup(
         ),
     ] = True,
 ) -> None:
-    """Write the logrotate file and compose logging options (\\[logs] in sbx.toml).
+    """Write the logrotate file and compose logging options ([logs] in sbx.toml).
 
     For operators who prefer logrotate(8) and Docker's json-file rotation to sbx's daily
     rotate-logs deployment. The user's own compose file is never edited.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -117,3 +117,40 @@ PartOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def tidy_help(app: typer.Typer) -> None:
+    """Command help as an operator reads it, for ``app`` and its groups.
+
+    Typer's rich mode keeps every line break of a docstring after its first paragraph (help at
+    80 columns broke as "on the / LLMs") and reads ``[alerts]`` as Rich markup (the word
+    vanished). Each paragraph is joined into one line, which Rich then wraps at the terminal's
+    width, and brackets are escaped.
+    """
+    import inspect
+
+    from rich.markup import escape
+
+    for info in app.registered_commands:
+        doc = info.help if info.help is not None else inspect.getdoc(info.callback) or ""
+        paragraphs = [" ".join(p.split()) for p in doc.split("\n\n")]
+        info.help = escape("\n\n".join(p for p in paragraphs if p))
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            tidy_help(group.typer_instance)
+
+
+def hide_flag_types() -> None:
+    """No ``<bool>`` type column for flags in help (typer 0.29 shows one for ``--json``,
+    ``--help``...): a flag takes no value, so the column only misleads."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_sbx_flags_hidden", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich._sbx_flags_hidden = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
