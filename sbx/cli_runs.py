@@ -5,16 +5,19 @@
   for heartbeats that nothing here reads: sbx has no zombie-run automation and finishes a
   killed run's leftovers itself. Runs started by the worker (``sbx serve``) are separate
   processes and keep them.
-- No traceback on the terminal for sbx's own errors. Their messages say what failed and what to
-  do next, and ``sbx`` prints that message last; Prefect's engine also logged the whole stack
-  above it, 20 lines an operator had to read past to find one. The run's log in the Prefect UI
-  keeps the traceback, and an unexpected exception (a bug) keeps it on the terminal too.
+- One error line on the terminal for sbx's own errors. Their messages say what failed and what
+  to do next, and ``sbx`` prints that message last as ``error: …``; Prefect's engine also
+  logged it twice above (its ERROR line with the whole stack, then the run's ``Finished in
+  state Failed(…)`` line), for flow and task runs alike. The run's log in the Prefect UI keeps
+  all of it; ``sbx --verbose`` (``SBX_VERBOSE=1``) keeps it on the terminal too, and an
+  unexpected exception (a bug) always does.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from contextlib import ExitStack
 
 from sbx.errors import SbxError
@@ -47,17 +50,42 @@ def _no_flow_heartbeats() -> None:
     )
 
 
+#: the engine's end-of-run line: "Finished in state Failed('Flow run encountered an exception:
+#: NotARepository: …')" (task runs: "…encountered an exception NotARepository: …")
+_FAILED_WITH = re.compile(r"encountered an exception:? (\w+):")
+
+
+def _sbx_error_names() -> set[str]:
+    names, todo = set(), [SbxError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
 class SbxErrorWithoutTraceback(logging.Filter):
-    """Drops the traceback of a record whose exception is an :class:`SbxError` (message kept).
+    """Keeps Prefect's lines about an :class:`SbxError` off the terminal (``sbx`` prints its
+    message once, last); with ``SBX_VERBOSE=1`` keeps them, without the traceback.
 
     Installed on Prefect's console handler, which sits on the root logger and so is the last
     handler a record reaches: the run's API log handler has already sent it with its traceback.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        verbose = os.environ.get("SBX_VERBOSE") == "1"
         if record.exc_info and isinstance(record.exc_info[1], SbxError):
             record.exc_info = None
             record.exc_text = None  # a formatter may have cached the formatted traceback
+            return verbose
+        if (
+            not verbose
+            and record.levelno >= logging.INFO
+            and "Finished in state" in str(record.msg)
+        ):
+            match = _FAILED_WITH.search(record.getMessage())
+            if match and match[1] in _sbx_error_names():
+                return False
         return True
 
 

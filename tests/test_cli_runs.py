@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from sbx.cli_runs import SbxErrorWithoutTraceback
 from sbx.errors import NotARepository
@@ -19,13 +24,36 @@ def failed_record(exc: BaseException) -> logging.LogRecord:
     )
 
 
-def test_an_sbx_error_reaches_the_terminal_as_its_message_only() -> None:
+def test_an_sbx_error_stays_off_the_terminal_but_verbose_shows_its_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SBX_VERBOSE", raising=False)
     record = failed_record(NotARepository("/srv/nothing"))
     # a handler before the console one (the UI's) already formatted it, traceback and all
     assert "Traceback" in logging.Formatter().format(record)
+    assert not SbxErrorWithoutTraceback().filter(record)  # sbx prints `error: …` once
+    monkeypatch.setenv("SBX_VERBOSE", "1")
+    record = failed_record(NotARepository("/srv/nothing"))
     assert SbxErrorWithoutTraceback().filter(record)
     shown = logging.Formatter("%(message)s").format(record)
     assert shown == "Encountered exception"
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("Finished in state Failed('Flow run encountered an exception: NotARepository: x')", False),
+        ("Finished in state Failed('Task run encountered an exception QdrantError: x')", False),
+        ("Finished in state Failed('Flow run encountered an exception: KeyError: x')", True),
+        ("Finished in state Completed()", True),
+    ],
+)
+def test_the_failed_state_line_of_an_sbx_error_stays_off_the_terminal(
+    monkeypatch: pytest.MonkeyPatch, message: str, shown: bool
+) -> None:
+    monkeypatch.delenv("SBX_VERBOSE", raising=False)
+    record = logging.LogRecord("prefect.flow_runs", logging.INFO, __file__, 1, message, None, None)
+    assert SbxErrorWithoutTraceback().filter(record) is shown
 
 
 def test_an_unexpected_exception_keeps_its_traceback() -> None:
@@ -33,3 +61,17 @@ def test_an_unexpected_exception_keeps_its_traceback() -> None:
     assert SbxErrorWithoutTraceback().filter(record)
     shown = logging.Formatter("%(message)s").format(record)
     assert "Traceback" in shown and "KeyError: 'bug'" in shown
+
+
+@pytest.mark.prefect
+def test_a_failed_command_prints_its_error_once(prefect_server: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SBX_")}
+    env.update(PREFECT_API_URL=prefect_server, COLUMNS="200")
+    done = subprocess.run(
+        [sys.executable, "-m", "sbx", "verify", "--repo", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    both = done.stdout + done.stderr
+    assert done.returncode == 2, both
+    assert both.count("is not an sbx repository") == 1, both  # was 3: ERROR, state, error:
+    assert "error: " in done.stderr and "| ERROR" not in both and "Traceback" not in both

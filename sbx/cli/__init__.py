@@ -6,6 +6,7 @@ Heavy imports (Prefect, docker) happen inside commands, so `--help` and `status`
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -93,8 +94,19 @@ def _root(
         bool,
         typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version."),
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Also print Prefect's own log lines about a failure (the run's log in the "
+            "Prefect UI always has them).",
+        ),
+    ] = False,
 ) -> None:
     """Keep a private LLM sealed box healthy, backed up and recoverable."""
+    if verbose:
+        os.environ["SBX_VERBOSE"] = "1"
 
 
 def main() -> None:
