@@ -1,7 +1,7 @@
 """The local Prefect server that sbx manages when PREFECT_API_URL is not set.
 
 Prefect's temporary per-process server costs 15–37 s a command on this kind of machine and fails
-when several start at once (shared/prefect-notes.md), so sbx keeps one long-lived server instead:
+when several start at once (measured on a 2-core VM), so sbx keeps one long-lived server instead:
 loopback only, its SQLite database and PREFECT_HOME under sbx's home, analytics off. It is started
 in the background on first use, found again through a state file, and stopped with
 ``sbx server stop``. A file lock serialises concurrent starts.
@@ -15,8 +15,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -27,6 +27,8 @@ from sbx.processes import pid_alive
 from tasks.clients.http_probe import HttpProbe
 
 DEFAULT_PORT = 4200
+#: the directory holding this sbx package: tells two clones (or a clone and an install) apart
+INSTALLATION = str(Path(__file__).resolve().parents[1])
 START_TIMEOUT_S = 90.0  # 6–13 s measured on 2 cores; a cold DB migration on a busy box takes longer
 
 
@@ -47,6 +49,11 @@ class ServerState(BaseModel):
     started_at: float
     log_file: str
     database: str
+    # which sbx started it (empty in state files written before these were kept)
+    home: str = ""
+    installation: str = ""  # the directory holding the sbx package that started it
+    sbx_version: str = ""
+    prefect_version: str = ""
 
     @property
     def api_url(self) -> str:
@@ -75,8 +82,13 @@ class LocalServer:
             return None
         return state if self._wait_ready(state.url, state.pid, 10) else None
 
-    def start(self) -> tuple[ServerState, bool]:
-        """Start the server unless it runs; returns its state and whether this call started it."""
+    def start(
+        self, waiting: Callable[[str], AbstractContextManager[object]] | None = None
+    ) -> tuple[ServerState, bool]:
+        """Start the server unless it runs; returns its state and whether this call started it.
+
+        ``waiting(url)`` is entered while a new server is awaited (a spinner on a terminal).
+        """
         self.home.mkdir(parents=True, exist_ok=True)
         with self._lock():
             running = self.status()
@@ -91,7 +103,9 @@ class LocalServer:
                 )
             pid = self._spawn()
             patience = float(os.environ.get("SBX_SERVER_START_TIMEOUT", START_TIMEOUT_S))
-            if not self._wait_ready(url, pid, patience):
+            with waiting(url) if waiting else nullcontext():
+                ready = self._wait_ready(url, pid, patience)
+            if not ready:
                 _terminate(pid)
                 raise PrefectServerError(
                     f"The local Prefect server did not answer at {url} within "
@@ -106,18 +120,30 @@ class LocalServer:
                 started_at=time.time(),
                 log_file=str(self.log_file),
                 database=str(self.prefect_home / "prefect.db"),
+                home=str(self.home),
+                installation=INSTALLATION,
+                sbx_version=_version("sbx"),
+                prefect_version=_version("prefect"),
             )
             tmp = self.state_file.with_suffix(".tmp")
             tmp.write_text(state.model_dump_json(indent=2), encoding="utf-8")
             tmp.replace(self.state_file)
             return state, True
 
-    def stop(self) -> ServerState | None:
-        """Stop the server if it runs; returns the state it had."""
+    def stop(self, force: bool = False) -> ServerState | None:
+        """Stop the server if it runs; returns the state it had. A server another sbx
+        installation started (another clone sharing this home) is refused without ``force``."""
         with self._lock():
             state = self._read_state()
             if state is None:
                 return None
+            if state.installation and state.installation != INSTALLATION and not force:
+                raise PrefectServerError(
+                    f"The local Prefect server at {state.url} (home {self.home}) was started by "
+                    f"the sbx in {state.installation}, not this one ({INSTALLATION}): its runs "
+                    "may be going. Stop it from there, or pass --force; give each installation "
+                    "its own SBX_HOME and SBX_SERVER_PORT to keep their servers apart."
+                )
             if pid_alive(state.pid):
                 _terminate(state.pid)
             self.state_file.unlink(missing_ok=True)
@@ -231,7 +257,7 @@ def ensure_api(announce: bool = True) -> str:
     """
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sbx")
     if not os.environ.get("PREFECT_API_URL"):
-        state, started = LocalServer().start()
+        state, started = LocalServer().start(waiting_for_server if announce else None)
         if announce and started:
             print(f"Started the local Prefect server; UI at {state.url}", file=sys.stderr)
         os.environ["PREFECT_API_URL"] = state.api_url
@@ -244,7 +270,32 @@ def server_summary(state: ServerState) -> dict[str, str]:
         "ui": state.url,
         "api": state.api_url,
         "pid": str(state.pid),
+        "home": state.home or "(not recorded)",
+        "started by": state.installation or "(not recorded)",
+        "this sbx": INSTALLATION,
+        "versions": f"sbx {state.sbx_version or '?'}, prefect {state.prefect_version or '?'}",
         "database": state.database,
         "log": state.log_file,
-        "up_since": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.started_at)),
+        "up since": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.started_at)),
     }
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return ""
+
+
+def waiting_for_server(url: str) -> AbstractContextManager[object]:
+    """What the operator sees while a new server starts: a spinner saying what it waits for on
+    a terminal, one line elsewhere (a pipe, a journal)."""
+    what = f"starting the local Prefect server at {url} (the first start sets up its database)"
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        return Console(stderr=True).status(what + "…")
+    print(what + "…", file=sys.stderr, flush=True)
+    return nullcontext()

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from sbx.local_server import LocalServer, ensure_api
+from sbx.errors import PrefectServerError
+from sbx.local_server import INSTALLATION, LocalServer, ensure_api
 
 SBX = [sys.executable, "-m", "sbx"]
 
@@ -52,7 +53,12 @@ def test_started_once_reused_and_stopped(tmp_path: Path) -> None:
         assert info["running"] is True
         assert info["ui"] == f"http://127.0.0.1:{env['SBX_SERVER_PORT']}"
         assert Path(info["database"]).parent == tmp_path / "home" / "prefect"
-        assert info["ui"] in sbx(env, "server", "status").stdout
+        # which installation's server answers, and its home (#20)
+        assert info["home"] == str(tmp_path / "home") and info["started by"] == INSTALLATION
+        assert info["versions"].startswith("sbx ") and "prefect 3." in info["versions"]
+        shown = sbx({**env, "COLUMNS": "80"}, "server", "status").stdout
+        assert info["ui"] in shown and f"home        {tmp_path / 'home'}" in shown
+        assert all(len(line) <= 80 or str(tmp_path) in line for line in shown.splitlines())
         pid = int(info["pid"])
         os.kill(pid, 0)  # one server process, the one the state file names
 
@@ -126,3 +132,23 @@ def test_flow_runs_of_a_command_send_no_heartbeats_unless_asked(
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip().splitlines()[-1] == expected
+
+
+def test_stop_refuses_a_server_another_installation_started(tmp_path: Path) -> None:
+    server = LocalServer(home=tmp_path, port=free_port())
+    other = {"pid": os.getpid(), "port": server.port, "url": "http://127.0.0.1:1",
+             "started_at": 0, "log_file": "x", "database": "y", "home": str(tmp_path),
+             "installation": "/srv/another-clone"}  # fmt: skip
+    server.state_file.write_text(json.dumps(other), encoding="utf-8")
+    with pytest.raises(PrefectServerError, match="started by the sbx in /srv/another-clone"):
+        server.stop()
+    assert server.state_file.exists()  # nothing stopped, nothing forgotten
+    other["pid"] = _dead_pid()
+    server.state_file.write_text(json.dumps(other), encoding="utf-8")
+    assert server.stop(force=True) is not None and not server.state_file.exists()
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)

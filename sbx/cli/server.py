@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from sbx.cli.options import err, out
@@ -26,18 +27,23 @@ def setup() -> None:
 
 def server_start() -> None:
     """Start the local Prefect server unless it is running (harmless to repeat)."""
-    from sbx.local_server import LocalServer
+    from sbx.local_server import LocalServer, waiting_for_server
 
-    state, started = LocalServer().start()
+    state, started = LocalServer().start(waiting_for_server)
     verb = "Started" if started else "Already running:"
     out.print(f"{verb} local Prefect server, UI at {state.url} (pid {state.pid})")
 
 
-def server_stop() -> None:
-    """Stop the local Prefect server."""
+def server_stop(
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Stop it even when another sbx installation started it."),
+    ] = False,
+) -> None:
+    """Stop the local Prefect server (the one this installation started)."""
     from sbx.local_server import LocalServer
 
-    state = LocalServer().stop()
+    state = LocalServer().stop(force=force)
     out.print(
         f"Stopped the local Prefect server (pid {state.pid})"
         if state
@@ -62,10 +68,10 @@ def server_status(
     if json_:
         out.print_json(json.dumps({"running": True, **summary}))
         return
-    table = Table(show_header=False, title="local Prefect server: running")
+    out.print("local Prefect server: running")
+    width = max(len(key) for key in summary)
     for key, value in summary.items():
-        table.add_row(key, value)
-    out.print(table)
+        out.print(escape(f"  {key.ljust(width)}  {value}"), soft_wrap=True)
 
 
 def register(app: typer.Typer, server: typer.Typer) -> None:
