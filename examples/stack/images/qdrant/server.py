@@ -49,10 +49,9 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 # qdrant-client warns (an error under pytest's -W error) when the server's major.minor is more
 # than one minor away from its own, so this follows the client pinned in sbx's uv.lock (1.20.x)
@@ -100,7 +99,7 @@ def not_found(name: str) -> QError:
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat()
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat()
 
 
 def check_name(name: str, what: str = "collection") -> str:
@@ -381,7 +380,7 @@ def sha256_file(path: Path) -> str:
 
 def write_snapshot(folder: Path, prefix: str, members: dict[str, bytes]) -> Json:
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d-%H-%M-%S")
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")
     path, n = folder / f"{prefix}-{stamp}.snapshot", 1
     while path.exists():  # two snapshots in one second must not overwrite each other
         n += 1
@@ -404,7 +403,7 @@ def describe(path: Path) -> Json:
     st = path.stat()
     sums = path.with_name(path.name + ".checksum")
     checksum = sums.read_text().strip() if sums.exists() else sha256_file(path)
-    created = dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).replace(tzinfo=None)
+    created = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc).replace(tzinfo=None)
     return {
         "name": path.name,
         "creation_time": created.isoformat(timespec="seconds"),
@@ -901,7 +900,7 @@ def _lossy(text: str) -> str:
 def tracing_line(level: str, target: str, message: str, now: dt.datetime | None = None) -> str:
     """One line as Qdrant's logger writes it: tracing-subscriber's Full format without colour,
     `{time} {level:>5} {target}: {message}` with the time in UTC to the microsecond."""
-    when = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return f"{when} {level:>5} {target}: {message.translate(_TRACING_ESCAPES)}\n"
 
 
