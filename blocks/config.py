@@ -127,6 +127,13 @@ class SbxConfig(BaseSettings):
     )
     age_identity_file: Path | None = Field(default=None, description="age identity file.")
     probe_timeout_s: float = Field(default=3.0, gt=0, le=120, description="HTTP probe timeout.")
+    qdrant_snapshot_stall_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="A Qdrant snapshot download that moves less than 1 MiB in this many seconds "
+        "(headers included) is abandoned and its partial file removed.",
+    )
     restore_health_timeout_s: float = Field(
         default=120.0,
         gt=0,

@@ -161,11 +161,13 @@ def _mismatches(sums_file: Path, files: dict[str, str]) -> list[str]:
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def download_qdrant_snapshot(url: str, collection: str, dest: Path) -> SnapshotFile:
+def download_qdrant_snapshot(
+    url: str, collection: str, dest: Path, stall_s: float | None = None
+) -> SnapshotFile:
     from tasks.clients.qdrant import connect as connect_qdrant
 
     with connect_qdrant(url) as qdrant:
-        return qdrant.snapshot_to_file(collection, dest)
+        return qdrant.snapshot_to_file(collection, dest, stall_s=stall_s)
 
 
 def capture_qdrant(
@@ -182,7 +184,9 @@ def capture_qdrant(
         counts = {}
         with tempfile.TemporaryDirectory(prefix="sbx-qdrant-") as tmp:
             for name in collections:
-                snap = download_qdrant_snapshot(svc.url, name, Path(tmp))
+                snap = download_qdrant_snapshot(
+                    svc.url, name, Path(tmp), ctx.config.qdrant_snapshot_stall_s
+                )
                 out.add_file(f"{paths[0]}/{QDRANT_SNAPSHOT_DIR}/{name}.snapshot", snap.path)
                 snap.path.unlink()
                 counts[name] = snap.points

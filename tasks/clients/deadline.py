@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -54,6 +56,37 @@ def bounded_request(
         response.close()
     body = b"".join(chunks)
     return response, body if body_limit is None else body[:body_limit]
+
+
+@contextmanager
+def paced_stream(
+    client: httpx.Client, method: str, url: str, *, window_s: float, min_bytes: int
+) -> Iterator[tuple[httpx.Response, Iterator[bytes]]]:
+    """A download too long for one deadline (a snapshot of many GiB): the headers within
+    ``window_s``, then the body's chunks as they come, as long as at least ``min_bytes`` arrive
+    in every ``window_s``; else :class:`AnswerDeadline`. Each read keeps httpx's ``window_s``
+    bound, so a trickling server is dropped within about two windows and a body of ``size``
+    bytes ends within ``(size / min_bytes + 2) * window_s`` whatever the server does."""
+    request = client.build_request(method, url, timeout=httpx.Timeout(window_s))
+    response = _headers_within(client, request, window_s)
+    try:
+        yield response, _paced(response, request, window_s, min_bytes)
+    finally:
+        response.close()
+
+
+def _paced(
+    response: httpx.Response, request: httpx.Request, window_s: float, min_bytes: int
+) -> Iterator[bytes]:
+    mark, moved = time.monotonic(), 0
+    for chunk in response.iter_bytes():  # no chunk_size: that would buffer, unchecked, to it
+        moved += len(chunk)
+        now = time.monotonic()
+        if moved >= min_bytes:
+            mark, moved = now, 0
+        elif now - mark > window_s:
+            raise AnswerDeadline(f"fewer than {min_bytes} bytes in {window_s:g} s", request=request)
+        yield chunk
 
 
 def _headers_within(

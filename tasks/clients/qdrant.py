@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -19,6 +20,12 @@ from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from sbx.errors import QdrantError
+from tasks.clients.deadline import paced_stream
+
+# a snapshot download moving less than this in a stall window is given up: Qdrant streams the
+# file from its disk over the host's own network, so a healthy download moves this in well
+# under a second, and the rule never rushes a large snapshot, only a stalled one
+MIN_PROGRESS = 1 << 20
 
 
 class SnapshotFile(BaseModel):
@@ -56,8 +63,15 @@ class Qdrant:
         with self._translate(f"count points of collection '{collection}'"):
             return int(self._client.count(collection, exact=True).count)
 
-    def snapshot_to_file(self, collection: str, dest_dir: Path) -> SnapshotFile:
-        """Snapshot a collection, download it into ``dest_dir``, delete it on the server."""
+    def snapshot_to_file(
+        self, collection: str, dest_dir: Path, *, stall_s: float | None = None
+    ) -> SnapshotFile:
+        """Snapshot a collection, download it into ``dest_dir``, delete it on the server.
+
+        The download must move at least ``MIN_PROGRESS`` bytes every ``stall_s`` (the client's
+        timeout unless given), headers included: a snapshot of any size gets the time it needs
+        at a healthy pace, and a server that trickles is dropped within about two windows. A
+        failed download leaves no file behind."""
         with self._translate(f"snapshot collection '{collection}'"):
             points = int(self._client.count(collection, exact=True).count)
             description = self._client.create_snapshot(collection, wait=True)
@@ -66,24 +80,35 @@ class Qdrant:
         dest = dest_dir / f"{collection}.snapshot"
         digest = hashlib.sha256()
         url = f"{self.url}/collections/{collection}/snapshots/{description.name}"
+        window_s = stall_s or self.timeout_s
         try:
-            with self._http.stream("GET", url) as response, dest.open("wb") as out:
-                response.raise_for_status()
-                for block in response.iter_bytes(1 << 20):
-                    digest.update(block)
-                    out.write(block)
-        except httpx.HTTPError as exc:
+            what = f"snapshot {description.name} of '{collection}' from {self.url}"
+            self._download(url, what, dest, window_s, description.size, digest)
+            if description.checksum and digest.hexdigest() != description.checksum:
+                raise QdrantError(
+                    f"Snapshot {description.name} of '{collection}' arrived damaged (sha256 "
+                    f"{digest.hexdigest()[:16]}…, Qdrant said {description.checksum[:16]}…). "
+                    "Retry.",
+                    retryable=True,
+                )
+        except httpx.TimeoutException as exc:  # AnswerDeadline, or a read that got nothing
+            dest.unlink(missing_ok=True)
+            raise QdrantError(
+                f"Downloading snapshot {description.name} of '{collection}' from {self.url} "
+                f"stalled ({exc}); the partial file is removed. Check the qdrant "
+                "container (docker logs, CPU, disk) and the network to it, then back up again; "
+                "raise qdrant_snapshot_stall_s if it is only slow."
+            ) from exc
+        except (httpx.HTTPError, OSError) as exc:
+            dest.unlink(missing_ok=True)
             raise QdrantError(
                 f"Downloading snapshot {description.name} of '{collection}' from {self.url} "
                 f"failed ({exc}). Retry; check free disk space in {dest_dir}.",
                 retryable=True,
             ) from exc
-        if description.checksum and digest.hexdigest() != description.checksum:
-            raise QdrantError(
-                f"Snapshot {description.name} of '{collection}' arrived damaged (sha256 "
-                f"{digest.hexdigest()[:16]}…, Qdrant said {description.checksum[:16]}…). Retry.",
-                retryable=True,
-            )
+        except BaseException:  # damaged, oversized, interrupted: no partial snapshot either
+            dest.unlink(missing_ok=True)
+            raise
         with self._translate(f"delete snapshot {description.name}"):
             self._client.delete_snapshot(collection, description.name, wait=True)
         return SnapshotFile(
@@ -94,6 +119,30 @@ class Qdrant:
             sha256=digest.hexdigest(),
             points=points,
         )
+
+    def _download(
+        self, url: str, what: str, dest: Path, window_s: float, announced: int | None, digest: Any
+    ) -> None:
+        """Stream ``url`` into ``dest`` at a pace (``paced_stream``), no more than ``announced``
+        bytes (the snapshot's size as Qdrant described it, when it did)."""
+        with (
+            paced_stream(self._http, "GET", url, window_s=window_s, min_bytes=MIN_PROGRESS)
+            as (response, chunks),
+            dest.open("wb") as out,
+        ):  # fmt: skip
+            response.raise_for_status()
+            size = 0
+            for block in chunks:
+                size += len(block)
+                if announced and size > announced:
+                    raise QdrantError(
+                        f"Downloading {what} brought more than the {announced} bytes Qdrant "
+                        "announced for it; the file is removed. Retry; check the qdrant "
+                        "container's logs.",
+                        retryable=True,
+                    )
+                digest.update(block)
+                out.write(block)
 
     def recover_from_file(self, collection: str, path: Path) -> int:
         """Replace ``collection`` with the snapshot in ``path`` (upload); returns its points."""

@@ -1,5 +1,5 @@
 """Reading the logs blast-radius works from: time windows, proxy access lines (combined and JSON),
-agent fetch records, Qdrant request lines, and the files behind a glob (rotated and ``.gz`` ones).
+agent fetch records, and the files behind a glob (rotated and ``.gz`` ones).
 
 Pure functions over text, so every format is unit-tested on lines written by hand in the formats
 of the issue #7 spec. A line that parses as none of them is counted by the caller, never fatal:
@@ -256,56 +256,6 @@ def host_allowed(host: str, allowlist: list[str]) -> bool:
         if host == domain or host.endswith("." + domain):
             return True
     return False
-
-
-class QdrantRequest(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    time: datetime | None
-    method: str
-    path: str
-    status: int
-
-    @property
-    def collection(self) -> str | None:
-        parts = self.path.split("?", 1)[0].strip("/").split("/")
-        return parts[1] if len(parts) >= 2 and parts[0] == "collections" else None
-
-    @property
-    def writes(self) -> bool:
-        """Whether the request changes the collection (upserts, deletes, payload, index)."""
-        rest = self.path.split("?", 1)[0].strip("/").split("/")[2:]
-        if self.method in ("PUT", "PATCH", "DELETE"):
-            return True
-        return self.method == "POST" and bool(rest) and rest[-1] in (
-            "delete", "payload", "overwrite", "vectors", "batch", "upload", "recover",
-        )  # fmt: skip
-
-
-# `docker logs --timestamps` puts an RFC 3339 time first; the request line is either
-# BaseHTTPRequestHandler's `ADDR - - [date] "GET /p HTTP/1.1" 200 -` or `METHOD PATH STATUS`
-_QDRANT_QUOTED = re.compile(r'"(?P<method>[A-Z]+) (?P<path>/\S*) HTTP/[\d.]+" (?P<status>\d{3})')
-_QDRANT_PLAIN = re.compile(r"(?:^|\s)(?P<method>[A-Z]{3,7}) (?P<path>/\S*) (?P<status>\d{3})\b")
-
-
-_DOCKER_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z\s")
-
-
-def parse_qdrant_line(line: str) -> QdrantRequest | None:
-    """A request line of the qdrant container's log (with or without docker's timestamp)."""
-    stamp = _DOCKER_TIME.match(line)
-    when = None
-    rest = line
-    if stamp:
-        fraction = (stamp.group(2) or "0")[:6].ljust(6, "0")
-        when = datetime.fromisoformat(f"{stamp.group(1)}.{fraction}+00:00")
-        rest = line[stamp.end() :]
-    match = _QDRANT_QUOTED.search(rest) or _QDRANT_PLAIN.search(rest)
-    if match is None:
-        return None
-    return QdrantRequest(
-        time=when, method=match["method"], path=match["path"], status=int(match["status"])
-    )
 
 
 def log_files(stack_dir: Path, patterns: list[str]) -> list[Path]:

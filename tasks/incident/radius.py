@@ -25,10 +25,10 @@ from tasks.incident.logs import (
     log_files,
     parse_access_line,
     parse_fetch_line,
-    parse_qdrant_line,
     read_allowlist,
     read_lines,
 )
+from tasks.incident.qdrant_log import parse_qdrant_line
 from tasks.incident.redact import Redactor
 
 SCHEMA_VERSION = 1
@@ -300,7 +300,7 @@ def scan_qdrant_lines(
         if request is None:
             bad += 1  # start-up banners and the like: counted, not findings
             continue
-        if request.time is not None and not in_window(request.time, since, until):
+        if not in_window(request.time, since, until):
             early += request.time < since
             continue
         hits += 1
@@ -313,13 +313,22 @@ def scan_qdrant_lines(
             update={
                 "reads": use.reads + (not writes),
                 "writes": use.writes + writes,
-                "last_seen": request.time or use.last_seen,
+                "last_seen": request.time,
             }
         )
     scan = SourceScan(
         source="qdrant-log", lines=count, in_window=hits, before_since=early, unparsed=bad
     )
     return uses, scan
+
+
+def scan_qdrant_log(
+    text: str, since: datetime, until: datetime | None
+) -> tuple[dict[str, CollectionUse], SourceScan]:
+    """``scan_qdrant_lines`` over a whole log. Lines end at "\\n" only: ``str.splitlines``
+    also ends one at U+2028 and U+2029, which a client can put in a header Qdrant logs (raw
+    UTF-8), and the text after it would be read as a line of its own."""
+    return scan_qdrant_lines(text.split("\n"), since, until)
 
 
 def _rel(stack_dir: Path, path: Path) -> str:

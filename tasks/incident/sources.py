@@ -28,7 +28,7 @@ from tasks.incident.radius import (
     allowlists,
     scan_agents,
     scan_proxy,
-    scan_qdrant_lines,
+    scan_qdrant_log,
 )
 from tasks.incident.record import incident_dir
 from tasks.incident.redact import key_rule
@@ -80,7 +80,7 @@ def scan_qdrant_access(config: SbxConfig, since: datetime, until: datetime | Non
         try:
             with connect() as engine:
                 text = engine.logs(qdrant.container, since=since)
-            uses, log_scan = scan_qdrant_lines(text.splitlines(), since, until)
+            uses, log_scan = scan_qdrant_log(text, since, until)
             log_scan = log_scan.model_copy(update={"files": [f"docker logs {qdrant.container}"]})
         except SbxError as exc:
             log_scan = SourceScan(source="qdrant-log", error=str(exc))

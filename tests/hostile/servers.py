@@ -6,11 +6,16 @@
 /half       headers announcing 1000 bytes, 10 bytes, then the connection closes
 /garbage    no HTTP at all: bytes that are no status line
 /flood      a fast, endless chunked body (a client must stop at its body limit)
+
+/, /collections and /collections/<path name>/... answer Qdrant's version, collections (one:
+trickle), count and create-snapshot calls as Qdrant does (a 1000-byte snapshot announced); the
+snapshot's download then misbehaves as <path name>.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -23,17 +28,46 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        if self.path in ("/", "/collections"):
+            self._qdrant("", self.path)
+            return
         with contextlib.suppress(OSError):
             self._misbehave()
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if parts[0] == "collections" and parts[-1] in ("count", "snapshots"):
+            self._qdrant(parts[1], parts[-1])
+            return
         with contextlib.suppress(OSError):
             self._misbehave()
 
+    def _qdrant(self, collection: str, call: str) -> None:
+        """A healthy Qdrant answer: its version, its one collection (``trickle``), the point
+        count, or a snapshot's description."""
+        result: object = {
+            "/collections": {"collections": [{"name": "trickle"}]},
+            "count": {"count": 3},
+        }.get(call) or {
+            "name": f"{collection}-1.snapshot", "creation_time": None, "size": 1000,
+            "checksum": None,
+        }  # fmt: skip
+        envelope = {"result": result, "status": "ok", "time": 0.001}
+        if call == "/":  # the root answers without Qdrant's envelope
+            envelope = {"title": "qdrant - vector search engine", "version": "1.20.0"}
+        body = json.dumps(envelope).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def _misbehave(self) -> None:
-        path = "/" + self.path.split("?")[0].strip("/").split("/")[0]  # /trickle/metrics too
+        parts = self.path.split("?")[0].strip("/").split("/")
+        # /trickle/metrics too; a snapshot download misbehaves as its collection's name says
+        path = "/" + (parts[1] if parts[0] == "collections" and len(parts) > 1 else parts[0])
         if path == "/slowheaders":
             self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
             for _ in range(600):

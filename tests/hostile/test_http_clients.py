@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from faults.figures import FIGURES
 
-from sbx.errors import HttpError
+from sbx.errors import HttpError, QdrantError
 from tasks.clients.health_http import BODY_LIMIT, HealthHttp
 from tasks.clients.http_probe import HttpProbe
 from tasks.clients.vllm_metrics import read_metrics_text
@@ -88,3 +91,57 @@ def test_vllm_metrics_is_bounded(base: str, path: str, request: pytest.FixtureRe
     metrics, took = _timed(lambda: read_metrics_text("vllm", base + path, timeout_s=TIMEOUT_S))
     assert took < BOUND_S, f"{path}: took {took:.1f} s"
     assert metrics.text is None and metrics.error  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_qdrant_snapshot_download_is_bounded_and_leaves_no_file(
+    base: str, path: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A snapshot download from a Qdrant that stalls, trickles, breaks off or floods ends within
+    its stall window with an error naming the URL and the collection, and no partial file."""
+    from tasks.clients.qdrant import connect as connect_qdrant  # ~1.5 s import
+
+    _count(request)
+    collection = path.strip("/")
+    # the client's own calls get whole seconds (qdrant-client truncates its timeout to an int)
+    with connect_qdrant(base, timeout_s=5) as qdrant:
+        started = time.monotonic()
+        with pytest.raises(QdrantError) as caught:
+            qdrant.snapshot_to_file(collection, tmp_path, stall_s=TIMEOUT_S)
+    took = time.monotonic() - started
+    assert took < BOUND_S + (5 if path == "/flood" else 0), f"{path}: took {took:.1f} s"
+    message = str(caught.value)
+    assert message.startswith(f"Downloading snapshot {collection}-1.snapshot of '{collection}' "
+                              f"from {base} "), message  # fmt: skip
+    assert list(tmp_path.iterdir()) == [], "a partial snapshot was left behind"
+
+
+def test_a_stalled_qdrant_snapshot_fails_its_part_and_stores_nothing(
+    base: str, tmp_path: Path, request: pytest.FixtureRequest, prefect_server: str
+) -> None:
+    """The backup's qdrant part against a Qdrant whose snapshot download trickles: the part is
+    recorded failed within the configured stall window, naming the URL, with no file stored."""
+    from blocks.config import ConsistencyMethod, PartConfig, SbxConfig
+    from sbx.repository import Repository
+    from sbx.repository.storage.local import LocalStorage
+    from tasks.backup.capture import CaptureContext, capture_part
+
+    class AtHostile(CaptureContext):
+        def service(self, name: str | None) -> Any:
+            return SimpleNamespace(ok=True, url=base)
+
+    _count(request)
+    stack = tmp_path / "stack"
+    (stack / "data/qdrant").mkdir(parents=True)
+    ctx = AtHostile(SbxConfig(stack_dir=stack, qdrant_snapshot_stall_s=TIMEOUT_S), status=None)
+    part = PartConfig(paths=["data/qdrant"], method=ConsistencyMethod.QDRANT_SNAPSHOT)
+    repo = Repository.open_or_init(LocalStorage(tmp_path / "repo"))
+    with repo.writer() as writer:
+        writer.begin_snapshot(stack_dir=stack)
+        record, took = _timed(lambda: capture_part.fn(writer, "qdrant", part, ctx))
+        writer.commit()
+    # the trickle lasts 60 s; Prefect's task run and the client's import cost some seconds
+    assert took < 30, f"the part took {took:.1f} s"
+    assert record.status == "failed", record  # type: ignore[attr-defined]
+    assert f"'trickle' from {base} stalled" in str(record.reason)  # type: ignore[attr-defined]
+    assert record.stats.files == 0  # type: ignore[attr-defined]

@@ -21,10 +21,10 @@ from tasks.health.verdicts import count_tags
 from tasks.incident.logs import (
     parse_access_line,
     parse_fetch_line,
-    parse_qdrant_line,
     parse_when,
     read_lines,
 )
+from tasks.incident.qdrant_log import parse_qdrant_line
 
 from .conftest import Examples
 

@@ -46,6 +46,17 @@ def as_json(addr: str, fp: str | None, at: datetime, method: str, path: str, sta
     })  # fmt: skip
 
 
+def qdrant_line(
+    at: datetime, method: str, path: str, status: int = 200, agent: str = "python-httpx/0.28.1"
+) -> str:
+    """A request as Qdrant logs it: tracing's prefix, then actix-web's default Logger format."""
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (
+        f"{stamp}  INFO actix_web::middleware::logger: 172.18.0.1 "
+        f'"{method} {path} HTTP/1.1" {status} 57 "-" "{agent}" 0.000412'
+    )
+
+
 def fetch(at: datetime, url: str, host: str, allowed: bool, fetched: bool) -> str:
     return json.dumps({
         "time": at.isoformat(), "agent": "internet-research", "url": url, "host": host,

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from blocks.incident_config import IncidentConfig
-from incident.radius_seed import ALLOWED_URL, KEYS, OFF_LIST_URL, REFUSED_URL, combined, seed_files
+from incident.radius_seed import (
+    ALLOWED_URL,
+    KEYS,
+    OFF_LIST_URL,
+    REFUSED_URL,
+    combined,
+    qdrant_line,
+    seed_files,
+)  # fmt: skip
 from sbx.errors import ConfigError
 from tasks.incident.keys import key_fingerprint
 from tasks.incident.logs import (
@@ -17,11 +25,11 @@ from tasks.incident.logs import (
     log_files,
     parse_access_line,
     parse_fetch_line,
-    parse_qdrant_line,
     parse_when,
     parse_window,
     read_lines,
 )
+from tasks.incident.qdrant_log import parse_qdrant_line
 from tasks.incident.radius import allowlists, is_known, scan_agents, scan_proxy, scan_qdrant_lines
 
 NOW = datetime(2026, 11, 27, 3, 15, tzinfo=UTC)
@@ -83,14 +91,12 @@ def test_fetch_and_qdrant_lines() -> None:
     )  # fmt: skip
     assert parse_fetch_line("{not json", "a") is None
     stamped = parse_qdrant_line(
-        '2026-11-27T03:15:00.123456789Z 172.18.0.1 - "PUT /collections/notes/points?wait=true '
-        'HTTP/1.1" 200 -'
+        "2026-11-27T03:15:00.123456789Z "
+        + qdrant_line(NOW, "PUT", "/collections/notes/points?wait=true")
     )
     assert stamped is not None
-    assert (stamped.collection, stamped.writes, stamped.time) == (
-        "notes", True, NOW.replace(microsecond=123456),
-    )  # fmt: skip
-    plain = parse_qdrant_line("POST /collections/notes/points/scroll 200")
+    assert (stamped.collection, stamped.writes, stamped.time) == ("notes", True, NOW)
+    plain = parse_qdrant_line(qdrant_line(NOW, "POST", "/collections/notes/points/scroll"))
     assert plain is not None and (plain.collection, plain.writes) == ("notes", False)
     assert parse_qdrant_line("2026-11-27T03:15:00Z Qdrant stand-in listening on :6333") is None
 
@@ -162,12 +168,14 @@ def test_seeded_compromise_flags_exactly_the_leaked_key_and_the_off_list_url(
 def test_qdrant_lines_count_reads_and_writes() -> None:
     since = NOW - timedelta(hours=1)
     lines = [
-        '2026-11-27T01:00:00.000000001Z 172.18.0.1 - "GET /collections/old HTTP/1.1" 200 -',
-        '2026-11-27T02:30:00.000000001Z 172.18.0.1 - "GET /collections HTTP/1.1" 200 -',
-        "2026-11-27T02:31:00.000000001Z 172.18.0.1 - "
-        '"POST /collections/notes/points/search HTTP/1.1" 200 -',
-        "2026-11-27T02:32:00.000000001Z 172.18.0.1 - "
-        '"POST /collections/notes/points/delete HTTP/1.1" 200 -',
+        qdrant_line(datetime(2026, 11, 27, 1, 0, tzinfo=UTC), "GET", "/collections/old"),
+        qdrant_line(datetime(2026, 11, 27, 2, 30, tzinfo=UTC), "GET", "/collections"),
+        qdrant_line(
+            datetime(2026, 11, 27, 2, 31, tzinfo=UTC), "POST", "/collections/notes/points/search"
+        ),
+        qdrant_line(
+            datetime(2026, 11, 27, 2, 32, tzinfo=UTC), "POST", "/collections/notes/points/delete"
+        ),
         "2026-11-27T02:33:00.000000001Z Qdrant stand-in listening",
     ]
     uses, scan = scan_qdrant_lines(lines, since, None)

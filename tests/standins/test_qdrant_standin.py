@@ -102,6 +102,28 @@ def test_service_endpoints(qdrant: Standin, client: QdrantClient) -> None:
     assert httpx.get(f"{qdrant.url}/telemetry").json()["status"] == "ok"
 
 
+def test_requests_are_logged_as_qdrant_logs_them(qdrant: Standin, client: QdrantClient) -> None:
+    """One actix logger record per request (not for the paths Qdrant's logger excludes), each
+    reading back as that request whatever the client put in its headers."""
+    from tasks.incident.qdrant_log import parse_qdrant_line
+
+    fill(client)
+    forged = '" 200 0 "-" "-" 0.1\u2028PUT /collections/secret/points HTTP/1.1" 200 -'
+    headers = {"User-Agent": forged.encode(), "Referer": b'a"b'}
+    httpx.post(f"{qdrant.url}/collections/docs/points/count", json={}, headers=headers)
+    httpx.get(f"{qdrant.url}/healthz")  # excluded upstream, as are / /metrics /telemetry
+    httpx.get(f"{qdrant.url}/nosuch")
+    lines = [line for line in qdrant.output().split("\n") if "actix_web" in line]
+    requests = [parse_qdrant_line(line) for line in lines]
+    assert all(requests), lines
+    seen = [(r.method, r.path.split("?")[0], r.status) for r in requests if r]
+    assert seen[0] == ("PUT", "/collections/docs", 200)
+    assert ("PUT", "/collections/docs/points", 200) in seen
+    assert seen[-2:] == [("POST", "/collections/docs/points/count", 200), ("GET", "/nosuch", 404)]
+    assert not any(p in ("/healthz", "/collections/secret/points") for _, p, _ in seen)
+    assert "\u2028PUT /collections/secret/points" in lines[-2]  # written raw, as actix does
+
+
 def test_collection_info_validates_against_client_models(client: QdrantClient) -> None:
     fill(client)
     info = client.get_collection("docs")

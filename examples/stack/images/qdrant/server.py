@@ -881,6 +881,43 @@ def delete_full(req: Request, snap: str) -> bool:
 
 # routes that need no API key, as in Qdrant
 OPEN_PATHS = ("/", "/healthz", "/livez", "/readyz")
+# paths Qdrant's request logger skips (src/actix/mod.rs: Logger::default().exclude(...))
+UNLOGGED = ("/", "/metrics", "/telemetry", "/healthz", "/readyz", "/livez")
+# what tracing-subscriber (>= 0.3.20, fmt/format/escape.rs) escapes in a message: ESC BEL BS FF
+# DEL as \xHH, C1 controls as \u{hh}; the rest (tabs, quotes, U+2028) is written as it is
+_TRACING_ESCAPES = {0x1B: "\\x1b", 0x07: "\\x07", 0x08: "\\x08", 0x0C: "\\x0c", 0x7F: "\\x7f"}
+_TRACING_ESCAPES.update({c: f"\\u{{{c:x}}}" for c in range(0x80, 0xA0)})
+
+
+def _lossy(text: str) -> str:
+    """A header as actix reads it: http.server decodes bytes as latin-1, actix as
+    from_utf8_lossy. CR and LF (only a folded header has them here; actix's parser refuses
+    those) become spaces, so a record stays one line."""
+    raw = text.encode("latin-1", errors="replace").decode("utf-8", errors="replace")
+    return raw.replace("\r", " ").replace("\n", " ")
+
+
+def tracing_line(level: str, target: str, message: str, now: dt.datetime | None = None) -> str:
+    """One line as Qdrant's logger writes it: tracing-subscriber's Full format without colour,
+    `{time} {level:>5} {target}: {message}` with the time in UTC to the microsecond."""
+    when = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{when} {level:>5} {target}: {message.translate(_TRACING_ESCAPES)}\n"
+
+
+def access_line(
+    peer: str, request_line: str, status: int, size: int, referer: str, agent: str,
+    seconds: float, now: dt.datetime | None = None,
+) -> str:  # fmt: skip
+    """A request as Qdrant logs it: actix-web's default Logger format
+    `%a "%r" %s %b "%{Referer}i" "%{User-Agent}i" %T` (actix-web/src/middleware/logger.rs),
+    header values unescaped, at INFO with target actix_web::middleware::logger."""
+    message = (
+        f'{peer} "{_lossy(request_line)}" {status} {size} "{_lossy(referer)}" '
+        f'"{_lossy(agent)}" {seconds:.6f}'
+    )
+    return tracing_line("INFO", "actix_web::middleware::logger", message, now)
+
+
 # handlers that must not hold the store lock for their whole run (they take it themselves)
 SELF_LOCKING = (recover, upload)
 
@@ -890,8 +927,15 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "qdrant-standin"
 
+    started = 0.0
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # requests are logged by send(), as actix logs them: once the body is out
+
     def log_message(self, format: str, *args: Any) -> None:
-        sys.stdout.write(f"{self.address_string()} - {format % args}\n")
+        # what http.server says besides requests (a malformed request line, say): a WARN line
+        text = _lossy(format % args).encode("unicode_escape").decode("ascii")
+        sys.stdout.write(tracing_line("WARN", "qdrant_standin", text))
 
     def read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -916,9 +960,17 @@ class Handler(BaseHTTPRequestHandler):
                 shutil.copyfileobj(fh, self.wfile, 1 << 20)
         else:
             self.wfile.write(body)
+        if urllib.parse.urlsplit(self.path).path not in UNLOGGED:
+            sys.stdout.write(
+                access_line(
+                    self.client_address[0], f"{self.command} {self.path} {self.request_version}",
+                    code, size, self.headers.get("Referer", "-"),
+                    self.headers.get("User-Agent", "-"), time.monotonic() - self.started,
+                )
+            )  # fmt: skip
 
     def dispatch(self, method: str) -> None:
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         url = urllib.parse.urlsplit(self.path)
         # read first, so an early error still leaves a clean keep-alive connection
         req = Request(dict(urllib.parse.parse_qsl(url.query)), self.headers, self.read_body())
