@@ -9,6 +9,7 @@ transport errors become :class:`QdrantError`: retryable for 5xx and connection f
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,10 +46,13 @@ class Qdrant:
     def __init__(self, url: str, *, timeout_s: float = 60.0) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
-        # check_compatibility would warn on every version skew; the version is recorded instead
+        # check_compatibility would warn on every version skew; the version is recorded instead.
+        # qdrant-client takes whole seconds, and 0 makes its sockets non-blocking (every call
+        # then fails "Operation now in progress"): round up, never below 1
         self._client = QdrantClient(
-            url=self.url, prefer_grpc=False, timeout=int(timeout_s), check_compatibility=False
-        )
+            url=self.url, prefer_grpc=False, timeout=max(1, math.ceil(timeout_s)),
+            check_compatibility=False,
+        )  # fmt: skip
         self._http = httpx.Client(timeout=httpx.Timeout(timeout_s), trust_env=False)
 
     def version(self) -> str:

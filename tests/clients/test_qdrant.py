@@ -50,3 +50,10 @@ def test_unreachable_qdrant_is_retryable(tmp_path: Path) -> None:
     with connect("http://127.0.0.1:9", timeout_s=2) as client, pytest.raises(QdrantError) as caught:
         client.collections()
     assert caught.value.retryable and "Is the service running?" in str(caught.value)
+
+
+def test_a_timeout_under_a_second_still_talks(qdrant: Standin) -> None:
+    # qdrant-client takes whole seconds: int(0.5) == 0 made its sockets non-blocking and every
+    # call failed "Operation now in progress … Is the service running?"
+    with connect(qdrant.url, timeout_s=0.5) as client:
+        assert client.collections() == []
