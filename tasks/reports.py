@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from sbx.repository import PruneReport, SnapshotManifest, Stats, VerifyReport
+from tasks.units import human_bytes
 
 MiB = 1 << 20
 
@@ -112,14 +113,6 @@ class BackupReport(BaseModel):
             restarted=restarted,
             docker=docker,
         )
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(count) < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} TiB"
 
 
 def backup_markdown(report: BackupReport) -> str:

@@ -74,7 +74,7 @@ def snapshots(
         return
     from rich import box
 
-    from tasks.reports import human_bytes
+    from tasks.units import human_bytes
 
     table = Table(
         title=f"snapshots in {escape(repository.location)}",
@@ -230,7 +230,7 @@ def prune(
     """Delete snapshots outside the retention policy, then unreferenced objects."""
     box = open_box(stack, config, repo=repo, keys=True)
     from flows.prune import prune_repository
-    from tasks.reports import human_bytes
+    from tasks.units import human_bytes
 
     report = prune_repository(
         keep_last=keep_last,
@@ -317,7 +317,7 @@ def _print_backup(report: Any) -> None:
     """One line per part (part, how, status, files, size, new, time) fitting the terminal; a
     part's reason for failing or being skipped on its own line below it."""
     from sbx.cli.lines import fit
-    from tasks.reports import human_bytes
+    from tasks.units import human_bytes
 
     rows = [
         (p.name, p.mode, p.status, str(p.stats.files), human_bytes(p.stats.bytes),

@@ -101,7 +101,7 @@ def _print(report: Any, json_: bool) -> None:
     from rich.table import Table
 
     from tasks.logs.report import LogRotationReport
-    from tasks.reports import human_bytes
+    from tasks.units import human_bytes
 
     assert isinstance(report, LogRotationReport)
     if json_:

@@ -32,7 +32,7 @@ def copy(
     if url:  # without one the flow says what to set
         check_copy_keys(settings, url)  # key problems: exit 2 before any flow run
     from flows.offbox import copy_offbox
-    from tasks.reports import human_bytes
+    from tasks.units import human_bytes
 
     report = copy_offbox(
         to=to, repo=box.location, stack=box.stack_param, config_file=box.config_param

@@ -92,7 +92,7 @@ def copy_repository(local: Repository, remote: Storage, config: SbxConfig) -> Co
 
 def copy_markdown(report: CopyReport) -> str:
     """The operator's summary of one copy (an artifact): what was sent where."""
-    from tasks.reports import human_bytes
+    from tasks.units import human_bytes
 
     sent = ", ".join(report.manifests_sent) or "none (the remote had them all)"
     return "\n".join(

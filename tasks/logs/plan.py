@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from blocks.config import LogsConfig
 from tasks.logs.rotate import EXTENSIONS
-from tasks.reports import human_bytes
+from tasks.units import human_bytes
 
 STAMP = "%Y%m%dT%H%M%S.%f"
 STAMP_GLOB = "[0-9]" * 8 + "T" + "[0-9]" * 6 + "." + "[0-9]" * 6

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from tasks.logs.fs import COLLAPSE_RANGE, COPYTRUNCATE, PUNCH_HOLE
-from tasks.reports import human_bytes
+from tasks.units import human_bytes
 
 FileAction = Literal["rotated", "would-rotate", "kept", "refused", "failed"]
 
