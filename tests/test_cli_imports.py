@@ -23,7 +23,8 @@ try:
     main()
 except SystemExit:
     pass
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"prefect", "docker", "boto3", "qdrant_client"})
+loaded = {m.split(".")[0] for m in sys.modules}
+heavy = sorted(loaded & {"prefect", "docker", "boto3", "qdrant_client"})
 print("HEAVY=" + ",".join(heavy), file=sys.stderr)
 """
 
