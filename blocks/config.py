@@ -24,6 +24,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from blocks.home import named_stack
 from blocks.incident_config import IncidentConfig
 from blocks.sections import (
     ALERT_EVENTS,
@@ -194,9 +195,11 @@ class SbxConfig(BaseSettings):
 
 
 def resolve_stack_dir(stack: Path | None) -> Path:
-    """The stack directory from --stack, SBX_STACK_DIR, or the default, made absolute."""
+    """The stack directory from --stack, SBX_STACK_DIR, the stack ``sbx init`` named
+    (blocks/home.py), or the default, made absolute."""
     if stack is None:
-        stack = Path(os.environ.get("SBX_STACK_DIR") or DEFAULT_STACK_DIR)
+        env = os.environ.get("SBX_STACK_DIR")
+        stack = Path(env) if env else (named_stack() or DEFAULT_STACK_DIR)
     return stack.expanduser().absolute()
 
 

@@ -106,6 +106,7 @@ class RegisteredDeployment(BaseModel):
     outcome: Literal["created", "updated", "unchanged"]
     schedules: list[str]
     version: str
+    stack: str | None = None  # the stack its runs act on (its ``stack`` parameter)
 
 
 def pool_for_box(pool: str, box: str | None) -> str:
@@ -147,13 +148,24 @@ def read_prefect_yaml(path: Path) -> list[DeploymentSpec]:
 
 
 def register_deployments(
-    specs: list[DeploymentSpec], root: Path = PROJECT_ROOT
+    specs: list[DeploymentSpec], root: Path = PROJECT_ROOT, stack: Path | None = None
 ) -> list[RegisteredDeployment]:
-    """Create or update each deployment as declared; leave unchanged ones (and their late runs)."""
+    """Create or update each deployment as declared; leave unchanged ones (and their late runs).
+
+    ``stack`` becomes the ``stack`` parameter of every flow that takes one (unless prefect.yaml
+    sets it): a scheduled run acts on the box ``sbx init`` named, not on whatever the worker's
+    environment happens to say.
+    """
     results = []
     with get_client(sync_client=True) as client:
-        for spec in specs:
-            flow: Flow[..., Any] = load_flow_from_entrypoint(str(root / spec.entrypoint))
+        for declared in specs:
+            flow: Flow[..., Any] = load_flow_from_entrypoint(str(root / declared.entrypoint))
+            spec = declared
+            if stack is not None and "stack" in flow.parameters.properties:
+                spec = declared.model_copy(
+                    update={"parameters": {"stack": str(stack), **declared.parameters}}
+                )
+            acts_on = spec.parameters.get("stack")
             version = spec.fingerprint(root)
             full_name = f"{flow.name}/{spec.name}"
             schedules = [f"{s.cron} ({s.timezone})" for s in spec.schedules]
@@ -174,6 +186,7 @@ def register_deployments(
                         outcome="unchanged",
                         schedules=schedules,
                         version=version,
+                        stack=acts_on,
                     )
                 )
                 continue
@@ -218,6 +231,7 @@ def register_deployments(
                     outcome="created" if existing is None else "updated",
                     schedules=schedules,
                     version=version,
+                    stack=acts_on,
                 )
             )
     return results

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from blocks.home import sbx_home
 from sbx.cli_runs import configure_cli_runs
 from sbx.errors import PrefectServerError
 from sbx.processes import pid_alive
@@ -30,14 +31,6 @@ DEFAULT_PORT = 4200
 #: the directory holding this sbx package: tells two clones (or a clone and an install) apart
 INSTALLATION = str(Path(__file__).resolve().parents[1])
 START_TIMEOUT_S = 90.0  # 6–13 s measured on 2 cores; a cold DB migration on a busy box takes longer
-
-
-def sbx_home() -> Path:
-    """sbx's own state directory: SBX_HOME, else $XDG_DATA_HOME/sbx, else ~/.local/share/sbx."""
-    if os.environ.get("SBX_HOME"):
-        return Path(os.environ["SBX_HOME"]).expanduser()
-    data_home = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
-    return Path(data_home).expanduser() / "sbx"
 
 
 class ServerState(BaseModel):

@@ -87,6 +87,18 @@ def pytest_runtest_makereport(
     return report
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # the README's tour runs `sbx init --stack examples/stack`: the tests copy the example stack
+    # and would inherit that sbx.toml (its repository, its off-box copy)
+    written = Path(__file__).resolve().parents[1] / "examples" / "stack" / "sbx.toml"
+    if written.exists():
+        pytest.exit(
+            f"{written} exists (written by 'sbx init' on the example stack); the tests copy "
+            "the example stack and would inherit it. Move it away and run the tests again.",
+            returncode=4,
+        )
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
 

@@ -25,6 +25,7 @@ CONTRACT = [
     "incident",
     "drill",
     "serve",
+    "init",
     "server",
     "status",
     "setup",

@@ -18,6 +18,7 @@ from sbx.cli import changelog as changelog_cli
 from sbx.cli import drill as drill_cli
 from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
+from sbx.cli import init as init_cli
 from sbx.cli import logs as logs_commands
 from sbx.cli import model as model_cli
 from sbx.cli import serve as serve_cli
@@ -69,6 +70,7 @@ model_cli.register(model)
 health_cli.register(app)
 gpu_cli.register(app)
 status_cli.register(app)
+init_cli.register(app)
 server_cli.register(app, server)
 serve_cli.register(app)
 logs_commands.register(logs)

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from sbx.cli.options import err, out
+from sbx.cli.options import StackOption, err, out
 
 
 def serve(
@@ -34,6 +34,7 @@ def serve(
         bool,
         typer.Option("--register-only", help="Register the deployments, run no worker."),
     ] = False,
+    stack: StackOption = None,
 ) -> None:
     """Serve every scheduled deployment on this box: local server + process worker.
 
@@ -41,8 +42,18 @@ def serve(
     a process worker for the `sbx-box` pool until SIGTERM or Ctrl-C. The deployments stay
     registered when it stops: a run due meanwhile starts as soon as it is back.
     """
+    from blocks.config import resolve_stack_dir
+    from sbx.errors import ConfigError
     from sbx.local_server import ensure_api
+    from tasks.clients.compose import COMPOSE_FILE_NAMES
 
+    stack_dir = resolve_stack_dir(stack)
+    if not any((stack_dir / name).is_file() for name in COMPOSE_FILE_NAMES):
+        raise ConfigError(
+            f"The schedules would act on {stack_dir}, which holds no compose file. Name your "
+            "box's stack once with 'sbx init --stack DIR' (or pass --stack). Nothing was "
+            "registered."
+        )
     api = ensure_api()
     from deployments.bootstrap import WORK_POOL, setup_prefect
     from deployments.serve import (
@@ -57,10 +68,19 @@ def serve(
     pool = pool_for_box(WORK_POOL, box)
     for item in setup_prefect(pool):
         err.print(f"setup: {item.kind} {item.name}: {item.outcome}")
-    table = Table("deployment", "schedules", "registered", title=f"{path} → {api}")
-    for done in register_deployments(specs, path.resolve().parent):
-        table.add_row(done.full_name, "\n".join(done.schedules) or "manual", done.outcome)
-    out.print(table)
+    from sbx.cli.lines import fit
+
+    registered = register_deployments(specs, path.resolve().parent, stack_dir)
+    rows = [
+        (done.full_name, ", ".join(done.schedules) or "by hand", done.outcome)
+        for done in registered
+    ]
+    out.print(escape(f"{path} → {api}; every schedule acts on the stack {stack_dir}"))
+    for line in fit(("deployment", "schedule", "registered"), rows, out.width, flex=1, caps={}):
+        out.print(escape(line), soft_wrap=True)
+    others = sorted({d.stack for d in registered if d.stack and d.stack != str(stack_dir)})
+    for other in others:  # prefect.yaml set a stack of its own for some deployment
+        out.print(escape(f"note: some deployments act on {other} (set in {path.name})"))
     ui = os.environ.get("PREFECT_UI_URL") or api.removesuffix("/api")
     out.print(f"Prefect UI: {ui}/runs  (deployments: {ui}/deployments)")
     if register_only:

@@ -39,7 +39,20 @@ def declared() -> list[dict[str, Any]]:
     return list(data["deployments"])
 
 
+def test_serve_refuses_a_stack_it_cannot_find(home: SbxHome, tmp_path: Path) -> None:
+    done = subprocess.run([*SBX, "serve", "--register-only", "--stack", str(tmp_path / "none")],
+                          capture_output=True, text=True, env=home.env, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "holds no compose file" in done.stderr and "sbx init --stack" in done.stderr
+    assert PrefectApi(home.api_url).deployments() == []  # nothing registered
+
+
 def test_serve_registers_runs_and_stops_cleanly(home: SbxHome, tmp_path: Path) -> None:
+    # the box is named once; every schedule then acts on it (#20 deliverable 1)
+    stack = copy_files_stack(tmp_path / "stack")
+    named = subprocess.run([*SBX, "init", "--stack", str(stack), "--repo", str(tmp_path / "repo")],
+                           capture_output=True, text=True, env=home.env, timeout=120)  # fmt: skip
+    assert named.returncode == 0, named.stdout + named.stderr
     log = tmp_path / "serve.log"
     proc = start_serve(home, log)
     api = PrefectApi(home.api_url)
@@ -50,6 +63,7 @@ def test_serve_registers_runs_and_stops_cleanly(home: SbxHome, tmp_path: Path) -
         assert started and proc.poll() is None, log_tail(log, 40)
         text = log.read_text()
         assert f"Prefect UI: {home.ui_url}/runs" in text, text
+        assert f"every schedule acts on the stack {stack}" in text, text
 
         # every prefect.yaml deployment, with its schedules, parameters and limits
         flows = api.flows_by_id()
@@ -67,7 +81,7 @@ def test_serve_registers_runs_and_stops_cleanly(home: SbxHome, tmp_path: Path) -
             assert all(s["active"] for s in dep["schedules"])
             assert dep["paused"] is False
             assert dep["work_pool_name"] == "sbx-box"
-            assert dep["parameters"] == (spec.get("parameters") or {})
+            assert dep["parameters"] == {"stack": str(stack), **(spec.get("parameters") or {})}
             assert sorted(dep["tags"]) == sorted(spec.get("tags", []))
             limit = spec.get("concurrency_limit")
             if limit:
@@ -80,12 +94,9 @@ def test_serve_registers_runs_and_stops_cleanly(home: SbxHome, tmp_path: Path) -
         nightly = registered["backup-stack/nightly"]
         assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
 
-        # a manual trigger, as the UI's "Run" button makes it: the worker picks it up
-        stack = copy_files_stack(tmp_path / "stack")
-        run = api.post(
-            f"/deployments/{nightly['id']}/create_flow_run",
-            {"parameters": {"stack": str(stack), "repo": str(tmp_path / "repo")}},
-        )
+        # a manual trigger, as the UI's "Run" button makes it: the worker picks it up, and
+        # the run acts on the named stack with its configured repository
+        run = api.post(f"/deployments/{nightly['id']}/create_flow_run", {"parameters": {}})
         final = api.wait_final(run["id"], timeout=300)
         assert final["state_type"] == "COMPLETED", (final["state"], log_tail(log, 60))
         assert final["name"].startswith(f"backup-{tmp_path.name}-stack-"), final["name"]
