@@ -69,8 +69,14 @@ def serve(
     for item in setup_prefect(pool):
         err.print(f"setup: {item.kind} {item.name}: {item.outcome}")
     from sbx.cli.lines import fit
+    from tasks.schedules import record_schedules
 
     registered = register_deployments(specs, path.resolve().parent, stack_dir)
+    record_schedules(
+        stack_dir,
+        [(d.full_name, d.schedules) for d in registered if d.stack == str(stack_dir)],
+        api,
+    )
     rows = [
         (done.full_name, ", ".join(done.schedules) or "by hand", done.outcome)
         for done in registered

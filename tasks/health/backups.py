@@ -8,6 +8,7 @@ from blocks.config import SbxConfig
 from sbx.errors import NotARepository, SbxError
 from sbx.repository import Repository
 from tasks.health.checks import Check, Outcome, failing, info, ok
+from tasks.schedules import scheduled_backup
 
 
 def plan(config: SbxConfig, repository: str) -> list[Check]:
@@ -24,7 +25,14 @@ def _observe(config: SbxConfig, location: str) -> Outcome:
         # one listing of snapshots/: no manifest is read
         ids = Repository.open(location).list_snapshots()
     except NotARepository:
-        return info(f"no repository at {location} yet (the first 'sbx backup' makes it)")
+        scheduled = scheduled_backup(config.stack_dir)
+        if scheduled is None:
+            return info(f"no repository at {location} yet (the first 'sbx backup' makes it)")
+        return failing(
+            f"no repository at {location}, though {scheduled} is scheduled for this stack",
+            "Run 'sbx backup' now, and check in the Prefect UI why the scheduled backup has "
+            "not made one (is 'sbx serve' running?).",
+        )
     except SbxError as exc:
         return failing(f"cannot list snapshots: {exc}", "Check the repository's storage.")
     backup = "Run 'sbx backup' now and check why the nightly backup did not run (Prefect UI)."

@@ -22,6 +22,7 @@ from tasks.health import backups, disk, exposure, stats, verdicts
 from tasks.health.checks import Check, run_check
 from tasks.health.metrics import render, write_textfile
 from tasks.health.model import HealthContext
+from tasks.schedules import record_schedules
 
 
 def config(tmp_path: Path, **health: object) -> SbxConfig:
@@ -76,6 +77,17 @@ def test_backup_age_against_rpo(tmp_path: Path) -> None:
     manifest.rename(manifest.with_name(f"{old}-00000abc.json"))
     got = run_check(only(backups.plan(cfg, location)))
     assert got.state == "failing" and "48.0 h old (RPO 26 h)" in got.observed, got
+
+
+def test_no_repository_fails_once_a_backup_is_scheduled(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    location = str(tmp_path / "never-made")
+    record_schedules(cfg.stack_dir, [("health-check/every-5-minutes", ["*/5 * * * *"])], "x")
+    assert run_check(only(backups.plan(cfg, location))).state == "info"  # no backup scheduled
+    record_schedules(cfg.stack_dir, [("backup-stack/nightly", ["0 2 * * * (UTC)"])], "x")
+    got = run_check(only(backups.plan(cfg, location)))
+    assert got.state == "failing" and "backup-stack/nightly is scheduled" in got.observed, got
+    assert got.next_step and "sbx backup" in got.next_step
 
 
 def test_snapshot_time_from_id() -> None:

@@ -16,6 +16,7 @@ from bed.local_prefect import PrefectApi, SbxHome, copy_files_stack, sbx_home
 from bed.services import log_tail, wait_until
 
 from deployments.serve import PROJECT_ROOT, read_prefect_yaml
+from tasks.schedules import scheduled_backup
 
 SBX = [sys.executable, "-m", "sbx"]
 
@@ -64,6 +65,8 @@ def test_serve_registers_runs_and_stops_cleanly(home: SbxHome, tmp_path: Path) -
         text = log.read_text()
         assert f"Prefect UI: {home.ui_url}/runs" in text, text
         assert f"every schedule acts on the stack {stack}" in text, text
+        # recorded beside the stack: health then knows a backup is scheduled
+        assert scheduled_backup(stack) == "backup-stack/nightly"
 
         # every prefect.yaml deployment, with its schedules, parameters and limits
         flows = api.flows_by_id()
