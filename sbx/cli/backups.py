@@ -227,11 +227,25 @@ def prune(
     stack: StackOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Delete snapshots outside the retention policy, then unreferenced objects."""
+    """Delete snapshots outside the retention policy, then unreferenced objects.
+
+    Any --keep-* flag replaces the configured [retention] policy whole (a flag not given is 0).
+    """
     box = open_box(stack, config, repo=repo, keys=True)
     from flows.prune import prune_repository
+    from sbx.repository.retention import describe_policy, with_overrides
     from tasks.reports import human_bytes
 
+    flags = {
+        "keep_last": keep_last,
+        "keep_daily": keep_daily,
+        "keep_weekly": keep_weekly,
+        "keep_monthly": keep_monthly,
+    }
+    # said before anything is planned or deleted, in a dry run too
+    policy = with_overrides(box.config.retention, flags)
+    from_flags = any(value is not None for value in flags.values())
+    err.print(escape(describe_policy(policy, from_flags=from_flags)), soft_wrap=True)
     report = prune_repository(
         keep_last=keep_last,
         keep_daily=keep_daily,
