@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from flows.runbook import flow_config, run_name
-from sbx.errors import ConfigError, RestoreUnhealthy, StackError
+from sbx.errors import ConfigError, RestoreRefused, RestoreUnhealthy, StackError
 from sbx.repository import RestoreReport
 from tasks.changelog import LOG_FILE, append_change, keep_live_log
 from tasks.leftovers.finish import observe_stack
@@ -134,14 +134,17 @@ def restore_snapshot(
         before={"kept_as": kept},
         after={"snapshot": manifest.id, "parts": report.parts},
     )
-    # kept restores older than the retention period go; never the one just made
-    cleaned = remove_old_restores(
-        config, timedelta(days=config.restore.keep_days), spare=swapped.stamp
-    )
-    for gone in cleaned.removed:
-        log.info(
-            "removed %s (kept restore older than %d days)", gone.path, config.restore.keep_days
+    # kept restores older than the retention period go; never the one just made. The restore
+    # is done: a cleanup that cannot run is a warning, not a failed restore
+    cleaned = None
+    try:
+        cleaned = remove_old_restores(
+            config, timedelta(days=config.restore.keep_days), spare=swapped.stamp
         )
+    except (RestoreRefused, OSError) as exc:
+        log.warning("old kept restores not removed: %s; run 'sbx restore cleanup' later", exc)
+    for gone in cleaned.removed if cleaned else []:
+        log.info("removed %s (older than %d days)", gone.path, config.restore.keep_days)
     outcome = RestoreOutcome(
         snapshot_id=manifest.id,
         target=str(config.stack_dir),

@@ -217,3 +217,54 @@ def test_a_restore_that_moved_nothing_leaves_no_directory(tmp_path: Path) -> Non
     kept = _kept(tmp_path, new_stamp(tmp_path, NOW))
     remove_if_empty(tmp_path, kept.name)
     assert (kept / "notes" / "old.md").is_file()
+
+
+def test_the_restore_output_lists_every_kept_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `sbx restore --in-place` prints: each moved part, the logs copy, Qdrant's collections,
+    how long they stay and what the retention cleanup removed (before: 7 of 8 paths)."""
+    import io
+
+    from rich.console import Console
+
+    import sbx.cli.restore as restore_cli
+    from flows.restore import RestoreOutcome
+    from sbx.repository.restore import RestoreReport
+    from tasks.restore.in_place import Swapped
+    from tasks.restore.kept import CleanupReport, KeptRestore
+
+    home = ".sbx/restores/20261220T120000Z"
+    swapped = Swapped(
+        moved=[("notes", f"{home}/notes"), ("agents", None), (".sbx/changelog.jsonl", "x")],
+        side=[f"{home}/logs.restored"],
+        qdrant_aside={"docs": str(tmp_path / home / "qdrant-collections" / "docs.snapshot")},
+        stamp="20261220T120000Z",
+    )
+    kept = [f"{home}/notes", f"{home}/logs.restored", f"{home}/qdrant-collections"]
+    assert [p for p in swapped.kept_paths(tmp_path) if p != "x"] == kept
+    old = KeptRestore(path=".sbx/restores/20261101T000000Z", made_at=NOW, bytes=5)
+    counts = dict.fromkeys(("files", "dirs", "symlinks", "hardlinks", "bytes"), 1)
+    report = RestoreReport(snapshot_id="s", target="t", parts=["notes"], duration_s=0.1, **counts)
+    outcome = RestoreOutcome(
+        snapshot_id="s",
+        target=str(tmp_path),
+        in_place=True,
+        restored=report,
+        swapped=swapped,
+        kept=kept,
+        cleaned=CleanupReport(dry_run=False, older_than_s=1.0, removed=[old], kept=[]),
+    )
+    buffer = io.StringIO()
+    monkeypatch.setattr(restore_cli, "err", Console(file=buffer, width=80, highlight=False))
+    restore_cli._print_kept(outcome, 14)
+    lines = buffer.getvalue().splitlines()
+    assert lines == [
+        f"  notes: previous data kept as {home}/notes",
+        "  agents: (none before)",
+        "  .sbx/changelog.jsonl: the live one kept in place",
+        f"  kept {home}/logs.restored",
+        f"  kept {home}/qdrant-collections",
+        "kept 14 days ([restore] keep_days); 'sbx restore cleanup' removes them sooner",
+        "removed kept restores older than 14 days: .sbx/restores/20261101T000000Z",
+    ]

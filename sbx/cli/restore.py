@@ -118,13 +118,16 @@ def _print_kept(outcome: Any, keep_days: int) -> None:
     if outcome.kept:
         err.print(
             escape(
-                f"kept for {keep_days} days ([restore] keep_days); 'sbx restore cleanup' "
+                f"kept {keep_days} days ([restore] keep_days); 'sbx restore cleanup' "
                 "removes them sooner"
-            )
+            ),
+            soft_wrap=True,
         )
     if outcome.cleaned and outcome.cleaned.removed:
         gone = ", ".join(item.path for item in outcome.cleaned.removed)
-        err.print(escape(f"removed kept restores older than {keep_days} days: {gone}"))
+        err.print(
+            escape(f"removed kept restores older than {keep_days} days: {gone}"), soft_wrap=True
+        )
 
 
 @app.command("cleanup")
