@@ -41,6 +41,7 @@ from blocks.sections import (
     OffboxConfig,
     PartConfig,
     RepositoryConfig,
+    RestoreConfig,
     ServiceConfig,
     ServiceKind,
     UpgradeConfig,
@@ -141,6 +142,7 @@ class SbxConfig(BaseSettings):
         description="How long an in-place restore waits for a healthy stack "
         "before it swaps the previous data back.",
     )
+    restore: RestoreConfig = Field(default_factory=RestoreConfig, description="In-place restores.")
     gpu: GpuConfig = Field(default_factory=GpuConfig, description="GPU check thresholds.")
     logs: LogsConfig = Field(default_factory=LogsConfig)
     drill: DrillConfig = Field(default_factory=DrillConfig, description="Restore drills.")
@@ -288,6 +290,7 @@ __all__ = [
     "OffboxConfig",
     "PartConfig",
     "RepositoryConfig",
+    "RestoreConfig",
     "RetentionPolicy",
     "SbxConfig",
     "ServiceConfig",

@@ -270,6 +270,17 @@ class GpuConfig(_Model):
     )
 
 
+class RestoreConfig(_Model):
+    """In-place restores keep the data they replace under ``<stack>/.sbx/restores/<time>/``."""
+
+    keep_days: int = Field(
+        default=14,
+        ge=0,
+        description="Kept restores older than this are removed at the end of each in-place "
+        "restore (never the one just made) and by 'sbx restore cleanup'.",
+    )
+
+
 class DrillConfig(_Model):
     """Restore drills (``sbx drill``, the weekly deployment): a snapshot brought up beside the
     live stack as its own compose project."""

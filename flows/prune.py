@@ -6,7 +6,7 @@ from prefect import flow, get_run_logger
 
 from flows.runbook import flow_config, run_name
 from sbx.repository import PruneReport
-from sbx.repository.retention import with_overrides
+from sbx.repository.retention import describe_policy, with_overrides
 from tasks.backup.prune import plan_prune, prune_snapshots
 from tasks.reports import artifact_key, prune_markdown, publish_markdown
 from tasks.repository import open_repository
@@ -23,7 +23,8 @@ def prune_repository(
     stack: str | None = None,
     config_file: str | None = None,
 ) -> PruneReport:
-    """Apply the retention policy (sbx.toml [retention], overridden by the arguments).
+    """Apply the retention policy: sbx.toml's [retention], or — when any keep-* argument is
+    given — only the keep-* arguments (the configured policy is then not used at all).
 
     Applied per part: never deletes the newest snapshot, the last complete copy of any part,
     the newest one that passed a restore drill (``sbx drill``) nor one whose manifest cannot be
@@ -39,11 +40,13 @@ def prune_repository(
     }
     # validated: a negative keep-* is refused (exit 2), never taken as "keep none"
     policy = with_overrides(config.retention, overrides)
+    log = get_run_logger()
+    from_flags = any(value is not None for value in overrides.values())
+    log.info("%s", describe_policy(policy, from_flags=from_flags))
     repository = open_repository(config, repo)
     plan = plan_prune(repository, policy)
     report = prune_snapshots(repository, plan, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
-    log = get_run_logger()
     for snapshot_id in report.removed:
         log.info("%s snapshot %s", verb, snapshot_id)
     log.info(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from flows.runbook import flow_config, run_name
-from sbx.errors import ConfigError, RestoreUnhealthy, StackError
+from sbx.errors import ConfigError, RestoreRefused, RestoreUnhealthy, StackError
 from sbx.repository import RestoreReport
 from tasks.changelog import LOG_FILE, append_change, keep_live_log
 from tasks.leftovers.finish import observe_stack
@@ -24,6 +24,14 @@ from tasks.restore.in_place import (
     swap_back,
     swap_in,
 )
+from tasks.restore.kept import (
+    RESTORES,
+    CleanupReport,
+    new_stamp,
+    parse_span,
+    remove_if_empty,
+    remove_old_restores,
+)
 
 
 class RestoreOutcome(BaseModel):
@@ -34,7 +42,9 @@ class RestoreOutcome(BaseModel):
     in_place: bool
     restored: RestoreReport
     swapped: Swapped | None = None
+    kept: list[str] = []  # every path the restore left for the operator, relative to the stack
     healthy_after_s: float | None = None
+    cleaned: CleanupReport | None = None  # older kept restores removed after this one
 
 
 @flow(name="restore-snapshot", flow_run_name=lambda: run_name("restore"), log_prints=False)
@@ -51,8 +61,10 @@ def restore_snapshot(
     """Restore a snapshot: into ``to`` (a new or empty directory), or ``in_place``.
 
     Every byte is verified before anything is swapped in. In place: affected services are
-    stopped, the live data is kept aside as ``<path>.pre-restore-<time>``, the services are
-    started and health-checked, and the old data is swapped back if the stack stays unhealthy.
+    stopped, the live data is moved aside into ``<stack>/.sbx/restores/<UTC time>/`` (listed in
+    the outcome and the change log), the services are started and health-checked, and the old
+    data is swapped back if the stack stays unhealthy. Kept restores older than ``[restore]
+    keep_days`` are removed at the end (tasks/restore/kept.py).
     """
     if (to is None) == (not in_place):
         raise ConfigError("Give exactly one of --to DIR or --in-place for a restore.")
@@ -78,7 +90,8 @@ def restore_snapshot(
         )
     staging = config.stack_dir / ".sbx" / f"restore-{manifest.id}"
     remove_staging(staging)  # a killed earlier attempt may have left one
-    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    stamp = new_stamp(config.stack_dir)
+    swapped = None
     try:
         report = restore_files(repository, manifest, staging, parts)
         plan = plan_swap(manifest, parts, config, staging)
@@ -93,37 +106,81 @@ def restore_snapshot(
                 action="restore-rolled-back",
                 target="stack",
                 before={"parts": report.parts},
-                after={"snapshot": manifest.id, "failed": "stack not healthy after the swap"},
+                after={
+                    "snapshot": manifest.id,
+                    "failed": "stack not healthy after the swap",
+                    "kept_in": str(RESTORES / stamp),
+                },
             )
             raise RestoreUnhealthy(
                 f"The stack did not become healthy after restoring {manifest.id}; the previous "
-                f"data was swapped back (restored data kept as *.failed-restore-{stamp}). Check "
+                f"data was swapped back (restored data kept in .sbx/restores/{stamp}/). Check "
                 "'sbx status' and the services' logs."
             )
     finally:
         remove_staging(staging)
+        if swapped is None:  # nothing was moved aside
+            remove_if_empty(config.stack_dir, stamp)
+    log_aside = None
     for live, aside in swapped.moved:
         if live == str(LOG_FILE) and aside:
+            log_aside = aside  # the live change log goes back: history is not state
             keep_live_log(config.stack_dir, config.stack_dir / aside, manifest.id)
+    kept = [path for path in swapped.kept_paths(config.stack_dir) if path != log_aside]
     append_change(
         config.stack_dir,
         action="restore",
         target="stack",
-        before={
-            "kept_as": [aside for live, aside in swapped.moved if aside and live != str(LOG_FILE)]
-        },
+        before={"kept_as": kept},
         after={"snapshot": manifest.id, "parts": report.parts},
     )
+    # kept restores older than the retention period go; never the one just made. The restore
+    # is done: a cleanup that cannot run is a warning, not a failed restore
+    cleaned = None
+    try:
+        cleaned = remove_old_restores(
+            config, timedelta(days=config.restore.keep_days), spare=swapped.stamp
+        )
+    except (RestoreRefused, OSError) as exc:
+        log.warning("old kept restores not removed: %s; run 'sbx restore cleanup' later", exc)
+    for gone in cleaned.removed if cleaned else []:
+        log.info("removed %s (older than %d days)", gone.path, config.restore.keep_days)
     outcome = RestoreOutcome(
         snapshot_id=manifest.id,
         target=str(config.stack_dir),
         in_place=True,
         restored=report,
         swapped=swapped,
+        kept=kept,
         healthy_after_s=waited,
+        cleaned=cleaned,
     )
     _publish(outcome)
     return outcome
+
+
+@flow(name="cleanup-restores", flow_run_name=lambda: run_name("restore-cleanup"), log_prints=False)
+def cleanup_kept_restores(
+    older_than: str | None = None,
+    dry_run: bool = False,
+    stack: str | None = None,
+    config_file: str | None = None,
+) -> CleanupReport:
+    """Remove the data in-place restores kept (``.sbx/restores/<time>/``, and ``.sbx-restores/``
+    beside parts on other file systems) older than ``older_than`` (``7d``; default: ``[restore]
+    keep_days``). Refused while a swap journal is open."""
+    config = flow_config(stack, config_file)
+    span = parse_span(older_than) if older_than else timedelta(days=config.restore.keep_days)
+    report = remove_old_restores(config, span, dry_run=dry_run)
+    if report.removed and not dry_run:
+        append_change(
+            config.stack_dir,
+            action="restore-cleanup",
+            target="stack",
+            before={"removed": [item.path for item in report.removed]},
+            after={"freed_bytes": report.freed_bytes},
+        )
+    return report
 
 
 def _publish(outcome: RestoreOutcome) -> None:
@@ -140,6 +197,7 @@ def _publish(outcome: RestoreOutcome) -> None:
         lines += ["", "| live path | previous data kept as |", "|---|---|"]
         lines += [f"| {live} | {aside or '(new)'} |" for live, aside in outcome.swapped.moved]
         lines += [f"| (side copy) | {side} |" for side in outcome.swapped.side]
+        lines += ["", "Everything kept: " + ", ".join(outcome.kept) + "."] if outcome.kept else []
         if outcome.healthy_after_s is not None:
             lines += ["", f"Stack healthy {outcome.healthy_after_s:.1f} s after the swap."]
     publish_markdown(

@@ -87,8 +87,7 @@ def incident_recover(
                           details={"snapshot": snapshot})  # fmt: skip
         else:
             restored = outcome.snapshot_id
-            moved = outcome.swapped.moved if outcome.swapped else []
-            kept_as = [aside for _, aside in moved if aside]
+            kept_as = list(outcome.kept)  # every path the restore kept, relative to the stack
             record_action(
                 stack_dir, info.id, "recover", f"restored snapshot {restored} in place",
                 details={"restored": restored, "kept_as": kept_as},

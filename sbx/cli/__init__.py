@@ -21,6 +21,7 @@ from sbx.cli import health as health_cli
 from sbx.cli import init as init_cli
 from sbx.cli import logs as logs_commands
 from sbx.cli import model as model_cli
+from sbx.cli import restore as restore_cli
 from sbx.cli import serve as serve_cli
 from sbx.cli import server as server_cli
 from sbx.cli import status as status_cli
@@ -56,6 +57,7 @@ logs = typer.Typer(help="Log rotation for the stack.", no_args_is_help=True)
 # registration order is the order of the help panels: backups, health, changes, operations
 backups.register(app)
 backups.register_checks(app)
+restore_cli.register(app)
 offbox.register(app)
 drill_cli.register(app)
 incident_freeze_cli.register(incident)

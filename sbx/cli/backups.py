@@ -1,11 +1,10 @@
-"""Backup commands: backup, snapshots (verify, restore, prune join as they are built)."""
+"""Backup commands: backup, snapshots, verify, prune (restore: sbx/cli/restore.py)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +17,6 @@ from sbx.cli.options import (
     PartOption,
     RepoOption,
     StackOption,
-    check_path,
     err,
     out,
 )
@@ -161,59 +159,6 @@ def verify(
     )
 
 
-def restore(
-    snapshot: Annotated[str, typer.Argument(help="ID or 'latest'.")],
-    to: Annotated[
-        Path | None,
-        typer.Option("--to", help="Restore into this new or empty directory.", callback=check_path),
-    ] = None,
-    in_place: Annotated[
-        bool,
-        typer.Option(
-            "--in-place", help="Verify, then swap into the live stack (old data kept aside)."
-        ),
-    ] = False,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Allow a non-empty --to directory: the restored parts' paths are replaced.",
-        ),
-    ] = False,
-    part: PartOption = None,
-    repo: RepoOption = None,
-    stack: StackOption = None,
-    config: ConfigOption = None,
-) -> None:
-    """Restore a snapshot into a directory or, verified first, into the live stack."""
-    box = open_box(stack, config, repo=repo, keys=True)
-    from flows.restore import restore_snapshot
-
-    outcome = restore_snapshot(
-        snapshot=snapshot,
-        to=str(to) if to else None,
-        in_place=in_place,
-        parts=part or None,
-        force=force,
-        repo=box.location,
-        stack=box.stack_param,
-        config_file=box.config_param,
-    )
-    r = outcome.restored
-    err.print(
-        escape(
-            f"restored {outcome.snapshot_id} ({', '.join(r.parts)}): {r.files} files, "
-            f"{r.bytes} bytes, every hash verified"
-        )
-    )
-    for warning in r.warnings:  # metadata the target could not hold, one line per kind
-        err.print(f"[yellow]warning[/]: {escape(warning)}", soft_wrap=True)
-    if outcome.swapped:
-        for live, aside in outcome.swapped.moved:
-            err.print(escape(f"  {live}: previous data kept as {aside or '(none before)'}"))
-    out.print(escape(str(outcome.target)))
-
-
 def prune(
     # min=0: a negative count is a usage error naming the flag (exit 2), never a prune
     keep_last: Annotated[int | None, typer.Option(min=0, help="Newest N.")] = None,
@@ -227,11 +172,25 @@ def prune(
     stack: StackOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Delete snapshots outside the retention policy, then unreferenced objects."""
+    """Delete snapshots outside the retention policy, then unreferenced objects.
+
+    Any --keep-* flag replaces the configured [retention] policy whole (a flag not given is 0).
+    """
     box = open_box(stack, config, repo=repo, keys=True)
     from flows.prune import prune_repository
+    from sbx.repository.retention import describe_policy, with_overrides
     from tasks.units import human_bytes
 
+    flags = {
+        "keep_last": keep_last,
+        "keep_daily": keep_daily,
+        "keep_weekly": keep_weekly,
+        "keep_monthly": keep_monthly,
+    }
+    # said before anything is planned or deleted, in a dry run too
+    policy = with_overrides(box.config.retention, flags)
+    from_flags = any(value is not None for value in flags.values())
+    err.print(escape(describe_policy(policy, from_flags=from_flags)), soft_wrap=True)
     report = prune_repository(
         keep_last=keep_last,
         keep_daily=keep_daily,
@@ -258,7 +217,6 @@ def prune(
 
 def register_checks(app: typer.Typer) -> None:
     app.command(rich_help_panel="Backups")(verify)
-    app.command(rich_help_panel="Backups")(restore)
     app.command(rich_help_panel="Backups")(prune)
 
 

@@ -142,12 +142,16 @@ def _label(label: str, parts: list[str]) -> str:
 
 
 def with_overrides(policy: RetentionPolicy, overrides: Mapping[str, int | None]) -> RetentionPolicy:
-    """``policy`` with the keep-* values given (None: unchanged), validated like sbx.toml's.
+    """The effective policy: ``policy`` when no keep-* is given, else only the keep-* given.
 
-    ``model_copy(update=...)`` would not validate: a -1 from the command line went through and
-    pruned. :class:`ConfigError` (exit 2) names the flag and the fix.
+    Flags replace the configured policy whole (a keep-* not given is 0): ``--keep-last 3``
+    means "the newest 3", not "the newest 3 plus sbx.toml's daily, weekly and monthly rules".
+    Validated like sbx.toml's (``model_copy(update=...)`` would not validate: a -1 from the
+    command line went through and pruned). :class:`ConfigError` (exit 2) names the flag.
     """
-    merged = policy.model_dump() | {k: v for k, v in overrides.items() if v is not None}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    base = policy.model_dump() if not given else dict.fromkeys(policy.model_dump(), 0)
+    merged = base | given
     try:
         return RetentionPolicy.model_validate(merged)
     except ValidationError as exc:
@@ -158,6 +162,29 @@ def with_overrides(policy: RetentionPolicy, overrides: Mapping[str, int | None])
             f"{flag} is {merged.get(key)!r}: {error['msg']}. Give {flag} a whole number of "
             "snapshots, 0 or more (0 turns that rule off). Nothing was deleted."
         ) from None
+
+
+def describe_policy(policy: RetentionPolicy, *, from_flags: bool) -> str:
+    """One line: the rules a prune applies, where they come from, and what is always kept."""
+    rules = [
+        f"{label} {count}"
+        for label, count in (
+            ("last", policy.keep_last),
+            ("daily", policy.keep_daily),
+            ("weekly", policy.keep_weekly),
+            ("monthly", policy.keep_monthly),
+        )
+        if count
+    ]
+    source = (
+        "from the command line; the configured [retention] is not used"
+        if from_flags
+        else "the configured [retention]; --keep-* flags would replace it"
+    )
+    return (
+        f"policy: keep {', '.join(rules) or 'nothing'} ({source}); always kept: the newest "
+        "snapshot, the newest complete copy of each part, the newest drill-passed snapshot"
+    )
 
 
 def _utc(moment: datetime) -> datetime:

@@ -2,11 +2,12 @@
 
 Order of an in-place restore (flows/restore.py): the snapshot is restored into
 ``<stack>/.sbx/restore-<id>/`` first (every byte verified there); only then are the affected
-services stopped, each live path renamed aside to ``<path>.pre-restore-<time>`` and the staged
-path renamed into its place (same file system, so each rename is atomic), and the services
-started again — always, also on failure. Qdrant captured through its snapshot API is recovered
-through the API, after the current collections were snapshotted aside. Logs never go over live
-logs: they land in ``logs.restored-<time>``.
+services stopped, each live path renamed aside into ``<stack>/.sbx/restores/<UTC time>/<path>``
+and the staged path renamed into its place (same file system, so each rename is atomic; where
+the old data goes and how it is removed: kept.py), and the services started again — always,
+also on failure. Qdrant captured through its snapshot API is recovered through the API, after
+the current collections were snapshotted aside. Logs never go over live logs: the snapshot's
+copy lands in ``.sbx/restores/<UTC time>/logs.restored``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sbx.repository import SnapshotManifest
 from sbx.repository.format import PartRecord
 from tasks.backup.methods import QDRANT_SNAPSHOT_DIR
 from tasks.clients.docker_engine import connect as connect_docker
+from tasks.restore.kept import QDRANT_DIR, aside_path, holds_sbx_state, kept_dir
 from tasks.restore.swap_journal import swap_paths
 from tasks.services import stopped_service
 from tasks.status import StackStatus
@@ -48,6 +50,14 @@ class Swapped(BaseModel):
     moved: list[tuple[str, str | None]]  # (live path, where the old one went or None if new)
     side: list[str]
     qdrant_aside: dict[str, str]  # collection -> pre-restore snapshot file
+    stamp: str = ""  # the restore's directory: .sbx/restores/<stamp>
+
+    def kept_paths(self, stack_dir: Path) -> list[str]:
+        """Every path this restore left for the operator, relative to the stack."""
+        paths = [aside for _, aside in self.moved if aside] + self.side
+        files = [Path(file) for file in self.qdrant_aside.values()]
+        dirs = sorted({str(file.parent.relative_to(stack_dir)) for file in files})
+        return paths + dirs
 
 
 def plan_swap(
@@ -113,6 +123,13 @@ def check_swappable(manifest: SnapshotManifest, parts: list[str] | None, config:
             continue
         for rel in _tops(part, config):
             live = stack / rel
+            if holds_sbx_state(rel):
+                raise RestoreRefused(
+                    f"Part {part.name!r} has the path {rel!r}, which holds sbx's own .sbx "
+                    "directory (its restores and swap journal): an in-place restore cannot rename "
+                    f"it aside. Restore it with 'sbx restore {manifest.id} --part {part.name} "
+                    "--to DIR' instead, or give the part narrower paths. Nothing was changed."
+                )
             if live.is_symlink() or os.path.ismount(live):
                 what = "a symlink" if live.is_symlink() else "a mount point"
                 raise RestoreRefused(
@@ -139,8 +156,9 @@ def swap_in(
             )
         renames: list[tuple[Path, Path]] = []
         for rel in plan.paths:
-            live, aside = stack / rel, stack / f"{rel}.pre-restore-{stamp}"
+            live = stack / rel
             had_live = live.exists() or live.is_symlink()
+            aside = aside_path(stack, rel, stamp) if had_live else live
             if had_live:
                 renames.append((live, aside))
             renames.append((staging / rel, live))
@@ -149,11 +167,12 @@ def swap_in(
         swap_paths(stack, renames, f"in-place restore ({stamp})", discard=[staging])
     side = []
     for rel, target in plan.side_paths.items():
-        dest = stack / f"{target}-{stamp}"
+        dest = kept_dir(stack, stamp) / target
+        dest.parent.mkdir(parents=True, exist_ok=True)
         (staging / rel).rename(dest)
         side.append(str(dest.relative_to(stack)))
     qdrant_aside = _recover_qdrant(plan, status, stack, stamp) if plan.qdrant else {}
-    return Swapped(moved=moved, side=side, qdrant_aside=qdrant_aside)
+    return Swapped(moved=moved, side=side, qdrant_aside=qdrant_aside, stamp=stamp)
 
 
 def _qdrant_url(plan: SwapPlan, status: StackStatus) -> str:
@@ -169,7 +188,7 @@ def _qdrant_url(plan: SwapPlan, status: StackStatus) -> str:
 def _recover_qdrant(plan: SwapPlan, status: StackStatus, stack: Path, stamp: str) -> dict[str, str]:
     from tasks.clients.qdrant import connect as connect_qdrant  # ~1.5 s import, only when needed
 
-    aside_dir = stack / ".sbx" / f"pre-restore-{stamp}" / "qdrant"
+    aside_dir = kept_dir(stack, stamp) / QDRANT_DIR
     aside_dir.mkdir(parents=True, exist_ok=True)
     aside = {}
     with connect_qdrant(_qdrant_url(plan, status)) as qdrant:
@@ -184,7 +203,7 @@ def _recover_qdrant(plan: SwapPlan, status: StackStatus, stack: Path, stamp: str
 def swap_back(
     swapped: Swapped, plan: SwapPlan, config: SbxConfig, status: StackStatus, stamp: str
 ) -> None:
-    """Undo :func:`swap_in`: the restored data goes to ``<path>.failed-restore-<time>``."""
+    """Undo :func:`swap_in`: restored data to ``.sbx/restores/<time>/<path>.failed-restore``."""
     stack = config.stack_dir
     with connect_docker() as engine, ExitStack() as running_again:
         for service in plan.services:
@@ -195,7 +214,7 @@ def swap_back(
             )
         renames = []
         for rel, aside in swapped.moved:
-            renames.append((stack / rel, stack / f"{rel}.failed-restore-{stamp}"))
+            renames.append((stack / rel, aside_path(stack, rel, stamp, ".failed-restore")))
             if aside is not None:
                 renames.append((stack / aside, stack / rel))
         swap_paths(stack, renames, f"swap back of an in-place restore ({stamp})", discard=[])

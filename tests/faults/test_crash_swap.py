@@ -30,7 +30,8 @@ def _stack(root: Path) -> tuple[Path, Path, list[list[str]]]:
     moves = []
     for rel in LIVE:
         if (stack / rel).exists():
-            moves.append([str(stack / rel), str(stack / f"{rel}.pre-restore-t")])
+            # as swap_in does: into the restore's own directory (nested, made by the swap)
+            moves.append([str(stack / rel), str(stack / ".sbx" / "restores" / "t" / rel)])
         moves.append([str(staging / rel), str(stack / rel)])
     return stack, staging, moves
 
@@ -52,6 +53,7 @@ def test_a_swap_killed_after_any_rename_converges_on_old_or_new(
     old = tree_digest(old_stack, LIVE)
     new_stack, _, new_moves = _stack(tmp_path / "new")
     for src, dst in new_moves:
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
         Path(src).rename(dst)
     new = tree_digest(new_stack, LIVE)
     trials = mixed = 0

@@ -12,6 +12,7 @@ from qdrant_client import QdrantClient, models
 from flows.backup import backup_stack
 from flows.restore import restore_snapshot
 from sbx.errors import RestoreUnhealthy
+from tasks.changelog import read_changes
 
 
 def test_in_place_restore_swaps_and_keeps_the_old_data(
@@ -32,11 +33,24 @@ def test_in_place_restore_swaps_and_keeps_the_old_data(
         "scratch", vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT)
     )
 
+    beside = sorted(p.name for p in stack.parent.iterdir())
+    in_stack = sorted({p.name for p in stack.iterdir()} | {".sbx"})
     outcome = restore_snapshot(snapshot=snapshot, in_place=True, repo=repo, stack=str(stack))
     assert outcome.in_place and outcome.healthy_after_s is not None
     assert lost.read_bytes() == original
-    moved = dict(outcome.swapped.moved) if outcome.swapped else {}
-    assert moved["notes"] is not None and (stack / moved["notes"]).is_dir()
+    # issue 20: nothing new beside the stack nor in it; everything under .sbx/restores/<time>/
+    assert sorted(p.name for p in stack.parent.iterdir()) == beside
+    assert sorted(p.name for p in stack.iterdir()) == in_stack
+    assert outcome.swapped is not None
+    home = f".sbx/restores/{outcome.swapped.stamp}"
+    moved = dict(outcome.swapped.moved)
+    assert moved["notes"] == f"{home}/notes" and (stack / moved["notes"]).is_dir()
+    assert f"{home}/logs.restored" in outcome.kept and (stack / home / "logs.restored").is_dir()
+    assert f"{home}/qdrant-collections" in outcome.kept
+    assert all(path.startswith(f"{home}/") for path in outcome.kept), outcome.kept
+    assert set(outcome.kept) >= {aside for aside in moved.values() if aside}
+    # every kept path is in the change log too
+    assert read_changes(stack)[-1].before == {"kept_as": outcome.kept}
     assert not (stack / moved["notes"] / lost.name).exists()  # the old state, kept aside
     assert moved["data/open-webui"] is not None
     assert (stack / "data" / "open-webui" / "webui.db").is_file()
@@ -67,7 +81,8 @@ def test_an_unhealthy_result_is_swapped_back(
     with pytest.raises(RestoreUnhealthy, match="swapped back"):
         restore_snapshot(snapshot=snapshot, in_place=True, repo=repo, stack=str(stack))
     assert marker.read_text() == "today's note\n"  # the live data is back in place
-    assert list(stack.glob("notes.failed-restore-*"))  # the restored data, kept for a look
-    assert not list(stack.glob("notes.pre-restore-*"))
+    # the restored data, kept for a look where the old data would have been kept
+    assert list(stack.glob(".sbx/restores/*/notes.failed-restore"))
+    assert not list(stack.glob("notes.*")) and not list(stack.parent.glob("*.pre-restore-*"))
     ps = running_stack.compose("ps", "--format", "{{.Service}} {{.State}}").stdout.split("\n")
     assert {line.split()[1] for line in ps if line.strip()} == {"running"}

@@ -89,7 +89,7 @@ def test_recover_restores_the_snapshot_then_checks_health_and_prompts(
     assert report.ok, report.problems
     assert lost.read_bytes() == original
     assert report.restored == snapshot
-    assert any(k.startswith("notes.pre-restore-") for k in report.kept_as)
+    assert any(k.startswith(".sbx/restores/") and k.endswith("/notes") for k in report.kept_as)
     assert report.health_checks > 0 and report.health_failing == []
     assert report.suite is not None
     assert {r.name for r in report.suite.results} == {"answers", "long-context"}

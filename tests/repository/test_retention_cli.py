@@ -4,7 +4,9 @@ naming the flag, never a prune; a damaged manifest is a row of the listing, not 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import cast
 
 import pytest
 from faults.input_helpers import invoke
@@ -65,3 +67,57 @@ def test_snapshots_says_which_parts_are_incomplete(
     assert "incomplete: data" in line
     listed = json.loads(invoke([*args, "--json"]).stdout)
     assert listed[0]["incomplete_parts"] == ["data"]
+
+
+def test_keep_last_on_the_command_line_replaces_the_configured_policy(
+    repo: Repository,
+    repo_dir: Path,
+    src: Path,
+    prefect_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """issue 20: `--keep-last 3` prunes by the newest 3 only (sbx.toml's daily 7 would keep all
+    five daily snapshots), and says so on one line before acting, in a dry run too."""
+    import sbx.repository.writer as writer_module
+
+    today = [datetime(2026, 12, 1, 12, tzinfo=UTC)]
+
+    class OnePerDay(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> OnePerDay:  # type: ignore[override]
+            return cast("OnePerDay", today[0])
+
+    monkeypatch.setattr(writer_module, "datetime", OnePerDay)
+    made = [backup(repo, src)]
+    for day in range(2, 6):
+        today[0] = datetime(2026, 12, day, 12, tzinfo=UTC)
+        made.append(backup(repo, src, previous=made[-1]))
+    monkeypatch.undo()
+    (src / "sbx.toml").write_text("[retention]\nkeep_last = 1\nkeep_daily = 7\n")
+    args = ["prune", "--keep-last", "3", "--repo", str(repo_dir), "--stack", str(src)]
+    env = {"PREFECT_API_URL": prefect_server}
+    line = (
+        "policy: keep last 3 (from the command line; the configured [retention] is not used); "
+        "always kept: the newest snapshot, the newest complete copy of each part, the newest "
+        "drill-passed snapshot"
+    )
+
+    dry = invoke([*args, "--dry-run"], env)
+    assert dry.exception is None and dry.exit_code == 0, dry.stderr
+    assert dry.stderr.splitlines()[0] == line
+    assert {f"would remove {m.id}" for m in made[:2]} <= set(dry.stdout.splitlines())
+    assert not {f"would remove {m.id}" for m in made[2:]} & set(dry.stdout.splitlines())
+    assert repo.list_snapshots() == [m.id for m in made]
+
+    done = invoke(args, env)
+    assert done.exception is None and done.exit_code == 0, done.stderr
+    assert done.stderr.splitlines()[0] == line
+    assert {f"removed {m.id}" for m in made[:2]} <= set(done.stdout.splitlines())
+    assert Repository.open(str(repo_dir)).list_snapshots() == [m.id for m in made[2:]]
+
+    configured = invoke([*args[:1], *args[3:], "--dry-run"], env)  # no flag: sbx.toml's rules
+    assert configured.stderr.splitlines()[0].startswith(
+        "policy: keep last 1, daily 7, weekly 4, monthly 6 (the configured [retention]; "
+        "--keep-* flags would replace it)"
+    ), configured.stderr
+    assert not [w for w in configured.stdout.splitlines() if w.startswith("would remove")]

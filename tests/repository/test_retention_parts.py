@@ -63,5 +63,7 @@ def test_a_negative_keep_is_refused_naming_the_flag(flag: str) -> None:
     text = str(caught.value)
     assert f"--{flag.replace('_', '-')} is -1" in text and "0 or more" in text
     assert caught.value.exit_code == 2
-    assert with_overrides(RetentionPolicy(), {flag: 0}) == RetentionPolicy(**{flag: 0})
+    zeros = dict.fromkeys(RetentionPolicy.model_fields, 0)
+    # a flag given replaces the configured policy whole (issue 20): the others are 0
+    assert with_overrides(RetentionPolicy(), {flag: 2}) == RetentionPolicy(**(zeros | {flag: 2}))
     assert with_overrides(RetentionPolicy(), {flag: None}) == RetentionPolicy()
