@@ -20,11 +20,13 @@ def _help(*args: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize("args", [(), ("health",), ("logs", "setup"), ("incident", "recover")])
+@pytest.mark.parametrize(
+    "args", [(), ("health",), ("logs", "setup"), ("incident", "recover"), ("restore",), ("init",)]
+)
 def test_help_fits_80_columns_and_keeps_its_words(args: tuple[str, ...]) -> None:
     text = _help(*args)
     assert all(len(line) <= 80 for line in text.splitlines()), text
-    assert "<bool>" not in text
+    assert "<bool>" not in text and "\\[" not in text  # an escape printed as written
 
 
 def test_docstring_paragraphs_wrap_whole_and_brackets_stay() -> None:

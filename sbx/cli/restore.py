@@ -72,7 +72,7 @@ def restore(
     """Restore a snapshot into a directory or, verified first, into the live stack.
 
     In place, the data it replaces is kept under <stack>/.sbx/restores/<UTC time>/ (every path
-    is listed) for \\[restore] keep_days; 'sbx restore cleanup' removes it sooner.
+    is listed) for [restore] keep_days; 'sbx restore cleanup' removes it sooner.
     """
     box = open_box(stack, config, repo=repo, keys=True)
     from flows.restore import restore_snapshot
