@@ -37,6 +37,6 @@ def copy_offbox(
     remote = open_offbox(config, url, local.info)
     report = copy_repository(local, remote, config)
     publish_markdown(
-        artifact_key("copy", local.info.id[:8]), copy_markdown(report), f"Off-box copy to {url}"
+        artifact_key("copy", config.stack_dir.name), copy_markdown(report), f"Off-box copy to {url}"
     )
     return report

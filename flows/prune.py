@@ -58,7 +58,7 @@ def prune_repository(
     if report.gc.skipped:
         log.warning("%s", report.gc.skipped)
     publish_markdown(
-        artifact_key("prune", repository.info.id[:8]),
+        artifact_key("prune", config.stack_dir.name),
         prune_markdown(report),
         f"Prune of {repository.location}",
     )

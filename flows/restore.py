@@ -78,7 +78,7 @@ def restore_snapshot(
         outcome = RestoreOutcome(
             snapshot_id=manifest.id, target=report.target, in_place=False, restored=report
         )
-        _publish(outcome)
+        _publish(outcome, config.stack_dir.name)
         return outcome
 
     check_swappable(manifest, parts, config)
@@ -155,7 +155,7 @@ def restore_snapshot(
         healthy_after_s=waited,
         cleaned=cleaned,
     )
-    _publish(outcome)
+    _publish(outcome, config.stack_dir.name)
     return outcome
 
 
@@ -183,7 +183,7 @@ def cleanup_kept_restores(
     return report
 
 
-def _publish(outcome: RestoreOutcome) -> None:
+def _publish(outcome: RestoreOutcome, stack_name: str) -> None:
     r = outcome.restored
     where = "in place" if outcome.in_place else f"to {r.target}"
     lines = [
@@ -201,7 +201,7 @@ def _publish(outcome: RestoreOutcome) -> None:
         if outcome.healthy_after_s is not None:
             lines += ["", f"Stack healthy {outcome.healthy_after_s:.1f} s after the swap."]
     publish_markdown(
-        artifact_key("restore", outcome.snapshot_id[:15]),
+        artifact_key("restore", stack_name),
         "\n".join(lines) + "\n",
         f"Restore of {outcome.snapshot_id}",
     )

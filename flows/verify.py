@@ -25,7 +25,8 @@ def verify_repository(
     Fails naming the part and path of anything damaged or missing. ``sample`` checks a random
     fraction of the objects instead of all of them.
     """
-    repository = open_repository(flow_config(stack, config_file), repo)
+    config = flow_config(stack, config_file)
+    repository = open_repository(config, repo)
     report = verify_snapshots(repository, snapshot, sample)
     get_run_logger().info(
         "verified %d snapshot(s): %d objects, %d files, %d damaged",
@@ -35,7 +36,7 @@ def verify_repository(
         len(report.damaged),
     )
     publish_markdown(
-        artifact_key("verify", repository.info.id[:8]),
+        artifact_key("verify", config.stack_dir.name),  # <verb>-<stack>, as every report
         verify_markdown(report),
         f"Verification of {repository.location}",
     )

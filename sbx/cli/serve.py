@@ -90,6 +90,12 @@ def serve(
     ui = os.environ.get("PREFECT_UI_URL") or api.removesuffix("/api")
     out.print(f"Prefect UI: {ui}/runs  (deployments: {ui}/deployments)")
     if register_only:
+        out.print(
+            f"No worker polls work pool '{pool}' yet: the UI shows these deployments as "
+            "'Not Ready' and scheduled runs wait (as 'Late') until one does. Start it with "
+            "'sbx serve' (without --register-only).",
+            soft_wrap=False,
+        )
         return
     from deployments.serve import run_worker
 
