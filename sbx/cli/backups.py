@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from sbx.cli.options import (
     ConfigOption,
@@ -70,38 +69,28 @@ def snapshots(
     if json_:
         out.print_json(json.dumps(rows))
         return
-    from rich import box
-
+    from sbx.cli.lines import fit, shorten
     from tasks.units import human_bytes
 
-    table = Table(
-        title=f"snapshots in {escape(repository.location)}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-    )
-    for column in ("id", "created (UTC)", "parts", "files", "size"):
-        table.add_column(column, no_wrap=True, min_width=5 if column == "parts" else None)
+    lines = []
     for row in rows:
         if row["damaged"]:
             i = row["id"]  # its id still says when it was made: YYYYMMDDTHHMMSSZ-...
             made = f"{i[:4]}-{i[4:6]}-{i[6:8]} {i[9:11]}:{i[11:13]}"
-            table.add_row(i, made, "[red]damaged: manifest unreadable[/]", "", "")
+            lines.append((i, made, "damaged: manifest unreadable", "", ""))
             continue
-        failed = row["failed_parts"]
-        partial = row["incomplete_parts"]
+        failed, partial = row["failed_parts"], row["incomplete_parts"]
         parts = (
             str(len(row["parts"]))
-            + (f" [red](failed: {escape(', '.join(failed))})[/]" if failed else "")
-            + (f" [yellow](incomplete: {escape(', '.join(partial))})[/]" if partial else "")
+            + (f" (failed: {', '.join(failed)})" if failed else "")
+            + (f" (incomplete: {', '.join(partial)})" if partial else "")
         )
-        table.add_row(
-            row["id"],
-            row["created_at"][:16].replace("T", " "),
-            parts,
-            str(row["files"]),
-            human_bytes(row["bytes"]),
-        )
-    out.print(table)
+        lines.append((row["id"], row["created_at"][:16].replace("T", " "), parts,
+                      str(row["files"]), human_bytes(row["bytes"])))  # fmt: skip
+    out.print(escape(shorten(f"snapshots in {repository.location}", out.width)), soft_wrap=True)
+    head = ("id", "created (UTC)", "parts", "files", "size")
+    for line in fit(head, lines, out.width, flex=2, caps={}):
+        out.print(escape(line), soft_wrap=True)
     for row in rows:
         if row["damaged"]:  # the reason names the snapshot and the next step
             err.print(f"[yellow]warning:[/] {escape(row['damaged'])}", soft_wrap=True)

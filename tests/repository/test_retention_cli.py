@@ -65,6 +65,9 @@ def test_snapshots_says_which_parts_are_incomplete(
     assert done.exception is None and done.exit_code == 0, done.stderr
     line = next(line for line in done.stdout.splitlines() if incomplete.id in line)
     assert "incomplete: data" in line
+    # one line per snapshot at 80 columns (#20): the parts column gives way, cut in the middle
+    rows = [row for row in done.stdout.splitlines() if not row.startswith("snapshots in ")]
+    assert all(len(row) <= 80 for row in rows), done.stdout
     listed = json.loads(invoke([*args, "--json"]).stdout)
     assert listed[0]["incomplete_parts"] == ["data"]
 
