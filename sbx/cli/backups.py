@@ -76,7 +76,7 @@ def snapshots(
     for row in rows:
         if row["damaged"]:
             i = row["id"]  # its id still says when it was made: YYYYMMDDTHHMMSSZ-...
-            made = f"{i[:4]}-{i[4:6]}-{i[6:8]} {i[9:11]}:{i[11:13]}"
+            made = f"{i[4:6]}-{i[6:8]} {i[9:11]}:{i[11:13]}"
             lines.append((i, made, "damaged: manifest unreadable", "", ""))
             continue
         failed, partial = row["failed_parts"], row["incomplete_parts"]
@@ -85,10 +85,11 @@ def snapshots(
             + (f" (failed: {', '.join(failed)})" if failed else "")
             + (f" (incomplete: {', '.join(partial)})" if partial else "")
         )
-        lines.append((row["id"], row["created_at"][:16].replace("T", " "), parts,
+        lines.append((row["id"], row["created_at"][5:16].replace("T", " "), parts,
                       str(row["files"]), human_bytes(row["bytes"])))  # fmt: skip
-    out.print(escape(shorten(f"snapshots in {repository.location}", out.width)), soft_wrap=True)
-    head = ("id", "created (UTC)", "parts", "files", "size")
+    title = f"snapshots in {repository.location} (times UTC)"
+    out.print(escape(shorten(title, out.width)), soft_wrap=True)
+    head = ("id", "created", "parts", "files", "size")  # the id holds the year; times UTC
     for line in fit(head, lines, out.width, flex=2, caps={}):
         out.print(escape(line), soft_wrap=True)
     for row in rows:
