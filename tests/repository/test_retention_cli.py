@@ -61,8 +61,9 @@ def test_snapshots_says_which_parts_are_incomplete(
             part.incomplete.append("data/gone")  # as the walk records a vanished directory
         incomplete = writer.commit()
     args = ["snapshots", "--repo", str(repo_dir), "--stack", str(src)]
-    import sbx.cli.backups as backups_cli
     from rich.console import Console
+
+    import sbx.cli.backups as backups_cli
 
     monkeypatch.setattr(backups_cli, "out", Console(width=80, highlight=False))
     done = invoke(args)
