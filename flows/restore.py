@@ -9,9 +9,10 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from flows.runbook import flow_config, run_name
-from sbx.errors import ConfigError, RestoreUnhealthy, StackError
-from sbx.repository import RestoreReport
-from tasks.changelog import LOG_FILE, append_change, keep_live_log
+from sbx.durable import is_no_space
+from sbx.errors import ConfigError, NoSpace, RestoreUnhealthy, SbxError, StackError
+from sbx.repository import Repository, RestoreReport, SnapshotManifest
+from tasks.changelog import LOG_FILE, append_change, keep_live_log, room_for_changes
 from tasks.leftovers.finish import observe_stack
 from tasks.reports import artifact_key, publish_markdown
 from tasks.repository import open_repository
@@ -76,44 +77,44 @@ def restore_snapshot(
             "Docker is not reachable, so services cannot be stopped for an in-place restore. "
             "Start Docker, or restore with --to DIR and move the data yourself."
         )
-    staging = config.stack_dir / ".sbx" / f"restore-{manifest.id}"
-    remove_staging(staging)  # a killed earlier attempt may have left one
-    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-    try:
-        report = restore_files(repository, manifest, staging, parts)
-        plan = plan_swap(manifest, parts, config, staging)
-        swapped = swap_in(plan, config, status, staging, stamp)
-        if plan.configs:
-            start_services(config, status.project)
-        waited = wait_healthy(config, config.restore_health_timeout_s)
-        if waited is None:
-            swap_back(swapped, plan, config, status, stamp)
-            append_change(
-                config.stack_dir,
-                action="restore-rolled-back",
-                target="stack",
-                before={"parts": report.parts},
-                after={"snapshot": manifest.id, "failed": "stack not healthy after the swap"},
-            )
-            raise RestoreUnhealthy(
-                f"The stack did not become healthy after restoring {manifest.id}; the previous "
-                f"data was swapped back (restored data kept as *.failed-restore-{stamp}). Check "
-                "'sbx status' and the services' logs."
-            )
-    finally:
-        remove_staging(staging)
-    for live, aside in swapped.moved:
-        if live == str(LOG_FILE) and aside:
-            keep_live_log(config.stack_dir, config.stack_dir / aside, manifest.id)
-    append_change(
-        config.stack_dir,
-        action="restore",
-        target="stack",
-        before={
-            "kept_as": [aside for live, aside in swapped.moved if aside and live != str(LOG_FILE)]
-        },
-        after={"snapshot": manifest.id, "parts": report.parts},
-    )
+    # the change log's room first: a full .sbx refuses before the live data is touched
+    with room_for_changes(config.stack_dir):
+        staging = config.stack_dir / ".sbx" / f"restore-{manifest.id}"
+        remove_staging(staging)  # a killed earlier attempt may have left one
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+        try:
+            report = _staged(repository, manifest, staging, parts)
+            plan = plan_swap(manifest, parts, config, staging)
+            swapped = swap_in(plan, config, status, staging, stamp)
+            if plan.configs:
+                start_services(config, status.project)
+            waited = wait_healthy(config, config.restore_health_timeout_s)
+            if waited is None:
+                swap_back(swapped, plan, config, status, stamp)
+                append_change(
+                    config.stack_dir,
+                    action="restore-rolled-back",
+                    target="stack",
+                    before={"parts": report.parts},
+                    after={"snapshot": manifest.id, "failed": "stack not healthy after the swap"},
+                )
+                raise RestoreUnhealthy(
+                    f"The stack did not become healthy after restoring {manifest.id}; the "
+                    "previous data was swapped back (restored data kept as "
+                    f"*.failed-restore-{stamp}). Check 'sbx status' and the services' logs."
+                )
+        finally:
+            remove_staging(staging)
+        for live, aside in swapped.moved:
+            if live == str(LOG_FILE) and aside:
+                keep_live_log(config.stack_dir, config.stack_dir / aside, manifest.id)
+        append_change(
+            config.stack_dir,
+            action="restore",
+            target="stack",
+            before={"kept_as": [a for live, a in swapped.moved if a and live != str(LOG_FILE)]},
+            after={"snapshot": manifest.id, "parts": report.parts},
+        )
     outcome = RestoreOutcome(
         snapshot_id=manifest.id,
         target=str(config.stack_dir),
@@ -124,6 +125,18 @@ def restore_snapshot(
     )
     _publish(outcome)
     return outcome
+
+
+def _staged(
+    repository: Repository, manifest: SnapshotManifest, staging: Path, parts: list[str] | None
+) -> RestoreReport:
+    """The snapshot restored into the staging folder; a full disk there is said as such."""
+    try:
+        return restore_files(repository, manifest, staging, parts)
+    except SbxError as exc:
+        if not is_no_space(exc):
+            raise
+        raise NoSpace(staging, "the live data was not touched") from exc
 
 
 def _publish(outcome: RestoreOutcome) -> None:
