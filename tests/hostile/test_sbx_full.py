@@ -13,6 +13,7 @@ marker is tested below the CLI (it needs a running container otherwise).
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,20 @@ from faults.env_helpers import files_stack, fill_to_brim, run_cli, tmpfs
 from hostile.conftest import Examples
 from sbx.errors import NoSpace
 from tasks.changelog import append_change, log_path, verify_changes
+from tasks.clients.gpu_fake import h100
+from tasks.gpu.check import FAKE_ENV
 from tasks.incident.record import list_incidents
 
 pytestmark = pytest.mark.prefect
 
+LLAMA = {  # a 1B-ish config: the capacity preflight passes on one H100
+    "architectures": ["LlamaForCausalLM"],
+    "num_hidden_layers": 16,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "hidden_size": 2048,
+    "torch_dtype": "bfloat16",
+}
 KEEP = {"filler", "changelog.lock"}  # what may stay in .sbx: the ballast, an empty lock file
 
 
@@ -41,9 +52,9 @@ class Bed:
     def sbx(self) -> Path:
         return self.stack / ".sbx"
 
-    def run(self, *args: str, repo: bool = False) -> Any:
+    def run(self, *args: str, repo: bool = False, env: dict[str, str] | None = None) -> Any:
         extra = ["--repo", str(self.repo)] if repo else []
-        return run_cli(self.server, *args, "--stack", str(self.stack), *extra)
+        return run_cli(self.server, *args, "--stack", str(self.stack), *extra, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +177,35 @@ def test_restore_in_place(full: Bed) -> None:
     # the next in-place restore waits for the stack's services to be healthy: that needs Docker
 
 
+def test_model_swap(full: Bed, tmp_path: Path) -> None:
+    """The preflight passes (a small model, a fake GPU with room); the change log's room is
+    missing, so the swap refuses before the env file changes or the service restarts."""
+    spec = tmp_path / "gpus.json"
+    spec.write_text(json.dumps({"gpus": [h100(0)]}))
+    model = full.stack / "data" / "models" / "Small-1B"
+
+    def small_model() -> None:
+        model.mkdir(parents=True)
+        (model / "config.json").write_text(json.dumps(LLAMA))
+        size = 2 << 30  # sparse: 2 GiB of bf16 weights as the preflight reads them
+        weights = {"dtype": "BF16", "shape": [size // 2], "data_offsets": [0, size]}
+        header = json.dumps({"w": weights})
+        with (model / "model.safetensors").open("wb") as f:
+            f.write(struct.pack("<Q", len(header)) + header.encode())
+            f.truncate(8 + len(header) + size)
+
+    refill(full, small_model)
+    env_file = full.stack / "env" / "worker.env"
+    before = env_file.read_bytes()
+    done = full.run("model", "swap", "--service", "worker", "--model", "Small-1B",
+                    env={FAKE_ENV: str(spec)})  # fmt: skip
+    assert_refused(done)
+    assert "nothing was changed" in done.stderr
+    assert env_file.read_bytes() == before
+    assert not list(env_file.parent.glob("worker.env.*"))  # no pre-swap copy, no temporary
+    # the swap itself restarts the service and asks it for the model: that needs Docker
+
+
 def test_drill(full: Bed) -> None:
     done = full.run("drill", repo=True)
     last = assert_refused(done)
@@ -235,3 +275,33 @@ def test_a_cold_copy_refuses_before_stopping(bed: Bed, hostile: Examples) -> Non
         assert list((bed.stack / MARKER_DIR).glob("*.json"))
     assert engine.calls == ["stop", "start"]
     assert not list((bed.stack / MARKER_DIR).iterdir())
+
+
+def test_any_other_full_disk_is_one_line_at_the_cli(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], hostile: Examples
+) -> None:
+    """The last resort in sbx.cli.main: an ENOSPC no step translated still ends as one line
+    naming the file (never a traceback), exit 1; other OSErrors stay what they are (bugs)."""
+    import errno
+
+    import sbx.cli
+
+    def full_disk() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "/srv/stack/.sbx/some.json")
+
+    hostile.tick()
+    monkeypatch.setattr(sbx.cli, "app", full_disk)
+    with pytest.raises(SystemExit) as ended:
+        sbx.cli.main()
+    assert ended.value.code == 1
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in lines[0], lines
+    assert "No space left on device writing /srv/stack/.sbx/some.json" in lines[0], lines
+    assert "Free space in /srv/stack/.sbx" in lines[0], lines
+
+    def denied() -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", "/srv/stack/.sbx/some.json")
+
+    monkeypatch.setattr(sbx.cli, "app", denied)
+    with pytest.raises(PermissionError):
+        sbx.cli.main()
