@@ -13,6 +13,7 @@ marker is tested below the CLI (it needs a running container otherwise).
 from __future__ import annotations
 
 import json
+import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -175,6 +176,31 @@ def test_restore_in_place(full: Bed) -> None:
     assert not list(full.stack.glob("notes.pre-restore-*"))
     assert (log.read_bytes() if log.exists() else b"") == log_before
     # the next in-place restore waits for the stack's services to be healthy: that needs Docker
+
+
+def test_restore_in_place_with_no_room_to_stage(bed: Bed, hostile: Examples) -> None:
+    """Room for the change log, not for the restored data: the staging in .sbx fails, is
+    named, and removed again; the live notes stay as they are."""
+    big = bed.stack / "notes" / "big.bin"
+    big.write_bytes(os.urandom(1 << 20))
+    first = bed.run("backup", repo=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    big.write_bytes(b"changed since the backup\n")
+    live = tree(bed.stack / "notes")
+    filler = bed.sbx / "filler"
+    fill_to_brim(filler)
+    os.truncate(filler, filler.stat().st_size - (512 << 10))  # 512 KiB free
+    hostile.tick()
+    try:
+        done = bed.run("restore", "latest", "--in-place", "--part", "notes", repo=True)
+        last = assert_refused(done, "/.sbx/restore-")
+        assert "the live data was not touched" in last, last
+        assert tree(bed.stack / "notes") == live
+        assert not list(bed.sbx.glob("restore-*")) and not (bed.sbx / "swap.json").exists()
+        assert not (bed.sbx / "changelog.room").exists()
+    finally:
+        filler.unlink(missing_ok=True)
+        big.unlink()
 
 
 def test_model_swap(full: Bed, tmp_path: Path) -> None:
