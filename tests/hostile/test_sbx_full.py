@@ -331,3 +331,31 @@ def test_any_other_full_disk_is_one_line_at_the_cli(
     monkeypatch.setattr(sbx.cli, "app", denied)
     with pytest.raises(PermissionError):
         sbx.cli.main()
+
+
+def test_log_rotation_refuses_before_a_cut_when_only_sbx_is_full(
+    tmp_path: Path, hostile: Examples
+) -> None:
+    """The logs on a disk with room, `.sbx` (the rotation state) on a full one: the state's room
+    is proven first, so no log is cut; with room again the same call rotates."""
+    from blocks.config import LogsConfig
+    from tasks.logs.directory import rotate_directory
+
+    stack = tmp_path / "stack"
+    logs = stack / "logs"
+    logs.mkdir(parents=True)
+    live = logs / "app.log"
+    text = "".join(f"line {i}\n" for i in range(2000))
+    live.write_text(text)
+    settings = LogsConfig(max_size=1024, keep=10)
+    with tmpfs(stack / ".sbx", 1) as sbx:
+        fill_to_brim(sbx / "filler")
+        hostile.tick()
+        with pytest.raises(NoSpace, match="no log was cut"):
+            rotate_directory(stack, logs, [live], settings, force=True)
+        assert live.read_text() == text
+        assert sorted(p.name for p in logs.iterdir()) == ["app.log"]
+        assert leftovers(sbx) == []  # no state temporary either
+        (sbx / "filler").unlink()
+        report = rotate_directory(stack, logs, [live], settings, force=True)
+        assert [f.action for f in report.files] == ["rotated"], report
