@@ -359,3 +359,22 @@ def test_log_rotation_refuses_before_a_cut_when_only_sbx_is_full(
         (sbx / "filler").unlink()
         report = rotate_directory(stack, logs, [live], settings, force=True)
         assert [f.action for f in report.files] == ["rotated"], report
+
+
+def test_a_swap_refuses_before_its_first_rename(tmp_path: Path, hostile: Examples) -> None:
+    """The swap journal (written before any rename of live data) on a full `.sbx`: NoSpace,
+    the live path where it was, no journal or temporary for the next command to act on."""
+    from tasks.restore.swap_journal import JOURNAL, swap_paths
+
+    stack = tmp_path / "stack"
+    (stack / "notes").mkdir(parents=True)
+    (stack / "notes" / "a.md").write_text("live\n")
+    with tmpfs(stack / ".sbx", 1) as sbx:
+        fill_to_brim(sbx / "filler")
+        hostile.tick()
+        moves = [(stack / "notes", stack / "notes.pre-restore-x")]
+        with pytest.raises(NoSpace, match="nothing was moved"):
+            swap_paths(stack, moves, "in-place restore (test)", discard=[])
+        assert (stack / "notes" / "a.md").read_text() == "live\n"
+        assert not (stack / "notes.pre-restore-x").exists()
+        assert not (stack / JOURNAL).exists() and leftovers(sbx) == []
