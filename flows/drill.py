@@ -12,7 +12,8 @@ from prefect import flow, get_run_logger
 
 from blocks.config import ConsistencyMethod, SbxConfig
 from flows.runbook import flow_config, run_name
-from sbx.errors import ConfigError, DrillFailed, SbxError
+from sbx.durable import is_no_space
+from sbx.errors import ConfigError, DrillFailed, NoSpace, SbxError
 from sbx.repository import Repository, SnapshotManifest
 from sbx.repository.drills import DrillMark, list_marks, new_drill_id, write_mark
 from tasks.drill.data import check_databases, check_model_sums, recover_qdrant
@@ -109,7 +110,12 @@ def _exercise(
     scratch, phases, checks = run.scratch, run.phases, run.checks
     t0 = time.monotonic()
     scratch.root.mkdir(parents=True, exist_ok=True)
-    restore_files(repository, manifest, scratch.stack_dir)
+    try:
+        restore_files(repository, manifest, scratch.stack_dir)
+    except SbxError as exc:
+        if not is_no_space(exc):
+            raise
+        raise NoSpace(scratch.root, "the live stack was not touched") from exc
     phases["restore"] = time.monotonic() - t0
     parts = {p.name: p for p in manifest.parts if p.status == "captured"}
     t = time.monotonic()

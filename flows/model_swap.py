@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from flows.runbook import flow_config, run_name
 from sbx.errors import ModelSwapRolledBack
-from tasks.changelog import append_change
+from tasks.changelog import append_change, room_for_changes
 from tasks.gpu.capacity import CapacityVerdict
 from tasks.gpu.model_swap import (
     ModelSettings,
@@ -75,39 +75,41 @@ def swap_model(
     old_url = service_url(config, service)
     baseline = run_prompt_suite(old_url, before.served or "", prompts) if old_url else None
     kept = path.with_name(f"{path.name}.pre-swap-{datetime.now():%Y%m%dT%H%M%S}")
-    write_env(path, new_text, keep_as=kept)
-    suite, why = None, None
-    ready_s = config.model_swap_ready_timeout_s
-    try:
-        restart_service(config, service)
-        url = wait_model_ready(config, service, model, ready_s)
-        if url is None:
-            why = f"{model} was not listed by {service} within {ready_s:g} s"
-        else:
-            suite = run_prompt_suite(url, model, prompts)
-            must_pass = baseline.passed if baseline else {p.name for p in prompts}
-            lost = sorted(must_pass - suite.passed)
-            if lost:
-                why = "prompt suite regressed: " + ", ".join(
-                    f"{r.name} ({r.detail})" for r in suite.results if r.name in lost
-                )
-    except BaseException:
-        why = why or "the swap was interrupted"
-        raise
-    finally:
-        if why is not None:
-            log.warning("rolling back: %s", why)
-            write_env(path, original)
+    with room_for_changes(config.stack_dir):  # a full .sbx refuses here, nothing changed
+        write_env(path, new_text, keep_as=kept)
+        suite, why = None, None
+        ready_s = config.model_swap_ready_timeout_s
+        try:
             restart_service(config, service)
-            if wait_model_ready(config, service, before.served or "", ready_s) is None:
-                why += (
-                    f"; the previous model {before.served} was not listed again within "
-                    f"{ready_s:g} s either: check 'sbx health' and 'docker compose logs {service}'"
-                )
-                log.error("rollback incomplete: %s", why)
-            _record(config.stack_dir, service, before, after, why)
-    if why is None:
-        _record(config.stack_dir, service, before, after, None)
+            url = wait_model_ready(config, service, model, ready_s)
+            if url is None:
+                why = f"{model} was not listed by {service} within {ready_s:g} s"
+            else:
+                suite = run_prompt_suite(url, model, prompts)
+                must_pass = baseline.passed if baseline else {p.name for p in prompts}
+                lost = sorted(must_pass - suite.passed)
+                if lost:
+                    why = "prompt suite regressed: " + ", ".join(
+                        f"{r.name} ({r.detail})" for r in suite.results if r.name in lost
+                    )
+        except BaseException:
+            why = why or "the swap was interrupted"
+            raise
+        finally:
+            if why is not None:
+                log.warning("rolling back: %s", why)
+                write_env(path, original)
+                restart_service(config, service)
+                if wait_model_ready(config, service, before.served or "", ready_s) is None:
+                    why += (
+                        f"; the previous model {before.served} was not listed again within "
+                        f"{ready_s:g} s either: check 'sbx health' and "
+                        f"'docker compose logs {service}'"
+                    )
+                    log.error("rollback incomplete: %s", why)
+                _record(config.stack_dir, service, before, after, why)
+        if why is None:
+            _record(config.stack_dir, service, before, after, None)
     outcome = "swapped" if why is None else f"rolled back: {why}"
     report = SwapReport(
         service=service, before=before, after=after, outcome=outcome, preflight=verdict,

@@ -8,10 +8,19 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
+from blocks.config import SbxConfig
 from flows.runbook import flow_config, run_name
-from sbx.errors import ConfigError, RestoreRefused, RestoreUnhealthy, StackError
-from sbx.repository import RestoreReport
-from tasks.changelog import LOG_FILE, append_change, keep_live_log
+from sbx.durable import is_no_space
+from sbx.errors import (
+    ConfigError,
+    NoSpace,
+    RestoreRefused,
+    RestoreUnhealthy,
+    SbxError,
+    StackError,
+)
+from sbx.repository import Repository, RestoreReport, SnapshotManifest
+from tasks.changelog import LOG_FILE, append_change, keep_live_log, room_for_changes
 from tasks.leftovers.finish import observe_stack
 from tasks.reports import artifact_key, publish_markdown
 from tasks.repository import open_repository
@@ -88,63 +97,55 @@ def restore_snapshot(
             "Docker is not reachable, so services cannot be stopped for an in-place restore. "
             "Start Docker, or restore with --to DIR and move the data yourself."
         )
-    staging = config.stack_dir / ".sbx" / f"restore-{manifest.id}"
-    remove_staging(staging)  # a killed earlier attempt may have left one
-    stamp = new_stamp(config.stack_dir)
-    swapped = None
-    try:
-        report = restore_files(repository, manifest, staging, parts)
-        plan = plan_swap(manifest, parts, config, staging)
-        swapped = swap_in(plan, config, status, staging, stamp)
-        if plan.configs:
-            start_services(config, status.project)
-        waited = wait_healthy(config, config.restore_health_timeout_s)
-        if waited is None:
-            swap_back(swapped, plan, config, status, stamp)
-            append_change(
-                config.stack_dir,
-                action="restore-rolled-back",
-                target="stack",
-                before={"parts": report.parts},
-                after={
-                    "snapshot": manifest.id,
-                    "failed": "stack not healthy after the swap",
-                    "kept_in": str(RESTORES / stamp),
-                },
-            )
-            raise RestoreUnhealthy(
-                f"The stack did not become healthy after restoring {manifest.id}; the previous "
-                f"data was swapped back (restored data kept in .sbx/restores/{stamp}/). Check "
-                "'sbx status' and the services' logs."
-            )
-    finally:
-        remove_staging(staging)
-        if swapped is None:  # nothing was moved aside
-            remove_if_empty(config.stack_dir, stamp)
-    log_aside = None
-    for live, aside in swapped.moved:
-        if live == str(LOG_FILE) and aside:
-            log_aside = aside  # the live change log goes back: history is not state
-            keep_live_log(config.stack_dir, config.stack_dir / aside, manifest.id)
-    kept = [path for path in swapped.kept_paths(config.stack_dir) if path != log_aside]
-    append_change(
-        config.stack_dir,
-        action="restore",
-        target="stack",
-        before={"kept_as": kept},
-        after={"snapshot": manifest.id, "parts": report.parts},
-    )
-    # kept restores older than the retention period go; never the one just made. The restore
-    # is done: a cleanup that cannot run is a warning, not a failed restore
-    cleaned = None
-    try:
-        cleaned = remove_old_restores(
-            config, timedelta(days=config.restore.keep_days), spare=swapped.stamp
+    # the change log's room first: a full .sbx refuses before the live data is touched
+    with room_for_changes(config.stack_dir):
+        staging = config.stack_dir / ".sbx" / f"restore-{manifest.id}"
+        remove_staging(staging)  # a killed earlier attempt may have left one
+        stamp = new_stamp(config.stack_dir)
+        swapped = None
+        try:
+            report = _staged(repository, manifest, staging, parts)
+            plan = plan_swap(manifest, parts, config, staging)
+            swapped = swap_in(plan, config, status, staging, stamp)
+            if plan.configs:
+                start_services(config, status.project)
+            waited = wait_healthy(config, config.restore_health_timeout_s)
+            if waited is None:
+                swap_back(swapped, plan, config, status, stamp)
+                append_change(
+                    config.stack_dir,
+                    action="restore-rolled-back",
+                    target="stack",
+                    before={"parts": report.parts},
+                    after={
+                        "snapshot": manifest.id,
+                        "failed": "stack not healthy after the swap",
+                        "kept_in": str(RESTORES / stamp),
+                    },
+                )
+                raise RestoreUnhealthy(
+                    f"The stack did not become healthy after restoring {manifest.id}; the previous "
+                    f"data was swapped back (restored data kept in .sbx/restores/{stamp}/). Check "
+                    "'sbx status' and the services' logs."
+                )
+        finally:
+            remove_staging(staging)
+            if swapped is None:  # nothing was moved aside
+                remove_if_empty(config.stack_dir, stamp)
+        log_aside = None
+        for live, aside in swapped.moved:
+            if live == str(LOG_FILE) and aside:
+                log_aside = aside  # the live change log goes back: history is not state
+                keep_live_log(config.stack_dir, config.stack_dir / aside, manifest.id)
+        kept = [path for path in swapped.kept_paths(config.stack_dir) if path != log_aside]
+        append_change(
+            config.stack_dir,
+            action="restore",
+            target="stack",
+            before={"kept_as": kept},
+            after={"snapshot": manifest.id, "parts": report.parts},
         )
-    except (RestoreRefused, OSError) as exc:
-        log.warning("old kept restores not removed: %s; run 'sbx restore cleanup' later", exc)
-    for gone in cleaned.removed if cleaned else []:
-        log.info("removed %s (older than %d days)", gone.path, config.restore.keep_days)
+    cleaned = _clean_old_restores(config, swapped.stamp)
     outcome = RestoreOutcome(
         snapshot_id=manifest.id,
         target=str(config.stack_dir),
@@ -157,6 +158,32 @@ def restore_snapshot(
     )
     _publish(outcome, config.stack_dir.name)
     return outcome
+
+
+def _clean_old_restores(config: SbxConfig, spare: str) -> CleanupReport | None:
+    """Kept restores older than the retention period go; never the one just made (``spare``).
+    The restore is done: a cleanup that cannot run is a warning, not a failed restore."""
+    log = get_run_logger()
+    try:
+        cleaned = remove_old_restores(config, timedelta(days=config.restore.keep_days), spare=spare)
+    except (RestoreRefused, OSError) as exc:
+        log.warning("old kept restores not removed: %s; run 'sbx restore cleanup' later", exc)
+        return None
+    for gone in cleaned.removed:
+        log.info("removed %s (older than %d days)", gone.path, config.restore.keep_days)
+    return cleaned
+
+
+def _staged(
+    repository: Repository, manifest: SnapshotManifest, staging: Path, parts: list[str] | None
+) -> RestoreReport:
+    """The snapshot restored into the staging folder; a full disk there is said as such."""
+    try:
+        return restore_files(repository, manifest, staging, parts)
+    except SbxError as exc:
+        if not is_no_space(exc):
+            raise
+        raise NoSpace(staging, "the live data was not touched") from exc
 
 
 @flow(name="cleanup-restores", flow_run_name=lambda: run_name("restore-cleanup"), log_prints=False)

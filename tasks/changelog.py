@@ -29,11 +29,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sbx.durable import append_durably
+from sbx.durable import append_durably, hold_room, is_no_space, write_atomic
+from sbx.errors import NoSpace
 
 LOG_FILE = Path(".sbx") / "changelog.jsonl"
 LOCK_FILE = Path(".sbx") / "changelog.lock"
 HEAD_FILE = Path(".sbx") / "changelog.head"
+ROOM_FILE = Path(".sbx") / "changelog.room"
+ROOM_BYTES = 256 * 1024  # an entry, the head and a step's own records are far less
 GENESIS = "0" * 64
 SCHEMA_VERSION = 1
 
@@ -136,6 +139,23 @@ def _last_good(path: Path) -> tuple[int, str]:
     return seq, head
 
 
+@contextlib.contextmanager
+def room_for_changes(stack_dir: Path) -> Iterator[None]:
+    """Hold room for the change log's entries before a change is made (a full ``.sbx`` then
+    refuses here, with nothing changed); :func:`append_change` frees it before it writes."""
+    room = stack_dir / ROOM_FILE
+    try:
+        hold_room(room, ROOM_BYTES)
+    except OSError as exc:
+        if not is_no_space(exc):
+            raise
+        raise NoSpace(log_path(stack_dir), "nothing was changed") from exc
+    try:
+        yield
+    finally:
+        room.unlink(missing_ok=True)
+
+
 def append_change(
     stack_dir: Path,
     *,
@@ -168,8 +188,14 @@ def append_change(
         # round-trip first so what is hashed is exactly what a reader parses back
         data = json.loads(canonical(data))
         data["hash"] = entry_hash(data)
-        # after a line a crash cut short, append_durably starts ours on a line of its own
-        append_durably(path, canonical(data) + b"\n")
+        (stack_dir / ROOM_FILE).unlink(missing_ok=True)  # the room held for this entry
+        try:  # after a line a crash cut short, append_durably starts ours on a line of its own
+            append_durably(path, canonical(data) + b"\n")
+        except OSError as exc:
+            if not is_no_space(exc):
+                raise
+            left = f"the change log was left as it was, without this {action}"
+            raise NoSpace(path, left) from exc
         _write_head(stack_dir, data["seq"], data["hash"])
     entry = ChangeEntry.model_validate(data)
     if current_flow_run_id() is not None:  # only where a Prefect API is known to answer
@@ -178,9 +204,12 @@ def append_change(
 
 
 def _write_head(stack_dir: Path, seq: int, head: str) -> None:
-    tmp = stack_dir / HEAD_FILE.with_suffix(".head.tmp")
-    tmp.write_text(f"{seq} {head}\n")
-    tmp.replace(stack_dir / HEAD_FILE)
+    """A head left stale by a full disk only names an earlier entry: verify accepts that."""
+    try:
+        write_atomic(stack_dir / HEAD_FILE, f"{seq} {head}\n", fsync=False)
+    except OSError as exc:
+        if not is_no_space(exc):
+            raise
 
 
 def anchor_variable_name(stack_dir: Path) -> str:

@@ -20,7 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from sbx.errors import DockerError
+from sbx.durable import is_no_space, write_atomic
+from sbx.errors import DockerError, NoSpace
 from sbx.processes import boot_id, pid_alive
 from tasks.clients.docker_engine import DockerEngine
 
@@ -46,14 +47,14 @@ def _marker_path(stack_dir: Path, container_id: str) -> Path:
     return stack_dir / MARKER_DIR / f"{container_id[:24]}.json"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+def _write_marker(path: Path, marker: StopMarker) -> None:
+    """Before the stop: a full disk refuses here, the service still running, nothing left."""
+    try:
+        write_atomic(path, marker.model_dump_json())
+    except OSError as exc:
+        if not is_no_space(exc):
+            raise
+        raise NoSpace(path, f"{marker.service} was not stopped and nothing was copied") from exc
 
 
 @contextmanager
@@ -86,7 +87,7 @@ def stopped_service(
         stop_timeout_s=timeout_s,
     )
     path = _marker_path(stack_dir, info.id)
-    _write_atomic(path, marker.model_dump_json())
+    _write_marker(path, marker)
     try:
         # A SIGTERM that lands inside the stop call would abandon it while dockerd goes on
         # stopping: the start in `finally` would then find it still running and do nothing, and

@@ -6,6 +6,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from flows.runbook import flow_config, run_name
+from tasks.changelog import room_for_changes
 from tasks.incident.actions import (
     block_domains,
     recreate_services,
@@ -78,10 +79,11 @@ def incident_contain(
             details={"notes": plan.notes},
         )  # fmt: skip
         return ContainReport(incident_id=opened, dry_run=False, plan=plan, done=[])
-    done = block_domains(config, opened, plan)
-    if plan.revoke:
-        done += revoke_keys(config, opened, plan)
-        done += restart_key_readers(config, opened, plan)
-    if plan.recreate:
-        done += recreate_services(config, opened, plan)
+    with room_for_changes(config.stack_dir):  # a full .sbx refuses here, nothing changed
+        done = block_domains(config, opened, plan)
+        if plan.revoke:
+            done += revoke_keys(config, opened, plan)
+            done += restart_key_readers(config, opened, plan)
+        if plan.recreate:
+            done += recreate_services(config, opened, plan)
     return ContainReport(incident_id=opened, dry_run=False, plan=plan, done=done)

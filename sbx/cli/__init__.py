@@ -33,7 +33,7 @@ from sbx.cli.incident import recover as incident_recover_cli
 from sbx.cli.incident import report as incident_report_cli
 from sbx.cli.incident import run as incident_run_cli
 from sbx.cli.options import err, hide_flag_types, tidy_help
-from sbx.errors import SbxError
+from sbx.errors import NoSpace, SbxError
 
 app = typer.Typer(
     name="sbx",
@@ -124,6 +124,15 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except OSError as exc:  # a full disk where no step said it more precisely: still one line
+        from sbx.durable import is_no_space
+
+        if not is_no_space(exc):
+            raise
+        where = exc.filename or "a file of this command"
+        message = str(NoSpace(where, "the command stopped there"))
+        err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+        sys.exit(NoSpace.exit_code)
     finally:
         _flush_prefect_events()
 

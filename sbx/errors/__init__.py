@@ -9,6 +9,7 @@ failure reason.
     ├── ConfigError                 bad sbx.toml / SBX_* value (key, value, expected)
     │   └── AgeKeyError             an age identity/recipient missing, unreadable or wrong
     ├── StackError                  the stack directory or compose project is not what we expect
+    ├── NoSpace                     a write of sbx's own state (.sbx) found the disk full
     ├── DockerError                 Docker Engine calls
     │   ├── DockerUnavailable       daemon not reachable (retryable)
     │   ├── ContainerNotFound       a container or service has no container
@@ -144,6 +145,7 @@ from sbx.errors.stack import (
     LogRotationBusy,
     LogRotationError,
     NoGpu,
+    NoSpace,
     PrefectServerError,
     QdrantError,
     SourceUnreadable,
@@ -188,6 +190,7 @@ __all__ = [
     "ModelSwapRefused",
     "ModelSwapRolledBack",
     "NoGpu",
+    "NoSpace",
     "NotARepository",
     "NotImplementedYet",
     "ObjectMissing",

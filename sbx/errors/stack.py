@@ -13,6 +13,23 @@ class StackError(SbxError):
     exit_code = 2
 
 
+class NoSpace(SbxError):
+    """A write of sbx's own state (``<stack>/.sbx``: markers, journals, staging, records) found
+    its disk full. The message says what that write left as it was, and where to free space."""
+
+    def __init__(self, path: object, outcome: str) -> None:
+        where = _parent(str(path))
+        super().__init__(
+            f"No space left on device writing {path}; {outcome}. Free space in {where} "
+            f"('df -h {where}', 'du -sh {where}/*') and run the command again."
+        )
+
+
+def _parent(path: str) -> str:
+    head, _, _ = path.rstrip("/").rpartition("/")
+    return head or "/"
+
+
 class DockerError(SbxError):
     """A Docker Engine call failed."""
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +30,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sbx.durable import append_durably
-from sbx.errors import ConfigError
+from sbx.durable import append_durably, is_no_space, write_atomic
+from sbx.errors import ConfigError, NoSpace
 from tasks.changelog import current_flow_run_id
 
 INCIDENTS_DIR = Path(".sbx") / "incidents"
@@ -108,12 +109,18 @@ def current_incident(stack_dir: Path) -> IncidentInfo | None:
     return open_ones[-1] if open_ones else None
 
 
-def _write_info(stack_dir: Path, info: IncidentInfo) -> None:
+def _write_info(stack_dir: Path, info: IncidentInfo, outcome: str) -> None:
+    """incident.json, whole; on a full disk nothing is left (not even a new, empty folder)."""
     folder = incident_dir(stack_dir, info.id)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "incident.json.tmp"
-    tmp.write_text(info.model_dump_json(indent=2) + "\n")
-    tmp.replace(folder / "incident.json")
+    new = not folder.exists()
+    try:
+        write_atomic(folder / "incident.json", info.model_dump_json(indent=2) + "\n")
+    except OSError as exc:
+        if new:
+            shutil.rmtree(folder, ignore_errors=True)
+        if not is_no_space(exc):
+            raise
+        raise NoSpace(folder / "incident.json", outcome) from exc
 
 
 def open_or_current(
@@ -132,7 +139,7 @@ def open_or_current(
         while incident_dir(stack_dir, chosen).exists():  # two opened within one second
             chosen, n = f"{base}-{n}", n + 1
         info = IncidentInfo(id=chosen, opened_at=when, opened_by=step)
-        _write_info(stack_dir, info)
+        _write_info(stack_dir, info, "no incident was opened and nothing was changed")
         return info
 
 
@@ -141,7 +148,7 @@ def close_incident(stack_dir: Path, incident_id: str, now: datetime | None = Non
         info = read_incident(stack_dir, incident_id)
         if info.closed_at is None:
             info = info.model_copy(update={"closed_at": now or datetime.now(UTC)})
-            _write_info(stack_dir, info)
+            _write_info(stack_dir, info, "the incident stays open")
         return info
 
 
@@ -167,7 +174,12 @@ def record_action(
     with _locked(stack_dir):
         path = incident_dir(stack_dir, incident_id) / "actions.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        append_durably(path, line)
+        try:
+            append_durably(path, line)
+        except OSError as exc:
+            if not is_no_space(exc):
+                raise
+            raise NoSpace(path, f"the incident's record lacks this action: {summary}") from exc
     return action
 
 

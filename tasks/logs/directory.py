@@ -13,7 +13,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.config import LogsConfig
-from sbx.errors import CutRefused, LogRotationBusy, LogRotationError
+from sbx.durable import is_no_space
+from sbx.errors import CutRefused, LogRotationBusy, LogRotationError, NoSpace
 from tasks.logs.fs import (
     COPYTRUNCATE,
     PUNCH_HOLE,
@@ -79,6 +80,8 @@ def rotate_directory(
         try:
             supported = probe_methods(directory)
         except OSError as exc:
+            if is_no_space(exc):
+                raise NoSpace(directory / ".sbx-fallocate-probe", "no log was cut") from exc
             raise LogRotationError(
                 str(directory),
                 f"cannot probe its filesystem with a scratch file ({exc})",
@@ -86,6 +89,8 @@ def rotate_directory(
             ) from exc
         method = choose_method(settings.method, supported)
         state = load_state(state_file)
+        if not dry_run:  # the state's room first: a full .sbx refuses before any cut
+            save_state(state_file, state, "no log was cut")
         kept: dict[str, FileState] = {}
         results = []
         for path in files:
@@ -97,7 +102,7 @@ def rotate_directory(
                 kept[path.name] = file_state
         if not dry_run:
             _remove_stale_temporaries(directory)
-            save_state(state_file, DirectoryState(files=kept))
+            save_state(state_file, DirectoryState(files=kept), _CUT_UNSAVED)
     return LogDirectoryReport(
         directory=str(directory.relative_to(stack_dir)),
         filesystem=filesystem_type(directory),
@@ -106,6 +111,12 @@ def rotate_directory(
         guarantee=GUARANTEES[method],
         files=results,
     )
+
+
+_CUT_UNSAVED = (
+    "the due logs were cut, every line kept, but their rotation state was not saved (the next "
+    "rotation may keep one blank line more)"
+)
 
 
 def choose_method(configured: str, supported: list[str]) -> str | None:

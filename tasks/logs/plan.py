@@ -8,7 +8,6 @@ file under ``<stack>/.sbx/logs/``, one per directory, written atomically.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from blocks.config import LogsConfig
+from sbx.durable import is_no_space, write_atomic
+from sbx.errors import NoSpace
 from tasks.logs.rotate import EXTENSIONS
 from tasks.units import human_bytes
 
@@ -66,11 +67,14 @@ def load_state(path: Path) -> DirectoryState:
         return DirectoryState()
 
 
-def save_state(path: Path, state: DirectoryState) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(state.model_dump_json(indent=1), encoding="utf-8")
-    tmp.replace(path)
+def save_state(path: Path, state: DirectoryState, outcome: str) -> None:
+    """Whole or not at all; a full disk raises :class:`NoSpace` (the file left as it was)."""
+    try:
+        write_atomic(path, state.model_dump_json(indent=1), fsync=False)
+    except OSError as exc:
+        if not is_no_space(exc):
+            raise
+        raise NoSpace(path, outcome) from exc
 
 
 def rotated_pattern(live_name: str) -> re.Pattern[str]:

@@ -21,8 +21,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from blocks.config import LogsConfig, SbxConfig
-from sbx.errors import StackError
-from tasks.changelog import append_change
+from sbx.durable import is_no_space, write_atomic
+from sbx.errors import NoSpace, StackError
+from tasks.changelog import append_change, room_for_changes
 from tasks.clients.compose import COMPOSE_FILE_NAMES, ComposeCli
 
 OVERRIDE_NAME = "docker-compose.logging.yml"
@@ -149,13 +150,27 @@ def base_compose_files(config: SbxConfig) -> list[str]:
 
 
 def write_setup(config: SbxConfig, logrotate_file: Path | None, *, compose: bool) -> LogsSetup:
-    """Write both files; the override is kept only once ``docker compose config`` accepts it."""
+    """Write both files; the override is kept only once ``docker compose config`` accepts it.
+
+    A full disk refuses before either file changes: room for the change log is held first, and
+    a file that cannot be written is left as it was (a temporary beside it is removed)."""
     stack = config.stack_dir
     target = logrotate_file or stack / ".sbx" / "logrotate.conf"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _write_recorded(stack, target, logrotate_conf(stack, config.logs))
-    if not compose:
-        return LogsSetup(logrotate_file=target, override_file=None, compose_files=[], services=[])
+    with room_for_changes(stack):
+        try:
+            _write_recorded(stack, target, logrotate_conf(stack, config.logs))
+        except OSError as exc:
+            if not is_no_space(exc):
+                raise
+            raise NoSpace(target, "nothing was changed") from exc
+        return _write_override(config, stack, target) if compose else _no_override(target)
+
+
+def _no_override(target: Path) -> LogsSetup:
+    return LogsSetup(logrotate_file=target, override_file=None, compose_files=[], services=[])
+
+
+def _write_override(config: SbxConfig, stack: Path, target: Path) -> LogsSetup:
     base = base_compose_files(config)
     services = sorted(
         ComposeCli(stack, project=config.compose.project, files=base).model().services
@@ -234,6 +249,4 @@ def _digest(path: Path) -> str | None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text, fsync=False)

@@ -29,6 +29,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from sbx.durable import is_no_space, write_atomic
+from sbx.errors import NoSpace
 from sbx.processes import boot_id, pid_alive
 from sbx.repository.metadata import make_parents_like
 from tasks.services import signals_deferred
@@ -62,13 +64,13 @@ def _sync_dir(path: Path) -> None:
 
 
 def _write_journal(path: Path, journal: SwapJournal) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(journal.model_dump_json())
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    """Before the first rename: a full disk refuses here, nothing moved, no temporary left."""
+    try:
+        write_atomic(path, journal.model_dump_json())
+    except OSError as exc:
+        if not is_no_space(exc):
+            raise
+        raise NoSpace(path, f"nothing was moved for the {journal.what}") from exc
     _sync_dir(path.parent)
 
 

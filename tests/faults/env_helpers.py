@@ -5,6 +5,7 @@ The CLI runs in a subprocess against the session's Prefect test server, as an op
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -80,3 +81,18 @@ def fill(path: Path, leave_free: int) -> None:
         while free_bytes(path.parent) > leave_free + len(block):
             out.write(block)
             out.flush()
+
+
+def fill_to_brim(path: Path) -> None:
+    """Write ``path`` until its file system takes no byte more (``fill``, then 4 KiB writes
+    until ENOSPC): any later write that needs a new block fails."""
+    fill(path, 0)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+    finally:
+        os.close(fd)
