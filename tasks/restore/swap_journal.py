@@ -30,7 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from sbx.durable import is_no_space, write_atomic
-from sbx.errors import NoSpace
+from sbx.errors import NoSpace, RestoreRefused
 from sbx.processes import boot_id, pid_alive
 from sbx.repository.metadata import make_parents_like
 from tasks.services import signals_deferred
@@ -93,6 +93,7 @@ def swap_paths(
     ``discard``: removed by a recovery once it has undone the moves (the staged copy).
     """
     path = stack_dir / JOURNAL
+    _same_file_system(stack_dir, moves)
     pairs = [(str(src), str(dst)) for src, dst in moves]
     journal = SwapJournal(
         what=what,
@@ -115,6 +116,30 @@ def swap_paths(
             raise
         path.unlink()
         _sync_dir(path.parent)
+
+
+def _device(path: Path) -> int:
+    """The file system ``path`` is on (its nearest existing ancestor's, when it is missing)."""
+    for candidate in (path, *path.parents):
+        try:
+            return os.lstat(candidate).st_dev
+        except FileNotFoundError:
+            continue
+    return -1
+
+
+def _same_file_system(stack_dir: Path, moves: list[tuple[Path, Path]]) -> None:
+    """Refuse, before the first rename, a move across file systems: a swap renames (all or
+    nothing, in an instant) and never copies, so a part on its own mount cannot be swapped."""
+    for src, dst in moves:
+        if _device(src) != _device(dst.parent):
+            outside = src if _device(src) != _device(stack_dir / ".sbx") else dst
+            raise RestoreRefused(
+                f"{outside} is on another file system than {stack_dir / '.sbx'} (a mount), and "
+                "an in-place restore swaps by renaming, never by copying. Nothing was changed. "
+                "Restore that part with 'sbx restore ID --to DIR' on its file system and move "
+                "it into place with the service stopped."
+            )
 
 
 def recover_interrupted_swap(stack_dir: Path) -> str | None:

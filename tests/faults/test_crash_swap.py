@@ -79,3 +79,24 @@ def test_a_swap_killed_after_any_rename_converges_on_old_or_new(
             assert recover_interrupted_swap(stack) is None  # converged: nothing more to do
     fault_figures.add(request.node.name, trials_run=trials, partial_snapshots=0)
     assert mixed == 0
+
+
+def test_a_part_on_another_file_system_is_refused_before_any_rename(tmp_path: Path) -> None:
+    from sbx.errors import RestoreRefused
+    from tasks.restore.swap_journal import swap_paths
+
+    from .env_helpers import tmpfs
+
+    stack = tmp_path / "stack"
+    (stack / ".sbx" / "restore-x" / "data").mkdir(parents=True)
+    (stack / ".sbx" / "restore-x" / "data" / "new.bin").write_bytes(b"new")
+    with tmpfs(stack / "data", 4) as mount:
+        (mount / "old.bin").write_bytes(b"old")
+        moves = [
+            (mount, stack / ".sbx" / "restores" / "t" / "data"),  # live aside: across mounts
+            (stack / ".sbx" / "restore-x" / "data", mount),
+        ]
+        with pytest.raises(RestoreRefused, match="on another file system"):
+            swap_paths(stack, moves, "restore x", [])
+        assert (mount / "old.bin").read_bytes() == b"old"  # nothing moved, no journal left
+        assert not (stack / JOURNAL).exists()
