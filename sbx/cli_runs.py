@@ -9,6 +9,7 @@
   do next, and ``sbx`` prints that message last; Prefect's engine also logged the whole stack
   above it, 20 lines an operator had to read past to find one. The run's log in the Prefect UI
   keeps the traceback, and an unexpected exception (a bug) keeps it on the terminal too.
+  Nor for a stop by SIGTERM (sbx/stopping.py): the command ends with its one line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 from contextlib import ExitStack
 
 from sbx.errors import SbxError
+from sbx.stopping import is_stop
 
 _HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
 _heartbeats_off = ExitStack()  # the settings context, entered once and held for the process
@@ -48,14 +50,16 @@ def _no_flow_heartbeats() -> None:
 
 
 class SbxErrorWithoutTraceback(logging.Filter):
-    """Drops the traceback of a record whose exception is an :class:`SbxError` (message kept).
+    """Drops the traceback of a record whose exception is an :class:`SbxError` or a stop by
+    SIGTERM (message kept).
 
     Installed on Prefect's console handler, which sits on the root logger and so is the last
     handler a record reaches: the run's API log handler has already sent it with its traceback.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], SbxError):
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and (isinstance(exc, SbxError) or is_stop(exc)):
             record.exc_info = None
             record.exc_text = None  # a formatter may have cached the formatted traceback
         return True

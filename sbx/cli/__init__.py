@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from sbx import stopping
 from sbx.cli import backups, offbox
 from sbx.cli import changelog as changelog_cli
 from sbx.cli import drill as drill_cli
@@ -96,7 +97,10 @@ def _root(
 
 
 def main() -> None:
-    """Console entry point: SbxError becomes one clear message and its exit status."""
+    """Console entry point: SbxError becomes one clear message and its exit status; SIGTERM
+    stops the command like Ctrl-C, undoing what it must, then one line and exit 143
+    (sbx/stopping.py)."""
+    stopping.install()
     try:
         app()
     except SbxError as exc:
@@ -106,8 +110,23 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except BaseException as exc:
+        if not stopping.is_stop(exc):
+            raise
+        err.print(stopping.stopped_line(_command_name()), soft_wrap=True, markup=False)
+        stopping.exit_now()  # worker threads may still wait on an answer: not joined
     finally:
         _flush_prefect_events()
+
+
+def _command_name() -> str:
+    """ "sbx health", "sbx incident contain": the command's words from the command line."""
+    words = ["sbx"]
+    for arg in sys.argv[1:3]:
+        if arg.startswith("-"):
+            break
+        words.append(arg)
+    return " ".join(words)
 
 
 def _flush_prefect_events() -> None:

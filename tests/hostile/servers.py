@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PATHS = ("/trickle", "/silent", "/slowheaders", "/half", "/garbage", "/flood")
+SEEN: list[str] = []  # the paths asked for, in order (a test waits until its client is inside)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -34,6 +35,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _misbehave(self) -> None:
         path = "/" + self.path.split("?")[0].strip("/").split("/")[0]  # /trickle/metrics too
+        SEEN.append(path)
         if path == "/slowheaders":
             self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
             for _ in range(600):

@@ -1,0 +1,89 @@
+"""SIGTERM stops an sbx command the way Ctrl-C would: undo runs, one line, exit 143.
+
+:func:`install` (the CLI entry, main thread, once) makes SIGTERM raise :class:`Terminated` in
+the main thread, so every ``finally`` between the signal and the entry runs: a stopped service
+is started again, a drill's scratch project is torn down, temporary files go. While a flow runs,
+Prefect's engine holds SIGTERM itself (``capture_sigterm``): it raises ``TerminationSignal``
+there, marks the run Crashed once the flow's ``finally`` blocks have run, then hands the signal
+back to this handler, which raises :class:`Terminated` out of the flow call.
+
+The command then ends with one line on stderr (:func:`stopped_line`: what was undone, from
+:func:`note_undone`) and exit status 143 (128 + SIGTERM), without waiting for worker threads
+still blocked in an answer (a health probe on a trickling service ends only at its deadline):
+:func:`exit_now` leaves with ``os._exit`` once the main thread has unwound. A second SIGTERM
+while the first is being undone ends the process at once; the next sbx command finishes what
+was left (``tasks/leftovers``). Critical sections (``signals_deferred`` in tasks/services.py)
+hold the signal until they are done.
+
+Pure Python, no Prefect: the CLI installs it before anything heavy is imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+EXIT_STATUS = 128 + signal.SIGTERM  # 143: what a shell reports for a process ended by SIGTERM
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM (a BaseException, like KeyboardInterrupt: no
+    ``except Exception`` swallows it; not a KeyboardInterrupt: click would print "Aborted!")."""
+
+
+_state: dict[str, bool] = {"stopping": False}
+_undone: list[str] = []
+
+
+def install() -> None:
+    """SIGTERM raises :class:`Terminated` in the main thread from now on (main thread only)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    if _state["stopping"]:
+        print(
+            "sbx: stopped by a second SIGTERM before the undo was done: the next sbx command "
+            "finishes what was left",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(EXIT_STATUS)
+    _state["stopping"] = True
+    raise Terminated()
+
+
+def is_stop(exc: BaseException) -> bool:
+    """A stop by signal: :class:`Terminated`, or Prefect's ``TerminationSignal`` for SIGTERM."""
+    if isinstance(exc, Terminated):
+        return True
+    return type(exc).__name__ == "TerminationSignal" and (
+        getattr(exc, "signal", None) == signal.SIGTERM
+    )
+
+
+def note_undone(what: str) -> None:
+    """Record ``what`` (e.g. "started open-webui again") for the stop line, when the caller's
+    ``finally`` runs because of a stop (a SIGTERM or Ctrl-C in flight); otherwise nothing."""
+    in_flight = sys.exc_info()[1]
+    if in_flight is not None and not isinstance(in_flight, Exception):
+        _undone.append(what)
+
+
+def stopped_line(command: str = "sbx") -> str:
+    """The one line a command stopped by SIGTERM ends with."""
+    undone = "; ".join(_undone) if _undone else "nothing of this command needed undoing"
+    return f"{command}: stopped by SIGTERM (exit {EXIT_STATUS}); undone: {undone}"
+
+
+def exit_now() -> None:
+    """Flush stdout and stderr, then end the process with 143 without joining threads."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(EXIT_STATUS)
