@@ -103,24 +103,24 @@ def main() -> None:
     stopping.install()
     try:
         app()
-    except SbxError as exc:
-        # the message is plain text: "sbx.toml [compose] files" must not be read as markup
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
     except BaseException as exc:
-        if not stopping.is_stop(exc):
-            raise
-        err.print(stopping.stopped_line(_command_name()), soft_wrap=True, markup=False)
-        stopping.exit_now()  # worker threads may still wait on an answer: not joined
+        if stopping.is_stop(exc):  # first: an error raised while a stop unwound is the stop
+            err.print(stopping.stopped_line(_command_name()), soft_wrap=True, markup=False)
+            stopping.exit_now()  # worker threads may still wait on an answer: not joined
+        if isinstance(exc, SbxError):
+            # the message is plain text: "sbx.toml [compose] files" must not be read as markup
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            sys.exit(exc.exit_code)
+        if isinstance(exc, KeyboardInterrupt):
+            err.print("interrupted")
+            sys.exit(130)
+        raise
     finally:
         _flush_prefect_events()
 
 
 def _command_name() -> str:
-    """ "sbx health", "sbx incident contain": the command's words from the command line."""
+    """The command's words from the command line: "sbx health", "sbx incident contain"."""
     words = ["sbx"]
     for arg in sys.argv[1:3]:
         if arg.startswith("-"):

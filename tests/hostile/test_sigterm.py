@@ -104,7 +104,82 @@ def test_backup_stopped_by_sigterm_releases_the_repository(
     hostile.tick()
     assert took < EXIT_BOUND_S, f"exit {took:.1f} s after SIGTERM: {err[-2000:]}"
     assert status == 143, err[-3000:]
-    assert_stopped_line(err, "sbx backup")
+    line = assert_stopped_line(err, "sbx backup")
+    assert line.endswith(f"unlocked {repo}"), line
     # undone: the writer lock is released and no snapshot (whole or partial) is listed
     assert not lock.exists(), "the stopped backup left its writer lock"
     assert Repository.open(repo).list_snapshots() == []
+
+
+def test_a_stop_is_recognised_also_behind_an_error_raised_while_it_unwound() -> None:
+    from prefect.exceptions import TerminationSignal
+
+    from sbx.stopping import Terminated, is_stop
+
+    assert is_stop(Terminated())
+    assert is_stop(TerminationSignal(signal=signal.SIGTERM))
+    assert not is_stop(TerminationSignal(signal=signal.SIGINT))
+    try:
+        try:
+            raise TerminationSignal(signal=signal.SIGTERM)
+        except TerminationSignal:
+            raise RuntimeError("the crash report's API call was cut short") from None
+    except RuntimeError as exc:
+        assert is_stop(exc)  # the context is kept even with "from None"
+    assert not is_stop(RuntimeError("a bug"))
+
+
+def test_undo_is_listed_only_while_a_stop_unwinds() -> None:
+    from sbx import stopping
+
+    stopping.note_undone("not during a stop")
+    try:
+        try:
+            raise stopping.Terminated()
+        finally:
+            stopping.note_undone("started qdrant again")
+    except stopping.Terminated:
+        pass
+    try:  # an error raised while the stop unwound (Prefect's crash report cut short)
+        try:
+            try:
+                raise stopping.Terminated()
+            except stopping.Terminated:
+                raise RuntimeError("set_state interrupted") from None
+        finally:
+            stopping.note_undone("unlocked /repo")
+    except RuntimeError:
+        pass
+    assert stopping.stopped_line("sbx backup") == (
+        "sbx backup: stopped by SIGTERM (exit 143); undone: started qdrant again; unlocked /repo"
+    )
+
+
+def test_a_stop_does_not_wait_for_a_pools_blocked_probes() -> None:
+    """``sbx status`` and the upgrade gate probe in a pool of their own (sbx.stopping's): a
+    SIGTERM leaves the probe blocked on its answer behind; an error still waits for it."""
+    import threading
+
+    from sbx import stopping
+
+    release = threading.Event()
+    previous = signal.signal(signal.SIGTERM, stopping._on_sigterm)
+    try:
+        started = time.monotonic()
+        with pytest.raises(stopping.Terminated), stopping.stoppable_pool(2) as pool:
+            blocked = pool.submit(release.wait, 60)  # a probe on a trickling service
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            blocked.result()
+        assert time.monotonic() - started < 5, "the stop waited for the blocked probe"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stopping._state["stopping"] = False
+        release.set()
+
+    release.clear()
+    threading.Timer(1.0, release.set).start()
+    started = time.monotonic()
+    with pytest.raises(ValueError), stopping.stoppable_pool(2) as pool:
+        pool.submit(release.wait, 60)
+        raise ValueError("an error is no stop: the pool is waited for")
+    assert time.monotonic() - started >= 0.9
