@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from drill_helpers import DRILL_LABEL, Sbx
+from bed import RunningStack
+from drill_helpers import DRILL_LABEL, Sbx, drill_containers
 from faults.env_helpers import files_stack
 
 from tasks.clients.compose import compose_binary
 from tasks.drill.marker import marker_path, record_drill
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 COMPOSE = """services:
   standin:
@@ -123,3 +131,49 @@ def test_a_drill_whose_process_runs_is_never_touched(
     assert _project_objects(project, stack) == before
     assert (root / "stack" / "docker-compose.yml").is_file()
     assert marker_path(stack, drill_id).is_file()
+
+
+def test_a_drill_stopped_by_sigterm_tears_its_scratch_project_down(
+    running_stack: RunningStack,
+    docker_engine: DockerClient,
+    prefect_server: str,
+    run_sbx: Sbx,
+    tmp_path: Path,
+) -> None:
+    """#23 deliverable 2 for the drill: SIGTERM once the scratch containers exist; the drill's
+    ``finally`` tears them down, the command ends with its one line and 143."""
+    stack = running_stack.path
+    repo = tmp_path / "repo"
+    done = run_sbx("backup", "--stack", str(stack), "--repo", str(repo))
+    assert done.returncode == 0, done.stderr[-3000:]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SBX_"))}
+    env.update(PREFECT_API_URL=prefect_server, COLUMNS="200")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sbx", "drill", "--stack", str(stack), "--repo", str(repo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 300
+    while not drill_containers(docker_engine) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the drill started no scratch container"
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    took = time.monotonic() - signalled
+    # the tear-down stops the scratch containers (compose down -t 5): more than a probe's stop
+    assert took < 60, f"exit {took:.1f} s after SIGTERM"
+    assert proc.returncode == 143, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    line = err.rstrip().splitlines()[-1]
+    assert line.startswith("sbx drill: stopped by SIGTERM (exit 143); undone: "), line
+    assert "tore down drill project sbx-drill-" in line, line
+    assert drill_containers(docker_engine) == []
+    assert not any((stack / ".sbx" / "drills").glob("*")), "scratch directory or marker left"
