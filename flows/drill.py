@@ -18,6 +18,7 @@ from sbx.repository import Repository, SnapshotManifest
 from sbx.repository.drills import DrillMark, list_marks, new_drill_id, write_mark
 from tasks.drill.data import check_databases, check_model_sums, recover_qdrant
 from tasks.drill.health import service_url, wait_healthy
+from tasks.drill.marker import forget_drill, record_drill
 from tasks.drill.project import (
     ScratchProject,
     plan_scratch,
@@ -57,6 +58,8 @@ def drill_restore(
     run = _Progress(scratch)
     failure, rto = None, None
     log.info("drill %s of %s into %s", drill_id, manifest.id, scratch.root)
+    # before anything exists: a killed drill's project is torn down by the next command
+    record_drill(config.stack_dir, drill_id, scratch.project, scratch.root)
     try:
         rto = _exercise(repository, manifest, config, run)
     except SbxError as exc:
@@ -64,6 +67,8 @@ def drill_restore(
         log.error("drill stopped: %s", failure)
     finally:
         leftovers = tear_down(run.prepared or scratch)
+        if not leftovers:
+            forget_drill(config.stack_dir, drill_id)
     checks = run.checks
     report = DrillReport(
         drill_id=drill_id,

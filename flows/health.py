@@ -13,9 +13,15 @@ from sbx.errors import HealthChecksFailed
 from tasks.health.model import HealthReport
 from tasks.health.round import FAMILIES, suppress
 from tasks.health.steps import check_family, publish_health, read_health_context, send_alerts
+from tasks.runners import stoppable_task_runner
 
 
-@flow(name="health-check", flow_run_name=lambda: run_name("health"), log_prints=False)
+@flow(
+    name="health-check",
+    flow_run_name=lambda: run_name("health"),
+    log_prints=False,
+    task_runner=stoppable_task_runner(),  # a SIGTERM does not wait for a probe's deadline
+)
 def health_check(
     stack: str | None = None,
     config_file: str | None = None,

@@ -1,7 +1,8 @@
 """Finish what a killed sbx run left behind, before any other command touches the stack.
 
-Two leftovers exist: containers a cold copy stopped (a marker under ``.sbx/stopped/``) and an
-upgrade or rollback journal entry left open (``.sbx/upgrade/open.json``) whose process is gone.
+Three leftovers exist: containers a cold copy stopped (a marker under ``.sbx/stopped/``), a
+restore drill's scratch project (a marker under ``.sbx/drills/``) and an upgrade or rollback
+journal entry left open (``.sbx/upgrade/open.json``), each once its process is gone.
 Mutating flows finish them in their first task (observe_stack, tasks/leftovers/); the CLI runs
 this flow first for every other command that names a stack (sbx/cli/runner.py), so a read-only
 `sbx status` or `sbx health` after a kill -9 also ends on a consistent, recorded release — and the
@@ -28,11 +29,14 @@ class ReconcileReport(BaseModel):
     action: str | None  # upgrade | rollback
     state: str | None  # rolled-back | rollback-failed
     detail: str | None
+    drills: list[str] = []  # scratch projects of killed drills torn down
 
     def describe(self) -> str:
         lines = []
         if self.restarted:
             lines.append(f"started again: {', '.join(self.restarted)} (a killed sbx run left them)")
+        if self.drills:
+            lines.append(f"torn down: {', '.join(self.drills)} (scratch projects of killed drills)")
         if self.entry:
             lines.append(
                 f"finished {self.action} journal entry {self.entry} left open by a killed run: "
@@ -55,6 +59,7 @@ def reconcile_stack(stack: str | None = None, config_file: str | None = None) ->
         action=closed.action if closed else None,
         state=closed.state if closed else None,
         detail=closed.detail if closed else None,
+        drills=leftovers.drills,
     )
     publish_markdown(
         artifact_key("reconcile", stack_label(stack)),

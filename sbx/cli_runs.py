@@ -10,7 +10,8 @@
   logged it twice above (its ERROR line with the whole stack, then the run's ``Finished in
   state Failed(…)`` line), for flow and task runs alike. The run's log in the Prefect UI keeps
   all of it; ``sbx --verbose`` (``SBX_VERBOSE=1``) keeps it on the terminal too, and an
-  unexpected exception (a bug) always does.
+  unexpected exception (a bug) always does. The same for a stop by SIGTERM
+  (sbx/stopping.py): the command ends with its one line.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import re
 from contextlib import ExitStack
 
 from sbx.errors import SbxError
+from sbx.stopping import is_stop
 
 _HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
 _heartbeats_off = ExitStack()  # the settings context, entered once and held for the process
@@ -65,8 +67,8 @@ def _sbx_error_names() -> set[str]:
 
 
 class SbxErrorWithoutTraceback(logging.Filter):
-    """Keeps Prefect's lines about an :class:`SbxError` off the terminal (``sbx`` prints its
-    message once, last); with ``SBX_VERBOSE=1`` keeps them, without the traceback.
+    """Keeps Prefect's lines about an :class:`SbxError` or a stop by SIGTERM off the terminal
+    (``sbx`` prints its one line last); with ``SBX_VERBOSE=1`` keeps them, without the traceback.
 
     Installed on Prefect's console handler, which sits on the root logger and so is the last
     handler a record reaches: the run's API log handler has already sent it with its traceback.
@@ -74,7 +76,8 @@ class SbxErrorWithoutTraceback(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         verbose = os.environ.get("SBX_VERBOSE") == "1"
-        if record.exc_info and isinstance(record.exc_info[1], SbxError):
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and (isinstance(exc, SbxError) or is_stop(exc)):
             record.exc_info = None
             record.exc_text = None  # a formatter may have cached the formatted traceback
             return verbose

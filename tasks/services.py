@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from sbx.durable import is_no_space, write_atomic
 from sbx.errors import DockerError, NoSpace
 from sbx.processes import boot_id, pid_alive
+from sbx.stopping import note_undone
 from tasks.clients.docker_engine import DockerEngine
 
 MARKER_DIR = Path(".sbx") / "stopped"
@@ -100,6 +101,7 @@ def stopped_service(
             # raises if it cannot: the marker stays for the next command
             start_through_outage(engine, info.id)
             path.unlink(missing_ok=True)
+            note_undone(f"started {info.name} again")  # listed when a stop is in flight
 
 
 #: waits between tries to start a container again while the daemon does not answer (a dockerd

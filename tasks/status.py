@@ -6,12 +6,12 @@ Read-only and fast (one `docker compose config`, one container listing, concurre
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from blocks.config import SbxConfig, ServiceConfig
+from sbx.stopping import stoppable_pool
 from tasks.clients.compose import ComposeCli, ComposeModel
 from tasks.clients.docker_engine import ContainerInfo, connect
 from tasks.clients.http_probe import HttpProbe, ProbeResult
@@ -76,7 +76,8 @@ def read_stack_status(config: SbxConfig) -> StackStatus:
         if info.service and (info.service not in by_service or info.running):
             by_service[info.service] = info  # prefer a running replica
     targets = _targets(config, model)
-    with HttpProbe(timeout_s=config.probe_timeout_s) as probe, ThreadPoolExecutor(8) as pool:
+    # a SIGTERM does not wait for the probes (sbx/stopping.py)
+    with HttpProbe(timeout_s=config.probe_timeout_s) as probe, stoppable_pool(8) as pool:
         futures = [
             pool.submit(_describe, name, svc, model, by_service.get(svc.compose_service), probe)
             for name, svc in targets.items()

@@ -81,3 +81,13 @@ def test_evidence_and_upgrade_commands_see_the_stack_as_it_is(
     result = runner.invoke(app, ["health", "--stack", str(tmp_path)])
     assert isinstance(result.exception, _AtTheApi), result.output
     assert repaired == [tmp_path]
+
+
+def test_a_killed_drills_marker_is_left_behind_a_running_drills_is_not(tmp_path: Path) -> None:
+    from tasks.drill.marker import marker_path, record_drill
+
+    record_drill(tmp_path, "d1", "sbx-drill-d1", tmp_path / ".sbx" / "drills" / "d1")
+    assert not leftovers.left_behind(tmp_path)  # this process wrote it: the drill still runs
+    marker = marker_path(tmp_path, "d1")
+    marker.write_text(marker.read_text().replace(f'"pid":{os.getpid()}', f'"pid":{_dead_pid()}'))
+    assert leftovers.left_behind(tmp_path)

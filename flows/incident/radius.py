@@ -18,11 +18,16 @@ from tasks.incident.sources import (
     scan_qdrant_access,
 )
 from tasks.incident.text import plain
+from tasks.runners import stoppable_task_runner
 
 STEP = "blast-radius"
 
 
-@flow(name="incident-blast-radius", flow_run_name=lambda: run_name("incident-blast-radius"))
+@flow(
+    name="incident-blast-radius",
+    flow_run_name=lambda: run_name("incident-blast-radius"),
+    task_runner=stoppable_task_runner(),  # read-only scans: a SIGTERM does not wait for them
+)
 def incident_blast_radius(
     since: str,
     until: str | None = None,

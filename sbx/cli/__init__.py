@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from sbx import stopping
 from sbx.cli import backups, offbox
 from sbx.cli import changelog as changelog_cli
 from sbx.cli import drill as drill_cli
@@ -114,27 +115,44 @@ def _root(
 
 
 def main() -> None:
-    """Console entry point: SbxError becomes one clear message and its exit status."""
+    """Console entry point: SbxError becomes one clear message and its exit status; SIGTERM
+    stops the command like Ctrl-C, undoing what it must, then one line and exit 143
+    (sbx/stopping.py)."""
+    stopping.install()
     try:
         app()
-    except SbxError as exc:
-        # the message is plain text: "sbx.toml [compose] files" must not be read as markup
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
-    except OSError as exc:  # a full disk where no step said it more precisely: still one line
-        from sbx.durable import is_no_space
+    except BaseException as exc:
+        if stopping.is_stop(exc):  # first: an error raised while a stop unwound is the stop
+            err.print(stopping.stopped_line(_command_name()), soft_wrap=True, markup=False)
+            stopping.exit_now()  # worker threads may still wait on an answer: not joined
+        if isinstance(exc, SbxError):
+            # the message is plain text: "sbx.toml [compose] files" must not be read as markup
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            sys.exit(exc.exit_code)
+        if isinstance(exc, KeyboardInterrupt):
+            err.print("interrupted")
+            sys.exit(130)
+        if isinstance(exc, OSError):  # a full disk where no step said it more precisely
+            from sbx.durable import is_no_space
 
-        if not is_no_space(exc):
-            raise
-        where = exc.filename or "a file of this command"
-        message = str(NoSpace(where, "the command stopped there"))
-        err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-        sys.exit(NoSpace.exit_code)
+            if is_no_space(exc):
+                where = exc.filename or "a file of this command"
+                message = str(NoSpace(where, "the command stopped there"))
+                err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+                sys.exit(NoSpace.exit_code)
+        raise
     finally:
         _flush_prefect_events()
+
+
+def _command_name() -> str:
+    """The command's words from the command line: "sbx health", "sbx incident contain"."""
+    words = ["sbx"]
+    for arg in sys.argv[1:3]:
+        if arg.startswith("-"):
+            break
+        words.append(arg)
+    return " ".join(words)
 
 
 def _flush_prefect_events() -> None:

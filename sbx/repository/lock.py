@@ -31,6 +31,7 @@ from sbx.errors import KeyExists, ObjectMissing, RepositoryError, RepositoryLock
 from sbx.processes import boot_id, pid_alive
 from sbx.repository.format import LOCK_KEY
 from sbx.repository.storage import Storage
+from sbx.stopping import note_undone
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class WriterLock:
             self._thread = None
         if self._info is not None and self._still_mine():
             self.storage.delete(LOCK_KEY)
+            note_undone(f"unlocked {self.storage.location}")  # listed when a stop is in flight
         self._info = None
 
     def check(self) -> None:

@@ -40,6 +40,7 @@ from sbx.repository.manifest_json import write_manifest
 from sbx.repository.objects import ObjectStore, Uploader, out_of_space
 from sbx.repository.parts import PartWriter
 from sbx.repository.storage import Storage
+from sbx.stopping import note_undone
 
 log = logging.getLogger(__name__)
 _SPOOL_BYTES = 4 << 20  # ~10,000 entries
@@ -108,9 +109,12 @@ class SnapshotWriter:
         tb: TracebackType | None,
     ) -> None:
         aborted = self._snapshot is not None
+        given_up = self._snapshot.id if self._snapshot is not None else None
         try:
             if aborted:
                 self.abort()
+                # listed on the line of a command stopped by SIGTERM
+                note_undone(f"snapshot {given_up} given up (no manifest)")
         finally:
             try:
                 uploader = self._uploader

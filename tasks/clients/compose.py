@@ -193,3 +193,30 @@ def _dotenv(path: Path) -> dict[str, str]:
         if sep and not key.startswith("#"):
             values[key.strip()] = value.strip().strip("'\"")
     return values
+
+
+def down_by_name(project: str, where: Path, *, timeout_s: float = 180) -> tuple[int, str]:
+    """``down -v --remove-orphans`` of a project by its name alone: compose finds its
+    containers, networks and volumes by their labels, so this works once the project's compose
+    files are gone. ``where`` is the working directory (one without a compose file). Returns
+    (exit status, stderr)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME")}
+    command = [*compose_binary(), "-p", project, "down", "-v", "--remove-orphans", "-t", "5"]
+    try:
+        done = subprocess.run(
+            command,
+            check=False,
+            cwd=where,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ComposeError(
+            command,
+            -1,
+            f"no answer within {timeout_s:.0f} s",
+            "Check that the Docker daemon answers ('docker info').",
+        ) from exc
+    return done.returncode, done.stderr

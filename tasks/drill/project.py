@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict
 
 from blocks.config import ComposeConfig, SbxConfig
 from sbx.errors import SbxError, StackError
-from tasks.clients.compose import COMPOSE_FILE_NAMES, ComposeCli
+from sbx.stopping import note_undone
+from tasks.clients.compose import COMPOSE_FILE_NAMES, ComposeCli, down_by_name
+from tasks.drill.marker import MARKER_DIR, DrillMarker, forget_drill
 
 log = logging.getLogger("sbx.drill")
 
@@ -155,4 +157,27 @@ def tear_down(scratch: ScratchProject) -> list[str]:
         problems.append(f"scratch directory {scratch.root} could not be removed")
     for problem in problems:
         log.warning("drill clean-up: %s", problem)
+    note_undone(f"tore down drill project {scratch.project}")  # listed when a stop is in flight
+    return problems
+
+
+def tear_down_abandoned(stack_dir: Path, marker: DrillMarker) -> list[str]:
+    """Tear down the scratch project of a drill whose process is gone (a SIGKILL skipped its
+    ``finally``): ``down -v`` by project name (its compose files may be gone with the scratch
+    directory), then the directory; the marker goes once both are gone, so a failure is tried
+    again by the next command. Returns what could not be cleaned up."""
+    problems = []
+    try:
+        status, stderr = down_by_name(marker.project, stack_dir / MARKER_DIR)
+        if status != 0:
+            problems.append(f"compose down of {marker.project}: {stderr.strip()[-300:]}")
+    except SbxError as exc:
+        problems.append(f"compose down of {marker.project}: {exc}")
+    shutil.rmtree(marker.root, ignore_errors=True)
+    if marker.root.exists():
+        problems.append(f"scratch directory {marker.root} could not be removed")
+    if not problems:
+        forget_drill(stack_dir, marker.drill_id)
+    for problem in problems:
+        log.warning("clean-up of killed drill %s: %s", marker.drill_id, problem)
     return problems

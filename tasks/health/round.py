@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from blocks.config import SbxConfig
 from sbx.errors import SbxError
+from sbx.stopping import stoppable_pool
 from tasks.clients.docker_engine import DockerEngine, connect
 from tasks.clients.health_http import HealthHttp
 from tasks.health import (
@@ -96,13 +96,13 @@ def run_family(
             return run_any(crashed)
         if len(checks) <= 1:
             return [r for c in checks for r in run_any(c)]
-        with ThreadPoolExecutor(min(MAX_THREADS, len(checks))) as pool:
+        with stoppable_pool(min(MAX_THREADS, len(checks))) as pool:  # a SIGTERM does not wait
             return [r for results in pool.map(run_any, checks) for r in results]
 
 
 def run_round(config: SbxConfig, ctx: HealthContext, repository: str) -> list[CheckResult]:
     """Every family concurrently, without Prefect; results with suppression applied."""
-    with ThreadPoolExecutor(len(FAMILIES)) as pool:
+    with stoppable_pool(len(FAMILIES)) as pool:
         futures = [pool.submit(run_family, f, config, ctx, repository) for f in FAMILIES]
         results = [r for future in futures for r in future.result()]
     return suppress(results)

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict
 from blocks.config import SbxConfig
 from sbx.errors import DockerUnavailable
 from tasks.clients.docker_engine import connect
+from tasks.drill.marker import abandoned
+from tasks.drill.project import tear_down_abandoned
 from tasks.restore.swap_journal import recover_interrupted_swap
 from tasks.services import restart_left_stopped
 from tasks.status import StackStatus, read_stack_status
@@ -23,10 +25,12 @@ class Leftovers(BaseModel):
 
     restarted: list[str]
     entry: JournalEntry | None
+    drills: list[str] = []  # scratch projects of killed drills torn down
 
 
 def _finish(config: SbxConfig) -> Leftovers:
-    """Undo a half-done swap, start what was left stopped, finish an open upgrade entry.
+    """Undo a half-done swap, start what was left stopped, tear down killed drills' scratch
+    projects, finish an open upgrade entry.
 
     :class:`DockerUnavailable` propagates after the swap is undone: the caller decides whether
     the run goes on with files only.
@@ -34,12 +38,18 @@ def _finish(config: SbxConfig) -> Leftovers:
     recover_interrupted_swap(config.stack_dir)
     with connect() as engine:
         restarted = restart_left_stopped(engine, config.stack_dir)
-    return Leftovers(restarted=restarted, entry=reconcile_open_entry(config))
+    drills = [
+        marker.project
+        for marker in abandoned(config.stack_dir)
+        if not tear_down_abandoned(config.stack_dir, marker)
+    ]
+    return Leftovers(restarted=restarted, entry=reconcile_open_entry(config), drills=drills)
 
 
 @task(name="finish-leftovers", cache_policy=NO_CACHE)
 def finish_leftovers(config: SbxConfig) -> Leftovers:
-    """Finish what a killed sbx run left behind (a swap, stopped containers, an open upgrade)."""
+    """Finish what a killed sbx run left behind (a swap, stopped containers, a drill's scratch
+    project, an open upgrade)."""
     try:
         return _finish(config)
     except DockerUnavailable:

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PATHS = ("/trickle", "/silent", "/slowheaders", "/half", "/garbage", "/flood")
+SEEN: list[str] = []  # the paths asked for, in order (a test waits until its client is inside)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -68,6 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = self.path.split("?")[0].strip("/").split("/")
         # /trickle/metrics too; a snapshot download misbehaves as its collection's name says
         path = "/" + (parts[1] if parts[0] == "collections" and len(parts) > 1 else parts[0])
+        SEEN.append(path)
         if path == "/slowheaders":
             self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
             for _ in range(600):
