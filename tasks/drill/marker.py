@@ -18,6 +18,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from sbx.durable import is_no_space, write_atomic
+from sbx.errors import NoSpace
 from sbx.processes import boot_id, pid_alive
 
 MARKER_DIR = Path(".sbx") / "drills"
@@ -55,13 +57,12 @@ def record_drill(stack_dir: Path, drill_id: str, project: str, root: Path) -> Pa
         started_at=time.time(),
     )
     path = marker_path(stack_dir, drill_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(marker.model_dump_json())
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    try:
+        write_atomic(path, marker.model_dump_json())  # no temporary left on a full disk
+    except OSError as exc:
+        if not is_no_space(exc):
+            raise
+        raise NoSpace(path, "the drill created nothing") from exc
     return path
 
 
