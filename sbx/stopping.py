@@ -90,6 +90,12 @@ def note_undone(what: str) -> None:
         _undone.append(what)
 
 
+def record_undone(what: str) -> None:
+    """Record ``what`` for the stop line unconditionally: for a step that caught the stop
+    itself to undo first (an upgrade's rollback) and raises it again after."""
+    _undone.append(what)
+
+
 def stopped_line(command: str = "sbx") -> str:
     """The one line a command stopped by SIGTERM ends with."""
     undone = "; ".join(_undone) if _undone else "nothing of this command needed undoing"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from blocks.config import SbxConfig
 from sbx.errors import AlertDeliveryFailed, RollbackFailed, RolledBack, SbxError
+from sbx.stopping import is_stop, record_undone
 from tasks.changelog import append_change
 from tasks.clients.docker_engine import connect
 from tasks.clients.notify import Notifier
@@ -65,6 +66,7 @@ def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> Journa
     Returns the committed entry; raises RolledBack or RollbackFailed (the entry closed either
     way)."""
     stack = config.stack_dir
+    stop: BaseException | None = None
     try:
         entry = save_open(stack, entry.model_copy(update={"phase": "switched"}))
         switch_images(config, project, {s: i.digest for s, i in entry.target.items()})
@@ -84,6 +86,11 @@ def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> Journa
     except Exception as exc:  # a full disk, a bug in the gate: the old release comes back
         detail = f"{type(exc).__name__}: {exc}"
         result = GateResult(passed=False, rounds=0, gate=f"{entry.action} step", detail=detail)
+    except BaseException as exc:  # SIGTERM or Ctrl-C mid-gate: back first, then stop
+        if not (is_stop(exc) or isinstance(exc, KeyboardInterrupt)):
+            raise
+        stop = exc
+        result = GateResult(passed=False, rounds=0, gate="stop", detail="stopped by a signal")
     if result.passed:
         log.info("gate passed after %d round(s): committing %s", result.rounds, entry.id)
         closed = close_entry(stack, entry, "committed")
@@ -98,6 +105,14 @@ def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> Journa
     back = return_to_before(config, project, entry)
     why = f"{result.gate} failed"
     _best_effort("log the rollback", lambda: _record_return(config, entry, back, why))
+    if stop is not None:  # the recorded release is back (or could not be): the stop goes on
+        if back.passed:
+            _best_effort("close the entry", lambda: close_entry(stack, entry, "rolled-back"))
+        else:
+            _best_effort("close the entry", lambda: close_entry(stack, entry, "rollback-failed"))
+        outcome = "rolled back" if back.passed else "could not roll back (see the journal)"
+        record_undone(f"{entry.action} {entry.id} {outcome}")
+        raise stop
     if back.passed:
         _best_effort("close the entry", lambda: close_entry(stack, entry, "rolled-back"))
         raise RolledBack(result.gate or "gate", result.detail or "", entry.id)

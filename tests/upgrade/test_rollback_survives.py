@@ -19,7 +19,9 @@ import pytest
 from faults.env_helpers import fill, tmpfs
 
 from blocks.config import SbxConfig
+from sbx import stopping
 from sbx.errors import DockerUnavailable, RolledBack
+from sbx.stopping import Terminated, stopped_line
 from tasks.upgrade import steps
 from tasks.upgrade.gate import GateResult
 from tasks.upgrade.journal import (
@@ -93,6 +95,8 @@ def gate_that(failure: str, stack: Path) -> Any:
                     os.fsync(out.fileno())
         if failure == "docker gone":
             raise DockerUnavailable("/var/run/docker.sock", "connection refused")
+        if failure == "SIGTERM":  # as sbx/stopping.py raises it in the main thread
+            raise Terminated()
         raise KeyError("a bug in the gate")
 
     return gate
@@ -127,6 +131,23 @@ def test_the_recorded_release_comes_back(
         )
     assert read_open(stack) is None
     assert not (journal_dir(stack) / RESERVE).exists()
+
+
+def test_a_sigterm_in_the_gate_rolls_back_first_then_stops(
+    stack: Path, switches: list[dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#23 finding 2: SIGTERM mid-gate left the new release live; now the recorded release comes
+    back before the stop goes on (exit 143, the rollback named in the stop line)."""
+    monkeypatch.setattr(steps, "run_gate", gate_that("SIGTERM", stack))
+    monkeypatch.setattr(stopping, "_undone", [])  # the stop line's list is per process
+    entry = open_entry(stack)
+    with pytest.raises(Terminated):
+        steps.apply_target(SbxConfig(stack_dir=stack), "p", entry)
+    assert switches == [{"worker": NEW}, {"worker": OLD}]  # switched, then back
+    assert read_pins(stack) == {"worker": OLD}
+    assert any(e.id == entry.id and e.state == "rolled-back" for e in history(stack))
+    assert read_open(stack) is None
+    assert f"upgrade {entry.id} rolled back" in stopped_line("sbx upgrade")
 
 
 def test_no_room_for_the_reserve_refuses_before_anything_changes(stack: Path) -> None:
