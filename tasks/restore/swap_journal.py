@@ -118,12 +118,17 @@ def swap_paths(
         _sync_dir(path.parent)
 
 
-def _device(path: Path) -> int:
-    """The file system ``path`` is on (its nearest existing ancestor's, when it is missing)."""
+def _device(path: Path, *, follow: bool) -> int:
+    """The file system ``path`` is on (its nearest existing ancestor's, when it is missing).
+
+    A rename moves the last component itself (``follow=False``: a link stays a link) and
+    creates in the directory its parent path leads to, through links (``follow=True``).
+    """
     for candidate in (path, *path.parents):
         try:
-            return os.lstat(candidate).st_dev
+            return (os.stat(candidate) if follow else os.lstat(candidate)).st_dev
         except FileNotFoundError:
+            follow = True  # an ancestor of a missing path: where the path would be made
             continue
     return -1
 
@@ -131,9 +136,10 @@ def _device(path: Path) -> int:
 def _same_file_system(stack_dir: Path, moves: list[tuple[Path, Path]]) -> None:
     """Refuse, before the first rename, a move across file systems: a swap renames (all or
     nothing, in an instant) and never copies, so a part on its own mount cannot be swapped."""
+    sbx_dir = _device(stack_dir / ".sbx", follow=True)
     for src, dst in moves:
-        if _device(src) != _device(dst.parent):
-            outside = src if _device(src) != _device(stack_dir / ".sbx") else dst
+        if _device(src, follow=False) != _device(dst.parent, follow=True):
+            outside = src if _device(src, follow=False) != sbx_dir else dst
             raise RestoreRefused(
                 f"{outside} is on another file system than {stack_dir / '.sbx'} (a mount), and "
                 "an in-place restore swaps by renaming, never by copying. Nothing was changed. "
