@@ -126,7 +126,7 @@ def _device(path: Path, *, follow: bool) -> int:
     """
     for candidate in (path, *path.parents):
         try:
-            return (os.stat(candidate) if follow else os.lstat(candidate)).st_dev
+            return (candidate.stat() if follow else candidate.lstat()).st_dev
         except FileNotFoundError:
             follow = True  # an ancestor of a missing path: where the path would be made
             continue
