@@ -14,6 +14,8 @@ import errno
 import os
 from pathlib import Path
 
+from sbx.errors import NoSpace
+
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
@@ -27,6 +29,17 @@ def is_no_space(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def write_state(path: Path, data: str | bytes, outcome: str, *, fsync: bool = True) -> None:
+    """:func:`write_atomic` of a file of sbx's own state; a full disk is said as
+    :class:`NoSpace` naming ``path`` and ``outcome`` (what the refusal left as it was)."""
+    try:
+        write_atomic(path, data, fsync=fsync)
+    except OSError as exc:
+        if not is_no_space(exc):
+            raise
+        raise NoSpace(path, outcome) from exc
 
 
 def append_durably(path: Path, line: bytes) -> None:

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from sbx.durable import is_no_space, write_atomic
-from sbx.errors import DockerError, NoSpace
+from sbx.durable import write_state
+from sbx.errors import DockerError
 from sbx.processes import boot_id, pid_alive
 from sbx.stopping import note_undone
 from tasks.clients.docker_engine import DockerEngine
@@ -50,12 +50,8 @@ def _marker_path(stack_dir: Path, container_id: str) -> Path:
 
 def _write_marker(path: Path, marker: StopMarker) -> None:
     """Before the stop: a full disk refuses here, the service still running, nothing left."""
-    try:
-        write_atomic(path, marker.model_dump_json())
-    except OSError as exc:
-        if not is_no_space(exc):
-            raise
-        raise NoSpace(path, f"{marker.service} was not stopped and nothing was copied") from exc
+    outcome = f"{marker.service} was not stopped and nothing was copied"
+    write_state(path, marker.model_dump_json(), outcome)
 
 
 @contextmanager

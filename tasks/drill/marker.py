@@ -18,8 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from sbx.durable import is_no_space, write_atomic
-from sbx.errors import NoSpace
+from sbx.durable import write_state
 from sbx.processes import boot_id, pid_alive
 
 MARKER_DIR = Path(".sbx") / "drills"
@@ -57,12 +56,7 @@ def record_drill(stack_dir: Path, drill_id: str, project: str, root: Path) -> Pa
         started_at=time.time(),
     )
     path = marker_path(stack_dir, drill_id)
-    try:
-        write_atomic(path, marker.model_dump_json())  # no temporary left on a full disk
-    except OSError as exc:
-        if not is_no_space(exc):
-            raise
-        raise NoSpace(path, "the drill created nothing") from exc
+    write_state(path, marker.model_dump_json(), "the drill created nothing")  # no temporary left
     return path
 
 

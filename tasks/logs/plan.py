@@ -16,8 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from blocks.config import LogsConfig
-from sbx.durable import is_no_space, write_atomic
-from sbx.errors import NoSpace
+from sbx.durable import write_state
 from tasks.logs.rotate import EXTENSIONS
 from tasks.units import human_bytes
 
@@ -69,12 +68,7 @@ def load_state(path: Path) -> DirectoryState:
 
 def save_state(path: Path, state: DirectoryState, outcome: str) -> None:
     """Whole or not at all; a full disk raises :class:`NoSpace` (the file left as it was)."""
-    try:
-        write_atomic(path, state.model_dump_json(indent=1), fsync=False)
-    except OSError as exc:
-        if not is_no_space(exc):
-            raise
-        raise NoSpace(path, outcome) from exc
+    write_state(path, state.model_dump_json(indent=1), outcome, fsync=False)
 
 
 def rotated_pattern(live_name: str) -> re.Pattern[str]:

@@ -29,8 +29,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from sbx.durable import is_no_space, write_atomic
-from sbx.errors import NoSpace, RestoreRefused
+from sbx.durable import write_state
+from sbx.errors import RestoreRefused
 from sbx.processes import boot_id, pid_alive
 from sbx.repository.metadata import make_parents_like
 from tasks.services import signals_deferred
@@ -65,12 +65,7 @@ def _sync_dir(path: Path) -> None:
 
 def _write_journal(path: Path, journal: SwapJournal) -> None:
     """Before the first rename: a full disk refuses here, nothing moved, no temporary left."""
-    try:
-        write_atomic(path, journal.model_dump_json())
-    except OSError as exc:
-        if not is_no_space(exc):
-            raise
-        raise NoSpace(path, f"nothing was moved for the {journal.what}") from exc
+    write_state(path, journal.model_dump_json(), f"nothing was moved for the {journal.what}")
     _sync_dir(path.parent)
 
 
