@@ -11,7 +11,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.workers.process import ProcessWorker
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from blocks.box import BLOCK_TYPES
 
@@ -26,6 +26,10 @@ class SetupItem(BaseModel):
     kind: str
     name: str
     outcome: str  # "created" | "exists" | "registered"
+
+
+#: what ``sbx setup --json`` prints
+SetupItems = TypeAdapter(list[SetupItem])
 
 
 def setup_prefect(work_pool: str = WORK_POOL) -> list[SetupItem]:

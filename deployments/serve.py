@@ -6,6 +6,12 @@ backup due while it was down would never run. A worker leaves the deployments an
 schedules on the server; a run that fell due while no worker polled stays Scheduled ("Late")
 and runs as soon as the worker is back.
 
+Each deployment is registered as ``<stack>-<verb>-<schedule>`` (``stack-backup-nightly``): the
+name prefect.yaml gives it, after the slug of the stack directory it acts on, so the UI's
+deployment list says what each one acts on. Deployments sbx registered earlier in the same work
+pool for the same stack that are no longer declared (the names before this scheme among them)
+are deleted: their schedules would otherwise keep running beside the new ones.
+
 Registration is idempotent and keeps late runs: the server's deployment upsert deletes every
 auto-scheduled run that has not started yet, late ones included, so a deployment whose
 definition is unchanged is not written again. The definition's fingerprint is stored as the
@@ -25,14 +31,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the lock; one call
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate
+from prefect.client.schemas.filters import WorkPoolFilter, WorkPoolFilterName
 from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.exceptions import ObjectNotFound
 from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.workers.process import ProcessWorker
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from deployments.bootstrap import WORK_POOL
 from sbx.errors import ConfigError
@@ -103,10 +110,14 @@ class RegisteredDeployment(BaseModel):
     schema_version: int = 1
     full_name: str  # "flow-name/deployment-name", as `prefect deployment run` takes it
     deployment_id: str
-    outcome: Literal["created", "updated", "unchanged"]
+    outcome: Literal["created", "updated", "unchanged", "retired"]
     schedules: list[str]
     version: str
     stack: str | None = None  # the stack its runs act on (its ``stack`` parameter)
+
+
+#: what ``sbx serve --json`` prints
+RegisteredList = TypeAdapter(list[RegisteredDeployment])
 
 
 def pool_for_box(pool: str, box: str | None) -> str:
@@ -117,6 +128,13 @@ def pool_for_box(pool: str, box: str | None) -> str:
             "at most 63 characters: it becomes part of deployment and work pool names."
         )
     return f"{pool}-{box}" if box else pool
+
+
+def stack_slug(stack: str | Path) -> str:
+    """The stack directory's name as deployment names carry it: lowercase letters, digits and
+    dashes (Prefect refuses '/', '%', '&', '<' and '>' in a name)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", Path(stack).name.lower()).strip("-")
+    return slug or "stack"
 
 
 def read_prefect_yaml(path: Path) -> list[DeploymentSpec]:
@@ -166,6 +184,8 @@ def register_deployments(
                     update={"parameters": {"stack": str(stack), **declared.parameters}}
                 )
             acts_on = spec.parameters.get("stack")
+            if acts_on:  # named for what it acts on: stack-backup-nightly
+                spec = spec.model_copy(update={"name": f"{stack_slug(str(acts_on))}-{spec.name}"})
             version = spec.fingerprint(root)
             full_name = f"{flow.name}/{spec.name}"
             schedules = [f"{s.cron} ({s.timezone})" for s in spec.schedules]
@@ -234,7 +254,42 @@ def register_deployments(
                     stack=acts_on,
                 )
             )
+        if stack is not None:
+            pools = {spec.work_pool.name for spec in specs}
+            results += _retire_superseded(client, results, pools, str(stack))
     return results
+
+
+def _retire_superseded(
+    client: SyncPrefectClient, kept: list[RegisteredDeployment], pools: set[str], stack: str
+) -> list[RegisteredDeployment]:
+    """Delete what sbx registered earlier in ``pools`` for ``stack`` (or for no stack: the
+    deployments before they named theirs) that ``kept`` no longer holds."""
+    keep = {done.deployment_id for done in kept}
+    retired = []
+    found = client.read_deployments(
+        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=sorted(pools))), limit=200
+    )
+    for old in found:
+        acts_on = old.parameters.get("stack")
+        if (
+            str(old.id) in keep
+            or not (old.version or "").startswith("sbx-")  # not registered by sbx
+            or acts_on not in (None, stack)  # another stack's, served into the same pool
+        ):
+            continue
+        client.delete_deployment(old.id)
+        retired.append(
+            RegisteredDeployment(
+                full_name=f"{client.read_flow(old.flow_id).name}/{old.name}",
+                deployment_id=str(old.id),
+                outcome="retired",
+                schedules=[],
+                version=old.version or "",
+                stack=acts_on,
+            )
+        )
+    return retired
 
 
 def run_worker(

@@ -48,3 +48,14 @@ def test_health_runs_every_5_minutes_without_overlap() -> None:
 
     limit = ConcurrencyLimitConfig(**health["concurrency_limit"])  # what prefect deploy sends
     assert limit.collision_strategy == ConcurrencyLimitStrategy.CANCEL_NEW
+
+
+def test_deployment_names_say_what_runs_and_when() -> None:
+    """`<verb>-<schedule>`, unique: `sbx serve` puts the stack in front (#20), and the UI's
+    deployment list then reads stack-backup-nightly, stack-restore-on-demand..."""
+    names = [d["name"] for d in DEPLOYMENTS]
+    assert len(set(names)) == len(names), names
+    for deployment in DEPLOYMENTS:
+        name = deployment["name"]
+        assert name.endswith("-on-demand") == (not deployment.get("schedules")), name
+        assert name.split("-")[0] in deployment["tags"], (name, deployment["tags"])

@@ -27,8 +27,10 @@ def backup(
     config: ConfigOption = None,
     repo: RepoOption = None,
     part: PartOption = None,
+    json_: JsonOption = False,
 ) -> None:
-    """Snapshot every part of the stack consistently; last stdout line: the snapshot id."""
+    """Snapshot every part of the stack consistently; last stdout line: the snapshot id (with
+    --json: the report, its snapshot_id included)."""
     box = open_box(stack, config, repo=repo, keys=True)
     from flows.backup import backup_stack
     from sbx.errors import BackupIncomplete
@@ -43,10 +45,17 @@ def backup(
                 config_file=box.config_param,
             )
     except BackupIncomplete as exc:
-        _print_backup(exc.report)
+        _show_backup(exc.report, json_)
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        out.print(exc.report.snapshot_id)
         raise typer.Exit(1) from None
+    _show_backup(report, json_)
+
+
+def _show_backup(report: Any, json_: bool) -> None:
+    """The report as JSON, or its table on stderr and the snapshot id last on stdout."""
+    if json_:
+        out.print_json(report.model_dump_json())
+        return
     _print_backup(report)
     out.print(report.snapshot_id)
 
@@ -111,6 +120,7 @@ def verify(
     repo: RepoOption = None,
     stack: StackOption = None,
     config: ConfigOption = None,
+    json_: JsonOption = False,
 ) -> None:
     """Re-read and re-hash a snapshot; exit 1 on any damage, naming part and path."""
     if all_ and snapshot is not None:  # --all used to win silently
@@ -131,6 +141,9 @@ def verify(
             config_file=box.config_param,
         )
     except DamageFound as exc:
+        if json_:
+            out.print_json(exc.report.model_dump_json())
+            raise
         for damage in exc.report.damaged[:200]:
             out.print(f"DAMAGED {escape(damage.describe())}", soft_wrap=True)
         if len(exc.report.damaged) > 200:
@@ -143,6 +156,8 @@ def verify(
                 "of the damaged objects again (those whose files are still in the stack)."
             )
         raise
+    if json_:
+        out.print_json(report.model_dump_json())
     err.print(
         f"[green]ok[/]: {len(report.snapshots)} snapshot(s), {report.objects_checked} "
         f"objects and {report.files_checked} files re-hashed, no damage"
@@ -161,6 +176,7 @@ def prune(
     repo: RepoOption = None,
     stack: StackOption = None,
     config: ConfigOption = None,
+    json_: JsonOption = False,
 ) -> None:
     """Delete snapshots outside the retention policy, then unreferenced objects.
 
@@ -192,10 +208,13 @@ def prune(
         config_file=box.config_param,
     )
     verb = "would remove" if dry_run else "removed"
-    for snapshot_id in report.removed:
-        out.print(f"{verb} {snapshot_id}")
-    for snapshot_id, why in sorted(report.kept.items()):
-        out.print(escape(f"keep   {snapshot_id}  ({', '.join(why)})"))
+    if json_:
+        out.print_json(report.model_dump_json())
+    else:
+        for snapshot_id in report.removed:
+            out.print(f"{verb} {snapshot_id}")
+        for snapshot_id, why in sorted(report.kept.items()):
+            out.print(escape(f"keep   {snapshot_id}  ({', '.join(why)})"))
     freed = report.gc.bytes_freed + report.manifest_bytes_freed
     err.print(
         f"{verb} {len(report.removed)} snapshot(s) and {report.gc.objects_deleted} "

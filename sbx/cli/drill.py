@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from sbx.cli.options import ConfigOption, RepoOption, StackOption, err, out
+from sbx.cli.options import ConfigOption, JsonOption, RepoOption, StackOption, err, out
 from sbx.cli.runner import open_box
 
 
@@ -24,6 +24,7 @@ def drill(
             "--from-offbox", help="Drill from the off-box repository (offbox.url in sbx.toml)."
         ),
     ] = False,
+    json_: JsonOption = False,
 ) -> None:
     """Restore into a scratch project, health-check it, report the RTO; exit 1 naming what
     failed. The live stack is not touched; the scratch project is always torn down."""
@@ -43,20 +44,25 @@ def drill(
             config_file=box.config_param,
         )
     except DrillFailed as exc:
-        _print(exc.report)
+        _print(exc.report, json_)
         raise
-    _print(report)
-    out.print(f"{report.snapshot_id} drill-passed RTO {report.rto_s:.1f} s")
+    _print(report, json_)
+    if not json_:
+        out.print(f"{report.snapshot_id} drill-passed RTO {report.rto_s:.1f} s")
 
 
 def register(app: typer.Typer) -> None:
     app.command(rich_help_panel="Backups")(drill)
 
 
-def _print(report: object) -> None:
+def _print(report: object, json_: bool) -> None:
+    """The report as JSON on stdout, or one line per check on stderr."""
     from tasks.drill.report import DrillReport
 
     assert isinstance(report, DrillReport)
+    if json_:
+        out.print_json(report.model_dump_json())
+        return
     for check in report.checks:
         colour = {"ok": "green", "info": "dim"}.get(check.state, "red")
         err.print(

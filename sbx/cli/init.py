@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from sbx.cli.options import RepoOption, StackOption, out
+from sbx.cli.options import JsonOption, RepoOption, StackOption, err, out
 
 
 def init(
@@ -21,6 +21,7 @@ def init(
             "--offbox", help="s3://bucket/prefix for the nightly off-box copy.", show_default=False
         ),
     ] = None,
+    json_: JsonOption = False,
 ) -> None:
     """Name the box once: write the stack's sbx.toml and remember the stack.
 
@@ -69,6 +70,24 @@ def init(
         outcome = "written" if before is None else "updated"
     config = load_config(stack_dir)
     named = name_stack(stack_dir)
+    hint = (
+        "Commands without --stack now act on this stack. Next: 'sbx backup', then 'sbx serve' "
+        f"to run the schedules on it (SBX_STACK_DIR still wins; {box_file().name} is per "
+        "SBX_HOME)."
+    )
+    if json_:  # the hint is for a person: stderr
+        out.print_json(
+            data={
+                "stack": str(stack_dir),
+                "config": str(path),
+                "outcome": outcome,
+                "repository": config.repository.location,
+                "offbox_url": config.offbox.url,
+                "remembered_in": str(named),
+            }
+        )
+        err.print(hint)
+        return
     rows = [
         ("stack", str(stack_dir)),
         ("config", f"{path} ({outcome})"),
@@ -82,11 +101,7 @@ def init(
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         out.print(escape(f"{key.ljust(width)}  {value}"), soft_wrap=True)
-    out.print(
-        "Commands without --stack now act on this stack. Next: 'sbx backup', then 'sbx serve' "
-        f"to run the schedules on it (SBX_STACK_DIR still wins; {box_file().name} is per "
-        "SBX_HOME)."
-    )
+    out.print(hint)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 from sbx.cli.options import (
     ConfigOption,
+    JsonOption,
     PartOption,
     RepoOption,
     StackOption,
@@ -68,6 +69,7 @@ def restore(
     repo: RepoOption = None,
     stack: StackOption = None,
     config: ConfigOption = None,
+    json_: JsonOption = False,
 ) -> None:
     """Restore a snapshot into a directory or, verified first, into the live stack.
 
@@ -98,7 +100,10 @@ def restore(
         err.print(f"[yellow]warning[/]: {escape(warning)}", soft_wrap=True)
     if outcome.swapped:
         _print_kept(outcome, box.config.restore.keep_days)
-    out.print(escape(str(outcome.target)))
+    if json_:  # the target is in it, with what was kept aside
+        out.print_json(outcome.model_dump_json())
+    else:
+        out.print(escape(str(outcome.target)))
 
 
 def _print_kept(outcome: Any, keep_days: int) -> None:
@@ -145,6 +150,7 @@ def cleanup(
     ] = False,
     stack: StackOption = None,
     config: ConfigOption = None,
+    json_: JsonOption = False,
 ) -> None:
     """Remove the old data in-place restores kept (<stack>/.sbx/restores/<UTC time>/).
 
@@ -165,8 +171,11 @@ def cleanup(
         config_file=box.config_param,
     )
     verb = "would remove" if dry_run else "removed"
-    for item in report.removed:
-        out.print(escape(f"{verb} {item.path} ({human_bytes(item.bytes)})"), soft_wrap=True)
+    if json_:
+        out.print_json(report.model_dump_json())
+    else:
+        for item in report.removed:
+            out.print(escape(f"{verb} {item.path} ({human_bytes(item.bytes)})"), soft_wrap=True)
     span = older_than or f"{box.config.restore.keep_days}d"
     err.print(
         escape(

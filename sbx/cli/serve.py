@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from sbx.cli.options import StackOption, err, out
+from sbx.cli.options import JsonOption, StackOption, err, out
 
 
 def serve(
@@ -35,12 +35,15 @@ def serve(
         typer.Option("--register-only", help="Register the deployments, run no worker."),
     ] = False,
     stack: StackOption = None,
+    json_: JsonOption = False,
 ) -> None:
     """Serve every scheduled deployment on this box: local server + process worker.
 
     Registers prefect.yaml's deployments (schedules, parameters, concurrency limits) and runs
     a process worker for the `sbx-box` pool until SIGTERM or Ctrl-C. The deployments stay
-    registered when it stops: a run due meanwhile starts as soon as it is back.
+    registered when it stops: a run due meanwhile starts as soon as it is back. Each is named
+    <stack>-<verb>-<schedule> (stack-backup-nightly); ones sbx registered before for the same
+    stack and pool that prefect.yaml no longer declares are retired.
     """
     from blocks.config import resolve_stack_dir
     from sbx.errors import ConfigError
@@ -58,6 +61,7 @@ def serve(
     from deployments.bootstrap import WORK_POOL, setup_prefect
     from deployments.serve import (
         PROJECT_ROOT,
+        RegisteredList,
         pool_for_box,
         read_prefect_yaml,
         register_deployments,
@@ -72,25 +76,32 @@ def serve(
     from tasks.schedules import record_schedules
 
     registered = register_deployments(specs, path.resolve().parent, stack_dir)
+    live = [d for d in registered if d.outcome != "retired"]
     record_schedules(
-        stack_dir,
-        [(d.full_name, d.schedules) for d in registered if d.stack == str(stack_dir)],
-        api,
+        stack_dir, [(d.full_name, d.schedules) for d in live if d.stack == str(stack_dir)], api
     )
-    rows = [
-        (done.full_name, ", ".join(done.schedules) or "by hand", done.outcome)
-        for done in registered
-    ]
-    out.print(escape(f"{path} → {api}; every schedule acts on the stack {stack_dir}"))
-    for line in fit(("deployment", "schedule", "registered"), rows, out.width, flex=1, caps={}):
-        out.print(escape(line), soft_wrap=True)
-    others = sorted({d.stack for d in registered if d.stack and d.stack != str(stack_dir)})
+    # with --json the table goes to stdout as JSON; what it says besides goes to stderr
+    say = err if json_ else out
+    if json_:
+        out.print_json(RegisteredList.dump_json(registered).decode())
+    else:
+        rows = [
+            (d.full_name, ", ".join(d.schedules) or "by hand", d.outcome)
+            if d.outcome != "retired"
+            else (d.full_name, "—", "retired (deleted)")
+            for d in registered
+        ]
+        out.print(escape(f"{path} → {api}; every schedule acts on the stack {stack_dir}"))
+        head = ("deployment", "schedule", "registered")
+        for line in fit(head, rows, out.width, flex=1, caps={}):
+            out.print(escape(line), soft_wrap=True)
+    others = sorted({d.stack for d in live if d.stack and d.stack != str(stack_dir)})
     for other in others:  # prefect.yaml set a stack of its own for some deployment
-        out.print(escape(f"note: some deployments act on {other} (set in {path.name})"))
+        say.print(escape(f"note: some deployments act on {other} (set in {path.name})"))
     ui = os.environ.get("PREFECT_UI_URL") or api.removesuffix("/api")
-    out.print(f"Prefect UI: {ui}/runs  (deployments: {ui}/deployments)")
+    say.print(f"Prefect UI: {ui}/runs  (deployments: {ui}/deployments)")
     if register_only:
-        out.print(
+        say.print(
             f"No worker polls work pool '{pool}' yet: the UI shows these deployments as "
             "'Not Ready' and scheduled runs wait (as 'Late') until one does. Start it with "
             "'sbx serve' (without --register-only).",
@@ -99,7 +110,7 @@ def serve(
         return
     from deployments.serve import run_worker
 
-    out.print(f"Running a process worker for work pool '{pool}'; stop it with Ctrl-C.")
+    say.print(f"Running a process worker for work pool '{pool}'; stop it with Ctrl-C.")
     run_worker(pool, printer=lambda line: err.print(line, soft_wrap=True))
 
 

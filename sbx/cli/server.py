@@ -9,16 +9,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from sbx.cli.options import err, out
+from sbx.cli.options import JsonOption, err, out
 
 
-def setup() -> None:
+def setup(json_: JsonOption = False) -> None:
     """Register block types, the work pool and concurrency limits with the Prefect API."""
     from sbx.local_server import ensure_api
 
     api = ensure_api()
-    from deployments.bootstrap import setup_prefect
+    from deployments.bootstrap import SetupItems, setup_prefect
 
+    if json_:
+        out.print_json(SetupItems.dump_json(setup_prefect()).decode())
+        return
     table = Table("what", "name", "outcome", title=f"Prefect API {api}")
     for item in setup_prefect():
         table.add_row(item.kind, item.name, item.outcome)
@@ -51,9 +54,7 @@ def server_stop(
     )
 
 
-def server_status(
-    json_: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
+def server_status(json_: JsonOption = False) -> None:
     """Show the local Prefect server and its UI address; exit 1 when it is not running."""
     from sbx.local_server import LocalServer, server_summary
 

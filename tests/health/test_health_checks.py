@@ -82,11 +82,17 @@ def test_backup_age_against_rpo(tmp_path: Path) -> None:
 def test_no_repository_fails_once_a_backup_is_scheduled(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     location = str(tmp_path / "never-made")
-    record_schedules(cfg.stack_dir, [("health-check/every-5-minutes", ["*/5 * * * *"])], "x")
+    record_schedules(
+        cfg.stack_dir, [("health-check/stack-health-every-5-minutes", ["*/5 * * * *"])], "x"
+    )
     assert run_check(only(backups.plan(cfg, location))).state == "info"  # no backup scheduled
-    record_schedules(cfg.stack_dir, [("backup-stack/nightly", ["0 2 * * * (UTC)"])], "x")
+    record_schedules(
+        cfg.stack_dir, [("backup-stack/stack-backup-nightly", ["0 2 * * * (UTC)"])], "x"
+    )
     got = run_check(only(backups.plan(cfg, location)))
-    assert got.state == "failing" and "backup-stack/nightly is scheduled" in got.observed, got
+    assert (
+        got.state == "failing" and "backup-stack/stack-backup-nightly is scheduled" in got.observed
+    ), got
     assert got.next_step and "sbx backup" in got.next_step
 
 

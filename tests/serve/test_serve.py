@@ -4,6 +4,7 @@ worker, a clean stop on SIGTERM, and a restart that leaves unchanged deployments
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import yaml
 from bed.local_prefect import PrefectApi, SbxHome, copy_files_stack, sbx_home
 from bed.services import log_tail, wait_until
 
-from deployments.serve import PROJECT_ROOT, read_prefect_yaml
+from deployments.serve import PROJECT_ROOT, read_prefect_yaml, stack_slug
 from tasks.schedules import scheduled_backup
 
 SBX = [sys.executable, "-m", "sbx"]
@@ -66,7 +67,7 @@ def test_serve_registers_runs_and_stops_cleanly(home: SbxHome, tmp_path: Path) -
         assert f"Prefect UI: {home.ui_url}/runs" in text, text
         assert f"every schedule acts on the stack {stack}" in text, text
         # recorded beside the stack: health then knows a backup is scheduled
-        assert scheduled_backup(stack) == "backup-stack/nightly"
+        assert scheduled_backup(stack) == "backup-stack/stack-backup-nightly"
 
         # every prefect.yaml deployment, with its schedules, parameters and limits
         flows = api.flows_by_id()
@@ -75,7 +76,8 @@ def test_serve_registers_runs_and_stops_cleanly(home: SbxHome, tmp_path: Path) -
         assert len(registered) == len(specs), sorted(registered)
         by_entry = {(d["entrypoint"], d["name"]): d for d in registered.values()}
         for spec in specs:
-            dep = by_entry[(spec["entrypoint"], spec["name"])]
+            # named for the stack it acts on: <stack>-<verb>-<schedule>
+            dep = by_entry[(spec["entrypoint"], f"stack-{spec['name']}")]
             crons = sorted(
                 (s["schedule"]["cron"], s["schedule"]["timezone"]) for s in dep["schedules"]
             )
@@ -94,7 +96,7 @@ def test_serve_registers_runs_and_stops_cleanly(home: SbxHome, tmp_path: Path) -
                 )
             else:
                 assert dep["global_concurrency_limit"] is None
-        nightly = registered["backup-stack/nightly"]
+        nightly = registered["backup-stack/stack-backup-nightly"]
         assert nightly["schedules"][0]["schedule"]["cron"] == "0 2 * * *"
 
         # a manual trigger, as the UI's "Run" button makes it: the worker picks it up, and
@@ -112,17 +114,26 @@ def test_serve_registers_runs_and_stops_cleanly(home: SbxHome, tmp_path: Path) -
         # the deployments outlive the worker (not paused, as serve() would leave them) ...
         after = {d["id"]: d for d in api.deployments()}
         assert all(not d["paused"] for d in after.values())
+        # a deployment an older sbx registered under the old scheme (no stack in its name or
+        # parameters): its schedule would keep running beside the new one, so it is retired
+        flow_id = next(i for i, name in flows.items() if name == "backup-stack")
+        old = {"name": "nightly", "flow_id": flow_id, "work_pool_name": "sbx-box"}
+        legacy = api.post("/deployments/", {**old, "version": "sbx-0"})
         # ... and a second start leaves unchanged ones alone: an upsert would delete their
-        # scheduled runs, late ones included
+        # scheduled runs, late ones included; --json prints the table as JSON and only that
         again = subprocess.run(
-            [*SBX, "serve", "--register-only"],
+            [*SBX, "serve", "--register-only", "--json"],
             capture_output=True,
             text=True,
             env=home.env,
             timeout=240,
         )
         assert again.returncode == 0, again.stdout + again.stderr
-        assert again.stdout.count("unchanged") == len(specs), again.stdout
+        outcomes = {d["full_name"]: d["outcome"] for d in json.loads(again.stdout)}
+        assert outcomes.pop("backup-stack/nightly") == "retired", outcomes
+        assert set(outcomes.values()) == {"unchanged"} and len(outcomes) == len(specs), outcomes
+        assert "Prefect UI:" in again.stderr
+        assert legacy["id"] not in {d["id"] for d in api.deployments()}
         for dep in api.deployments():
             assert dep["updated"] == after[dep["id"]]["updated"], dep["name"]
 
@@ -136,7 +147,8 @@ def test_serve_registers_runs_and_stops_cleanly(home: SbxHome, tmp_path: Path) -
         )
         assert fleet.returncode == 0, fleet.stdout + fleet.stderr
         boxed = [d for d in api.deployments() if d["id"] not in after]
-        assert sorted(d["name"] for d in boxed) == sorted(f"{s['name']}-edge-1" for s in specs)
+        want = sorted(f"stack-{s['name']}-edge-1" for s in specs)
+        assert sorted(d["name"] for d in boxed) == want
         assert {d["work_pool_name"] for d in boxed} == {"sbx-box-edge-1"}
         assert all("box:edge-1" in d["tags"] for d in boxed)
         assert api.get("/work_pools/sbx-box-edge-1")["type"] == "process"
@@ -179,5 +191,24 @@ def test_a_box_name_must_fit_in_deployment_names() -> None:
 
     spec = read_prefect_yaml(PROJECT_ROOT / "prefect.yaml")[0]
     assert spec.for_box("edge-1").work_pool.name == "sbx-box-edge-1"
+    assert spec.for_box("edge-1").name == "backup-nightly-edge-1"
     with pytest.raises(ConfigError, match="lowercase letters, digits and dashes"):
         spec.for_box("Edge 1/x")
+
+
+@pytest.mark.parametrize(
+    ("stack", "slug"),
+    [
+        ("/home/op/sealed-box-ai/stack", "stack"),
+        ("/srv/Edge Box&Co<1>/", "edge-box-co-1"),
+        ("/srv/100%_ready", "100-ready"),
+        ("/", "stack"),
+    ],
+)
+def test_deployment_names_carry_the_stack_as_prefect_allows(stack: str, slug: str) -> None:
+    from prefect.client.schemas.actions import DeploymentCreate
+
+    assert stack_slug(stack) == slug
+    name = f"{stack_slug(stack)}-{read_prefect_yaml(PROJECT_ROOT / 'prefect.yaml')[0].name}"
+    assert name == f"{slug}-backup-nightly"
+    DeploymentCreate(name=name, flow_id="00000000-0000-0000-0000-000000000000")  # no banned char
