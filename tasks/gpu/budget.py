@@ -49,6 +49,7 @@ class GpuBudget(_Frozen):
     used_bytes: int  # NVML's used memory on the GPU now
     given_back_bytes: int  # held by the service being replaced (freed before the new one starts)
     given_back_by: str | None
+    note: str | None = None  # e.g. "no GPU process of worker found on it"
     cuda_context_bytes: int = CUDA_CONTEXT_BYTES
 
     @property
@@ -83,6 +84,8 @@ class GpuBudget(_Frozen):
                 f" ({_gib(self.used_bytes)} used − {_gib(self.given_back_bytes)} that "
                 f"{self.given_back_by} gives back)"
             )
+        if self.note:
+            others += f" ({self.note})"
         start = (
             f"{_gib(self.total_bytes)} total − {_gib(self.others_bytes)} others − "
             f"{_gib(self.cuda_context_bytes)} CUDA context = {_gib(self.free_at_start_bytes)} free "

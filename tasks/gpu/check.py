@@ -226,10 +226,27 @@ def preflight_on_box(
     else:
         utilization, source = DEFAULT_GPU_MEMORY_UTILIZATION, "vLLM's default"
     held: dict[int, int] = {}
+    unreported: dict[int, int] = {}  # processes whose memory NVML does not say (no privileges)
     if replacing:
         for p in owners(inventory):
             if p.service == replacing:
                 held[p.gpu_index] = held.get(p.gpu_index, 0) + (p.used_memory_bytes or 0)
+                unreported[p.gpu_index] = unreported.get(p.gpu_index, 0) + (
+                    p.used_memory_bytes is None
+                )
+
+    def note(index: int) -> str | None:
+        if not replacing:
+            return None
+        if index not in held:
+            return f"no GPU process of {replacing} found on it"
+        if unreported.get(index):
+            return (
+                f"the memory of {unreported[index]} process(es) of {replacing} is not reported "
+                "by NVML and counts as staying"
+            )
+        return None
+
     budgets = [
         GpuBudget(
             gpu=f"GPU {g.index} ({g.name})",
@@ -239,6 +256,7 @@ def preflight_on_box(
             used_bytes=g.memory_used_bytes,
             given_back_bytes=held.get(g.index, 0),
             given_back_by=replacing if g.index in held else None,
+            note=note(g.index),
         )
         for g in inventory.gpus
         if gpu_index is None or g.index == gpu_index

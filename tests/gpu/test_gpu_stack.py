@@ -86,4 +86,7 @@ def test_a_model_swap_preflight_counts_what_the_replaced_service_holds(
     assert "vLLM starts" in swap.message
     other = preflight_on_box(config, model, 8192, replacing="watchdog")
     assert other.budget is not None and other.budget.given_back_by is None
+    assert (
+        "other processes hold 72.00 GiB (no GPU process of watchdog found on it)" in other.message
+    )
     assert "vLLM would stop at start-up" in other.message  # the worker's 70 GiB stay
