@@ -25,7 +25,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
 GiB = 1 << 30
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vllm/config/cache.py: CacheConfig.gpu_memory_utilization
@@ -42,6 +42,9 @@ class _Frozen(BaseModel):
 class GpuBudget(_Frozen):
     """The memory a vLLM instance may use on one GPU, with every number that went into it."""
 
+    # the computed numbers are in its JSON for the operator; reading that JSON back ignores them
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
     gpu: str  # "GPU 0 (NVIDIA H100 80GB HBM3)"
     total_bytes: int
     utilization: float
@@ -52,20 +55,24 @@ class GpuBudget(_Frozen):
     note: str | None = None  # e.g. "no GPU process of worker found on it"
     cuda_context_bytes: int = CUDA_CONTEXT_BYTES
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def others_bytes(self) -> int:
         """What stays on the GPU when the new instance starts."""
         return max(0, self.used_bytes - self.given_back_bytes)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def requested_bytes(self) -> int:
         """vLLM's ``requested_memory``: total × utilization; the model's whole need fits in it."""
         return int(self.total_bytes * self.utilization)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def free_at_start_bytes(self) -> int:
         return self.total_bytes - self.others_bytes - self.cuda_context_bytes
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def starts(self) -> bool:
         """vLLM's start-up check: the free memory it sees covers total × utilization."""

@@ -57,6 +57,8 @@ def test_other_processes_do_not_shrink_the_budget_but_can_stop_vllm(tmp_path: Pa
     assert "vLLM would stop at start-up" in refused.message
     assert "set --gpu-memory-utilization to at most 0.74" in refused.message  # 59.5 / 80
     assert budget(used=20 * GiB, utilization=0.74).starts
+    again = type(refused).model_validate_json(refused.model_dump_json())  # the --json output
+    assert again == refused and json.loads(refused.model_dump_json())["budget"]["starts"] is False
     assert not budget(used=20 * GiB, utilization=0.75).starts
 
 
