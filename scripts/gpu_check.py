@@ -7,7 +7,7 @@ end that nothing heavier (prefect, docker, httpx, pydantic-settings) came along.
     python3 scripts/gpu_check.py read [--wait-pid PID]   print the reading as JSON; exit 0 with
                                                          GPUs, 3 without, 1 when NVML failed
     python3 scripts/gpu_check.py fit                     preflight of synthetic models against
-                                                         GPU 0's free memory
+                                                         vLLM's budget on GPU 0 (total × 0.9)
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from tasks.clients.gpu import GpuInventory, read_inventory
+from tasks.gpu.budget import DEFAULT_GPU_MEMORY_UTILIZATION, GpuBudget
 from tasks.gpu.capacity import GiB, preflight
 
 NO_GPU = 3
@@ -50,8 +51,19 @@ def read(wait_pid: int | None) -> int:
 def fit() -> int:
     inventory = read_inventory()
     gpu = inventory.gpus[0] if inventory.gpus else None
-    free = gpu.memory_free_bytes if gpu else None
-    where = f"GPU 0 ({gpu.name}) free memory" if gpu else None
+    budget = (
+        GpuBudget(
+            gpu=f"GPU 0 ({gpu.name})",
+            total_bytes=gpu.memory_total_bytes,
+            utilization=DEFAULT_GPU_MEMORY_UTILIZATION,
+            utilization_from="vLLM's default",
+            used_bytes=gpu.memory_used_bytes,
+            given_back_bytes=0,
+            given_back_by=None,
+        )
+        if gpu
+        else None
+    )
     failed = 0
     with tempfile.TemporaryDirectory(prefix="sbx-gpu-check-") as tmp:
         # Llama-3-8B's shape with 15 GiB of bf16 weights; a 1 TiB model that fits nowhere
@@ -63,9 +75,7 @@ def fit() -> int:
             ("1 TiB model", huge, 8192, "does not fit"),
         ):
             seqs = 4 if "x 4" in name else 1
-            verdict = preflight(
-                root, length, available_bytes=free, available_from=where, max_num_seqs=seqs
-            )
+            verdict = preflight(root, length, budget=budget, max_num_seqs=seqs)
             print(json.dumps({"case": name, **verdict.model_dump(mode="json")}, indent=2))
             print(f"{name}: {verdict.verdict}: {verdict.message}", file=sys.stderr)
             if gpu is None and verdict.verdict != "unknown":

@@ -25,7 +25,7 @@ def gpu(
         typer.Option(
             "--fit",
             metavar="MODEL_DIR",
-            help="Capacity preflight: does this model directory fit the free GPU memory?",
+            help="Capacity preflight: does this model (directory or .gguf) fit vLLM's budget?",
         ),
     ] = None,
     max_model_len: Annotated[
@@ -48,7 +48,16 @@ def gpu(
         str | None,
         typer.Option(
             help="For --fit: count the GPU memory this service's processes hold as free "
-            "(the model it replaces gives it back)."
+            "(the model it replaces gives it back), and use its --gpu-memory-utilization."
+        ),
+    ] = None,
+    gpu_memory_utilization: Annotated[
+        float | None,
+        typer.Option(
+            min=0.01,
+            max=1.0,
+            help="For --fit: vLLM's fraction of the GPU (default: the --replacing service's, "
+            "else vLLM's 0.9).",
         ),
     ] = None,
 ) -> None:
@@ -56,8 +65,9 @@ def gpu(
 
     Exit 1 when a threshold of sbx.toml's gpu section fails; 0 with "no GPU" on a box without
     an NVIDIA driver.
-    With --fit MODEL_DIR --max-model-len N: exit 0 when the model fits, 1 when it does not,
-    2 when that cannot be known (no config.json, no GPU and no --free-gib).
+    With --fit MODEL --max-model-len N (MODEL a directory or a .gguf file): exit 0 when it fits
+    in total × --gpu-memory-utilization and vLLM would start beside what else holds the GPU, 1
+    when not, 2 when that cannot be known (no model shape, no GPU and no --free-gib).
     """
     door = open_box(stack, config, api=False)  # a bad configuration stops here, before a run
     box = door.config
@@ -72,6 +82,7 @@ def gpu(
             kv_cache_dtype=kv_cache_dtype,
             gpu_index=gpu_index,
             replacing=replacing,
+            gpu_memory_utilization=gpu_memory_utilization,
             free_gib=free_gib,
             json_=json_,
         )
@@ -109,6 +120,7 @@ def _fit(
     kv_cache_dtype: str,
     gpu_index: int | None,
     replacing: str | None,
+    gpu_memory_utilization: float | None,
     free_gib: float | None,
     json_: bool,
 ) -> int:
@@ -123,6 +135,7 @@ def _fit(
         kv_cache_dtype=kv_cache_dtype,
         gpu_index=gpu_index,
         replacing=replacing,
+        gpu_memory_utilization=gpu_memory_utilization,
         free_bytes=int(free_gib * GiB) if free_gib is not None else None,
     )
     if json_:

@@ -1,20 +1,23 @@
-"""Capacity preflight: does a model directory, served with a given context length, fit a GPU?
+"""Capacity preflight: does a model (a directory, or a GGUF file) at a given context length fit
+what vLLM would give it on a GPU?
 
 Pure: files and numbers in, a verdict with every number out; no GPU, Prefect or network needed
 (scripts/gpu-check.sh runs it beside the real NVML client). The estimate, as vLLM spends memory:
 
-    needed = weights + KV cache + overhead
+    needed = weights + KV cache + overhead  ≤  budget = total × --gpu-memory-utilization
     weights   safetensors headers (8-byte length + JSON header only; tensor bytes summed by dtype),
-              else the sizes of *.gguf files, else of other weight files (*.bin, *.pt, *.pth)
-    KV cache  2 × layers × KV heads × head dim × dtype bytes × max_model_len × max_num_seqs
-              (from config.json; MLA models, e.g. DeepSeek: layers × (kv_lora_rank +
-              qk_rope_head_dim) × dtype bytes × tokens)
-    overhead  1 GiB (CUDA context, CUDA graphs) + 10 % of the weights (activation peak of the
+              else the sizes of the *.gguf files, else of other weight files (*.bin, *.pt, *.pth)
+    KV cache  per layer, full attention for max_model_len tokens, sliding-window layers for their
+              window only (tasks/gpu/kv_cache.py); the shape from config.json, or from a GGUF
+              file's metadata (tasks/gpu/gguf.py)
+    overhead  1 GiB (CUDA graphs, buffers) + 10 % of the weights (activation peak of the
               profiling run) — a stated rule of thumb, overridable
+    budget    tasks/gpu/budget.py: what vLLM V1 requests, and whether it starts at all beside the
+              other processes on the GPU
 
 vLLM needs at least one sequence of max_model_len in its KV cache to start, hence max_num_seqs=1
 by default; more concurrent full-length sequences need proportionally more. The verdict is
-"unknown" (never a guess) when the weights, the model's shape or the free memory are not known.
+"unknown" (never a guess) when the weights, the model's shape or the GPU are not known.
 """
 
 from __future__ import annotations
@@ -26,20 +29,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from tasks.gpu.budget import GpuBudget
+from tasks.gpu.kv_cache import (
+    DEFAULT_PREFILL_CHUNK,
+    KV_DTYPE_BYTES,
+    KvCacheEstimate,
+    config_dtype,
+    kv_cache_estimate,
+    read_config,
+    shape_from_config,
+    shape_from_gguf,
+)
+
 GiB = 1 << 30
 DEFAULT_OVERHEAD_BYTES = GiB
 DEFAULT_OVERHEAD_FRACTION = 0.10
 _MAX_HEADER = 100 * 1024 * 1024  # the safetensors format's own limit on header size
-
-#: bytes per element of safetensors dtypes and of config.json / --kv-cache-dtype names
-DTYPE_BYTES: dict[str, float] = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,
-    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F4": 0.5, "F6_E2M3": 0.75,
-    "float64": 8, "float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2,
-    "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "float8_e4m3fn": 1, "float8_e5m2": 1, "int8": 1,
-}  # fmt: skip
 _OTHER_WEIGHTS = ("*.bin", "*.pt", "*.pth")
-_NESTED_TEXT_CONFIGS = ("text_config", "llm_config", "language_config")
+
+__all__ = ["CapacityVerdict", "GiB", "KvCacheEstimate", "WeightsEstimate", "preflight"]
 
 
 class _Frozen(BaseModel):
@@ -53,16 +61,8 @@ class WeightsEstimate(_Frozen):
     by_dtype: dict[str, int] = {}
 
 
-class KvCacheEstimate(_Frozen):
-    bytes: int
-    bytes_per_token: int
-    tokens: int  # max_model_len × max_num_seqs
-    dtype: str
-    formula: str  # the multiplication, with the model's numbers
-
-
 class CapacityVerdict(_Frozen):
-    schema_version: int = 1
+    schema_version: int = 2  # 2: budget (vLLM's total × utilization) and KV sliding windows
     model_dir: str
     max_model_len: int
     max_num_seqs: int
@@ -71,8 +71,9 @@ class CapacityVerdict(_Frozen):
     kv_cache: KvCacheEstimate | None
     overhead_bytes: int | None
     needed_bytes: int | None
-    available_bytes: int | None
-    available_from: str | None  # e.g. "GPU 0 (NVIDIA H100 80GB HBM3) free memory"
+    available_bytes: int | None  # the budget the need is compared with
+    available_from: str | None  # how that budget came about, in one line
+    budget: GpuBudget | None = None  # a GPU's numbers, when read from one
     problems: list[str]
     message: str
 
@@ -96,9 +97,9 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def estimate_weights(model_dir: Path, problems: list[str]) -> WeightsEstimate | None:
+def estimate_weights(model_path: Path, problems: list[str]) -> WeightsEstimate | None:
     """Weight bytes from safetensors headers, else GGUF or other weight file sizes."""
-    tensors = _safetensors_files(model_dir)
+    tensors = _safetensors_files(model_path) if model_path.is_dir() else []
     if tensors:
         by_dtype: dict[str, int] = {}
         for path in tensors:
@@ -120,8 +121,12 @@ def estimate_weights(model_dir: Path, problems: list[str]) -> WeightsEstimate | 
             files=len(tensors),
             by_dtype=by_dtype,
         )
-    gguf = sorted(model_dir.glob("*.gguf"))
-    other = sorted(f for pattern in _OTHER_WEIGHTS for f in model_dir.glob(pattern))
+    gguf = gguf_files(model_path)
+    other = (
+        sorted(f for pattern in _OTHER_WEIGHTS for f in model_path.glob(pattern))
+        if model_path.is_dir()
+        else []
+    )
     if gguf or other:
         files = gguf or other
         return WeightsEstimate(
@@ -129,58 +134,59 @@ def estimate_weights(model_dir: Path, problems: list[str]) -> WeightsEstimate | 
             source="gguf file sizes" if gguf else "file sizes",
             files=len(files),
         )
-    problems.append(f"no weight files (*.safetensors, *.gguf, *.bin, *.pt) in {model_dir}")
+    problems.append(f"no weight files (*.safetensors, *.gguf, *.bin, *.pt) in {model_path}")
     return None
 
 
 def estimate_kv_cache(
-    model_dir: Path, tokens: int, kv_cache_dtype: str, problems: list[str]
+    model_path: Path,
+    max_model_len: int,
+    max_num_seqs: int,
+    kv_cache_dtype: str,
+    problems: list[str],
+    *,
+    prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
 ) -> KvCacheEstimate | None:
-    """KV cache bytes for ``tokens`` tokens from config.json (see the module docstring)."""
-    path = model_dir / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        problems.append(f"cannot read {path} ({exc.__class__.__name__}): KV cache size unknown")
+    """KV cache for ``max_num_seqs`` sequences of ``max_model_len`` tokens. A GGUF model's shape
+    comes from its metadata (config.json beside it only when that is unreadable); any other
+    model's from config.json. tasks/gpu/kv_cache.py has the rules."""
+    gguf = gguf_files(model_path)
+    shape = shape_from_gguf(gguf[0], problems) if gguf else None
+    source, config = (f"GGUF metadata of {gguf[0].name}", None) if gguf else ("", None)
+    if shape is None and (not gguf or (model_path / "config.json").is_file()):
+        config = read_config(model_path, problems)
+        if config is None:
+            return None
+        try:
+            shape, source = shape_from_config(config, problems), "config.json"
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            problems.append(f"config.json lacks the model's shape ({exc!r}): KV cache size unknown")
+            return None
+    if shape is None:
         return None
-    for nested in _NESTED_TEXT_CONFIGS:  # multimodal models keep the language model's shape here
-        if "num_hidden_layers" not in config and isinstance(config.get(nested), dict):
-            config = {**config, **config[nested]}
-    dtype = (
-        kv_cache_dtype
-        if kv_cache_dtype != "auto"
-        else str(config.get("torch_dtype") or config.get("dtype") or "")
-    )
-    if dtype not in DTYPE_BYTES:
+    if shape.context_length and max_model_len > shape.context_length:
+        problems.append(
+            f"max-model-len {max_model_len} is above the model's context length "
+            f"{shape.context_length}: vLLM refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1"
+        )
+    dtype = kv_cache_dtype
+    if dtype == "auto" and config is None:
+        dtype = "float16"
+        problems.append(f"{source} names no KV cache dtype: float16 assumed")
+    elif dtype == "auto":
+        dtype = config_dtype(config or {})
+    if dtype not in KV_DTYPE_BYTES:
         problems.append(
             f"KV cache dtype {dtype or '(none in config.json)'!r} unknown; assumed float16"
         )
         dtype = "float16"
-    size = DTYPE_BYTES[dtype]
-    try:
-        layers = int(config["num_hidden_layers"])
-        if config.get("kv_lora_rank"):  # multi-head latent attention: one compressed "head"
-            width = int(config["kv_lora_rank"]) + int(config.get("qk_rope_head_dim") or 0)
-            per_token = int(layers * width * size)
-            formula = f"{layers} layers × ({width} latent width) × {size:g} bytes ({dtype})"
-        else:
-            heads = int(config["num_attention_heads"])
-            kv_heads = int(config.get("num_key_value_heads") or heads)
-            head_dim = int(config.get("head_dim") or int(config["hidden_size"]) // heads)
-            per_token = int(2 * layers * kv_heads * head_dim * size)
-            formula = (
-                f"2 × {layers} layers × {kv_heads} KV heads × {head_dim} head dim × "
-                f"{size:g} bytes ({dtype})"
-            )
-    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
-        problems.append(f"{path} lacks the model's shape ({exc!r}): KV cache size unknown")
-        return None
-    return KvCacheEstimate(
-        bytes=per_token * tokens,
-        bytes_per_token=per_token,
-        tokens=tokens,
+    return kv_cache_estimate(
+        shape,
+        max_model_len=max_model_len,
+        max_num_seqs=max_num_seqs,
         dtype=dtype,
-        formula=f"{formula} × {tokens} tokens",
+        prefill_chunk=prefill_chunk,
+        source=source,
     )
 
 
@@ -188,27 +194,36 @@ def preflight(
     model_dir: Path,
     max_model_len: int,
     *,
-    available_bytes: int | None,
+    available_bytes: int | None = None,
     available_from: str | None = None,
+    budget: GpuBudget | None = None,
     max_num_seqs: int = 1,
     kv_cache_dtype: str = "auto",
+    prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
     overhead_fixed_bytes: int = DEFAULT_OVERHEAD_BYTES,
     overhead_fraction: float = DEFAULT_OVERHEAD_FRACTION,
 ) -> CapacityVerdict:
-    """Does ``model_dir`` at ``max_model_len`` fit ``available_bytes`` (a GPU's free VRAM)?"""
+    """Does the model at ``model_dir`` (a directory or a .gguf file) at ``max_model_len`` fit
+    ``budget`` (a GPU's, as vLLM computes it) or ``available_bytes`` (a number given)?"""
     problems: list[str] = []
-    if not model_dir.is_dir():
-        problems.append(f"{model_dir} is not a directory")
-        weights, kv = None, None
+    weights: WeightsEstimate | None = None
+    kv: KvCacheEstimate | None = None
+    if not (model_dir.is_dir() or (model_dir.is_file() and model_dir.suffix == ".gguf")):
+        problems.append(f"{model_dir} is not a directory or a .gguf file")
     else:
         weights = estimate_weights(model_dir, problems)
-        kv = estimate_kv_cache(model_dir, max_model_len * max_num_seqs, kv_cache_dtype, problems)
+        kv = estimate_kv_cache(
+            model_dir, max_model_len, max_num_seqs, kv_cache_dtype, problems,
+            prefill_chunk=prefill_chunk,
+        )  # fmt: skip
     overhead = overhead_fixed_bytes + int(overhead_fraction * weights.bytes) if weights else None
     needed = (
         weights.bytes + kv.bytes + overhead if weights and kv and overhead is not None else None
     )
+    if budget is not None:
+        available_bytes, available_from = budget.requested_bytes, budget.explain()
     if available_bytes is None:
-        problems.append("free GPU memory unknown (no GPU reading; pass the free memory to compare)")
+        problems.append("GPU memory unknown (no GPU reading; pass --free-gib to compare)")
     parts = []
     if weights:
         dtypes = ", ".join(f"{d} {_gib(b)}" for d, b in sorted(weights.by_dtype.items()))
@@ -217,7 +232,7 @@ def preflight(
             + (f": {dtypes})" if dtypes else ")")
         )
     if kv:
-        parts.append(f"KV cache {_gib(kv.bytes)} ({kv.formula})")
+        parts.append(f"KV cache {_gib(kv.bytes)} ({kv.source}: {kv.formula})")
     if overhead is not None:
         parts.append(
             f"overhead {_gib(overhead)} ({_gib(overhead_fixed_bytes)} + "
@@ -226,18 +241,29 @@ def preflight(
     head = f"{model_dir} at max-model-len {max_model_len} × {max_num_seqs} sequence(s): "
     body = " + ".join(parts) + (f" = {_gib(needed)} needed" if needed is not None else "")
     if available_bytes is not None:
-        body += f"; {available_from or 'available'}: {_gib(available_bytes)}"
+        where = budget.explain() if budget else f"{available_from or 'available'}: "
+        body += "; " + where + ("" if budget else _gib(available_bytes))
     verdict: Literal["fits", "does not fit", "unknown"]
-    if needed is None or available_bytes is None:
+    if budget is not None and not budget.starts:
+        verdict = "does not fit"
+        tail = (
+            f"does NOT fit: vLLM would stop at start-up ('Free memory on device … is less than "
+            f"desired GPU memory utilization'); set --gpu-memory-utilization to at most "
+            f"{budget.highest_utilization:.2f} or stop what else holds memory on {budget.gpu}"
+        )
+    elif needed is None or available_bytes is None:
         verdict, tail = "unknown", "verdict unknown: " + "; ".join(problems)
     elif needed <= available_bytes:
-        verdict, tail = "fits", f"fits ({_gib(available_bytes - needed)} to spare)"
+        verdict = "fits"
+        spare = _gib(available_bytes - needed)
+        tail = f"fits ({_gib(needed)} ≤ {_gib(available_bytes)}, {spare} to spare)"
     else:
         verdict = "does not fit"
         tail = (
             f"does NOT fit (short by {_gib(needed - available_bytes)}); lower --max-model-len, "
-            "use a smaller or quantized model, or free GPU memory"
+            "use a smaller or quantized model, raise --gpu-memory-utilization, or free GPU memory"
         )
+    notes = f" Notes: {'; '.join(problems)}." if problems and verdict != "unknown" else ""
     return CapacityVerdict(
         model_dir=str(model_dir),
         max_model_len=max_model_len,
@@ -249,9 +275,18 @@ def preflight(
         needed_bytes=needed,
         available_bytes=available_bytes,
         available_from=available_from,
+        budget=budget,
         problems=problems,
-        message=head + (body + "; " if body else "") + tail + ".",
+        message=head + (body + "; " if body else "") + tail + "." + notes,
     )
+
+
+def gguf_files(model_path: Path) -> list[Path]:
+    """A .gguf file itself, or a directory's *.gguf files (split files sorted: the first holds
+    the metadata)."""
+    if model_path.is_file():
+        return [model_path] if model_path.suffix == ".gguf" else []
+    return sorted(model_path.glob("*.gguf")) if model_path.is_dir() else []
 
 
 def _safetensors_files(model_dir: Path) -> list[Path]:

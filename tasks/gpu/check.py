@@ -9,10 +9,12 @@ never pass for a real one.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -22,12 +24,12 @@ from blocks.config import SbxConfig, ServiceKind
 from sbx.errors import GpuError, SbxError
 from tasks.clients.gpu import GpuInventory, read_inventory
 from tasks.clients.vllm_metrics import ServingLoad, read_serving_load
+from tasks.gpu.budget import DEFAULT_GPU_MEMORY_UTILIZATION, GpuBudget, service_utilization
 from tasks.gpu.capacity import CapacityVerdict, preflight
 from tasks.gpu.rules import GpuCheck, GpuProcessOwner, evaluate
 from tasks.retry import retry_if_transient
 
 FAKE_ENV = "SBX_TEST_GPU_FAKE"
-GiB = 1 << 30
 # a container id in /proc/<pid>/cgroup: ".../docker-<id>.scope" (systemd) or ".../docker/<id>"
 _CONTAINER_ID = re.compile(r"(?:docker[-/]|containerd[-/]|cri-containerd-|libpod-)([0-9a-f]{64})")
 
@@ -199,40 +201,84 @@ def preflight_on_box(
     kv_cache_dtype: str = "auto",
     gpu_index: int | None = None,
     replacing: str | None = None,
+    gpu_memory_utilization: float | None = None,
     free_bytes: int | None = None,
 ) -> CapacityVerdict:
     """The capacity preflight against this box's GPUs (or ``free_bytes`` when given).
 
-    Compares with the GPU that has the most room: its free memory plus, with ``replacing``, what
-    that compose service's processes hold on it — memory a model swap of that service gives back.
+    vLLM's budget on each GPU is total × --gpu-memory-utilization (``gpu_memory_utilization``,
+    else the ``replacing`` service's own, read from the compose model, else vLLM's default),
+    provided what stays on the GPU lets it start (tasks/gpu/budget.py). With ``replacing``, what
+    that compose service's processes hold is given back first: a model swap stops it. The GPU
+    compared with is the one whose budget is largest among those where vLLM would start.
     """
-    available, source = free_bytes, "given free memory" if free_bytes is not None else None
-    if free_bytes is None:
-        inventory = read_gpus(config)
-        held: dict[int, int] = {}
-        if replacing:
-            for p in owners(inventory):
-                if p.service == replacing:
-                    held[p.gpu_index] = held.get(p.gpu_index, 0) + (p.used_memory_bytes or 0)
-        gpus = [g for g in inventory.gpus if gpu_index is None or g.index == gpu_index]
-        if gpus:
-            best = max(gpus, key=lambda g: g.memory_free_bytes + held.get(g.index, 0))
-            available = best.memory_free_bytes + held.get(best.index, 0)
-            source = f"GPU {best.index} ({best.name}) free memory"
-            if replacing:
-                source += (
-                    f" + {held.get(best.index, 0) / GiB:.2f} GiB held by {replacing}"
-                    if best.index in held
-                    else f" (no GPU process of {replacing} found on it)"
+    if free_bytes is not None:
+        return preflight(
+            model_dir, max_model_len, available_bytes=free_bytes,
+            available_from="given free memory", max_num_seqs=max_num_seqs,
+            kv_cache_dtype=kv_cache_dtype,
+        )  # fmt: skip
+    inventory = read_gpus(config)
+    if gpu_memory_utilization is not None:
+        utilization, source = gpu_memory_utilization, "--gpu-memory-utilization given"
+    elif replacing:
+        utilization, source = service_utilization(_compose_service(config, replacing), replacing)
+    else:
+        utilization, source = DEFAULT_GPU_MEMORY_UTILIZATION, "vLLM's default"
+    held: dict[int, int] = {}
+    unreported: dict[int, int] = {}  # processes whose memory NVML does not say (no privileges)
+    if replacing:
+        for p in owners(inventory):
+            if p.service == replacing:
+                held[p.gpu_index] = held.get(p.gpu_index, 0) + (p.used_memory_bytes or 0)
+                unreported[p.gpu_index] = unreported.get(p.gpu_index, 0) + (
+                    p.used_memory_bytes is None
                 )
+
+    def note(index: int) -> str | None:
+        if not replacing:
+            return None
+        if index not in held:
+            return f"no GPU process of {replacing} found on it"
+        if unreported.get(index):
+            return (
+                f"the memory of {unreported[index]} process(es) of {replacing} is not reported "
+                "by NVML and counts as staying"
+            )
+        return None
+
+    budgets = [
+        GpuBudget(
+            gpu=f"GPU {g.index} ({g.name})",
+            total_bytes=g.memory_total_bytes,
+            utilization=utilization,
+            utilization_from=source,
+            used_bytes=g.memory_used_bytes,
+            given_back_bytes=held.get(g.index, 0),
+            given_back_by=replacing if g.index in held else None,
+            note=note(g.index),
+        )
+        for g in inventory.gpus
+        if gpu_index is None or g.index == gpu_index
+    ]
+    best = max(budgets, key=lambda b: (b.starts, b.requested_bytes, -b.others_bytes), default=None)
     return preflight(
-        model_dir,
-        max_model_len,
-        available_bytes=available,
-        available_from=source,
-        max_num_seqs=max_num_seqs,
+        model_dir, max_model_len, budget=best, max_num_seqs=max_num_seqs,
         kv_cache_dtype=kv_cache_dtype,
-    )
+    )  # fmt: skip
+
+
+def _compose_service(config: SbxConfig, service: str) -> dict[str, Any] | None:
+    """The service as ``docker compose config --format json`` resolves it (None when unreadable:
+    the utilization then falls back to vLLM's default, and the line says so)."""
+    from tasks.status import compose_for  # Docker's SDK only when a service is named
+
+    try:
+        done = compose_for(config).run("config", "--format", "json")
+        spec = (json.loads(done.stdout).get("services") or {}).get(service)
+    except (SbxError, ValueError):
+        return None
+    return spec if isinstance(spec, dict) else None
 
 
 __all__ = [

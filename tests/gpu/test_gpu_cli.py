@@ -81,23 +81,31 @@ def test_this_machine_without_a_driver_reads_no_gpu(tmp_path: Path, prefect_serv
     assert "no GPU: NVML Shared Library Not Found" in done.stdout
 
 
-def test_fit_compares_with_the_gpu_with_most_free_memory(tmp_path: Path) -> None:
-    model = write_model(tmp_path / "llama", bf16_gib=14)
+def test_fit_compares_with_the_budget_of_the_gpu_where_vllm_would_start(tmp_path: Path) -> None:
+    model = write_model(tmp_path / "llama", bf16_gib=14)  # 17.4 GiB needed at 8192
     spec = {"gpus": [h100(0, memory_used=70 * GiB), h100(1, memory_used=60 * GiB)]}
     fake = {FAKE_ENV: str(write_spec(tmp_path / "gpus.json", spec))}
     args = ["gpu", "--stack", str(tmp_path), "--fit", str(model), "--max-model-len", "8192"]
-    done = run_sbx(*args, env=fake)
-    assert done.returncode == 0, done.stdout + done.stderr  # 17.4 GiB needed, 20 GiB free
-    assert "does not fit" not in done.stdout and "fits" in done.stdout
-    assert "GPU 1 (NVIDIA H100 80GB HBM3) free memory: 20.00 GiB" in done.stdout
-    tight = run_sbx(*args, "--max-num-seqs", "4", "--json", env=fake)
+    # at vLLM's default 0.9 neither GPU has 72 GiB free: vLLM would not start on either
+    default = run_sbx(*args, env=fake)
+    assert default.returncode == 1, default.stdout + default.stderr
+    assert "vLLM would stop at start-up" in default.stdout
+    assert "at most 0.24 or stop what else holds memory on GPU 1" in default.stdout
+    done = run_sbx(*args, "--gpu-memory-utilization", "0.24", env=fake)
+    assert done.returncode == 0, done.stdout + done.stderr  # 17.4 ≤ 80 × 0.24 = 19.2 GiB
+    assert "GPU 1 (NVIDIA H100 80GB HBM3): budget 80.00 GiB × 0.24" in done.stdout
+    assert "17.40 GiB ≤ 19.20 GiB" in done.stdout
+    tight = run_sbx(
+        *args, "--gpu-memory-utilization", "0.24", "--max-num-seqs", "4", "--json", env=fake
+    )
     assert tight.returncode == 1
     verdict = json.loads(tight.stdout)
     assert verdict["verdict"] == "does not fit" and verdict["kv_cache"]["bytes"] == 4 * GiB
+    assert verdict["budget"]["utilization"] == 0.24
     given = run_sbx(*args, "--free-gib", "30", env={FAKE_ENV: "/nonexistent"})
     assert given.returncode == 0 and "given free memory: 30.00 GiB" in given.stdout
     unknown = run_sbx(
         *args, env={FAKE_ENV: str(write_spec(tmp_path / "n.json", {"init": "driver_not_loaded"}))}
     )
     assert unknown.returncode == 2 and "verdict unknown" in unknown.stdout
-    assert "free GPU memory unknown" in unknown.stdout
+    assert "GPU memory unknown (no GPU reading" in unknown.stdout

@@ -76,10 +76,17 @@ def test_a_model_swap_preflight_counts_what_the_replaced_service_holds(
     monkeypatch.setenv(FAKE_ENV, str(write_spec(tmp_path / "gpus.json", {"gpus": [spec]})))
     model = write_model(tmp_path / "llama", bf16_gib=14)  # 17.4 GiB needed at 8192
     config = load_config(running_stack.path)
-    alone = preflight_on_box(config, model, 8192)
-    assert alone.verdict == "does not fit" and alone.available_bytes == 8 * GiB
+    alone = preflight_on_box(config, model, 8192)  # a second vLLM at 0.9 beside the worker
+    assert alone.verdict == "does not fit" and "vLLM would stop at start-up" in alone.message
     swap = preflight_on_box(config, model, 8192, replacing="worker")
-    assert swap.verdict == "fits" and swap.available_bytes == 78 * GiB
-    assert "GPU 0 (NVIDIA H100 80GB HBM3) free memory + 70.00 GiB held by worker" in swap.message
+    # the example's worker: GPU_MEMORY_UTILIZATION=0.85 (the stand-in stack's env file), until
+    # its compose file passes --gpu-memory-utilization, which then wins
+    assert swap.verdict == "fits" and swap.available_bytes == int(80 * GiB * 0.85)
+    assert "72.00 GiB used − 70.00 GiB that worker gives back" in swap.message
+    assert "vLLM starts" in swap.message
     other = preflight_on_box(config, model, 8192, replacing="watchdog")
-    assert "no GPU process of watchdog found" in (other.available_from or "")
+    assert other.budget is not None and other.budget.given_back_by is None
+    assert (
+        "other processes hold 72.00 GiB (no GPU process of watchdog found on it)" in other.message
+    )
+    assert "vLLM would stop at start-up" in other.message  # the worker's 70 GiB stay

@@ -46,8 +46,10 @@ def write_model(stack: Path, name: str, bf16_gib: float) -> None:
 def swap(
     stack: RunningStack, prefect_api: str, tmp_path: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
-    spec = tmp_path / "gpus.json"  # one H100 with 8 GiB free
-    spec.write_text(json.dumps({"gpus": [h100(0, memory_used=72 * GiB)]}))
+    # one H100 with 10 GiB held by what stays beside the worker (the stand-in holds none): vLLM
+    # starts at the worker's 0.85 (80 − 10 − 0.5 = 69.5 GiB free ≥ 68) with a 68 GiB budget
+    spec = tmp_path / "gpus.json"
+    spec.write_text(json.dumps({"gpus": [h100(0, memory_used=10 * GiB)]}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SBX_"))}
     env.update(stack.compose_env, PREFECT_API_URL=prefect_api, COLUMNS="200")
     env[FAKE_ENV] = str(spec)
@@ -70,17 +72,17 @@ def served(stack: RunningStack) -> list[str]:
 def test_a_model_that_does_not_fit_is_refused_with_the_numbers(
     running_stack: RunningStack, prefect_server: str, tmp_path: Path
 ) -> None:
-    write_model(running_stack.path, "Big-8B", 14)  # 17.4 GiB at 8192 tokens, 8 GiB free
+    write_model(running_stack.path, "Big-33B", 62)  # 70.2 GiB at 8192 tokens, 68 GiB budget
     env_file = running_stack.path / "env" / "worker.env"
     before = env_file.read_bytes()
-    done = swap(running_stack, prefect_server, tmp_path, "--model", "org/Big-8B",
+    done = swap(running_stack, prefect_server, tmp_path, "--model", "org/Big-33B",
                 "--max-model-len", "8192")  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
     assert "refused, nothing was changed" in done.stderr
-    assert "does NOT fit" in done.stderr and "GiB needed" in done.stderr
+    assert "does NOT fit (short by 2.20 GiB)" in done.stderr and "GiB needed" in done.stderr
     assert (
-        "GPU 0 (NVIDIA H100 80GB HBM3) free memory (no GPU process of worker found on it): "
-        "8.00 GiB" in done.stderr
+        "GPU 0 (NVIDIA H100 80GB HBM3): budget 80.00 GiB × 0.85 (GPU_MEMORY_UTILIZATION in "
+        "worker's environment) = 68.00 GiB; other processes hold 10.00 GiB" in done.stderr
     )
     assert env_file.read_bytes() == before
     assert not list(env_file.parent.glob("worker.env.pre-swap-*"))
