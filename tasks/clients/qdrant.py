@@ -8,8 +8,11 @@ transport errors become :class:`QdrantError`: retryable for 5xx and connection f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,14 +22,18 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+from qdrant_client.http.models import SnapshotDescription
 
 from sbx.errors import QdrantError
 from tasks.clients.deadline import paced_stream
+from tasks.clients.qdrant_ledger import Request, SnapshotLedger
 
 # a snapshot download moving less than this in a stall window is given up: Qdrant streams the
 # file from its disk over the host's own network, so a healthy download moves this in well
 # under a second, and the rule never rushes a large snapshot, only a stalled one
 MIN_PROGRESS = 1 << 20
+#: the file name sbx uploads a snapshot under (Qdrant keeps uploads): recognisably sbx's own
+UPLOAD_PREFIX = "sbx-upload-"
 
 
 class SnapshotFile(BaseModel):
@@ -68,19 +75,116 @@ class Qdrant:
             return int(self._client.count(collection, exact=True).count)
 
     def snapshot_to_file(
-        self, collection: str, dest_dir: Path, *, stall_s: float | None = None
+        self,
+        collection: str,
+        dest_dir: Path,
+        *,
+        stall_s: float | None = None,
+        create_timeout_s: float | None = None,
+        ledger: Path | None = None,
     ) -> SnapshotFile:
         """Snapshot a collection, download it into ``dest_dir``, delete it on the server.
+
+        The snapshot is made asynchronously (``wait=false``: Qdrant answers 202 at once) and
+        waited for in the collection's snapshot list, up to ``create_timeout_s`` (the client's
+        timeout plus a second per 1,000 points unless given), so a large collection is never
+        cut off by the client's request timeout and asked for twice. sbx's own earlier
+        snapshots of the collection are deleted first, or waited for when still being made
+        (see qdrant_ledger; ``ledger`` is the file that remembers them between runs).
 
         The download must move at least ``MIN_PROGRESS`` bytes every ``stall_s`` (the client's
         timeout unless given), headers included: a snapshot of any size gets the time it needs
         at a healthy pace, and a server that trickles is dropped within about two windows. A
-        failed download leaves no file behind."""
+        failed download leaves no file behind, here or on the server: the snapshot is deleted
+        there whatever happens (SIGTERM included)."""
         with self._translate(f"snapshot collection '{collection}'"):
             points = int(self._client.count(collection, exact=True).count)
-            description = self._client.create_snapshot(collection, wait=True)
-        if description is None:
-            raise QdrantError(f"Qdrant at {self.url} created no snapshot of '{collection}'.")
+        timeout_s = create_timeout_s or self.timeout_s + points / 1000
+        book = SnapshotLedger(ledger)
+        deadline = time.time() + timeout_s
+        request, description = self._request_snapshot(collection, book, timeout_s)
+        try:
+            if description is None:
+                description = self._await_snapshot(request, book, deadline)
+            snap = self._fetch(collection, description, dest_dir, stall_s, points)
+        except BaseException:
+            if request.name is not None:  # unnamed: still being made, the ledger keeps it
+                with contextlib.suppress(QdrantError):  # kept in the ledger if this fails
+                    self._delete_own(book, request)
+            raise
+        self._delete_own(book, request)
+        return snap
+
+    def _request_snapshot(
+        self, collection: str, book: SnapshotLedger, timeout_s: float
+    ) -> tuple[Request, SnapshotDescription | None]:
+        """Clear sbx's earlier snapshots of ``collection``; adopt one still being made, or ask
+        for a new one (written down before it is asked for)."""
+        listing = self.snapshots(collection)
+        names = [s.name for s in listing]
+        adopt = None
+        for earlier in book.requests(self.url, collection):
+            found = [earlier.name] if earlier.name else earlier.candidates(names)
+            if len(found) == 1:
+                self._delete_own(book, earlier, found[0])
+            elif found:  # two new ones in its window: an operator's is among them
+                book.drop(earlier)
+            elif time.time() < earlier.requested_at + earlier.timeout_s + max(
+                earlier.timeout_s, 10
+            ):
+                adopt = earlier  # still being made: wait for it, do not make a second
+        if adopt is not None:
+            return adopt, None
+        request = Request(
+            url=self.url, collection=collection, requested_at=time.time(), before=names,
+            timeout_s=timeout_s,
+        )  # fmt: skip
+        book.add(request)
+        with self._translate(f"snapshot collection '{collection}'"):
+            description = self._client.create_snapshot(collection, wait=False)
+        if description is not None:  # a server that made it at once (wait ignored)
+            request.name = description.name
+            book.update(request)
+        return request, description
+
+    def _await_snapshot(
+        self, request: Request, book: SnapshotLedger, deadline: float
+    ) -> SnapshotDescription:
+        """Poll the collection's snapshot list until the requested snapshot appears."""
+        pause, timeout_s = 0.1, deadline - time.time()
+        while True:
+            listing = {s.name: s for s in self.snapshots(request.collection)}
+            taken = {r.name for r in book.requests(self.url, request.collection) if r.name}
+            found = request.candidates(list(listing), taken)
+            if found:
+                request.name = found[0]
+                book.update(request)
+                return listing[found[0]]
+            if time.time() >= deadline:
+                raise QdrantError(
+                    f"Qdrant at {self.url} did not finish a snapshot of '{request.collection}' "
+                    f"within {timeout_s:.1f} s. sbx waits for it (and deletes it) on "
+                    "the next backup; check the qdrant container's logs, CPU and disk, or "
+                    "back up while the collection is quieter."
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+    def _delete_own(self, book: SnapshotLedger, request: Request, name: str | None = None) -> None:
+        """Delete sbx's snapshot on the server (gone already is fine), then forget it."""
+        name = name or request.name
+        if name is not None:
+            self.delete_snapshot(request.collection, name)
+        book.drop(request)
+
+    def _fetch(
+        self,
+        collection: str,
+        description: SnapshotDescription,
+        dest_dir: Path,
+        stall_s: float | None,
+        points: int,
+    ) -> SnapshotFile:
         dest = dest_dir / f"{collection}.snapshot"
         digest = hashlib.sha256()
         url = f"{self.url}/collections/{collection}/snapshots/{description.name}"
@@ -113,8 +217,6 @@ class Qdrant:
         except BaseException:  # damaged, oversized, interrupted: no partial snapshot either
             dest.unlink(missing_ok=True)
             raise
-        with self._translate(f"delete snapshot {description.name}"):
-            self._client.delete_snapshot(collection, description.name, wait=True)
         return SnapshotFile(
             collection=collection,
             name=description.name,
@@ -123,6 +225,26 @@ class Qdrant:
             sha256=digest.hexdigest(),
             points=points,
         )
+
+    def snapshots(self, collection: str) -> list[SnapshotDescription]:
+        """The collection's snapshots on the server (none when the collection is missing)."""
+        try:
+            with self._translate(f"list snapshots of '{collection}'"):
+                return list(self._client.list_snapshots(collection))
+        except QdrantError as exc:
+            if isinstance(exc.__cause__, UnexpectedResponse) and exc.__cause__.status_code == 404:
+                return []
+            raise
+
+    def delete_snapshot(self, collection: str, name: str) -> bool:
+        """Delete one snapshot of ``collection``; False when it was not there."""
+        try:
+            with self._translate(f"delete snapshot {name} of '{collection}'"):
+                return bool(self._client.delete_snapshot(collection, name, wait=True))
+        except QdrantError as exc:
+            if isinstance(exc.__cause__, UnexpectedResponse) and exc.__cause__.status_code == 404:
+                return False
+            raise
 
     def _download(
         self, url: str, what: str, dest: Path, window_s: float, announced: int | None, digest: Any
@@ -148,16 +270,38 @@ class Qdrant:
                 digest.update(block)
                 out.write(block)
 
-    def recover_from_file(self, collection: str, path: Path) -> int:
-        """Replace ``collection`` with the snapshot in ``path`` (upload); returns its points."""
-        with self._translate(f"recover collection '{collection}' from {path.name}"):
-            with path.open("rb") as handle:
+    def recover_from_file(self, collection: str, path: Path, *, sha256: str | None = None) -> int:
+        """Replace ``collection`` with the snapshot in ``path`` (upload); returns its points.
+
+        Qdrant checks the upload against ``sha256`` (the hash sbx recorded for the file; read
+        from the file when not given) before it touches the collection. Qdrant keeps every
+        uploaded file in the collection's snapshot folder under the upload's file name
+        (snapshot_api.rs ``do_save_uploaded_snapshot``; recovery from a local file never
+        removes it), so sbx uploads under a name of its own and deletes it afterwards,
+        whatever happened, with any that a killed run left."""
+        sha256 = sha256 or _file_sha256(path)
+        for leftover in self.snapshots(collection):
+            if leftover.name.startswith(UPLOAD_PREFIX):
+                self.delete_snapshot(collection, leftover.name)
+        upload = f"{UPLOAD_PREFIX}{secrets.token_hex(8)}.snapshot"
+        try:
+            with (
+                self._translate(f"recover collection '{collection}' from {path.name}"),
+                path.open("rb") as handle,
+            ):
                 self._client.http.snapshots_api.recover_from_uploaded_snapshot(
                     collection_name=collection,
-                    snapshot=handle,
+                    # (file name, file): the name Qdrant files the upload under
+                    snapshot=(upload, handle),  # type: ignore[arg-type]
                     wait=True,
+                    checksum=sha256,
                 )
-            return int(self._client.count(collection, exact=True).count)
+        except BaseException:
+            with contextlib.suppress(QdrantError):  # the next recover deletes it then
+                self.delete_snapshot(collection, upload)
+            raise
+        self.delete_snapshot(collection, upload)
+        return self.point_count(collection)
 
     def close(self) -> None:
         self._client.close()
@@ -184,6 +328,14 @@ class Qdrant:
                 f"Qdrant at {self.url} could not {action}: {exc}. Is the service running?",
                 retryable=True,
             ) from exc
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextmanager
