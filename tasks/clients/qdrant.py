@@ -1,9 +1,12 @@
 """Qdrant client: collections, point counts, and snapshots through the real qdrant-client.
 
-Snapshots are the no-downtime way to capture Qdrant (design.md): create one per collection,
-stream its bytes to a local file (qdrant-client has no download helper, so the bytes come over
-httpx with the same timeout), delete it on the server, and recover later by uploading it. SDK and
-transport errors become :class:`QdrantError`: retryable for 5xx and connection failures.
+Snapshots are the no-downtime way to capture Qdrant (design.md): create one per collection
+(asynchronously, waited for as long as the collection needs), stream its bytes to a local file
+(qdrant-client has no download helper, so the bytes come over httpx with the same timeout),
+delete it on the server, and recover later by uploading it with its sha256. Qdrant keeps every
+snapshot until it is deleted, uploads included, in the live box's data/qdrant/snapshots: sbx
+deletes each one it made or uploaded, on failure too (qdrant_ledger says which are sbx's). SDK
+and transport errors become :class:`QdrantError`: retryable for 5xx and connection failures.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from qdrant_client.http.models import SnapshotDescription
 
 from sbx.errors import QdrantError
 from tasks.clients.deadline import paced_stream
-from tasks.clients.qdrant_ledger import Request, SnapshotLedger
+from tasks.clients.qdrant_ledger import OwnSnapshots, SnapshotLedger
 
 # a snapshot download moving less than this in a stall window is given up: Qdrant streams the
 # file from its disk over the host's own network, so a healthy download moves this in well
@@ -100,82 +103,26 @@ class Qdrant:
         with self._translate(f"snapshot collection '{collection}'"):
             points = int(self._client.count(collection, exact=True).count)
         timeout_s = create_timeout_s or self.timeout_s + points / 1000
-        book = SnapshotLedger(ledger)
+        own = OwnSnapshots(self, SnapshotLedger(ledger))
         deadline = time.time() + timeout_s
-        request, description = self._request_snapshot(collection, book, timeout_s)
+        request, description = own.request(collection, timeout_s)
         try:
             if description is None:
-                description = self._await_snapshot(request, book, deadline)
+                description = own.wait_for(request, deadline)
             snap = self._fetch(collection, description, dest_dir, stall_s, points)
         except BaseException:
             if request.name is not None:  # unnamed: still being made, the ledger keeps it
                 with contextlib.suppress(QdrantError):  # kept in the ledger if this fails
-                    self._delete_own(book, request)
+                    own.delete(request)
             raise
-        self._delete_own(book, request)
+        own.delete(request)
         return snap
 
-    def _request_snapshot(
-        self, collection: str, book: SnapshotLedger, timeout_s: float
-    ) -> tuple[Request, SnapshotDescription | None]:
-        """Clear sbx's earlier snapshots of ``collection``; adopt one still being made, or ask
-        for a new one (written down before it is asked for)."""
-        listing = self.snapshots(collection)
-        names = [s.name for s in listing]
-        adopt = None
-        for earlier in book.requests(self.url, collection):
-            found = [earlier.name] if earlier.name else earlier.candidates(names)
-            if len(found) == 1:
-                self._delete_own(book, earlier, found[0])
-            elif found:  # two new ones in its window: an operator's is among them
-                book.drop(earlier)
-            elif time.time() < earlier.requested_at + earlier.timeout_s + max(
-                earlier.timeout_s, 10
-            ):
-                adopt = earlier  # still being made: wait for it, do not make a second
-        if adopt is not None:
-            return adopt, None
-        request = Request(
-            url=self.url, collection=collection, requested_at=time.time(), before=names,
-            timeout_s=timeout_s,
-        )  # fmt: skip
-        book.add(request)
+    def create_snapshot(self, collection: str) -> SnapshotDescription | None:
+        """Ask for a snapshot without waiting (``wait=false``): None when Qdrant accepted it
+        (202) and makes it behind the answer; its description when it made it at once."""
         with self._translate(f"snapshot collection '{collection}'"):
-            description = self._client.create_snapshot(collection, wait=False)
-        if description is not None:  # a server that made it at once (wait ignored)
-            request.name = description.name
-            book.update(request)
-        return request, description
-
-    def _await_snapshot(
-        self, request: Request, book: SnapshotLedger, deadline: float
-    ) -> SnapshotDescription:
-        """Poll the collection's snapshot list until the requested snapshot appears."""
-        pause, timeout_s = 0.1, deadline - time.time()
-        while True:
-            listing = {s.name: s for s in self.snapshots(request.collection)}
-            taken = {r.name for r in book.requests(self.url, request.collection) if r.name}
-            found = request.candidates(list(listing), taken)
-            if found:
-                request.name = found[0]
-                book.update(request)
-                return listing[found[0]]
-            if time.time() >= deadline:
-                raise QdrantError(
-                    f"Qdrant at {self.url} did not finish a snapshot of '{request.collection}' "
-                    f"within {timeout_s:.1f} s. sbx waits for it (and deletes it) on "
-                    "the next backup; check the qdrant container's logs, CPU and disk, or "
-                    "back up while the collection is quieter."
-                )
-            time.sleep(pause)
-            pause = min(pause * 2, 2.0)
-
-    def _delete_own(self, book: SnapshotLedger, request: Request, name: str | None = None) -> None:
-        """Delete sbx's snapshot on the server (gone already is fine), then forget it."""
-        name = name or request.name
-        if name is not None:
-            self.delete_snapshot(request.collection, name)
-        book.drop(request)
+            return self._client.create_snapshot(collection, wait=False)
 
     def _fetch(
         self,

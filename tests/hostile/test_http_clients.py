@@ -21,7 +21,7 @@ from tasks.clients.health_http import BODY_LIMIT, HealthHttp
 from tasks.clients.http_probe import HttpProbe
 from tasks.clients.vllm_metrics import read_metrics_text
 
-from .servers import PATHS, hostile_server
+from .servers import DELETED, PATHS, hostile_server
 
 TIMEOUT_S = 0.5
 BOUND_S = 2 * TIMEOUT_S + 1.0  # the whole answer's deadline, one last read, and slack for CI
@@ -114,6 +114,8 @@ def test_qdrant_snapshot_download_is_bounded_and_leaves_no_file(
     assert message.startswith(f"Downloading snapshot {collection}-1.snapshot of '{collection}' "
                               f"from {base} "), message  # fmt: skip
     assert list(tmp_path.iterdir()) == [], "a partial snapshot was left behind"
+    # nor on the server: the snapshot sbx made is deleted there too (Qdrant would keep it)
+    assert DELETED[-1:] == [f"{collection}/{collection}-1.snapshot"], DELETED
 
 
 def test_a_stalled_qdrant_snapshot_fails_its_part_and_stores_nothing(
@@ -145,3 +147,6 @@ def test_a_stalled_qdrant_snapshot_fails_its_part_and_stores_nothing(
     assert record.status == "failed", record  # type: ignore[attr-defined]
     assert f"'trickle' from {base} stalled" in str(record.reason)  # type: ignore[attr-defined]
     assert record.stats.files == 0  # type: ignore[attr-defined]
+    # the snapshot is deleted on the server, and sbx's ledger of its requests is empty again
+    assert DELETED[-1:] == ["trickle/trickle-1.snapshot"], DELETED
+    assert (stack / ".sbx/qdrant-snapshots.json").read_text() == "[]"
