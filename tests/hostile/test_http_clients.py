@@ -7,6 +7,9 @@ ends the call.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -116,6 +119,31 @@ def test_qdrant_snapshot_download_is_bounded_and_leaves_no_file(
     assert list(tmp_path.iterdir()) == [], "a partial snapshot was left behind"
     # nor on the server: the snapshot sbx made is deleted there too (Qdrant would keep it)
     assert DELETED[-1:] == [f"{collection}/{collection}-1.snapshot"], DELETED
+
+
+def test_a_snapshot_download_cut_by_sigterm_is_deleted_on_the_server(
+    base: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """SIGTERM (docker stop, systemd) while the download hangs: the snapshot on the server is
+    deleted on the way out, as after any other failure, and no partial file stays here."""
+    from tasks.clients.qdrant import connect as connect_qdrant
+
+    _count(request)
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(143)  # what a process that handles SIGTERM does
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        with connect_qdrant(base, timeout_s=5) as qdrant, pytest.raises(SystemExit):
+            timer.start()
+            qdrant.snapshot_to_file("silent", tmp_path, stall_s=20)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert DELETED[-1:] == ["silent/silent-1.snapshot"], DELETED
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_stalled_qdrant_snapshot_fails_its_part_and_stores_nothing(
