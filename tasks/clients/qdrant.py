@@ -243,9 +243,15 @@ class Qdrant:
                     wait=True,
                     checksum=sha256,
                 )
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(QdrantError):  # the next recover deletes it then
                 self.delete_snapshot(collection, upload)
+            if "checksum mismatch" in str(exc).lower():
+                raise QdrantError(
+                    f"Qdrant at {self.url} refused {path} for '{collection}': its sha256 is "
+                    f"not {sha256[:16]}…, the one recorded for it, so the file changed since. "
+                    "The collection is untouched. Run 'sbx verify' and restore again."
+                ) from exc
             raise
         self.delete_snapshot(collection, upload)
         return self.point_count(collection)
