@@ -18,6 +18,7 @@ from sbx.repository import PartWriter
 from tasks.backup.context import CaptureContext, add_paths
 from tasks.backup.sqlite_copy import SIDECAR_SUFFIXES, copy_database, is_sqlite_database
 from tasks.clients.docker_engine import connect as connect_docker
+from tasks.clients.qdrant_ledger import STACK_LEDGER
 from tasks.retry import retry_if_transient
 from tasks.services import stopped_service
 
@@ -162,12 +163,14 @@ def _mismatches(sums_file: Path, files: dict[str, str]) -> list[str]:
     cache_policy=NO_CACHE,
 )
 def download_qdrant_snapshot(
-    url: str, collection: str, dest: Path, stall_s: float | None = None
+    url: str, collection: str, dest: Path, stall_s: float | None = None, ledger: Path | None = None
 ) -> SnapshotFile:
+    """Snapshot one collection into ``dest``; the snapshot is deleted on the server whatever
+    happens, and a retry never leaves a second one there (``ledger``: see qdrant_ledger)."""
     from tasks.clients.qdrant import connect as connect_qdrant
 
     with connect_qdrant(url) as qdrant:
-        return qdrant.snapshot_to_file(collection, dest, stall_s=stall_s)
+        return qdrant.snapshot_to_file(collection, dest, stall_s=stall_s, ledger=ledger)
 
 
 def capture_qdrant(
@@ -185,9 +188,13 @@ def capture_qdrant(
         with tempfile.TemporaryDirectory(prefix="sbx-qdrant-") as tmp:
             for name in collections:
                 snap = download_qdrant_snapshot(
-                    svc.url, name, Path(tmp), ctx.config.qdrant_snapshot_stall_s
+                    svc.url, name, Path(tmp), ctx.config.qdrant_snapshot_stall_s,
+                    ctx.stack_dir / STACK_LEDGER,
+                )  # fmt: skip
+                # sha256 too: restore and drill send it with the upload, and Qdrant checks it
+                out.add_file(
+                    f"{paths[0]}/{QDRANT_SNAPSHOT_DIR}/{name}.snapshot", snap.path, sha256=True
                 )
-                out.add_file(f"{paths[0]}/{QDRANT_SNAPSHOT_DIR}/{name}.snapshot", snap.path)
                 snap.path.unlink()
                 counts[name] = snap.points
         out.detail.update(mode="snapshot-api", qdrant_version=version, collections=counts)

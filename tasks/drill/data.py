@@ -137,8 +137,8 @@ def recover_qdrant(url: str | None, stack_dir: Path, part: PartRecord) -> list[C
         return [_result(f"{part.name}:{name}", down, started) for name in sorted(recorded)]
     from tasks.clients.qdrant import connect  # qdrant-client costs ~1.5 s to import
 
-    files = {
-        e.path.rsplit("/", 1)[1].removesuffix(".snapshot"): stack_dir / e.path
+    entries = {
+        e.path.rsplit("/", 1)[1].removesuffix(".snapshot"): e
         for e in part.entries
         if e.type == "file" and f"/{QDRANT_SNAPSHOT_DIR}/" in e.path
     }
@@ -146,10 +146,11 @@ def recover_qdrant(url: str | None, stack_dir: Path, part: PartRecord) -> list[C
     with connect(url) as qdrant:
         for name, want in sorted(recorded.items()):
             started = time.perf_counter()
-            if name not in files:
+            if name not in entries:
                 outcome = failing(f"no snapshot file for collection {name!r}", "Run 'sbx verify'.")
             else:
-                got = qdrant.recover_from_file(name, files[name])
+                entry = entries[name]  # its sha256, where recorded, is checked by Qdrant
+                got = qdrant.recover_from_file(name, stack_dir / entry.path, sha256=entry.sha256)
                 outcome = (
                     ok(f"collection {name}: {got} points as recorded", points=got)
                     if got == want

@@ -27,6 +27,7 @@ from sbx.repository import SnapshotManifest
 from sbx.repository.format import PartRecord
 from tasks.backup.methods import QDRANT_SNAPSHOT_DIR
 from tasks.clients.docker_engine import connect as connect_docker
+from tasks.clients.qdrant_ledger import STACK_LEDGER
 from tasks.restore.kept import QDRANT_DIR, aside_path, holds_sbx_state, kept_dir
 from tasks.restore.swap_journal import swap_paths
 from tasks.services import stopped_service
@@ -40,6 +41,7 @@ class SwapPlan(BaseModel):
     services: list[str]  # compose services stopped around the swap
     side_paths: dict[str, str]  # staged path -> side directory (logs)
     qdrant: dict[str, str]  # collection -> staged snapshot file (recovered through the API)
+    qdrant_sha256: dict[str, str] = {}  # collection -> its file's sha256, where recorded
     qdrant_service: str | None
     configs: bool  # compose files or env changed: `compose up -d` afterwards
 
@@ -70,6 +72,7 @@ def plan_swap(
     services: set[str] = set()
     side: dict[str, str] = {}
     qdrant: dict[str, str] = {}
+    qdrant_sha256: dict[str, str] = {}
     qdrant_service = None
     configs = False
     for part in chosen:
@@ -84,9 +87,12 @@ def plan_swap(
         )
         if part.detail.get("mode") == "snapshot-api":
             qdrant_service = compose_service
+            sums = {e.path: e.sha256 for e in part.entries if e.sha256}
             for name in part.detail.get("collections", {}):
-                file = staging / tops[0] / QDRANT_SNAPSHOT_DIR / f"{name}.snapshot"
-                qdrant[name] = str(file)
+                rel = f"{tops[0]}/{QDRANT_SNAPSHOT_DIR}/{name}.snapshot"
+                qdrant[name] = str(staging / rel)
+                if rel in sums:
+                    qdrant_sha256[name] = sums[rel]
         elif part_config and part_config.method is ConsistencyMethod.GROWING_LOG:
             side.update({p: f"{p}.restored" for p in staged})
         else:
@@ -99,6 +105,7 @@ def plan_swap(
         services=sorted(services),
         side_paths=side,
         qdrant=qdrant,
+        qdrant_sha256=qdrant_sha256,
         qdrant_service=qdrant_service,
         configs=configs,
     )
@@ -193,9 +200,10 @@ def _recover_qdrant(plan: SwapPlan, status: StackStatus, stack: Path, stamp: str
     aside = {}
     with connect_qdrant(_qdrant_url(plan, status)) as qdrant:
         for name in qdrant.collections():  # keep what is there now, to swap back
-            aside[name] = str(qdrant.snapshot_to_file(name, aside_dir).path)
+            snap = qdrant.snapshot_to_file(name, aside_dir, ledger=stack / STACK_LEDGER)
+            aside[name] = str(snap.path)
         for name, file in plan.qdrant.items():
-            qdrant.recover_from_file(name, Path(file))
+            qdrant.recover_from_file(name, Path(file), sha256=plan.qdrant_sha256.get(name))
     return aside
 
 

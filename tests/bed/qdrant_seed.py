@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from qdrant_client import QdrantClient, models
 
 
@@ -20,3 +22,10 @@ def seed_qdrant(url: str, collections: dict[str, int]) -> None:
             ],
         )
     client.close()
+
+
+def snapshot_files(stack: Path) -> list[str]:
+    """Every file in the live Qdrant's snapshot folder (the example mounts data/qdrant/snapshots
+    there): Qdrant keeps each snapshot made or uploaded until someone deletes it."""
+    folder = stack / "data" / "qdrant" / "snapshots"
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())

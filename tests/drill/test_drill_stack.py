@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from bed import RunningStack, S3Server
-from bed.qdrant_seed import seed_qdrant
+from bed.qdrant_seed import seed_qdrant, snapshot_files
 from drill_helpers import Sbx, drill_containers, live_containers
 
 from flows.backup import backup_stack
@@ -59,6 +59,7 @@ def test_a_drill_passes_beside_the_live_stack_and_reports_its_rto(
     # nothing of the drill is left: no containers, no scratch directory
     assert drill_containers(docker_engine) == []
     assert not any((stack / ".sbx" / "drills").glob("*"))
+    assert snapshot_files(stack) == []  # nor any Qdrant snapshot on the live box
     # the snapshot is marked in the repository, with the RTO the report gave
     (mark,) = list_marks(Repository.open(repo).storage)
     assert mark.passed and mark.snapshot_id == snapshot and mark.rto_s == report.rto_s

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from bed import RunningStack
-from bed.qdrant_seed import seed_qdrant
+from bed.qdrant_seed import seed_qdrant, snapshot_files
 from helpers import decorate_stack, describe_tree, max_chat_id
 from qdrant_client import QdrantClient
 
@@ -42,6 +42,7 @@ def test_round_trip_with_writers_active(
     parts = {p.name: p for p in report.parts}
     assert {n: p.status for n, p in parts.items()} == dict.fromkeys(parts, "captured")
     assert parts["qdrant"].mode == "snapshot-api"
+    assert snapshot_files(stack) == []  # sbx's snapshots are deleted on the live box
     assert parts["open-webui"].mode == "sqlite-online-backup"
     assert report.docker and report.project == running_stack.project
     assert verify_repository(snapshot=report.snapshot_id, repo=str(repo)).ok
@@ -71,4 +72,5 @@ def test_round_trip_with_writers_active(
     with connect_qdrant(running_stack.url("qdrant")) as qdrant:
         assert qdrant.recover_from_file("docs", snapshots / "docs.snapshot") == 300
         assert qdrant.recover_from_file("memories", snapshots / "memories.snapshot") == 40
+    assert snapshot_files(stack) == []  # and so are the uploads Qdrant keeps
     client.close()

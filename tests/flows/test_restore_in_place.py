@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from bed import RunningStack
-from bed.qdrant_seed import seed_qdrant
+from bed.qdrant_seed import seed_qdrant, snapshot_files
 from qdrant_client import QdrantClient, models
 
 from flows.backup import backup_stack
@@ -59,6 +59,8 @@ def test_in_place_restore_swaps_and_keeps_the_old_data(
     assert outcome.swapped and set(outcome.swapped.qdrant_aside) == {"scratch"}
     assert Path(outcome.swapped.qdrant_aside["scratch"]).is_file()
     assert not (stack / ".sbx" / f"restore-{snapshot}").exists()  # staging cleaned up
+    # neither the snapshot taken aside nor the upload Qdrant keeps is left on the live box
+    assert snapshot_files(stack) == []
     client.close()
 
     ps = running_stack.compose("ps", "--format", "{{.Service}} {{.State}}").stdout.split("\n")

@@ -8,8 +8,9 @@
 /flood      a fast, endless chunked body (a client must stop at its body limit)
 
 /, /collections and /collections/<path name>/... answer Qdrant's version, collections (one:
-trickle), count and create-snapshot calls as Qdrant does (a 1000-byte snapshot announced); the
-snapshot's download then misbehaves as <path name>.
+trickle), count, create-snapshot (a 1000-byte snapshot announced), list-snapshots (none) and
+delete-snapshot calls as Qdrant does; the snapshot's download then misbehaves as <path name>.
+DELETED lists the snapshots deleted, as "<collection>/<name>".
 """
 
 from __future__ import annotations
@@ -23,14 +24,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PATHS = ("/trickle", "/silent", "/slowheaders", "/half", "/garbage", "/flood")
 SEEN: list[str] = []  # the paths asked for, in order (a test waits until its client is inside)
+DELETED: list[str] = []
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        parts = self.path.split("?")[0].strip("/").split("/")
         if self.path in ("/", "/collections"):
             self._qdrant("", self.path)
+            return
+        if parts[0] == "collections" and parts[-1] == "snapshots":
+            self._qdrant(parts[1], "list")
             return
         with contextlib.suppress(OSError):
             self._misbehave()
@@ -45,16 +51,25 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self._misbehave()
 
+    def do_DELETE(self) -> None:
+        parts = self.path.split("?")[0].strip("/").split("/")
+        DELETED.append("/".join(parts[1::2]))  # collections/<c>/snapshots/<name>
+        self._qdrant(parts[1], "delete")
+
     def _qdrant(self, collection: str, call: str) -> None:
         """A healthy Qdrant answer: its version, its one collection (``trickle``), the point
         count, or a snapshot's description."""
-        result: object = {
+        answers: dict[str, object] = {
             "/collections": {"collections": [{"name": "trickle"}]},
             "count": {"count": 3},
-        }.get(call) or {
+            "list": [],
+            "delete": True,
+        }
+        description = {
             "name": f"{collection}-1.snapshot", "creation_time": None, "size": 1000,
             "checksum": None,
         }  # fmt: skip
+        result = answers.get(call, description)
         envelope = {"result": result, "status": "ok", "time": 0.001}
         if call == "/":  # the root answers without Qdrant's envelope
             envelope = {"title": "qdrant - vector search engine", "version": "1.20.0"}

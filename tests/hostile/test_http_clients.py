@@ -7,6 +7,9 @@ ends the call.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +24,7 @@ from tasks.clients.health_http import BODY_LIMIT, HealthHttp
 from tasks.clients.http_probe import HttpProbe
 from tasks.clients.vllm_metrics import read_metrics_text
 
-from .servers import PATHS, hostile_server
+from .servers import DELETED, PATHS, hostile_server
 
 TIMEOUT_S = 0.5
 BOUND_S = 2 * TIMEOUT_S + 1.0  # the whole answer's deadline, one last read, and slack for CI
@@ -114,6 +117,33 @@ def test_qdrant_snapshot_download_is_bounded_and_leaves_no_file(
     assert message.startswith(f"Downloading snapshot {collection}-1.snapshot of '{collection}' "
                               f"from {base} "), message  # fmt: skip
     assert list(tmp_path.iterdir()) == [], "a partial snapshot was left behind"
+    # nor on the server: the snapshot sbx made is deleted there too (Qdrant would keep it)
+    assert DELETED[-1:] == [f"{collection}/{collection}-1.snapshot"], DELETED
+
+
+def test_a_snapshot_download_cut_by_sigterm_is_deleted_on_the_server(
+    base: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """SIGTERM (docker stop, systemd) while the download hangs: the snapshot on the server is
+    deleted on the way out, as after any other failure, and no partial file stays here."""
+    from tasks.clients.qdrant import connect as connect_qdrant
+
+    _count(request)
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(143)  # what a process that handles SIGTERM does
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        with connect_qdrant(base, timeout_s=5) as qdrant, pytest.raises(SystemExit):
+            timer.start()
+            qdrant.snapshot_to_file("silent", tmp_path, stall_s=20)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert DELETED[-1:] == ["silent/silent-1.snapshot"], DELETED
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_stalled_qdrant_snapshot_fails_its_part_and_stores_nothing(
@@ -145,3 +175,6 @@ def test_a_stalled_qdrant_snapshot_fails_its_part_and_stores_nothing(
     assert record.status == "failed", record  # type: ignore[attr-defined]
     assert f"'trickle' from {base} stalled" in str(record.reason)  # type: ignore[attr-defined]
     assert record.stats.files == 0  # type: ignore[attr-defined]
+    # the snapshot is deleted on the server, and sbx's ledger of its requests is empty again
+    assert DELETED[-1:] == ["trickle/trickle-1.snapshot"], DELETED
+    assert (stack / ".sbx/qdrant-snapshots.json").read_text() == "[]"

@@ -189,8 +189,72 @@ def test_snapshot_download_upload_and_recover(
     with pytest.raises(UnexpectedResponse) as bad:
         client.recover_snapshot("docs", location=url, checksum="0" * 64)
     assert bad.value.status_code == 400
+    # as Qdrant (snapshot_api.rs do_save_uploaded_snapshot): each upload stays in the
+    # collection's snapshot folder under its file name, the second one replacing snap.name
+    assert {s.name for s in client.list_snapshots("docs")} == {snap.name, "docs.snapshot"}
+    assert (tmp_path / "snapshots/docs/docs.snapshot").read_bytes() == download.content
     assert client.delete_snapshot("docs", snap.name)
+    assert client.delete_snapshot("docs", "docs.snapshot")
     assert client.list_snapshots("docs") == []
+
+
+def test_an_upload_with_another_checksum_is_refused_and_not_kept(
+    qdrant: Standin, client: QdrantClient, tmp_path: Path
+) -> None:
+    fill(client)
+    snap = client.create_snapshot("docs")
+    assert snap is not None and snap.checksum
+    data = httpx.get(f"{qdrant.url}/collections/docs/snapshots/{snap.name}").content
+    client.upsert("docs", points=[models.PointStruct(id=999, vector=vector(1), payload={})])
+    upload = f"{qdrant.url}/collections/docs/snapshots/upload"
+    wrong = hashlib.sha256(b"other").hexdigest()
+    for checksum, status in ((wrong, 400), ("abc", 400)):
+        resp = httpx.post(
+            upload, params={"checksum": checksum}, files={"snapshot": ("up.snapshot", data)}
+        )
+        assert resp.status_code == status, resp.text
+    assert (
+        "Checksum mismatch"
+        in httpx.post(
+            upload, params={"checksum": wrong}, files={"snapshot": ("up.snapshot", data)}
+        ).json()["status"]["error"]
+    )
+    assert client.count("docs", exact=True).count == POINTS + 1  # untouched
+    assert [s.name for s in client.list_snapshots("docs")] == [snap.name]
+    right = httpx.post(
+        upload,
+        params={"checksum": snap.checksum.upper()},
+        files={"snapshot": ("up.snapshot", data)},
+    )
+    assert right.status_code == 200 and client.count("docs", exact=True).count == POINTS
+    assert {s.name for s in client.list_snapshots("docs")} == {snap.name, "up.snapshot"}
+
+
+def test_a_snapshot_asked_for_without_waiting_appears_later(
+    start_standin: StartStandin, tmp_path: Path
+) -> None:
+    slow = start_standin(
+        "qdrant",
+        {
+            "QDRANT__STORAGE__STORAGE_PATH": str(tmp_path / "storage"),
+            "QDRANT__STORAGE__SNAPSHOTS_PATH": str(tmp_path / "snapshots"),
+            "QDRANT_STANDIN_SNAPSHOT_DELAY_S": "1",
+        },
+        probe="/readyz",
+    )
+    client = QdrantClient(url=slow.url, prefer_grpc=False)
+    fill(client)
+    resp = httpx.post(f"{slow.url}/collections/docs/snapshots", params={"wait": "false"})
+    assert resp.status_code == 202 and resp.json()["status"] == "accepted", resp.text
+    assert resp.json()["result"] is None
+    assert client.create_snapshot("docs", wait=False) is None  # the client reads it so too
+    assert client.list_snapshots("docs") == []  # not yet: nothing half-written is listed
+    deadline = time.monotonic() + 10
+    while len(client.list_snapshots("docs")) < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    names = [s.name for s in client.list_snapshots("docs")]
+    assert names and all(n.startswith("docs-5404186327462811-") for n in names), names
+    client.close()
 
 
 def test_full_snapshots(qdrant: Standin, client: QdrantClient) -> None:

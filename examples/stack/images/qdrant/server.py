@@ -16,18 +16,23 @@ pydantic models (qdrant_client.http.models).
     GET|POST /collections/{c}/snapshots           GET|DELETE /collections/{c}/snapshots/{name}
     PUT  /collections/{c}/snapshots/recover       {"location": "file://..." | "http(s)://..."}
     POST /collections/{c}/snapshots/upload        multipart/form-data, field "snapshot"
+    (POST .../snapshots and .../upload take ?wait=false: 202 "accepted", the work goes on
+    behind; the upload takes ?checksum=<sha256 hex>, refused 400 when the file differs)
     GET|POST /snapshots                           GET|DELETE /snapshots/{name} (full snapshots)
 
 Storage mirrors Qdrant's layout: $QDRANT__STORAGE__STORAGE_PATH (/qdrant/storage) holds
 collections/<name>/collection.json (config + points), rewritten atomically on every change and
 loaded at start, so data survives a container restart. Snapshots live in
-$QDRANT__STORAGE__SNAPSHOTS_PATH (/qdrant/snapshots): <name>/<name>-<time>.snapshot per collection,
-full-snapshot-<time>.snapshot at the top, each a tar of collection JSON files with a sha256
-`.checksum` file beside it, as Qdrant writes one. Like Qdrant, Cosine vectors are stored
+$QDRANT__STORAGE__SNAPSHOTS_PATH (/qdrant/snapshots): <name>/<name>-<peer id>-<time>.snapshot per
+collection, full-snapshot-<time>.snapshot at the top, each a tar of collection JSON files with a
+sha256 `.checksum` file beside it, as Qdrant writes one. An uploaded snapshot is kept, as Qdrant
+keeps it: saved under its multipart file name in <name>/, then recovered from there
+(src/actix/api/snapshot_api.rs do_save_uploaded_snapshot; a file:// source is never deleted). Like Qdrant, Cosine vectors are stored
 normalised. Filters support must/should/must_not with match, range, has_id, is_empty, is_null.
 Other environment: PORT (6333; QDRANT__SERVICE__HTTP_PORT also read), HOST (0.0.0.0),
 QDRANT__SERVICE__API_KEY (when set, required as `api-key` header or bearer token),
-QDRANT_STANDIN_VERSION (reported version; see VERSION).
+QDRANT_STANDIN_VERSION (reported version; see VERSION), QDRANT_STANDIN_SNAPSHOT_DELAY_S (seconds
+every snapshot takes to make, 0: a test's large collection, without the data).
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ VERSION = os.environ.get("QDRANT_STANDIN_VERSION", "1.20.0")
 STORAGE = Path(os.environ.get("QDRANT__STORAGE__STORAGE_PATH", "/qdrant/storage"))
 SNAPSHOTS = Path(os.environ.get("QDRANT__STORAGE__SNAPSHOTS_PATH", "/qdrant/snapshots"))
 API_KEY = os.environ.get("QDRANT__SERVICE__API_KEY") or None
+SNAPSHOT_DELAY_S = float(os.environ.get("QDRANT_STANDIN_SNAPSHOT_DELAY_S") or 0)
+SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 PEER_ID = 5_404_186_327_462_811  # a fixed peer id; real Qdrant picks a random one per install
 DISTANCES = ("Cosine", "Euclid", "Dot", "Manhattan")
 NAME_RE = re.compile(r"^[^/\\\x00]{1,255}$")  # names become file names: no separators, no NUL
@@ -378,25 +385,41 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_snapshot(folder: Path, prefix: str, members: dict[str, bytes]) -> Json:
+def snapshot_target(folder: Path, prefix: str) -> Path:
+    """Where a new snapshot goes; named, as Qdrant names it, by the time its making began."""
     folder.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d-%H-%M-%S")
     path, n = folder / f"{prefix}-{stamp}.snapshot", 1
     while path.exists():  # two snapshots in one second must not overwrite each other
         n += 1
         path = folder / f"{prefix}-{stamp}-{n}.snapshot"
+    return path
+
+
+def write_snapshot(path: Path, members: dict[str, bytes]) -> Json:
+    """The tar, its `.checksum` first and the snapshot last, each renamed into place: the list
+    (which shows `*.snapshot` only) never shows a snapshot that is still being written."""
+    time.sleep(SNAPSHOT_DELAY_S)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
             tar.addfile(info, io.BytesIO(data))
-    atomic_write(path, buf.getvalue())
     # Qdrant writes `<snapshot>.checksum` beside each snapshot; the list reads it back
     atomic_write(
         path.with_name(path.name + ".checksum"), hashlib.sha256(buf.getvalue()).hexdigest().encode()
     )
+    atomic_write(path, buf.getvalue())
     return describe(path)
+
+
+def make_snapshot(req: Request, path: Path, members: dict[str, bytes]) -> Any:
+    """Write the snapshot now (wait=true, the default) or behind the answer (wait=false)."""
+    if req.query.get("wait", "true").lower() != "false":
+        return write_snapshot(path, members)
+    threading.Thread(target=write_snapshot, args=(path, members), daemon=True).start()
+    return ACCEPTED
 
 
 def describe(path: Path) -> Json:
@@ -464,8 +487,9 @@ def fetch_location(location: str) -> bytes:
     raise QError(400, f"Bad request: unsupported snapshot location {location!r}")
 
 
-def multipart_field(content_type: str, body: bytes, field: str) -> bytes:
-    """One field of a multipart/form-data body, parsed by its boundary (stdlib has no parser)."""
+def multipart_field(content_type: str, body: bytes, field: str) -> tuple[bytes, str | None]:
+    """One field of a multipart/form-data body and its file name, parsed by its boundary
+    (stdlib has no parser)."""
     m = re.search(r'boundary="?([^";]+)"?', content_type)
     if not content_type.startswith("multipart/form-data") or not m:
         raise QError(400, "Bad request: expected multipart/form-data with a boundary")
@@ -473,8 +497,10 @@ def multipart_field(content_type: str, body: bytes, field: str) -> bytes:
         if part.startswith(b"--"):
             break
         head, sep, data = part.partition(b"\r\n\r\n")
-        if sep and re.search(rb'name="?' + re.escape(field.encode()) + rb'"?(;|\s|$)', head):
-            return data[:-2] if data.endswith(b"\r\n") else data
+        if sep and re.search(rb'[; ]name="?' + re.escape(field.encode()) + rb'"?(;|\s|$)', head):
+            filename = re.search(rb'filename="([^"]*)"', head)
+            name = filename.group(1).decode(errors="replace") if filename else None
+            return (data[:-2] if data.endswith(b"\r\n") else data), name
     raise QError(400, f"Bad request: multipart field {field!r} missing")
 
 
@@ -528,6 +554,13 @@ def route(method: str, pattern: str) -> Callable[[Callable[..., Any]], Callable[
         return fn
 
     return register
+
+
+class Accepted:
+    """wait=false: Qdrant answers 202 `{"result": null, "status": "accepted"}` at once."""
+
+
+ACCEPTED = Accepted()
 
 
 class Raw:
@@ -812,9 +845,11 @@ def list_collection_snapshots(req: Request, name: str) -> list[Json]:
 
 
 @route("POST", "/collections/{}/snapshots")
-def create_collection_snapshot(req: Request, name: str) -> Json:
-    doc = json.dumps(STORE.get(name).to_doc()).encode()
-    return write_snapshot(SNAPSHOTS / name, name, {"collection.json": doc})
+def create_collection_snapshot(req: Request, name: str) -> Any:
+    with STORE.lock:
+        doc = json.dumps(STORE.get(name).to_doc()).encode()
+        path = snapshot_target(SNAPSHOTS / name, f"{name}-{PEER_ID}")
+    return make_snapshot(req, path, {"collection.json": doc})
 
 
 @route("GET", "/collections/{}/snapshots/{}")
@@ -845,10 +880,27 @@ def recover(req: Request, name: str) -> bool:
 
 @route("POST", "/collections/{}/snapshots/upload")
 def upload(req: Request, name: str) -> bool:
+    """As Qdrant: checksum first (the file is dropped on a mismatch), then the file is moved
+    into the collection's snapshot folder under its own (base) name, a UUID when it has none,
+    replacing one of that name, and the collection recovered from there. The file stays."""
     check_name(name)
-    data = multipart_field(req.headers.get("Content-Type", ""), req.raw, "snapshot")
+    checksum = req.query.get("checksum")
+    if checksum is not None and not SHA256_RE.match(checksum):
+        raise QError(400, "Validation error in query params: checksum: invalid_sha256_hash")
+    data, filename = multipart_field(req.headers.get("Content-Type", ""), req.raw, "snapshot")
+    actual = hashlib.sha256(data).hexdigest()
+    if checksum is not None and actual != checksum.lower():
+        # Qdrant's wording, its two hashes in this order (StorageError::checksum_mismatch)
+        raise QError(400, f"Checksum mismatch: expected {actual}, actual {checksum}")
+    base = Path(filename or "").name
+    kept = (
+        SNAPSHOTS
+        / name
+        / (base if base and NAME_RE.match(base) and base != ".." else str(uuid.uuid4()))
+    )
+    atomic_write(kept, data)
     with STORE.lock:
-        STORE.replace(name, read_snapshot(data, req.query.get("checksum")))
+        STORE.replace(name, read_snapshot(data, None))
     return True
 
 
@@ -858,12 +910,14 @@ def list_full(req: Request) -> list[Json]:
 
 
 @route("POST", "/snapshots")
-def create_full(req: Request) -> Json:
-    members = {
-        f"collections/{n}/collection.json": json.dumps(c.to_doc()).encode()
-        for n, c in STORE.collections.items()
-    }
-    return write_snapshot(SNAPSHOTS, "full-snapshot", members)
+def create_full(req: Request) -> Any:
+    with STORE.lock:
+        members = {
+            f"collections/{n}/collection.json": json.dumps(c.to_doc()).encode()
+            for n, c in STORE.collections.items()
+        }
+        path = snapshot_target(SNAPSHOTS, "full-snapshot")
+    return make_snapshot(req, path, members)
 
 
 @route("GET", "/snapshots/{}")
@@ -918,8 +972,9 @@ def access_line(
     return tracing_line("INFO", "actix_web::middleware::logger", message, now)
 
 
-# handlers that must not hold the store lock for their whole run (they take it themselves)
-SELF_LOCKING = (recover, upload)
+# handlers that must not hold the store lock for their whole run (they take it themselves):
+# making a snapshot may take QDRANT_STANDIN_SNAPSHOT_DELAY_S, and the list must answer meanwhile
+SELF_LOCKING = (recover, upload, create_collection_snapshot, create_full)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -1010,6 +1065,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if isinstance(result, Raw):
             self.send(200, result.body, result.ctype)
+        elif isinstance(result, Accepted):
+            body = {"result": None, "status": "accepted", "time": time.monotonic() - started}
+            self.send(202, json.dumps(body).encode(), "application/json")
         else:
             body = {"result": result, "status": "ok", "time": time.monotonic() - started}
             self.send(200, json.dumps(body).encode(), "application/json")
