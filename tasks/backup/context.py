@@ -5,12 +5,16 @@ Shared by the capture task (tasks/backup/capture.py) and its methods (tasks/back
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blocks.config import PartConfig, SbxConfig
 from sbx.repository import PartWriter
 from tasks.status import ServiceStatus, StackStatus
+
+if TYPE_CHECKING:
+    from tasks.backup.sources import Source
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,10 @@ class CaptureContext:
 
     config: SbxConfig
     status: StackStatus | None
+    #: part name -> what the compose model names for it (tasks/backup/sources.py)
+    sources: dict[str, list[Source]] = field(default_factory=dict)
+    #: why the compose model could not be read (the configs part fails with it), or None
+    compose_problem: str | None = None
 
     @property
     def stack_dir(self) -> Path:
