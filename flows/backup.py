@@ -50,6 +50,9 @@ def backup_stack(
     if compose_problem:
         log.warning("the compose model could not be read: %s", compose_problem)
     sources = sources_by_part([s for s in found if s.part in selected])
+    # mounts, outside and volumes have no paths of their own: there only when the compose
+    # model names something for them
+    selected = {n: p for n, p in selected.items() if p.paths or n in sources}
     ctx = CaptureContext(
         config=config, status=status, sources=sources, compose_problem=compose_problem
     )

@@ -16,6 +16,7 @@ Methods:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -83,7 +84,7 @@ def _add_source(out: PartWriter, src: Source, part: PartConfig, ctx: CaptureCont
     )
 
 
-def _line(src: Source, missing: list[Source]) -> dict[str, str]:
+def _line(src: Source, missing: list[Source]) -> dict[str, Any]:
     """One row of the report's table of what the compose model names."""
     if src.note:
         status = src.note
@@ -97,6 +98,8 @@ def _line(src: Source, missing: list[Source]) -> dict[str, str]:
         "from": src.location,
         "stored_as": src.stored_as,
         "status": status,
+        "services": src.services,  # stopped around an in-place restore
+        "image": src.image,  # a volume's helper image
     }
 
 

@@ -53,6 +53,10 @@ def capture_volumes(
                 "optional = true)."
             )
             return
+        gone = {s.location for s in missing}
+        for line in out.detail.get("sources", []):
+            if line["from"] in gone:
+                line["status"] = "missing"
         _stop_writers(running_again, ctx, [s for s in volumes if s not in missing], out.name)
         for src in volumes:
             if src in missing:

@@ -57,8 +57,9 @@ class DockerVolumes:
                 raise self._failed(f"read volume {name}", exc) from exc
         return written
 
-    def replace_from_tar(self, name: str, image: str, tar: Path) -> None:
-        """Empty the volume, then unpack ``tar`` (paths relative to the volume's root) into it."""
+    def replace_from_tar(self, name: str, image: str, tar: Path, *, at: str = MOUNT_POINT) -> None:
+        """Empty the volume, then unpack ``tar`` into it: paths relative to the volume's root
+        (``at`` the mount point), or as :meth:`read_to_tar` wrote them (``at="/"``)."""
         command = ["find", MOUNT_POINT, "-mindepth", "1", "-maxdepth", "1", "-exec", "rm", "-rf"]
         try:
             self._client.containers.run(
@@ -81,7 +82,7 @@ class DockerVolumes:
             raise self._failed(f"empty volume {name}", exc) from exc
         with self._helper(name, image, read_only=False) as helper, tar.open("rb") as data:
             try:
-                if not helper.put_archive(MOUNT_POINT, data):
+                if not helper.put_archive(at, data):
                     raise DockerOperationFailed(f"Docker refused to write volume {name}.")
             except docker.errors.APIError as exc:
                 raise self._failed(f"write volume {name}", exc) from exc
