@@ -20,6 +20,7 @@ from bed.stack import compose_command
 from helpers import describe_tree
 
 from flows.backup import backup_stack
+from flows.drill import drill_restore
 from flows.restore import restore_snapshot
 from sbx.errors import BackupIncomplete
 from tasks.clients.docker_volumes import HELPER_LABEL
@@ -31,15 +32,20 @@ include:
 services:
   app:
     image: ${{APP_IMAGE}}
-    command: ["sleep", "infinity"]
+    # each start leaves a line in a bind mount and in a volume: who mounted what is visible
+    command: ["sh", "-c", "echo up >> /marks/started; echo up >> /runs/started; exec sleep 1d"]
     init: true
     env_file: [../outside/app.env]
     volumes:
       - {outside}/data:/data
+      - {outside}/marks:/marks
       - chats:/app/backend/data
+      - runs:/runs
       - /var/run/docker.sock:/var/run/docker.sock:ro
 volumes:
   chats:
+    labels: {{{label}: "{run_id}"}}
+  runs:
     labels: {{{label}: "{run_id}"}}
 """
 EXTRA = """\
@@ -50,11 +56,15 @@ services:
     init: true
     env_file: [extra.env]
 """
-# the default services are not in this stack: none is required for it to be healthy
-NO_DEFAULT_SERVICES = "".join(
-    f"[services.{name}]\nenabled = false\n"
-    for name in ("worker", "watchdog", "qdrant", "open-webui", "proxy", "internet-research")
-)
+# the default services are not in this stack; app is, and must run for it to be healthy
+NO_DEFAULT_SERVICES = (
+    "".join(
+        f"[services.{name}]\nenabled = false\n"
+        for name in ("worker", "watchdog", "qdrant", "open-webui", "proxy", "internet-research")
+    )
+    + '[services.app]\ncompose_service = "app"\nkind = "agent"\n'
+)  # required: must run
+
 STACK_FILES = [".env", "compose.yml", "inc", "sbx.toml"]
 
 
@@ -66,6 +76,7 @@ class PartsStack:
         self.volume = f"{self.project}_chats"
         (self.path / "inc").mkdir(parents=True)
         (self.outside / "data" / "sub").mkdir(parents=True)
+        (self.outside / "marks").mkdir()
         (self.path / "compose.yml").write_text(
             COMPOSE.format(outside=self.outside, label=LABEL, run_id=run_id)
         )
@@ -200,3 +211,21 @@ def test_a_missing_source_the_compose_file_names_fails_its_part_unless_optional(
     assert parts["outside"].status == "captured"  # app.env is there
     missing = [s for s in parts["outside"].sources if s["status"] == "missing"]
     assert [s["from"] for s in missing] == [str(stack.outside / "data")]
+
+
+def test_the_drill_mounts_restored_copies_never_the_live_paths_or_volumes(
+    parts_stack: PartsStack, prefect_server: str, tmp_path: Path
+) -> None:
+    stack = parts_stack
+    stack.compose("up", "-d")
+    stack.in_volume("echo chat-1 > /app/backend/data/webui.db")
+    repo = tmp_path / "repo"
+    backup_stack(stack=str(stack.path), repo=str(repo))
+    live_marks = (stack.outside / "marks" / "started").read_text()
+    live_runs = stack.in_volume("cat /runs/started")
+
+    report = drill_restore(stack=str(stack.path), repo=str(repo))
+    assert report.passed, report.failed
+    # the scratch app started (and wrote its line) on the restored copies, not the live ones
+    assert (stack.outside / "marks" / "started").read_text() == live_marks
+    assert stack.in_volume("cat /runs/started") == live_runs
