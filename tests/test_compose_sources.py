@@ -29,6 +29,7 @@ services:
       - /srv/chats:/chats
       - open-webui:/app/cache
       - /var/run/docker.sock:/var/run/docker.sock
+      - /:/host:ro
       - type: tmpfs
         target: /tmp
   helper:
@@ -77,6 +78,8 @@ def test_every_source_goes_to_the_part_that_covers_it_or_by_its_kind(stack: Path
     assert where["box_open-webui"][:3] == ("volume", "volumes", "volumes/box_open-webui")
     runtime = next(s for s in sources if s.location == "/var/run/docker.sock")
     assert runtime.note and not runtime.stored_as
+    root = next(s for s in sources if s.location == "/")  # never walked: the whole disk
+    assert root.note and "NOT captured" in root.note and not root.stored_as
     assert all(s.kind != "bind" or s.location != "/tmp" for s in sources)  # tmpfs: nothing kept
     # the whole data/ mount leaves the parts below it to them
     assert covered_below(config, "data") == {"models", "qdrant", "open-webui"}

@@ -103,6 +103,10 @@ def _file_source(
         note = "not captured: runtime path (kernel, socket), not state"
     elif path == stack:
         note = "not captured separately: the stack directory, captured as its parts"
+    elif stack.is_relative_to(path):
+        # '/:/host:ro' or '/srv:/srv' around a stack in /srv/stack: walking it would copy the
+        # whole disk (and the repository), swapping it back would move the stack itself
+        note = "NOT captured: it holds the stack directory; give what it needs its own mount"
     if note:
         return Source(
             kind=kind, origin=origin, location=str(path), stored_as="", part=MOUNTS, note=note
