@@ -75,6 +75,9 @@ def test_every_source_goes_to_the_part_that_covers_it_or_by_its_kind(stack: Path
     assert where[str(stack / "data")][:3] == ("bind", "mounts", "data")
     assert where[str(stack / "config")][:3] == ("bind", "mounts", "config")
     assert where["/srv/chats"][:3] == ("bind", "outside", "outside/srv/chats")
+    # a service that writes a mount is stopped for its copy; a read-only one is not
+    writers = {s.location: s.writers for s in sources}
+    assert writers["/srv/chats"] == ["webui"] and writers[str(stack / "config")] == []
     assert where["box_open-webui"][:3] == ("volume", "volumes", "volumes/box_open-webui")
     runtime = next(s for s in sources if s.location == "/var/run/docker.sock")
     assert runtime.note and not runtime.stored_as

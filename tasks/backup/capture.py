@@ -15,6 +15,7 @@ Methods:
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from blocks.config import ConsistencyMethod, PartConfig
 from sbx.errors import SbxError, StorageError
 from sbx.progress import reporter
 from sbx.repository import PartRecord, PartWriter, SnapshotWriter
-from tasks.backup.context import CaptureContext, add_paths, path_exists
+from tasks.backup.context import CaptureContext, add_paths, path_exists, stop_writers
 from tasks.backup.methods import METHODS
 from tasks.backup.sources import CONFIGS, Source, covered_below
 
@@ -57,8 +58,15 @@ def capture_part(
         try:
             if present or volumes:
                 METHODS[part.method](out, present, part, ctx)
-            for src in extra:
-                _add_source(out, src, part, ctx)
+            # a mount a service writes is copied with that service stopped (and always
+            # started again); one every service mounts read-only is copied as it is
+            with ExitStack() as running_again:
+                writers = sorted({w for s in extra for w in s.writers})
+                stop_writers(running_again, ctx, writers, name)
+                if writers and ctx.status is not None:
+                    out.detail["writers"] = writers  # stopped for the copy if they had run
+                for src in extra:
+                    _add_source(out, src, part, ctx)
         except StorageError:
             raise  # the repository failed, not this part: every later part would fail too
         except SbxError as exc:

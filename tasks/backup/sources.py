@@ -46,6 +46,7 @@ class Source(BaseModel):
     part: str
     required: bool = True
     services: list[str] = []  # compose services that mount it (stopped around a restore)
+    writers: list[str] = []  # those that mount it read-write (stopped for its capture)
     image: str | None = None  # a volume's helper image: the image of a service that mounts it
     note: str | None = None  # why it is listed but not captured
 
@@ -68,29 +69,28 @@ def plan_sources(
             origin = f"service {name}: {mount.target}"
             if mount.type == "volume":
                 key = f"volume:{mount.source}"
-                known = sources.get(key)
-                if known is not None:
-                    sources[key] = known.model_copy(update={"services": [*known.services, name]})
-                    continue
-                sources[key] = Source(
-                    kind="volume",
-                    origin=origin,
-                    location=mount.source,
-                    stored_as=f"{VOLUMES}/{mount.source}",
-                    part=VOLUMES,
-                    services=[name],
-                    image=service.image,
-                )
-                continue
-            known = sources.get(mount.source)
-            if known is not None:
-                if name not in known.services:
-                    update = {"services": [*known.services, name]}
-                    sources[mount.source] = known.model_copy(update=update)
-                continue
-            src = _file_source(config, "bind", Path(mount.source), origin, True, MOUNTS)
-            sources[mount.source] = src.model_copy(update={"services": [name]})
+                if key not in sources:
+                    sources[key] = Source(
+                        kind="volume",
+                        origin=origin,
+                        location=mount.source,
+                        stored_as=f"{VOLUMES}/{mount.source}",
+                        part=VOLUMES,
+                        image=service.image,
+                    )
+            else:
+                key = mount.source
+                if key not in sources:
+                    path = Path(mount.source)
+                    sources[key] = _file_source(config, "bind", path, origin, True, MOUNTS)
+            sources[key] = _mounted_by(sources[key], name, writes=not mount.read_only)
     return list(sources.values())
+
+
+def _mounted_by(src: Source, service: str, *, writes: bool) -> Source:
+    services = src.services if service in src.services else [*src.services, service]
+    writers = src.writers if not writes or service in src.writers else [*src.writers, service]
+    return src.model_copy(update={"services": services, "writers": writers})
 
 
 def _file_source(

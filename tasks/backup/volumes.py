@@ -2,8 +2,8 @@
 
 Capture: the volume's tar is streamed to a scratch directory under ``<stack>/.sbx/`` (the
 stack's disk, not a small /tmp), unpacked there with owners, modes and times kept, and the tree
-stored as ``volumes/<name>/`` like any other. The services that write the volume are stopped
-for the read (a cold copy, as ``stop-copy``) and always started again.
+stored as ``volumes/<name>/`` like any other. The services that mount the volume read-write
+are stopped for the read (a cold copy, as ``stop-copy``) and always started again.
 
 Restore in place: the staged ``volumes/<name>/`` is packed into a tar, the services that mount
 the volume are stopped, the volume's current content is kept as
@@ -20,12 +20,9 @@ from pathlib import Path, PurePosixPath
 from blocks.config import PartConfig
 from sbx.errors import DockerOperationFailed
 from sbx.repository import PartWriter
-from tasks.backup.context import CaptureContext
-from tasks.backup.sources import Source
-from tasks.clients.docker_engine import connect as connect_docker
+from tasks.backup.context import CaptureContext, stop_writers
 from tasks.clients.docker_volumes import MOUNT_POINT
 from tasks.clients.docker_volumes import connect as connect_volumes
-from tasks.services import stopped_service
 
 TOP = MOUNT_POINT.strip("/")
 
@@ -57,7 +54,8 @@ def capture_volumes(
         for line in out.detail.get("sources", []):
             if line["from"] in gone:
                 line["status"] = "missing"
-        _stop_writers(running_again, ctx, [s for s in volumes if s not in missing], out.name)
+        writers = {svc for s in volumes if s not in missing for svc in s.writers}
+        stop_writers(running_again, ctx, writers, out.name)
         for src in volumes:
             if src in missing:
                 continue
@@ -76,23 +74,6 @@ def capture_volumes(
                 )
             captured.append(src.location)
     out.detail.update(mode="docker-volume", volumes=captured)
-
-
-def _stop_writers(stack: ExitStack, ctx: CaptureContext, volumes: list[Source], part: str) -> None:
-    services = sorted({svc for src in volumes for svc in src.services})
-    if ctx.status is None or not services:
-        return
-    engine = stack.enter_context(connect_docker())
-    for service in services:
-        stack.enter_context(
-            stopped_service(
-                engine,
-                ctx.stack_dir,
-                ctx.status.project,
-                service,
-                reason=f"sbx backup: cold copy of part {part}",
-            )
-        )
 
 
 def unpack(tar: Path, dest: Path) -> None:
