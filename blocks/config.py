@@ -93,6 +93,11 @@ DEFAULT_PARTS: dict[str, dict[str, Any]] = {
     "logs": {"paths": ["logs"], "method": "growing-log"},
     "notes": {"paths": ["notes"], "method": "copy"},
     "agent-configs": {"paths": ["agents"], "method": "copy"},
+    # filled from the compose model (tasks/backup/sources.py): bind mounts inside the stack that
+    # no part above covers, bind mounts and files outside the stack, named volumes
+    "mounts": {"paths": [], "method": "copy"},
+    "outside": {"paths": [], "method": "copy"},
+    "volumes": {"paths": [], "method": "docker-volume"},
 }
 
 

@@ -78,6 +78,7 @@ class ConsistencyMethod(StrEnum):
     SQLITE_ONLINE = "sqlite-online"  # SQLite online backup API for *.db, files copied
     GROWING_LOG = "growing-log"  # copy, recording the size read of files that grow
     STOP_COPY = "stop-copy"  # stop the part's service, copy, start it again (always)
+    DOCKER_VOLUME = "docker-volume"  # named volumes, read and written through Docker
 
 
 class PartConfig(_Model):
@@ -89,6 +90,11 @@ class PartConfig(_Model):
     exclude: list[str] = Field(default_factory=list, description="Glob patterns to leave out.")
     service: str | None = Field(default=None, description="Service whose data this is.")
     enabled: bool = Field(default=True, description="False leaves the part out of backups.")
+    optional: bool = Field(
+        default=False,
+        description="True: a source the compose file names (bind mount, volume, env_file) that "
+        "is missing is noted, not a failure of the part.",
+    )
 
     @field_validator("paths")
     @classmethod

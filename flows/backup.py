@@ -13,6 +13,7 @@ from flows.runbook import flow_config, run_name
 from sbx.errors import BackupIncomplete, ConfigError
 from tasks.backup.box_state import read_box_state
 from tasks.backup.capture import CaptureContext, capture_part
+from tasks.backup.sources import read_sources, sources_by_part
 from tasks.leftovers.finish import observe_stack
 from tasks.reports import BackupReport, artifact_key, backup_markdown, publish_markdown
 from tasks.repository import open_repository
@@ -45,7 +46,16 @@ def backup_stack(
         log.warning("Docker is not reachable: copying files as they are, no service quiesced")
     box = read_box_state(config, status).model_dump(mode="json") if status else {}
     repository = open_repository(config, repo, create=True)
-    ctx = CaptureContext(config=config, status=status)
+    found, compose_problem = read_sources(config)
+    if compose_problem:
+        log.warning("the compose model could not be read: %s", compose_problem)
+    sources = sources_by_part([s for s in found if s.part in selected])
+    # mounts, outside and volumes have no paths of their own: there only when the compose
+    # model names something for them
+    selected = {n: p for n, p in selected.items() if p.paths or n in sources}
+    ctx = CaptureContext(
+        config=config, status=status, sources=sources, compose_problem=compose_problem
+    )
     with repository.writer(command=f"sbx backup of {config.stack_dir}") as writer:
         writer.begin_snapshot(
             previous=repository.latest_snapshot(),

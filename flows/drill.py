@@ -132,7 +132,7 @@ def _exercise(
             checks += check_model_sums(scratch.stack_dir, part)
     phases["file checks"] = time.monotonic() - t
     t = time.monotonic()
-    prepared = run.prepared = prepare_project(config, scratch)
+    prepared = run.prepared = prepare_project(config, scratch, manifest)
     start_project(prepared)
     phases["start"] = time.monotonic() - t
     t = time.monotonic()

@@ -28,6 +28,8 @@ class PartSummary(BaseModel):
     stats: Stats
     warnings: list[str]
     incomplete: list[str] = []
+    #: what the compose model named for this part: kind, origin, from, stored_as, status
+    sources: list[dict[str, object]] = []
 
 
 #: how a warning is counted in the summary: the first kind whose words it contains
@@ -99,6 +101,7 @@ class BackupReport(BaseModel):
                 stats=p.stats,
                 warnings=p.warnings,
                 incomplete=p.incomplete or [],
+                sources=p.detail.get("sources", []),
             )
             for p in manifest.parts
         ]
@@ -135,6 +138,7 @@ def backup_markdown(report: BackupReport) -> str:
             f"| {human_bytes(p.stats.new_bytes)} | {human_bytes(p.stats.reused_bytes)} "
             f"| {p.stats.duration_s:.1f} s |"
         )
+    lines += sources_markdown(report.parts)
     if not report.docker:
         lines += [
             "",
@@ -153,6 +157,23 @@ def backup_markdown(report: BackupReport) -> str:
         counts = ", ".join(f"{n} {kind}" for kind, n in warning_counts(report.parts).items())
         lines += ["", "## Warnings", "", f"{len(warnings)} warnings: {counts}.", "", *warnings]
     return "\n".join(lines) + "\n"
+
+
+def sources_markdown(parts: list[PartSummary]) -> list[str]:
+    """The table of what the compose model names (bind mounts, volumes, compose files, .env,
+    env files) and where each went: operators check here that nothing was left out."""
+    rows = []
+    for p in parts:
+        for s in p.sources:
+            part, stored = (p.name, f"`{s['stored_as']}`") if s["stored_as"] else ("—", "—")
+            rows.append(
+                f"| {s['kind']} | `{s['from']}` | {s['origin']} | {part} | {stored} "
+                f"| {s['status']} |"
+            )
+    if not rows:
+        return []
+    head = "| kind | from | named by | part | stored as | status |"
+    return ["", "## What the compose file names", "", head, "|---|---|---|---|---|---|", *rows]
 
 
 def verify_markdown(report: VerifyReport) -> str:

@@ -47,6 +47,9 @@ def test_zero_configuration_describes_the_design_layout(tmp_path: Path) -> None:
         "logs",
         "notes",
         "agent-configs",
+        "mounts",
+        "outside",
+        "volumes",
     }
     assert config.parts["open-webui"].method == "sqlite-online"
 

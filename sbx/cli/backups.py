@@ -299,6 +299,7 @@ def _print_backup(report: Any) -> None:
         err.print(escape(line), soft_wrap=True)
         if p.reason:  # whole, wrapped at words: it says what to do
             err.print(escape(f"  ↳ {p.reason}".replace("\n", " ")))
+    _print_sources(report)
     s = report.stats
     err.print(
         f"{s.files} files, {human_bytes(s.bytes)} ({human_bytes(s.new_bytes)} new) in "
@@ -306,6 +307,18 @@ def _print_backup(report: Any) -> None:
         soft_wrap=True,
     )
     _print_warnings(report)
+
+
+def _print_sources(report: Any) -> None:
+    """Each bind mount, volume and file the compose model names, and where it went."""
+    found = [(p.name, s) for p in report.parts for s in p.sources]
+    if not found:
+        return
+    err.print("[bold]from the compose model[/]")
+    for part, src in found:
+        where = f"{part}: {src['stored_as']}" if src["stored_as"] else "-"
+        line = f"  {src['kind']} {src['from']} → {where} ({src['status']})"
+        err.print(escape(line.replace("\n", " ")), soft_wrap=True)
 
 
 #: warnings shown on the terminal; the Prefect artifact lists them all

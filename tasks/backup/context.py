@@ -5,12 +5,18 @@ Shared by the capture task (tasks/backup/capture.py) and its methods (tasks/back
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blocks.config import PartConfig, SbxConfig
 from sbx.repository import PartWriter
 from tasks.status import ServiceStatus, StackStatus
+
+if TYPE_CHECKING:
+    from tasks.backup.sources import Source
 
 
 @dataclass(frozen=True)
@@ -19,6 +25,10 @@ class CaptureContext:
 
     config: SbxConfig
     status: StackStatus | None
+    #: part name -> what the compose model names for it (tasks/backup/sources.py)
+    sources: dict[str, list[Source]] = field(default_factory=dict)
+    #: why the compose model could not be read (the configs part fails with it), or None
+    compose_problem: str | None = None
 
     @property
     def stack_dir(self) -> Path:
@@ -58,4 +68,31 @@ def add_paths(
             exclude=part.exclude,
             exclude_paths=(exclude_paths or {}).get(rel, ()),
             sha256=sha256,
+        )
+
+
+def stop_writers(stack: ExitStack, ctx: CaptureContext, services: Iterable[str], part: str) -> None:
+    """Stop ``services`` (compose names) until ``stack`` closes, which starts them again — also
+    on failure. Without Docker (no status), or without a container, nothing runs that could be
+    stopped."""
+    from tasks.clients.docker_engine import connect as connect_docker
+    from tasks.services import stopped_service
+
+    if ctx.status is None:
+        return
+    # a service without a container writes nothing: copied as it is
+    present = {s.compose_service for s in ctx.status.services if s.container is not None}
+    names = sorted(set(services) & present)
+    if not names:
+        return
+    engine = stack.enter_context(connect_docker())
+    for service in names:
+        stack.enter_context(
+            stopped_service(
+                engine,
+                ctx.stack_dir,
+                ctx.status.project,
+                service,
+                reason=f"sbx backup: cold copy of part {part}",
+            )
         )

@@ -17,6 +17,7 @@ from blocks.config import ConsistencyMethod, PartConfig
 from sbx.repository import PartWriter
 from tasks.backup.context import CaptureContext, add_paths
 from tasks.backup.sqlite_copy import SIDECAR_SUFFIXES, copy_database, is_sqlite_database
+from tasks.backup.volumes import capture_volumes
 from tasks.clients.docker_engine import connect as connect_docker
 from tasks.clients.qdrant_ledger import STACK_LEDGER
 from tasks.retry import retry_if_transient
@@ -277,4 +278,5 @@ METHODS: dict[ConsistencyMethod, Method] = {
     ConsistencyMethod.QDRANT_SNAPSHOT: capture_qdrant,
     ConsistencyMethod.SQLITE_ONLINE: capture_sqlite,
     ConsistencyMethod.STOP_COPY: capture_stopped,
+    ConsistencyMethod.DOCKER_VOLUME: capture_volumes,
 }

@@ -23,6 +23,18 @@ from sbx.errors import ComposeError, StackError
 COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 
 
+class ComposeMount(BaseModel):
+    """One entry of a service's ``volumes:``: a bind mount (``source`` an absolute host path,
+    as compose resolves it) or a named volume (``source`` the Docker volume's real name)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str  # bind | volume (tmpfs, npipe, image and anonymous volumes are not listed)
+    source: str
+    target: str
+    read_only: bool = False
+
+
 class ComposeService(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -30,6 +42,7 @@ class ComposeService(BaseModel):
     image: str | None
     depends_on: list[str]
     published_ports: list[int]
+    mounts: list[ComposeMount] = []
 
 
 class ComposeModel(BaseModel):
@@ -149,6 +162,7 @@ class ComposeCli:
                 published_ports=sorted(
                     int(p["published"]) for p in spec.get("ports") or [] if p.get("published")
                 ),
+                mounts=_mounts(spec.get("volumes") or [], raw.get("volumes") or {}),
             )
             for name, spec in (raw.get("services") or {}).items()
         }
@@ -164,6 +178,26 @@ class ComposeCli:
         self.run("start", *services)
 
 
+def _mounts(volumes: list[dict[str, Any]], declared: dict[str, Any]) -> list[ComposeMount]:
+    mounts = []
+    for entry in volumes:
+        kind, source = entry.get("type"), entry.get("source")
+        if kind not in ("bind", "volume") or not source:
+            continue  # tmpfs, npipe, image, and anonymous volumes hold nothing to keep
+        if kind == "volume":
+            # the key in the file ("open-webui") is not the volume's name ("stack_open-webui")
+            source = (declared.get(source) or {}).get("name") or source
+        mounts.append(
+            ComposeMount(
+                type=kind,
+                source=source,
+                target=entry.get("target", ""),
+                read_only=bool(entry.get("read_only")),
+            )
+        )
+    return mounts
+
+
 OVERRIDE_NAMES = ("compose.override.yaml", "compose.override.yml", "docker-compose.override.yml",
                   "docker-compose.override.yaml")  # fmt: skip
 
@@ -175,7 +209,7 @@ def effective_files(stack_dir: Path, configured: list[str]) -> list[str]:
     Needed to add one more file with ``-f`` (which makes compose ignore COMPOSE_FILE)."""
     if configured:
         return list(configured)
-    listed = os.environ.get("COMPOSE_FILE") or _dotenv(stack_dir / ".env").get("COMPOSE_FILE")
+    listed = os.environ.get("COMPOSE_FILE") or read_dotenv(stack_dir / ".env").get("COMPOSE_FILE")
     if listed:
         separator = os.environ.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
         return [f for f in listed.split(separator) if f]
@@ -184,7 +218,7 @@ def effective_files(stack_dir: Path, configured: list[str]) -> list[str]:
     return files
 
 
-def _dotenv(path: Path) -> dict[str, str]:
+def read_dotenv(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     values = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from blocks.config import ComposeConfig, SbxConfig
 from sbx.errors import SbxError, StackError
+from sbx.repository import SnapshotManifest
 from sbx.stopping import note_undone
 from tasks.clients.compose import COMPOSE_FILE_NAMES, ComposeCli, down_by_name
 from tasks.drill.marker import MARKER_DIR, DrillMarker, forget_drill
@@ -102,11 +104,53 @@ def compose_files(config: SbxConfig, stack_dir: Path) -> list[str]:
     return [str(main), *(str(f) for f in extra[:1])]
 
 
-def override_yaml(resolved: dict[str, Any], drill_id: str) -> str:
-    """The drill's compose override for the resolved model (`docker compose config` JSON)."""
+def restored_mounts(manifest: SnapshotManifest) -> dict[str, str]:
+    """``service <name>: <target>`` -> where the snapshot holds that mount's data, for the
+    mounts stored outside the stack's own layout (``outside/…`` and ``volumes/…``)."""
+    return {
+        str(src["origin"]): str(src["stored_as"])
+        for part in manifest.parts
+        if part.status == "captured"
+        for src in part.detail.get("sources", [])
+        if src.get("status") == "captured"
+        and str(src.get("stored_as", "")).startswith(("outside/", "volumes/"))
+        and src.get("kind") in ("bind", "volume")
+    }
+
+
+def place_outside_files(manifest: SnapshotManifest, live_stack: Path, scratch: Path) -> None:
+    """Files compose reads outside the stack (an ``env_file: ../x.env``) put where the restored
+    compose file looks for them, relative to the scratch stack, when that lies in the scratch
+    directory; an absolute reference keeps reading the live file (read-only)."""
+    for part in manifest.parts:
+        for src in part.detail.get("sources", []):
+            stored = str(src.get("stored_as", ""))
+            if src.get("kind") not in ("env-file", "compose-file"):
+                continue
+            if not stored.startswith("outside/") or src.get("status") != "captured":
+                continue
+            rel = os.path.relpath(str(src["from"]), live_stack)
+            where = Path(os.path.normpath(scratch / rel))
+            if where.is_relative_to(scratch.parent) and not where.exists():
+                where.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(scratch / stored, where)
+
+
+def override_yaml(
+    resolved: dict[str, Any],
+    drill_id: str,
+    mounts: dict[str, str] | None = None,
+    stack_dir: Path | None = None,
+) -> str:
+    """The drill's compose override for the resolved model (`docker compose config` JSON).
+
+    ``mounts`` (:func:`restored_mounts`): each bind mount outside the stack and each named
+    volume becomes a bind mount of the restored copy in ``stack_dir``, so the scratch project
+    never mounts the live box's paths or volumes (an external volume has a fixed name)."""
     lines = ["# written by sbx drill: free loopback ports, no fixed names, labelled", "services:"]
     for name, spec in sorted((resolved.get("services") or {}).items()):
         lines.append(f"  {json.dumps(name)}:")
+        lines += _volume_lines(name, spec, mounts or {}, stack_dir)
         ports = spec.get("ports") or []
         if ports:
             lines.append("    ports: !override")
@@ -119,14 +163,39 @@ def override_yaml(resolved: dict[str, Any], drill_id: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _volume_lines(
+    service: str, spec: dict[str, Any], mounts: dict[str, str], stack_dir: Path | None
+) -> list[str]:
+    entries = spec.get("volumes") or []
+    moved = [mounts.get(f"service {service}: {e.get('target')}") for e in entries]
+    if stack_dir is None or not any(moved):
+        return []
+    lines = ["    volumes: !override"]
+    for entry, stored in zip(entries, moved, strict=True):
+        bind = {
+            "type": "bind",
+            "source": str(stack_dir / (stored or "")),
+            "target": entry.get("target"),
+            "read_only": bool(entry.get("read_only")),
+        }
+        lines.append(f"      - {json.dumps(bind if stored else entry)}")
+    return lines
+
+
 @task(name="prepare-scratch-project", cache_policy=NO_CACHE)
-def prepare_project(config: SbxConfig, scratch: ScratchProject) -> ScratchProject:
+def prepare_project(
+    config: SbxConfig, scratch: ScratchProject, manifest: SnapshotManifest | None = None
+) -> ScratchProject:
     """Write the drill override into the restored tree; returns the project with its files."""
+    if manifest is not None:
+        place_outside_files(manifest, config.stack_dir, scratch.stack_dir)
     files = compose_files(config, scratch.stack_dir)
     planned = scratch.model_copy(update={"files": files})
     resolved = json.loads(planned.compose().run("config", "--format", "json").stdout)
     override = scratch.stack_dir / OVERRIDE_FILE
-    override.write_text(override_yaml(resolved, scratch.drill_id), encoding="utf-8")
+    mounts = restored_mounts(manifest) if manifest is not None else {}
+    text = override_yaml(resolved, scratch.drill_id, mounts, scratch.stack_dir)
+    override.write_text(text, encoding="utf-8")
     return scratch.model_copy(update={"files": [*files, str(override)]})
 
 

@@ -26,10 +26,20 @@ from sbx.errors import RestoreRefused, RestoreUnhealthy
 from sbx.repository import SnapshotManifest
 from sbx.repository.format import PartRecord
 from tasks.backup.methods import QDRANT_SNAPSHOT_DIR
+from tasks.backup.sources import OUTSIDE, covered_below
 from tasks.clients.docker_engine import connect as connect_docker
 from tasks.clients.qdrant_ledger import STACK_LEDGER
 from tasks.restore.kept import QDRANT_DIR, aside_path, holds_sbx_state, kept_dir
 from tasks.restore.swap_journal import swap_paths
+from tasks.restore.volumes import (
+    VolumeRestore,
+    captured_sources,
+    outside_paths,
+    services_of,
+    swap_volumes,
+    swap_volumes_back,
+    volume_restores,
+)
 from tasks.services import stopped_service
 from tasks.status import StackStatus
 
@@ -44,6 +54,8 @@ class SwapPlan(BaseModel):
     qdrant_sha256: dict[str, str] = {}  # collection -> its file's sha256, where recorded
     qdrant_service: str | None
     configs: bool  # compose files or env changed: `compose up -d` afterwards
+    outside: dict[str, str] = {}  # staged outside/<abs> -> the live absolute path
+    volumes: list[VolumeRestore] = []  # named volumes written through Docker
 
 
 class Swapped(BaseModel):
@@ -53,10 +65,13 @@ class Swapped(BaseModel):
     side: list[str]
     qdrant_aside: dict[str, str]  # collection -> pre-restore snapshot file
     stamp: str = ""  # the restore's directory: .sbx/restores/<stamp>
+    volumes_aside: dict[str, str] = {}  # volume -> tar of its pre-restore content
 
     def kept_paths(self, stack_dir: Path) -> list[str]:
-        """Every path this restore left for the operator, relative to the stack."""
+        """Every path this restore left for the operator, relative to the stack (absolute
+        where it lies elsewhere)."""
         paths = [aside for _, aside in self.moved if aside] + self.side
+        paths += [_shown(Path(tar), stack_dir) for tar in self.volumes_aside.values()]
         files = [Path(file) for file in self.qdrant_aside.values()]
         dirs = sorted({str(file.parent.relative_to(stack_dir)) for file in files})
         return paths + dirs
@@ -75,6 +90,8 @@ def plan_swap(
     qdrant_sha256: dict[str, str] = {}
     qdrant_service = None
     configs = False
+    outside: dict[str, str] = {}
+    volumes: list[VolumeRestore] = []
     for part in chosen:
         part_config = config.parts.get(part.name)
         tops = _tops(part, config)
@@ -85,6 +102,14 @@ def plan_swap(
             if service and service in config.services
             else service
         )
+        if part.detail.get("mode") == "docker-volume":
+            volumes += volume_restores(part, staging)
+            services |= services_of(part)
+            continue
+        found_outside = outside_paths(part, staging)
+        if found_outside:
+            outside.update(found_outside)
+            services |= services_of(part)
         if part.detail.get("mode") == "snapshot-api":
             qdrant_service = compose_service
             sums = {e.path: e.sha256 for e in part.entries if e.sha256}
@@ -99,6 +124,8 @@ def plan_swap(
             paths += staged
             if compose_service:
                 services.add(compose_service)
+            if staged:
+                services |= services_of(part)
             configs = configs or part.name == "configs"
     return SwapPlan(
         paths=paths,
@@ -108,14 +135,33 @@ def plan_swap(
         qdrant_sha256=qdrant_sha256,
         qdrant_service=qdrant_service,
         configs=configs,
+        outside=outside,
+        volumes=volumes,
     )
 
 
 def _tops(part: PartRecord, config: SbxConfig) -> list[str]:
+    """The part's paths in the stack: configured, and what the compose model added to it."""
     part_config = config.parts.get(part.name)
-    return (
-        part_config.paths if part_config else sorted({e.path.split("/")[0] for e in part.entries})
-    )
+    if part_config is None:
+        return sorted({e.path.split("/")[0] for e in part.entries})
+    added = [
+        str(src["stored_as"])
+        for src in captured_sources(part)
+        if src.get("kind") != "volume"
+        and src.get("stored_as")
+        and not str(src["stored_as"]).startswith(f"{OUTSIDE}/")
+        and not _under(str(src["stored_as"]), part_config.paths)
+    ]
+    return [*part_config.paths, *added]
+
+
+def _under(rel: str, paths: list[str]) -> bool:
+    return any(rel == p or rel.startswith(f"{p.rstrip('/')}/") for p in paths)
+
+
+def _shown(path: Path, stack: Path) -> str:
+    return str(path.relative_to(stack)) if path.is_relative_to(stack) else str(path)
 
 
 def check_swappable(manifest: SnapshotManifest, parts: list[str] | None, config: SbxConfig) -> None:
@@ -128,8 +174,17 @@ def check_swappable(manifest: SnapshotManifest, parts: list[str] | None, config:
     for part in manifest.parts:
         if part.status != "captured" or (parts and part.name not in parts):
             continue
-        for rel in _tops(part, config):
+        tops = _tops(part, config)
+        tops += [s["from"] for s in captured_sources(part) if s["stored_as"].startswith(OUTSIDE)]
+        for rel in tops:
             live = stack / rel
+            added = part.name in config.parts and rel not in config.parts[part.name].paths
+            if added and not Path(rel).is_absolute() and covered_below(config, rel) - {".sbx"}:
+                raise RestoreRefused(
+                    f"{live} (part {part.name!r}) holds paths of other parts, so an in-place "
+                    f"restore cannot swap it whole. Restore it with 'sbx restore {manifest.id} "
+                    f"--part {part.name} --to DIR' instead. Nothing was changed."
+                )
             if holds_sbx_state(rel):
                 raise RestoreRefused(
                     f"Part {part.name!r} has the path {rel!r}, which holds sbx's own .sbx "
@@ -170,6 +225,16 @@ def swap_in(
                 renames.append((live, aside))
             renames.append((staging / rel, live))
             moved.append((rel, str(aside.relative_to(stack)) if had_live else None))
+        for stored, live_path in plan.outside.items():
+            live = Path(live_path)
+            had_live = live.exists() or live.is_symlink()
+            aside = aside_path(stack, live_path, stamp) if had_live else live
+            if had_live:
+                renames.append((live, aside))
+            renames.append((staging / stored, live))
+            moved.append((live_path, _shown(aside, stack) if had_live else None))
+        # volumes first: a volume that cannot be written leaves every path as it was
+        volumes_aside = swap_volumes(plan.volumes, stack, stamp)
         # all paths or none, also across a kill: the stack never holds a mix of old and new
         swap_paths(stack, renames, f"in-place restore ({stamp})", discard=[staging])
     side = []
@@ -179,7 +244,13 @@ def swap_in(
         (staging / rel).rename(dest)
         side.append(str(dest.relative_to(stack)))
     qdrant_aside = _recover_qdrant(plan, status, stack, stamp) if plan.qdrant else {}
-    return Swapped(moved=moved, side=side, qdrant_aside=qdrant_aside, stamp=stamp)
+    return Swapped(
+        moved=moved,
+        side=side,
+        qdrant_aside=qdrant_aside,
+        stamp=stamp,
+        volumes_aside=volumes_aside,
+    )
 
 
 def _qdrant_url(plan: SwapPlan, status: StackStatus) -> str:
@@ -226,6 +297,7 @@ def swap_back(
             if aside is not None:
                 renames.append((stack / aside, stack / rel))
         swap_paths(stack, renames, f"swap back of an in-place restore ({stamp})", discard=[])
+        swap_volumes_back(plan.volumes, swapped.volumes_aside)
     if swapped.qdrant_aside:
         from tasks.clients.qdrant import connect as connect_qdrant
 

@@ -73,13 +73,19 @@ def holds_sbx_state(rel: str) -> bool:
 
 def aside_path(stack_dir: Path, rel: str, stamp: str, suffix: str = "") -> Path:
     """Where the live ``<stack>/<rel>`` goes (see the module docstring): under the restore's
-    directory when on its file system, else beside itself in ``.sbx-restores/``."""
+    directory when on its file system, else beside itself in ``.sbx-restores/``. An absolute
+    ``rel`` is a path outside the stack: kept as ``outside/<its absolute path>``, the layout of
+    the snapshot (tasks/backup/sources.py)."""
     rel = os.path.normpath(rel)
     live = stack_dir / rel
     home = kept_dir(stack_dir, stamp)
     if live.lstat().st_dev == home.stat().st_dev:
-        return home / f"{rel}{suffix}"
+        return home / f"{_kept_name(rel)}{suffix}"
     return live.parent / OTHER_FS / stamp / f"{live.name}{suffix}"
+
+
+def _kept_name(rel: str) -> str:
+    return f"outside/{rel.lstrip('/')}" if Path(rel).is_absolute() else rel
 
 
 def remove_if_empty(stack_dir: Path, stamp: str) -> None:

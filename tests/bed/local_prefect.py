@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from .services import free_port
+from .stack import create_mount_sources
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stack"
 
@@ -29,7 +30,7 @@ def copy_files_stack(dest: Path) -> Path:
     )
     (dest / "data" / "qdrant" / "storage").mkdir(parents=True)
     (dest / "data" / "qdrant" / "storage" / "segment.bin").write_bytes(b"q" * 50_000)
-    return dest
+    return create_mount_sources(dest)
 
 
 @dataclass(frozen=True)

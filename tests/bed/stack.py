@@ -9,6 +9,7 @@ sbx run there, sees the test project and not a stack on the default ports.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import ssl
@@ -172,3 +173,22 @@ def start_stack(stack: RunningStack) -> None:
 
 def stop_stack(stack: RunningStack) -> None:
     stack.compose("down", "-v", "--remove-orphans", "-t", "2", check=False, timeout=180)
+
+
+def create_mount_sources(stack: Path) -> Path:
+    """Make the bind-mount directories ``docker compose up`` would make (a stack that has run
+    has them): sbx fails a part whose compose-named source is missing, as it should on a box."""
+    done = subprocess.run(
+        [*compose_command(), "config", "--format", "json"],
+        cwd=stack,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")},
+    )
+    for spec in json.loads(done.stdout).get("services", {}).values():
+        for mount in spec.get("volumes") or []:
+            source = Path(mount.get("source") or "/")
+            if mount.get("type") == "bind" and source.is_relative_to(stack):
+                source.mkdir(parents=True, exist_ok=True)
+    return stack

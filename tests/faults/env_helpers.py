@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from bed.stack import create_mount_sources
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stack"
 SBX = [sys.executable, "-m", "sbx"]
@@ -41,7 +42,7 @@ def files_stack(dest: Path) -> Path:
         symlinks=True,
         ignore=shutil.ignore_patterns("open-webui", "qdrant", ".sbx", "*.log", "images"),
     )
-    return dest
+    return create_mount_sources(dest)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
+from bed.stack import create_mount_sources
 from helpers import cli_env, sbx
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "stack"
@@ -27,7 +28,7 @@ def files_stack(tmp_path: Path, run_id: str) -> Path:
     )
     (dest / "data" / "qdrant" / "storage").mkdir(parents=True)
     (dest / "data" / "qdrant" / "storage" / "segment.bin").write_bytes(b"q" * 50_000)
-    return dest
+    return create_mount_sources(dest)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from subprocess import CompletedProcess
 
 import pytest
 from bed import RunningStack
-from bed.stack import stop_stack
+from bed.stack import create_mount_sources, stop_stack
 
 from .incident_bed import close_current, prepare_incident_stack
 
@@ -29,7 +29,7 @@ def files_stack(tmp_path: Path, run_id: str) -> Path:
         EXAMPLE, dest, symlinks=True,
         ignore=shutil.ignore_patterns("open-webui", "qdrant", ".sbx", "*.log", ".env"),
     )  # fmt: skip
-    return dest
+    return create_mount_sources(dest)
 
 
 @pytest.fixture

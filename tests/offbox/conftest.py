@@ -17,6 +17,7 @@ from offbox.keys import AgeKey, make_key
 
 # the flow tests' helpers (tree comparison, the CLI runner) live in a folder that is no package
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows"))
+from bed.stack import create_mount_sources
 from helpers import cli_env, sbx
 
 __all__ = ["memory_repo", "repo", "repo_dir", "src"]
@@ -35,7 +36,7 @@ def files_stack(tmp_path: Path, run_id: str) -> Path:
         symlinks=True,
         ignore=shutil.ignore_patterns("open-webui", "qdrant", ".sbx", "*.log"),
     )
-    return dest
+    return create_mount_sources(dest)
 
 
 @pytest.fixture
