@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from sbx.errors import ComposeError, StackError
 
@@ -30,6 +30,10 @@ class ComposeService(BaseModel):
     image: str | None
     depends_on: list[str]
     published_ports: list[int]
+    # what the service is started with, env_file values resolved: the place a box's API keys
+    # live (tasks/keys.py). May hold secrets, so never dumped nor shown in a repr
+    environment: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+    command: list[str] = Field(default_factory=list, exclude=True, repr=False)
 
 
 class ComposeModel(BaseModel):
@@ -149,6 +153,10 @@ class ComposeCli:
                 published_ports=sorted(
                     int(p["published"]) for p in spec.get("ports") or [] if p.get("published")
                 ),
+                environment={
+                    k: str(v) for k, v in (spec.get("environment") or {}).items() if v is not None
+                },
+                command=_words(spec.get("command")),
             )
             for name, spec in (raw.get("services") or {}).items()
         }
@@ -162,6 +170,13 @@ class ComposeCli:
 
     def start(self, *services: str) -> None:
         self.run("start", *services)
+
+
+def _words(command: Any) -> list[str]:
+    """compose gives ``command`` as a list (a string form already split), or null."""
+    if isinstance(command, str):
+        return command.split()
+    return [str(word) for word in command or []]
 
 
 OVERRIDE_NAMES = ("compose.override.yaml", "compose.override.yml", "docker-compose.override.yml",
