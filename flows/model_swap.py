@@ -75,7 +75,7 @@ def swap_model(
     prompts = load_prompts(config)
     old = service_status(config, service)
     baseline = (
-        run_prompt_suite(old.url or "", before.served or "", prompts, old.keys.api_key)
+        run_prompt_suite(old.url or "", before.served or "", prompts, old.credentials.api_key)
         if old
         else None
     )

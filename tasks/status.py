@@ -35,7 +35,7 @@ class ServiceStatus(BaseModel):
     probe: ProbeResult | None
     problem: str | None
     # the keys its API expects (tasks/keys.py): for the clients, never in a dump or a repr
-    keys: ServiceKeys = Field(default=NO_KEYS, exclude=True, repr=False)
+    credentials: ServiceKeys = Field(default=NO_KEYS, exclude=True, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -160,7 +160,7 @@ def _describe(
         url=url,
         probe=result,
         problem=problem,
-        keys=keys,
+        credentials=keys,
     )
 
 

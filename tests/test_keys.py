@@ -81,14 +81,14 @@ def test_statuses_and_targets_carry_keys_without_showing_them() -> None:
     config = load_config(EXAMPLE).services["qdrant"]
     target = ServiceTarget(
         name="qdrant", config=config, in_compose=True, depends_on=[], container=None, url=None,
-        keys=keys,
+        credentials=keys,
     )  # fmt: skip
     status = ServiceStatus(
         name="qdrant", compose_service="qdrant", kind="qdrant", required=True, state="running",
         health=None, container=None, image=None, digest=None, ports=[], url=None, probe=None,
-        problem=None, keys=keys,
+        problem=None, credentials=keys,
     )  # fmt: skip
     for model in (target, status):
-        assert model.keys.api_key is not None
+        assert model.credentials.api_key is not None
         for shown in (repr(model), str(model), model.model_dump_json(), str(model.model_dump())):
             assert "planted" not in shown and "ro-2" not in shown

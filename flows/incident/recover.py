@@ -154,7 +154,7 @@ def _suite(config: SbxConfig, service: str) -> tuple[SuiteResult | None, str | N
         return None, f"cannot read env/{service}.env ({exc.strerror})"
     if status is None or status.url is None or not served:
         return None, f"{service} has no reachable URL or names no model in env/{service}.env"
-    return run_prompt_suite(status.url, served, prompts, status.keys.api_key), None
+    return run_prompt_suite(status.url, served, prompts, status.credentials.api_key), None
 
 
 def _publish(report: RecoverReport) -> None:

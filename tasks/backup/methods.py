@@ -185,7 +185,7 @@ def capture_qdrant(
         # imported here: qdrant-client costs ~1.5 s of start-up, needed only when Qdrant answers
         from tasks.clients.qdrant import connect as connect_qdrant
 
-        key = svc.keys.api_key
+        key = svc.credentials.api_key
         with connect_qdrant(svc.url, api_key=key) as qdrant:
             version, collections = qdrant.version(), qdrant.collections()
         counts = {}

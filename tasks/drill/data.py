@@ -146,7 +146,7 @@ def recover_qdrant(
         if e.type == "file" and f"/{QDRANT_SNAPSHOT_DIR}/" in e.path
     }
     results = []
-    with connect(url, api_key=target.keys.api_key if target else None) as qdrant:
+    with connect(url, api_key=target.credentials.api_key if target else None) as qdrant:
         for name, want in sorted(recorded.items()):
             started = time.perf_counter()
             if name not in files:

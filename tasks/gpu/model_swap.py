@@ -196,7 +196,7 @@ def wait_model_ready(config: SbxConfig, service: str, served: str, timeout_s: fl
             status = service_status(config, service)
             url = status.url if status else None
             if status and url:
-                body = http.get(url + "/v1/models", key=status.keys.api_key).body()
+                body = http.get(url + "/v1/models", key=status.credentials.api_key).body()
                 ids = [m.get("id") for m in (body or {}).get("data", []) if isinstance(m, dict)]
                 if served in ids:
                     return url
@@ -215,7 +215,7 @@ def service_status(config: SbxConfig, service: str) -> ServiceStatus | None:
 def service_key(config: SbxConfig, service: str) -> SecretStr | None:
     """The key the service's API expects (tasks/keys.py), None when it is open."""
     status = service_status(config, service)
-    return status.keys.api_key if status else None
+    return status.credentials.api_key if status else None
 
 
 def load_prompts(config: SbxConfig) -> list[Prompt]:

@@ -64,7 +64,7 @@ def _service_targets(
             depends_on=declared.depends_on if declared else [],
             container=info,
             url=svc.url or (_published_url(svc, info) if info else None),
-            keys=keys.get(svc.compose_service, NO_KEYS),
+            credentials=keys.get(svc.compose_service, NO_KEYS),
         )
     return targets
 

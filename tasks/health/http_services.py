@@ -58,10 +58,10 @@ def _observe(
     kind = target.config.kind
     if kind == ServiceKind.OPENAI:
         logs = f"Read its log: 'docker compose logs --tail 100 {target.config.compose_service}'."
-        key = target.keys.api_key
+        key = target.credentials.api_key
         return _openai(target.url, http, model, config.health.completion_timeout_s, logs, key)
     if kind == ServiceKind.QDRANT:
-        return _qdrant(target.url, target.config.health_path, http, target.keys.for_reading)
+        return _qdrant(target.url, target.config.health_path, http, target.credentials.for_reading)
     return _webui(target.url, target.config.health_path, http)
 
 

@@ -49,7 +49,7 @@ class ServiceTarget(BaseModel):
     container: ContainerInfo | None
     url: str | None
     # the keys its API expects (tasks/keys.py): for the clients, never in a dump or a repr
-    keys: ServiceKeys = Field(default=NO_KEYS, exclude=True, repr=False)
+    credentials: ServiceKeys = Field(default=NO_KEYS, exclude=True, repr=False)
 
 
 class HealthContext(BaseModel):

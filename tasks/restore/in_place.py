@@ -179,7 +179,7 @@ def _qdrant_url(plan: SwapPlan, status: StackStatus) -> tuple[str, SecretStr | N
     """Qdrant's URL and the key it expects (the restored stack's own: the live service's)."""
     for svc in status.services:
         if svc.compose_service == plan.qdrant_service and svc.url:
-            return svc.url, svc.keys.api_key
+            return svc.url, svc.credentials.api_key
     raise RestoreUnhealthy(
         f"Qdrant ({plan.qdrant_service}) has no reachable URL, so its collections cannot be "
         "recovered through the API. Start it and run the restore again."

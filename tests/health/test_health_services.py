@@ -129,7 +129,7 @@ def test_keyed_services_pass_with_their_keys_and_fail_401_without(
         "worker": ServiceKeys(api_key=SecretStr("wk")),
         "qdrant": ServiceKeys(read_only_key=SecretStr("qro")),
     }
-    keyed = {name: t.model_copy(update={"keys": keys[name]}) for name, t in keyless.items()}
+    keyed = {name: t.model_copy(update={"credentials": keys[name]}) for name, t in keyless.items()}
     got = check_all(tmp_path, keyed)
     assert {k: v.state for k, v in got.items()} == dict.fromkeys(got, "ok"), got
     assert "one-token completion" in got["service:worker"].observed
