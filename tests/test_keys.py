@@ -92,3 +92,27 @@ def test_statuses_and_targets_carry_keys_without_showing_them() -> None:
         assert model.credentials.api_key is not None
         for shown in (repr(model), str(model), model.model_dump_json(), str(model.model_dump())):
             assert "planted" not in shown and "ro-2" not in shown
+
+
+def test_the_secrets_block_key_wins_inside_a_flow_run(prefect_server: str, run_id: str) -> None:
+    """A key the compose file does not show goes in the sbx-secrets block (api_keys); it is read
+    in flow runs, where the Prefect API is at hand, and not by listings outside one."""
+    from prefect import flow
+
+    from blocks.box import SbxSecrets
+    from blocks.config import SbxConfig
+
+    name = f"keys-{run_id}"
+    SbxSecrets(api_keys={"qdrant": SecretStr("from-the-block")}).save(name, overwrite=True)
+    config = SbxConfig(stack_dir=EXAMPLE, offbox={"secrets_block": name})  # type: ignore[arg-type]
+    model = ComposeCli(EXAMPLE).model()
+
+    @flow
+    def read_in_a_flow() -> dict[str, ServiceKeys]:
+        return read_keys(config, model)
+
+    inside = read_in_a_flow()
+    assert secret(inside["qdrant"]) == ("from-the-block", None)
+    assert secret(inside["worker"]) == ("example-worker-key-change-me", None)
+    outside = read_keys(config, model)
+    assert secret(outside["qdrant"]) == ("example-qdrant-key-change-me", None)
