@@ -36,7 +36,9 @@ class SbxBox(Block):
 
 
 class SbxSecrets(Block):
-    """Secrets sbx needs: off-box S3 keys, the age identity, alert webhooks. Masked in the UI."""
+    """Secrets sbx needs: off-box S3 keys, the age identity, alert webhooks, service API keys.
+
+    Masked in the UI."""
 
     _block_type_name: ClassVar[str] = "sbx secrets"
     _block_type_slug: ClassVar[str] = "sbx-secrets"
@@ -53,6 +55,11 @@ class SbxSecrets(Block):
     )
     alert_webhook_url: SecretStr | None = Field(
         default=None, description="Webhook that receives alerts (may embed a token)."
+    )
+    api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="API key by compose service name, for a key the compose file does not show "
+        "(e.g. in Qdrant's config file); wins over the one sbx reads from the compose file.",
     )
 
 

@@ -17,7 +17,7 @@ from sbx.errors import ConfigError, DrillFailed, NoSpace, SbxError
 from sbx.repository import Repository, SnapshotManifest
 from sbx.repository.drills import DrillMark, list_marks, new_drill_id, write_mark
 from tasks.drill.data import check_databases, check_model_sums, recover_qdrant
-from tasks.drill.health import service_url, wait_healthy
+from tasks.drill.health import service_target, wait_healthy
 from tasks.drill.marker import forget_drill, record_drill
 from tasks.drill.project import (
     ScratchProject,
@@ -145,8 +145,8 @@ def _exercise(
             if name in config.parts and config.parts[name].method is (
                 ConsistencyMethod.QDRANT_SNAPSHOT
             ):
-                url = service_url(scratch_cfg, ctx, config.parts[name].service)
-                checks += recover_qdrant(url, scratch.stack_dir, part)
+                target = service_target(ctx, config.parts[name].service)
+                checks += recover_qdrant(target, scratch.stack_dir, part)
         phases["qdrant recovery"] = time.monotonic() - t
     rto = time.monotonic() - t0 if healthy else None
     checks += results

@@ -22,7 +22,8 @@ from tasks.gpu.model_swap import (
     preflight_swap,
     restart_service,
     run_prompt_suite,
-    service_url,
+    service_key,
+    service_status,
     swap_updates,
     wait_model_ready,
     write_env,
@@ -72,8 +73,12 @@ def swap_model(
     verdict = preflight_swap(config, service, model, after.max_model_len or 4096)
     log.info("preflight: %s", verdict.message)
     prompts = load_prompts(config)
-    old_url = service_url(config, service)
-    baseline = run_prompt_suite(old_url, before.served or "", prompts) if old_url else None
+    old = service_status(config, service)
+    baseline = (
+        run_prompt_suite(old.url or "", before.served or "", prompts, old.credentials.api_key)
+        if old
+        else None
+    )
     kept = path.with_name(f"{path.name}.pre-swap-{datetime.now():%Y%m%dT%H%M%S}")
     with room_for_changes(config.stack_dir):  # a full .sbx refuses here, nothing changed
         write_env(path, new_text, keep_as=kept)
@@ -85,7 +90,7 @@ def swap_model(
             if url is None:
                 why = f"{model} was not listed by {service} within {ready_s:g} s"
             else:
-                suite = run_prompt_suite(url, model, prompts)
+                suite = run_prompt_suite(url, model, prompts, service_key(config, service))
                 must_pass = baseline.passed if baseline else {p.name for p in prompts}
                 lost = sorted(must_pass - suite.passed)
                 if lost:

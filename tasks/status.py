@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from blocks.config import SbxConfig, ServiceConfig
 from sbx.stopping import stoppable_pool
 from tasks.clients.compose import ComposeCli, ComposeModel
 from tasks.clients.docker_engine import ContainerInfo, connect
 from tasks.clients.http_probe import HttpProbe, ProbeResult
+from tasks.keys import NO_KEYS, ServiceKeys, read_keys
 
 
 class ServiceStatus(BaseModel):
@@ -33,6 +34,8 @@ class ServiceStatus(BaseModel):
     url: str | None
     probe: ProbeResult | None
     problem: str | None
+    # the keys its API expects (tasks/keys.py): for the clients, never in a dump or a repr
+    credentials: ServiceKeys = Field(default=NO_KEYS, exclude=True, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -76,10 +79,19 @@ def read_stack_status(config: SbxConfig) -> StackStatus:
         if info.service and (info.service not in by_service or info.running):
             by_service[info.service] = info  # prefer a running replica
     targets = _targets(config, model)
+    keys = read_keys(config, model)
     # a SIGTERM does not wait for the probes (sbx/stopping.py)
     with HttpProbe(timeout_s=config.probe_timeout_s) as probe, stoppable_pool(8) as pool:
         futures = [
-            pool.submit(_describe, name, svc, model, by_service.get(svc.compose_service), probe)
+            pool.submit(
+                _describe,
+                name,
+                svc,
+                model,
+                by_service.get(svc.compose_service),
+                probe,
+                keys.get(svc.compose_service, NO_KEYS),
+            )
             for name, svc in targets.items()
         ]
         services = [future.result() for future in futures]
@@ -121,6 +133,7 @@ def _describe(
     model: ComposeModel,
     info: ContainerInfo | None,
     probe: HttpProbe,
+    keys: ServiceKeys,
 ) -> ServiceStatus:
     url = svc.url or (_published_url(svc, info) if info else None)
     result = probe.get(url + svc.health_path) if url and info and info.running else None
@@ -147,6 +160,7 @@ def _describe(
         url=url,
         probe=result,
         problem=problem,
+        credentials=keys,
     )
 
 

@@ -16,7 +16,7 @@ from tasks.gpu.model_swap import (
     load_prompts,
     model_settings,
     run_prompt_suite,
-    service_url,
+    service_status,
 )
 from tasks.health.model import HealthReport
 from tasks.incident.record import open_or_current, read_actions, record_action
@@ -147,14 +147,14 @@ def _suite(config: SbxConfig, service: str) -> tuple[SuiteResult | None, str | N
     try:
         prompts = load_prompts(config)
         served = model_settings(env_path(config, service).read_text()).served
-        url = service_url(config, service)  # Docker may be down: that is a finding too
+        status = service_status(config, service)  # Docker may be down: that is a finding too
     except SbxError as exc:
         return None, str(exc)
     except OSError as exc:
         return None, f"cannot read env/{service}.env ({exc.strerror})"
-    if url is None or not served:
+    if status is None or status.url is None or not served:
         return None, f"{service} has no reachable URL or names no model in env/{service}.env"
-    return run_prompt_suite(url, served, prompts), None
+    return run_prompt_suite(status.url, served, prompts, status.credentials.api_key), None
 
 
 def _publish(report: RecoverReport) -> None:

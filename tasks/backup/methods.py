@@ -24,6 +24,8 @@ from tasks.retry import retry_if_transient
 from tasks.services import stopped_service
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     from tasks.clients.qdrant import SnapshotFile
 
 Method = Callable[[PartWriter, list[str], PartConfig, CaptureContext], None]
@@ -164,13 +166,18 @@ def _mismatches(sums_file: Path, files: dict[str, str]) -> list[str]:
     cache_policy=NO_CACHE,
 )
 def download_qdrant_snapshot(
-    url: str, collection: str, dest: Path, stall_s: float | None = None, ledger: Path | None = None
+    url: str,
+    collection: str,
+    dest: Path,
+    stall_s: float | None = None,
+    ledger: Path | None = None,
+    api_key: SecretStr | None = None,
 ) -> SnapshotFile:
     """Snapshot one collection into ``dest``; the snapshot is deleted on the server whatever
     happens, and a retry never leaves a second one there (``ledger``: see qdrant_ledger)."""
     from tasks.clients.qdrant import connect as connect_qdrant
 
-    with connect_qdrant(url) as qdrant:
+    with connect_qdrant(url, api_key=api_key) as qdrant:
         return qdrant.snapshot_to_file(collection, dest, stall_s=stall_s, ledger=ledger)
 
 
@@ -183,14 +190,15 @@ def capture_qdrant(
         # imported here: qdrant-client costs ~1.5 s of start-up, needed only when Qdrant answers
         from tasks.clients.qdrant import connect as connect_qdrant
 
-        with connect_qdrant(svc.url) as qdrant:
+        key = svc.credentials.api_key
+        with connect_qdrant(svc.url, api_key=key) as qdrant:
             version, collections = qdrant.version(), qdrant.collections()
         counts = {}
         with tempfile.TemporaryDirectory(prefix="sbx-qdrant-") as tmp:
             for name in collections:
                 snap = download_qdrant_snapshot(
                     svc.url, name, Path(tmp), ctx.config.qdrant_snapshot_stall_s,
-                    ctx.stack_dir / STACK_LEDGER,
+                    ctx.stack_dir / STACK_LEDGER, key,
                 )  # fmt: skip
                 # sha256 too: restore and drill send it with the upload, and Qdrant checks it
                 out.add_file(

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from sbx.errors import ComposeError, StackError
 
@@ -43,6 +43,10 @@ class ComposeService(BaseModel):
     depends_on: list[str]
     published_ports: list[int]
     mounts: list[ComposeMount] = []
+    # what the service is started with, env_file values resolved: the place a box's API keys
+    # live (tasks/keys.py). May hold secrets, so never dumped nor shown in a repr
+    environment: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+    command: list[str] = Field(default_factory=list, exclude=True, repr=False)
 
 
 class ComposeModel(BaseModel):
@@ -163,6 +167,10 @@ class ComposeCli:
                     int(p["published"]) for p in spec.get("ports") or [] if p.get("published")
                 ),
                 mounts=_mounts(spec.get("volumes") or [], raw.get("volumes") or {}),
+                environment={
+                    k: str(v) for k, v in (spec.get("environment") or {}).items() if v is not None
+                },
+                command=_words(spec.get("command")),
             )
             for name, spec in (raw.get("services") or {}).items()
         }
@@ -196,6 +204,13 @@ def _mounts(volumes: list[dict[str, Any]], declared: dict[str, Any]) -> list[Com
             )
         )
     return mounts
+
+
+def _words(command: Any) -> list[str]:
+    """compose gives ``command`` as a list (a string form already split), or null."""
+    if isinstance(command, str):
+        return command.split()
+    return [str(word) for word in command or []]
 
 
 OVERRIDE_NAMES = ("compose.override.yaml", "compose.override.yml", "docker-compose.override.yml",

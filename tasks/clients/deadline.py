@@ -31,6 +31,7 @@ def bounded_request(
     timeout_s: float,
     body_limit: int | None = None,
     json: Any = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[httpx.Response, bytes]:
     """Send one request; return the response and its body (at most ``body_limit`` bytes).
 
@@ -38,7 +39,9 @@ def bounded_request(
     longer than ``timeout_s``; any other transport failure as httpx raises it.
     """
     deadline = time.monotonic() + timeout_s
-    request = client.build_request(method, url, json=json, timeout=httpx.Timeout(timeout_s))
+    request = client.build_request(
+        method, url, json=json, headers=headers, timeout=httpx.Timeout(timeout_s)
+    )
     response = _headers_within(client, request, timeout_s)
     try:
         chunks: list[bytes] = []

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from tasks.clients.deadline import body_text, bounded_request
 
@@ -59,20 +59,29 @@ class HealthHttp:
         self._client = httpx.Client(timeout=httpx.Timeout(timeout_s), trust_env=False)
         self.timeout_s = timeout_s
 
-    def get(self, url: str, *, timeout_s: float | None = None) -> HttpAnswer:
-        return self._request("GET", url, None, timeout_s)
+    def get(
+        self, url: str, *, timeout_s: float | None = None, key: SecretStr | None = None
+    ) -> HttpAnswer:
+        return self._request("GET", url, None, timeout_s, key)
 
-    def post_json(self, url: str, body: Any, *, timeout_s: float | None = None) -> HttpAnswer:
-        return self._request("POST", url, body, timeout_s)
+    def post_json(
+        self, url: str, body: Any, *, timeout_s: float | None = None, key: SecretStr | None = None
+    ) -> HttpAnswer:
+        return self._request("POST", url, body, timeout_s, key)
 
-    def _request(self, method: str, url: str, body: Any, timeout_s: float | None) -> HttpAnswer:
+    def _request(
+        self, method: str, url: str, body: Any, timeout_s: float | None, key: SecretStr | None
+    ) -> HttpAnswer:
         limit = timeout_s or self.timeout_s
+        # a bearer token is what vLLM's --api-key asks for, and one of the two forms Qdrant takes
+        headers = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else None
         started = time.perf_counter()
         try:
             # the deadline covers the whole answer: a server trickling its body cannot hold us
             response, data = bounded_request(
-                self._client, method, url, timeout_s=limit, body_limit=BODY_LIMIT, json=body
-            )
+                self._client, method, url, timeout_s=limit, body_limit=BODY_LIMIT, json=body,
+                headers=headers,
+            )  # fmt: skip
         except httpx.TimeoutException:
             return _failed(url, started, f"no answer within {limit:g} s")
         except httpx.ConnectError:

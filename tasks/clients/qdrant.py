@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from qdrant_client.http.models import SnapshotDescription
@@ -39,6 +39,12 @@ MIN_PROGRESS = 1 << 20
 UPLOAD_PREFIX = "sbx-upload-"
 
 
+_UNAUTHORIZED_STEP = (
+    "Qdrant wants its API key: sbx reads QDRANT__SERVICE__API_KEY from the compose file; set it "
+    "there or in the sbx-secrets block's api_keys (docs/real-box.md)."
+)
+
+
 class SnapshotFile(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -53,17 +59,25 @@ class SnapshotFile(BaseModel):
 class Qdrant:
     """A Qdrant server reached over REST. Build with :func:`connect`."""
 
-    def __init__(self, url: str, *, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, url: str, *, timeout_s: float = 60.0, api_key: SecretStr | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
+        # the key goes as Qdrant's `api-key` header on every call, the raw snapshot download
+        # included; given to qdrant-client as a header, not `api_key=`, which warns on every
+        # plain-http connection (a box's Qdrant listens on loopback without TLS)
+        headers = {"api-key": api_key.get_secret_value()} if api_key else {}
         # check_compatibility would warn on every version skew; the version is recorded instead.
         # qdrant-client takes whole seconds, and 0 makes its sockets non-blocking (every call
         # then fails "Operation now in progress"): round up, never below 1
         self._client = QdrantClient(
             url=self.url, prefer_grpc=False, timeout=max(1, math.ceil(timeout_s)),
-            check_compatibility=False,
+            check_compatibility=False, headers=headers,
         )  # fmt: skip
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s), trust_env=False)
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout_s), trust_env=False, headers=headers
+        )
 
     def version(self) -> str:
         with self._translate("read the server version"):
@@ -272,6 +286,8 @@ class Qdrant:
                 + (
                     "Retry; check the qdrant container's logs."
                     if server_side
+                    else _UNAUTHORIZED_STEP
+                    if exc.status_code in (401, 403)
                     else "Check the collection name and Qdrant's version."
                 ),
                 retryable=server_side,
@@ -292,8 +308,10 @@ def _file_sha256(path: Path) -> str:
 
 
 @contextmanager
-def connect(url: str, *, timeout_s: float = 60.0) -> Iterator[Qdrant]:
-    qdrant = Qdrant(url, timeout_s=timeout_s)
+def connect(
+    url: str, *, timeout_s: float = 60.0, api_key: SecretStr | None = None
+) -> Iterator[Qdrant]:
+    qdrant = Qdrant(url, timeout_s=timeout_s, api_key=api_key)
     try:
         yield qdrant
     finally:

@@ -25,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from sbx.repository import PartRecord
 from tasks.backup.methods import QDRANT_SNAPSHOT_DIR, SUMS, read_sums
 from tasks.health.checks import Outcome, failing, info, ok
-from tasks.health.model import CheckResult
+from tasks.health.model import CheckResult, ServiceTarget
 
 
 def _result(target: str, outcome: Outcome, started: float) -> CheckResult:
@@ -124,9 +124,12 @@ def _sha256(path: Path) -> str:
 
 
 @task(name="recover-and-count-qdrant", cache_policy=NO_CACHE)
-def recover_qdrant(url: str | None, stack_dir: Path, part: PartRecord) -> list[CheckResult]:
+def recover_qdrant(
+    target: ServiceTarget | None, stack_dir: Path, part: PartRecord
+) -> list[CheckResult]:
     """Recover each collection from its snapshot file, then compare its point count."""
     started = time.perf_counter()
+    url = target.url if target else None
     if part.detail.get("mode") != "snapshot-api":
         mode = part.detail.get("mode", "unknown")
         note = info(f"captured by {mode}: no point counts recorded, none compared")
@@ -143,7 +146,7 @@ def recover_qdrant(url: str | None, stack_dir: Path, part: PartRecord) -> list[C
         if e.type == "file" and f"/{QDRANT_SNAPSHOT_DIR}/" in e.path
     }
     results = []
-    with connect(url) as qdrant:
+    with connect(url, api_key=target.credentials.api_key if target else None) as qdrant:
         for name, want in sorted(recorded.items()):
             started = time.perf_counter()
             if name not in entries:

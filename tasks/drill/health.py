@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.config import SbxConfig
 from tasks.health.context import read_context
-from tasks.health.model import CheckResult, HealthContext
+from tasks.health.model import CheckResult, HealthContext, ServiceTarget
 from tasks.health.round import run_family, suppress
 
 FAMILIES = ("containers", "services")
@@ -65,11 +65,12 @@ def wait_healthy(
         time.sleep(POLL_S)
 
 
-def service_url(config: SbxConfig, ctx: HealthContext, service: str | None) -> str | None:
-    """The scratch URL of the sbx service whose data ``service`` names (a part's service)."""
+def service_target(ctx: HealthContext, service: str | None) -> ServiceTarget | None:
+    """The scratch service whose data ``service`` names (a part's service): its URL and the
+    keys it expects (the restored compose file's)."""
     if service is None:
         return None
     for name, target in ctx.services.items():
         if service in (name, target.config.compose_service):
-            return target.url
+            return target
     return None

@@ -21,7 +21,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]  # PyYAML (via Prefect) ships no stubs
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from blocks.config import SbxConfig
 from sbx.errors import ConfigError, ModelSwapBadService, ModelSwapRefused
@@ -29,7 +29,7 @@ from tasks.clients.health_http import HealthHttp
 from tasks.gpu.capacity import CapacityVerdict
 from tasks.gpu.check import preflight_on_box
 from tasks.health.completion import judge_completion
-from tasks.status import compose_for, read_stack_status
+from tasks.status import ServiceStatus, compose_for, read_stack_status
 
 PROMPTS_FILE = "prompts.yaml"
 MODEL_KEYS = ("MODEL", "SERVED_MODEL_NAME", "MODEL_DIR", "QUANTIZATION", "MAX_MODEL_LEN")
@@ -193,9 +193,10 @@ def wait_model_ready(config: SbxConfig, service: str, served: str, timeout_s: fl
     deadline = time.monotonic() + timeout_s
     with HealthHttp(timeout_s=3.0) as http:
         while time.monotonic() < deadline:
-            url = service_url(config, service)
-            if url:
-                body = http.get(url + "/v1/models").body()
+            status = service_status(config, service)
+            url = status.url if status else None
+            if status and url:
+                body = http.get(url + "/v1/models", key=status.credentials.api_key).body()
                 ids = [m.get("id") for m in (body or {}).get("data", []) if isinstance(m, dict)]
                 if served in ids:
                     return url
@@ -203,11 +204,18 @@ def wait_model_ready(config: SbxConfig, service: str, served: str, timeout_s: fl
     return None
 
 
-def service_url(config: SbxConfig, service: str) -> str | None:
+def service_status(config: SbxConfig, service: str) -> ServiceStatus | None:
+    """The compose service's status with a URL: where it answers and the key it expects."""
     for status in read_stack_status(config).services:
         if status.compose_service == service and status.url:
-            return status.url
+            return status
     return None
+
+
+def service_key(config: SbxConfig, service: str) -> SecretStr | None:
+    """The key the service's API expects (tasks/keys.py), None when it is open."""
+    status = service_status(config, service)
+    return status.credentials.api_key if status else None
 
 
 def load_prompts(config: SbxConfig) -> list[Prompt]:
@@ -231,7 +239,9 @@ def load_prompts(config: SbxConfig) -> list[Prompt]:
 
 
 @task(name="run-prompt-suite", cache_policy=NO_CACHE)
-def run_prompt_suite(url: str, served: str, prompts: list[Prompt]) -> SuiteResult:
+def run_prompt_suite(
+    url: str, served: str, prompts: list[Prompt], key: SecretStr | None = None
+) -> SuiteResult:
     """Ask each prompt once (temperature 0) and search its expected pattern in the reply."""
     results = []
     with HealthHttp(timeout_s=60.0) as http:
@@ -244,6 +254,7 @@ def run_prompt_suite(url: str, served: str, prompts: list[Prompt]) -> SuiteResul
                     "max_tokens": p.max_tokens,
                     "temperature": 0,
                 },
+                key=key,
             )
             if not answer.ok:
                 results.append(PromptResult(name=p.name, passed=False, detail=answer.summary))

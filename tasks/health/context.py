@@ -9,6 +9,7 @@ from sbx.errors import SbxError
 from tasks.clients.compose import ComposeModel
 from tasks.clients.docker_engine import ContainerInfo, connect
 from tasks.health.model import HealthContext, ServiceTarget
+from tasks.keys import NO_KEYS, read_keys
 from tasks.status import _published_url, _split_by_directory, _targets, compose_for
 
 DOCKER_TIMEOUT_S = 10  # docker-py's per-call timeout for the health run
@@ -52,6 +53,7 @@ def _service_targets(
     config: SbxConfig, model: ComposeModel, by_service: dict[str, ContainerInfo]
 ) -> dict[str, ServiceTarget]:
     targets = {}
+    keys = read_keys(config, model)
     for name, svc in _targets(config, model).items():
         info = by_service.get(svc.compose_service)
         declared = model.services.get(svc.compose_service)
@@ -62,6 +64,7 @@ def _service_targets(
             depends_on=declared.depends_on if declared else [],
             container=info,
             url=svc.url or (_published_url(svc, info) if info else None),
+            credentials=keys.get(svc.compose_service, NO_KEYS),
         )
     return targets
 

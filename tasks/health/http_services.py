@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import partial
 
+from pydantic import SecretStr
+
 from blocks.config import SbxConfig, ServiceKind
 from tasks.backup.box_state import read_model_settings
 from tasks.clients.health_http import HealthHttp, HttpAnswer
@@ -56,16 +58,22 @@ def _observe(
     kind = target.config.kind
     if kind == ServiceKind.OPENAI:
         logs = f"Read its log: 'docker compose logs --tail 100 {target.config.compose_service}'."
-        return _openai(target.url, http, model, config.health.completion_timeout_s, logs)
+        key = target.credentials.api_key
+        return _openai(target.url, http, model, config.health.completion_timeout_s, logs, key)
     if kind == ServiceKind.QDRANT:
-        return _qdrant(target.url, target.config.health_path, http)
+        return _qdrant(target.url, target.config.health_path, http, target.credentials.for_reading)
     return _webui(target.url, target.config.health_path, http)
 
 
 def _openai(
-    url: str, http: HealthHttp, model: str | None, completion_timeout_s: float, logs: str
+    url: str,
+    http: HealthHttp,
+    model: str | None,
+    completion_timeout_s: float,
+    logs: str,
+    key: SecretStr | None,
 ) -> Outcome:
-    listed = http.get(f"{url}/v1/models")
+    listed = http.get(f"{url}/v1/models", key=key)
     if not listed.ok:
         return _bad(listed, "model list", logs)
     body = listed.body()
@@ -84,6 +92,7 @@ def _openai(
         f"{url}/v1/chat/completions",
         {"model": chosen, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1},
         timeout_s=completion_timeout_s,
+        key=key,
     )
     total = (listed.elapsed_ms + answer.elapsed_ms) / 1000
     if not answer.ok:
@@ -99,11 +108,11 @@ def _openai(
     )
 
 
-def _qdrant(url: str, health_path: str, http: HealthHttp) -> Outcome:
+def _qdrant(url: str, health_path: str, http: HealthHttp, key: SecretStr | None) -> Outcome:
     ready = http.get(url + health_path)
     if not ready.ok:
         return _bad(ready, health_path, "Read qdrant's log; check free disk and memory.")
-    listed = http.get(f"{url}/collections")
+    listed = http.get(f"{url}/collections", key=key)
     if not listed.ok:
         return _bad(listed, "collection list", "Read qdrant's log.", listed=ready)
     body = listed.body()
@@ -135,6 +144,12 @@ def _bad(
 ) -> Outcome:
     total = (answer.elapsed_ms + (listed.elapsed_ms if listed else 0)) / 1000
     summary = answer.summary if not answer.ok else "an unexpected page"
+    if answer.status_code in (401, 403):
+        next_step = (
+            "The service refused sbx's key (or got none): sbx reads it from the compose file "
+            "(QDRANT__SERVICE__API_KEY, --api-key, VLLM_API_KEY) or the sbx-secrets block's "
+            "api_keys; see docs/real-box.md."
+        )
     return failing(
         f"{what} at {answer.url}: {summary} ({answer.elapsed_ms:.0f} ms)",
         next_step,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from blocks.config import ServiceConfig
 from tasks.clients.docker_engine import ContainerInfo
+from tasks.keys import NO_KEYS, ServiceKeys
 
 #: ok / failing / info (does not apply here, e.g. no proxy) / suppressed (failing because a
 #: parent it depends on is failing: reported, never alerted on its own)
@@ -47,6 +48,8 @@ class ServiceTarget(BaseModel):
     depends_on: list[str]  # compose service names
     container: ContainerInfo | None
     url: str | None
+    # the keys its API expects (tasks/keys.py): for the clients, never in a dump or a repr
+    credentials: ServiceKeys = Field(default=NO_KEYS, exclude=True, repr=False)
 
 
 class HealthContext(BaseModel):

@@ -89,7 +89,8 @@ def scan_qdrant_access(config: SbxConfig, since: datetime, until: datetime | Non
         from tasks.clients.qdrant import connect as connect_qdrant  # ~1.5 s import
 
         try:
-            with connect_qdrant(qdrant.url, timeout_s=30) as client:
+            key = qdrant.credentials.for_reading  # a scan only reads
+            with connect_qdrant(qdrant.url, timeout_s=30, api_key=key) as client:
                 for name in client.collections():
                     use = uses.get(name) or CollectionUse(name=name)
                     uses[name] = use.model_copy(update={"points": client.point_count(name)})

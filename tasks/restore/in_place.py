@@ -19,7 +19,7 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from blocks.config import ConsistencyMethod, SbxConfig
 from sbx.errors import RestoreRefused, RestoreUnhealthy
@@ -253,10 +253,11 @@ def swap_in(
     )
 
 
-def _qdrant_url(plan: SwapPlan, status: StackStatus) -> str:
+def _qdrant_url(plan: SwapPlan, status: StackStatus) -> tuple[str, SecretStr | None]:
+    """Qdrant's URL and the key it expects (the restored stack's own: the live service's)."""
     for svc in status.services:
         if svc.compose_service == plan.qdrant_service and svc.url:
-            return svc.url
+            return svc.url, svc.credentials.api_key
     raise RestoreUnhealthy(
         f"Qdrant ({plan.qdrant_service}) has no reachable URL, so its collections cannot be "
         "recovered through the API. Start it and run the restore again."
@@ -269,7 +270,8 @@ def _recover_qdrant(plan: SwapPlan, status: StackStatus, stack: Path, stamp: str
     aside_dir = kept_dir(stack, stamp) / QDRANT_DIR
     aside_dir.mkdir(parents=True, exist_ok=True)
     aside = {}
-    with connect_qdrant(_qdrant_url(plan, status)) as qdrant:
+    url, key = _qdrant_url(plan, status)
+    with connect_qdrant(url, api_key=key) as qdrant:
         for name in qdrant.collections():  # keep what is there now, to swap back
             snap = qdrant.snapshot_to_file(name, aside_dir, ledger=stack / STACK_LEDGER)
             aside[name] = str(snap.path)
@@ -301,7 +303,8 @@ def swap_back(
     if swapped.qdrant_aside:
         from tasks.clients.qdrant import connect as connect_qdrant
 
-        with connect_qdrant(_qdrant_url(plan, status)) as qdrant:
+        url, key = _qdrant_url(plan, status)
+        with connect_qdrant(url, api_key=key) as qdrant:
             for name, file in swapped.qdrant_aside.items():
                 qdrant.recover_from_file(name, Path(file))
 

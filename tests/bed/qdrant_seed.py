@@ -7,9 +7,9 @@ from pathlib import Path
 from qdrant_client import QdrantClient, models
 
 
-def seed_qdrant(url: str, collections: dict[str, int]) -> None:
+def seed_qdrant(url: str, collections: dict[str, int], api_key: str | None = None) -> None:
     """Create each collection with ``count`` 4-dimensional points through the real client."""
-    client = QdrantClient(url=url, prefer_grpc=False)
+    client = qdrant_client(url, api_key)
     for name, count in collections.items():
         client.create_collection(
             name, vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT)
@@ -29,3 +29,10 @@ def snapshot_files(stack: Path) -> list[str]:
     there): Qdrant keeps each snapshot made or uploaded until someone deletes it."""
     folder = stack / "data" / "qdrant" / "snapshots"
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def qdrant_client(url: str, api_key: str | None) -> QdrantClient:
+    """The real client, with the key as Qdrant's ``api-key`` header (``api_key=`` warns on every
+    plain-http connection, an error under pytest)."""
+    headers = {"api-key": api_key} if api_key else {}
+    return QdrantClient(url=url, prefer_grpc=False, headers=headers)

@@ -79,11 +79,15 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float
         time.sleep(interval)
 
 
-def http_status(url: str, *, timeout: float = 2.0) -> int | None:
+def http_status(
+    url: str, *, timeout: float = 2.0, headers: dict[str, str] | None = None
+) -> int | None:
     """The HTTP status ``url`` answers with, or None when nothing answers (no proxies used)."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(url, timeout=timeout) as resp:
+        with opener.open(
+            urllib.request.Request(url, headers=headers or {}), timeout=timeout
+        ) as resp:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)

@@ -34,6 +34,12 @@ PORT_VARS = {
     "proxy": "SBX_PROXY_PORT",
     "internet-research": "SBX_AGENT_PORT",
 }
+# service -> the variable of its env file (env/<service>.env) that holds its API key
+KEY_VARS = {
+    "qdrant": "QDRANT__SERVICE__API_KEY",
+    "worker": "VLLM_API_KEY",
+    "watchdog": "VLLM_API_KEY",
+}
 # services that speak TLS on their published port (the proxy, with the example certificate)
 TLS_SERVICES = {"proxy"}
 # the proxy publishes on all addresses in the example (it is the box's exposure); test copies bind
@@ -83,6 +89,24 @@ class RunningStack:
             if len(fields) == 2:
                 keys[fields[0]] = fields[1]
         return keys
+
+    def api_key(self, service: str) -> str | None:
+        """The key the service's API expects, as its env file sets it now (keys are on in the
+        example stack: Qdrant's QDRANT__SERVICE__API_KEY, the vLLMs' VLLM_API_KEY)."""
+        var = KEY_VARS.get(service)
+        env_file = self.path / "env" / f"{service}.env"
+        if var is None or not env_file.is_file():
+            return None
+        for line in env_file.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip() == var and value.strip():
+                return value.strip()
+        return None
+
+    def auth(self, service: str) -> dict[str, str]:
+        """Headers that carry the service's key (a bearer token, which both APIs take)."""
+        key = self.api_key(service)
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     def env(self) -> dict[str, str]:
         """os.environ plus compose_env: for subprocesses (compose, the sbx CLI)."""

@@ -191,7 +191,8 @@ def test_running_stack(
         for service, path in HEALTH_PATHS.items():
             resp = http.get(running_stack.url(service) + path)
             assert resp.status_code == 200, f"{service}{path}: {resp.status_code}"
-        models = http.get(running_stack.url("worker") + "/v1/models").json()
+        worker_models = running_stack.url("worker") + "/v1/models"
+        models = http.get(worker_models, headers=running_stack.auth("worker")).json()
     assert models["data"][0]["id"] == "Qwen/Qwen2.5-7B-Instruct-AWQ"
     assert (running_stack.path / "data" / "open-webui" / "webui.db").exists()
 

@@ -149,3 +149,36 @@ def test_a_timeout_under_a_second_still_talks(qdrant: Standin) -> None:
     # call failed "Operation now in progress … Is the service running?"
     with connect(qdrant.url, timeout_s=0.5) as client:
         assert client.collections() == []
+
+
+def test_a_keyed_qdrant_gets_the_key_on_every_call_the_download_included(
+    start_standin: StartStandin, tmp_path: Path
+) -> None:
+    """Issue 19: QDRANT__SERVICE__API_KEY set, the client sends the key everywhere (the raw
+    snapshot download over httpx too); without it every call is refused, saying what to do."""
+    from pydantic import SecretStr
+
+    key = "qdrant-test-key"
+    keyed = start_standin(
+        "qdrant",
+        {
+            "QDRANT__SERVICE__API_KEY": key,
+            "QDRANT__STORAGE__STORAGE_PATH": str(tmp_path / "storage"),
+            "QDRANT__STORAGE__SNAPSHOTS_PATH": str(tmp_path / "snapshots"),
+        },
+        probe="/readyz",
+    )
+    raw = QdrantClient(url=keyed.url, prefer_grpc=False, headers={"api-key": key})
+    raw.create_collection("docs", vectors_config=models.VectorParams(size=4, distance="Dot"))
+    raw.upsert("docs", points=[models.PointStruct(id=i, vector=[i, 0, 0, 1]) for i in range(9)])
+    raw.close()
+    with connect(keyed.url, api_key=SecretStr(key)) as client:
+        snap = client.snapshot_to_file("docs", tmp_path)
+        assert snap.points == 9 and snap.size > 0
+        assert client.recover_from_file("docs", snap.path) == 9
+    with connect(keyed.url) as client, pytest.raises(QdrantError) as refused:
+        client.collections()
+    assert "HTTP 401" in str(refused.value) and "QDRANT__SERVICE__API_KEY" in str(refused.value)
+    with connect(keyed.url, api_key=SecretStr("wrong")) as client, pytest.raises(QdrantError):
+        client.point_count("docs")
+    assert key not in str(refused.value)

@@ -29,7 +29,9 @@ def test_a_drill_passes_beside_the_live_stack_and_reports_its_rto(
     tmp_path: Path,
 ) -> None:
     stack = running_stack.path
-    seed_qdrant(running_stack.url("qdrant"), {"docs": 120, "faq": 7})
+    seed_qdrant(
+        running_stack.url("qdrant"), {"docs": 120, "faq": 7}, running_stack.api_key("qdrant")
+    )
     repo = str(tmp_path / "repo")
     snapshot = backup_stack(stack=str(stack), repo=repo).snapshot_id
     before = live_containers(docker_engine, running_stack.project)

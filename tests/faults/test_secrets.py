@@ -1,14 +1,16 @@
-"""Planted secrets never leak (issue #9, item 4).
+"""Planted secrets never leak (issue #9, item 4; service API keys, issue 19).
 
-Canaries go into the running stack's env files (tokens, keys, a model URL with a password in
-it), into Prefect blocks (the age identity of an sbx-secrets block, the keys of the AwsCredentials
-block used for S3, the URL of an sbx-apprise alert block) and into the AWS_* environment. Then
-the operator's day runs through the real CLI against the test Prefect server: backup, copy to S3
-(encrypted), verify and restore from the copy, health (failing, so an alert is sent and its
-delivery fails), status, and two failing commands (an S3 endpoint refusing the credentials, a
-wrong age identity). Everything produced is scanned: CLI stdout/stderr, Prefect logs, run states
-and artifacts, every key and body in the bucket, the local repository's non-content files, the
-stack's .sbx state, and PREFECT_HOME. One hit fails the test, naming where it was.
+Canaries go into the running stack's env files (tokens, keys, a model URL with a password in it;
+the services' API keys sbx reads from the compose model, one on a command line), into Prefect
+blocks (the age identity and a service API key of an sbx-secrets block, the keys of the
+AwsCredentials block used for S3, the URL of an sbx-apprise alert block) and into the AWS_*
+environment. Then the operator's day runs through the real CLI against the test Prefect server:
+backup, copy to S3 (encrypted), verify and restore from the copy, health (failing, so an alert
+is sent and its delivery fails), status, and two failing commands (an S3 endpoint refusing the
+credentials, a wrong age identity). Everything produced is scanned: CLI stdout/stderr, Prefect
+logs, run states and artifacts, every key and body in the bucket, the local repository's non-
+content files, the stack's .sbx state, and PREFECT_HOME. One hit fails the test, naming where it
+was.
 """
 
 from __future__ import annotations
@@ -45,8 +47,32 @@ def _plant_env_files(stack: Path, canaries: dict[str, str]) -> None:
         )
     webui = (env / "webui.env").read_text()
     webui = webui.replace("WEBUI_SECRET_KEY=change-me", f"WEBUI_SECRET_KEY={canaries['webui']}")
-    webui = webui.replace("sk-local-placeholder", canaries["openai-key"])
+    webui = webui.replace(
+        "OPENAI_API_KEY=example-worker-key-change-me", f"OPENAI_API_KEY={canaries['openai-key']}"
+    )
     (env / "webui.env").write_text(webui)
+    # the services' API keys (issue 19): sbx reads them from the compose model to send them
+    planted = {
+        "example-qdrant-key-change-me": canaries["qdrant-key"],
+        "example-worker-key-change-me": canaries["worker-key"],
+        "example-watchdog-key-change-me": canaries["watchdog-key"],
+    }
+    for name in ("qdrant.env", "worker.env", "watchdog.env", "webui.env", "proxy.env"):
+        text = (env / name).read_text()
+        for placeholder, value in planted.items():
+            text = text.replace(placeholder, value)
+        (env / name).write_text(text)
+    with (env / "qdrant.env").open("a") as qdrant:
+        qdrant.write(f"QDRANT__SERVICE__READ_ONLY_API_KEY={canaries['qdrant-read-only-key']}\n")
+    # and one on a command line, as `vllm serve ... --api-key KEY` puts it
+    compose = stack / "docker-compose.yml"
+    compose.write_text(
+        compose.read_text().replace(
+            "    env_file: [env/watchdog.env]\n",
+            "    env_file: [env/watchdog.env]\n"
+            f'    command: ["--max-model-len", "2048", "--api-key", "{canaries["cli-api-key"]}"]\n',
+        )
+    )
 
 
 def _save_blocks(names: dict[str, str], canaries: dict[str, str], s3: S3Server) -> None:
@@ -61,6 +87,7 @@ def _save_blocks(names: dict[str, str], canaries: dict[str, str], s3: S3Server) 
         aws_access_key_id=SecretStr(canaries["secrets-block-key-id"]),
         aws_secret_access_key=SecretStr(canaries["secrets-block-secret"]),
         alert_webhook_url=SecretStr(f"https://hooks.example.invalid/{canaries['webhook']}"),
+        api_keys={"open-webui": SecretStr(canaries["block-api-key"])},
     ).save(names["secrets"], overwrite=True)
     AwsCredentials(
         aws_access_key_id=canaries["aws-block-key-id"],
@@ -102,6 +129,12 @@ def test_planted_secrets_appear_nowhere_sbx_writes(
             "apprise",
             "env-aws-key-id",
             "env-aws-secret",
+            "qdrant-key",
+            "qdrant-read-only-key",
+            "worker-key",
+            "watchdog-key",
+            "cli-api-key",
+            "block-api-key",
         )
     }
     canaries["age-identity"] = str(identity)

@@ -6,9 +6,9 @@ import sqlite3
 from pathlib import Path
 
 from bed import RunningStack
-from bed.qdrant_seed import seed_qdrant, snapshot_files
+from bed.qdrant_seed import qdrant_client, seed_qdrant, snapshot_files
 from helpers import decorate_stack, describe_tree, max_chat_id
-from qdrant_client import QdrantClient
+from pydantic import SecretStr
 
 from flows.backup import backup_stack
 from flows.restore import restore_snapshot
@@ -32,7 +32,9 @@ def test_round_trip_with_writers_active(
 ) -> None:
     stack = running_stack.path
     decorate_stack(stack)
-    seed_qdrant(running_stack.url("qdrant"), {"docs": 300, "memories": 40})
+    seed_qdrant(
+        running_stack.url("qdrant"), {"docs": 300, "memories": 40}, running_stack.api_key("qdrant")
+    )
     webui_db = stack / "data" / "open-webui" / "webui.db"
     committed_before = max_chat_id(webui_db)  # the stand-in keeps committing rows meanwhile
     before = describe_tree(stack, FILE_PARTS)
@@ -66,10 +68,11 @@ def test_round_trip_with_writers_active(
 
     # qdrant: collections recovered through the API have the same point counts
     snapshots = target / "data" / "qdrant" / ".sbx-api-snapshots"
-    client = QdrantClient(url=running_stack.url("qdrant"), prefer_grpc=False)
+    qdrant_key = SecretStr(running_stack.api_key("qdrant") or "")
+    client = qdrant_client(running_stack.url("qdrant"), running_stack.api_key("qdrant"))
     for name in ("docs", "memories"):
         client.delete_collection(name)
-    with connect_qdrant(running_stack.url("qdrant")) as qdrant:
+    with connect_qdrant(running_stack.url("qdrant"), api_key=qdrant_key) as qdrant:
         assert qdrant.recover_from_file("docs", snapshots / "docs.snapshot") == 300
         assert qdrant.recover_from_file("memories", snapshots / "memories.snapshot") == 40
     assert snapshot_files(stack) == []  # and so are the uploads Qdrant keeps

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from bed import RunningStack
-from bed.qdrant_seed import seed_qdrant, snapshot_files
-from qdrant_client import QdrantClient, models
+from bed.qdrant_seed import qdrant_client, seed_qdrant, snapshot_files
+from qdrant_client import models
 
 from flows.backup import backup_stack
 from flows.restore import restore_snapshot
@@ -19,7 +19,7 @@ def test_in_place_restore_swaps_and_keeps_the_old_data(
     running_stack: RunningStack, prefect_server: str, tmp_path: Path
 ) -> None:
     stack = running_stack.path
-    seed_qdrant(running_stack.url("qdrant"), {"docs": 120})
+    seed_qdrant(running_stack.url("qdrant"), {"docs": 120}, running_stack.api_key("qdrant"))
     repo = str(tmp_path / "repo")
     snapshot = backup_stack(stack=str(stack), repo=repo).snapshot_id
 
@@ -27,7 +27,7 @@ def test_in_place_restore_swaps_and_keeps_the_old_data(
     lost = stack / "notes" / next(p.name for p in (stack / "notes").iterdir() if p.is_file())
     original = lost.read_bytes()
     lost.unlink()
-    client = QdrantClient(url=running_stack.url("qdrant"), prefer_grpc=False)
+    client = qdrant_client(running_stack.url("qdrant"), running_stack.api_key("qdrant"))
     client.delete_collection("docs")
     client.create_collection(
         "scratch", vectors_config=models.VectorParams(size=4, distance=models.Distance.DOT)

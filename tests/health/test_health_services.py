@@ -98,3 +98,43 @@ def test_wrong_model_and_refused_port(tmp_path: Path, services: dict[str, Servic
     assert "not the configured other/model" in got["service:worker"].observed
     assert got["service:qdrant"].state == "failing"
     assert "connection refused" in got["service:qdrant"].observed
+
+
+def test_keyed_services_pass_with_their_keys_and_fail_401_without(
+    start_standin: StartStandin, tmp_path: Path
+) -> None:
+    """Issue 19: a vLLM started with --api-key and a Qdrant with QDRANT__SERVICE__API_KEY; the
+    model list, the one-token completion and the collection list carry the key, and the same
+    checks without it fail naming the 401 and where keys come from."""
+    from pydantic import SecretStr
+
+    from tasks.keys import ServiceKeys
+
+    worker = start_standin("vllm", {"SERVED_MODEL_NAME": MODEL}, args=("--api-key", "wk"))
+    qdrant = start_standin(
+        "qdrant",
+        {
+            "QDRANT__SERVICE__READ_ONLY_API_KEY": "qro",  # the health check only reads
+            "QDRANT__STORAGE__STORAGE_PATH": str(tmp_path / "q" / "storage"),
+            "QDRANT__STORAGE__SNAPSHOTS_PATH": str(tmp_path / "q" / "snapshots"),
+        },
+    )
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "worker.env").write_text(f"SERVED_MODEL_NAME={MODEL}\n")
+    keyless = {
+        "worker": target("worker", "openai", url=worker.url),
+        "qdrant": target("qdrant", "qdrant", url=qdrant.url, health_path="/readyz"),
+    }
+    keys = {
+        "worker": ServiceKeys(api_key=SecretStr("wk")),
+        "qdrant": ServiceKeys(read_only_key=SecretStr("qro")),
+    }
+    keyed = {name: t.model_copy(update={"credentials": keys[name]}) for name, t in keyless.items()}
+    got = check_all(tmp_path, keyed)
+    assert {k: v.state for k, v in got.items()} == dict.fromkeys(got, "ok"), got
+    assert "one-token completion" in got["service:worker"].observed
+    refused = check_all(tmp_path, keyless)
+    assert {k: v.state for k, v in refused.items()} == dict.fromkeys(refused, "failing")
+    for result in refused.values():
+        assert "HTTP 401" in result.observed, result
+        assert "sbx-secrets" in (result.next_step or "")

@@ -112,7 +112,8 @@ def test_completion_500_while_models_answer_fails_naming_the_worker(
 ) -> None:
     set_fault(health_stack, "error")
     try:
-        assert http_status(f"{health_stack.url('worker')}/v1/models") == 200
+        models = f"{health_stack.url('worker')}/v1/models"
+        assert http_status(models, headers=health_stack.auth("worker")) == 200
         done = run_sbx("health", "--stack", str(health_stack.path), "--json", "--no-alerts")
     finally:
         set_fault(health_stack, "none")

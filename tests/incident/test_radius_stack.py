@@ -81,7 +81,8 @@ def test_seeded_compromise_is_found_and_contained(
     run_id: str,
 ) -> None:
     seeded = seed(running_stack)
-    seed_qdrant(running_stack.url("qdrant"), {"notes": 3})  # a collection written in the window
+    # a collection written in the window
+    seed_qdrant(running_stack.url("qdrant"), {"notes": 3}, running_stack.api_key("qdrant"))
     env = running_stack.compose_env
     stack = ["--stack", str(running_stack.path)]
     found = run_sbx("incident", "blast-radius", "--since", seeded.since.isoformat(), "--json",

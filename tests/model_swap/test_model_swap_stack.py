@@ -65,7 +65,8 @@ def swap(
 def served(stack: RunningStack) -> list[str]:
     import httpx  # tests may use SDKs directly; the layering rule is for sbx's own code
 
-    body = httpx.get(stack.url("worker") + "/v1/models", timeout=10).json()
+    body = httpx.get(stack.url("worker") + "/v1/models", headers=stack.auth("worker"), timeout=10)
+    body = body.json()
     return [m["id"] for m in body["data"]]
 
 

@@ -76,7 +76,7 @@ StartStandin = Callable[..., Standin]
 
 @pytest.fixture
 def start_standin(tmp_path: Path) -> Iterator[StartStandin]:
-    """Factory: start_standin("qdrant", {"ENV": "value"}, port=None, wait=True) -> Standin.
+    """Factory: start_standin("qdrant", {"ENV": "value"}, port=None, wait=True, args=()).
 
     Every server started through it is stopped at teardown.
     """
@@ -89,6 +89,7 @@ def start_standin(tmp_path: Path) -> Iterator[StartStandin]:
         port: int | None = None,
         wait: bool = True,
         probe: str = "/",
+        args: tuple[str, ...] = (),
     ) -> Standin:
         port = port or free_port()
         # a clean environment: nothing from the test run leaks into the server's configuration
@@ -97,7 +98,7 @@ def start_standin(tmp_path: Path) -> Iterator[StartStandin]:
         log = tmp_path / f"{name}-{port}-{len(started)}.log"
         with log.open("wb") as out:  # a file, not a pipe: a full pipe would block the server
             proc = subprocess.Popen(
-                [sys.executable, "-S", "-u", str(IMAGES / name / "server.py")],
+                [sys.executable, "-S", "-u", str(IMAGES / name / "server.py"), *args],
                 env=full_env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -7,7 +7,9 @@ it is its keys file and its access log, so this one file does exactly that:
     GET  /health   200 {"status": "ok"} without a key
     ANY  /v1/...   needs "Authorization: Bearer KEY" with a key from the keys file, else 401;
                    forwarded to $UPSTREAM (http://worker:8000), the answer passed back (502 when
-                   the worker cannot be reached)
+                   the worker cannot be reached); with $UPSTREAM_API_KEY set, the forwarded
+                   request carries "Authorization: Bearer $UPSTREAM_API_KEY" instead of the
+                   client's key (a keyed vLLM behind the proxy, as nginx's proxy_set_header)
     anything else  404
 
 Keys: $KEYS_FILE (/etc/proxy/keys.txt), "NAME KEY" a line, '#' comments and blank lines allowed,
@@ -56,6 +58,7 @@ ACCESS_LOG = Path(os.environ.get("ACCESS_LOG", "/var/log/proxy/access.log"))
 LOG_FORMAT = os.environ.get("PROXY_LOG_FORMAT", "combined").strip().lower() or "combined"
 UPSTREAM = urlsplit(os.environ.get("UPSTREAM", "http://worker:8000"))
 UPSTREAM_TIMEOUT = float(os.environ.get("UPSTREAM_TIMEOUT", "60"))
+UPSTREAM_API_KEY = os.environ.get("UPSTREAM_API_KEY") or None
 HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -238,6 +241,9 @@ class Handler(BaseHTTPRequestHandler):
         )
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["X-Forwarded-For"] = self.client_addr()
+        if UPSTREAM_API_KEY:  # the client's key is the proxy's, never the worker's
+            headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+            headers["Authorization"] = f"Bearer {UPSTREAM_API_KEY}"
         try:
             conn.request(self.command, self.path, body=body or None, headers=headers)
             answer = conn.getresponse()

@@ -30,7 +30,10 @@ keeps it: saved under its multipart file name in <name>/, then recovered from th
 (src/actix/api/snapshot_api.rs do_save_uploaded_snapshot; a file:// source is never deleted). Like Qdrant, Cosine vectors are stored
 normalised. Filters support must/should/must_not with match, range, has_id, is_empty, is_null.
 Other environment: PORT (6333; QDRANT__SERVICE__HTTP_PORT also read), HOST (0.0.0.0),
-QDRANT__SERVICE__API_KEY (when set, required as `api-key` header or bearer token),
+QDRANT__SERVICE__API_KEY and QDRANT__SERVICE__READ_ONLY_API_KEY (either set: every path but
+`/`, `/healthz` and `/readyz*`, `/livez*` wants a key as the `api-key` header or an
+`Authorization: Bearer` token, else 401 as plain text like Qdrant's auth middleware; the
+read-only key may GET and POST searches, counts and scrolls, anything else answers 403),
 QDRANT_STANDIN_VERSION (reported version; see VERSION), QDRANT_STANDIN_SNAPSHOT_DELAY_S (seconds
 every snapshot takes to make, 0: a test's large collection, without the data).
 """
@@ -64,6 +67,7 @@ VERSION = os.environ.get("QDRANT_STANDIN_VERSION", "1.20.0")
 STORAGE = Path(os.environ.get("QDRANT__STORAGE__STORAGE_PATH", "/qdrant/storage"))
 SNAPSHOTS = Path(os.environ.get("QDRANT__STORAGE__SNAPSHOTS_PATH", "/qdrant/snapshots"))
 API_KEY = os.environ.get("QDRANT__SERVICE__API_KEY") or None
+READ_ONLY_API_KEY = os.environ.get("QDRANT__SERVICE__READ_ONLY_API_KEY") or None
 SNAPSHOT_DELAY_S = float(os.environ.get("QDRANT_STANDIN_SNAPSHOT_DELAY_S") or 0)
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 PEER_ID = 5_404_186_327_462_811  # a fixed peer id; real Qdrant picks a random one per install
@@ -933,8 +937,15 @@ def delete_full(req: Request, snap: str) -> bool:
     return True
 
 
-# routes that need no API key, as in Qdrant
-OPEN_PATHS = ("/", "/healthz", "/livez", "/readyz")
+# routes that need no API key, as in Qdrant (src/actix/mod.rs: exact "/" and "/healthz",
+# prefixes "/readyz" and "/livez")
+OPEN_PATHS = ("/", "/healthz")
+OPEN_PREFIXES = ("/readyz", "/livez")
+# what a read-only key may POST besides any GET: the reads of points (src/actix/auth.rs)
+READ_ONLY_POST = re.compile(
+    r"^/collections/[^/]+/points(/count|/scroll|/query(/batch|/groups)?"
+    r"|/(search|recommend|discover)(/batch|/groups)?)?$"
+)
 # paths Qdrant's request logger skips (src/actix/mod.rs: Logger::default().exclude(...))
 UNLOGGED = ("/", "/metrics", "/telemetry", "/healthz", "/readyz", "/livez")
 # what tracing-subscriber (>= 0.3.20, fmt/format/escape.rs) escapes in a message: ESC BEL BS FF
@@ -1029,17 +1040,16 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         # read first, so an early error still leaves a clean keep-alive connection
         req = Request(dict(urllib.parse.parse_qsl(url.query)), self.headers, self.read_body())
+        refusal = self.refusal(method, url.path)
+        if refusal is not None:
+            code, message = refusal
+            if code == 401:  # the middleware's plain body
+                self.send(code, message.encode(), "text/plain; charset=utf-8")
+            else:  # a handler's access check: Qdrant's JSON error
+                body = {"status": {"error": message}, "time": time.monotonic() - started}
+                self.send(code, json.dumps(body).encode(), "application/json")
+            return
         try:
-            if (
-                API_KEY
-                and url.path not in OPEN_PATHS
-                and API_KEY
-                not in (
-                    self.headers.get("api-key"),
-                    self.headers.get("Authorization", "").removeprefix("Bearer "),
-                )
-            ):
-                raise QError(401, "Must provide an API key or an Authorization bearer token")
             for verb, pattern, fn in ROUTES:
                 m = pattern.match(url.path)
                 if verb == method and m:
@@ -1071,6 +1081,27 @@ class Handler(BaseHTTPRequestHandler):
         else:
             body = {"result": result, "status": "ok", "time": time.monotonic() - started}
             self.send(200, json.dumps(body).encode(), "application/json")
+
+    def refusal(self, method: str, path: str) -> tuple[int, str] | None:
+        """Qdrant's API key check (src/common/auth): the key from the `api-key` header, else
+        an `Authorization: Bearer` token; None when the request may go on."""
+        if not (API_KEY or READ_ONLY_API_KEY):
+            return None
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            return None
+        bearer = self.headers.get("Authorization", "")
+        key = self.headers.get("api-key") or (
+            bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else None
+        )
+        if not key:
+            return 401, "Must provide an API key or an Authorization bearer token"
+        if key == API_KEY:
+            return None
+        if key != READ_ONLY_API_KEY:
+            return 401, "Invalid API key or JWT"
+        if method == "GET" or (method == "POST" and READ_ONLY_POST.match(path)):
+            return None
+        return 403, "Forbidden: Write access denied: this is a read-only API key"
 
     def do_GET(self) -> None:
         self.dispatch("GET")

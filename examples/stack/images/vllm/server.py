@@ -15,8 +15,15 @@ Replies are deterministic: "ok" followed by an echo of the last user message, cu
 words (one word counts as one token). Errors use vLLM's OpenAI-style body
 `{"object": "error", "message": ..., "type": ..., "param": null, "code": N}`.
 
+Authentication as vLLM 0.6's: with a key (``VLLM_API_KEY``, else the ``--api-key`` argument)
+every path starting with ``/v1`` wants ``Authorization: Bearer <key>`` and answers 401
+``{"error": "Unauthorized"}`` without it; OPTIONS, ``/health``, ``/metrics`` and ``/version``
+stay open. No key: everything is open.
+
+Arguments: ``--api-key KEY`` (or ``--api-key=KEY``); other arguments are ignored here.
+
 Environment:
-    PORT (8000), HOST (0.0.0.0)
+    PORT (8000), HOST (0.0.0.0), VLLM_API_KEY
     SERVED_MODEL_NAME or MODEL ("standin-model"): the served model name; the first one set wins
     MAX_MODEL_LEN (4096): context length, checked like vLLM (400 when prompt + max_tokens exceed it)
     STANDIN_LATENCY_MS (0): added to every completion before its first token
@@ -51,6 +58,20 @@ START_DELAY = float(os.environ.get("STANDIN_START_DELAY", "30"))
 CRASH_AFTER = float(os.environ.get("STANDIN_CRASH_AFTER", "2"))
 LATENCY = float(os.environ.get("STANDIN_LATENCY_MS", "0")) / 1000.0
 FAIL_MODES = ("none", "slow-start", "error", "hang", "crash")
+
+
+def api_key_argument(argv: list[str]) -> str | None:
+    """``--api-key KEY`` or ``--api-key=KEY``, as vLLM's argument parser takes it."""
+    for i, word in enumerate(argv):
+        if word == "--api-key" and i + 1 < len(argv):
+            return argv[i + 1]
+        if word.startswith("--api-key="):
+            return word.split("=", 1)[1]
+    return None
+
+
+# vLLM 0.6: `if token := envs.VLLM_API_KEY or args.api_key` (an empty one is none)
+API_KEY = os.environ.get("VLLM_API_KEY") or api_key_argument(sys.argv[1:]) or None
 RUNTIME_FAIL_MODES = ("none", "error", "hang")  # what POST /admin/fault may switch to
 
 # vLLM 0.6.x's bucket boundaries, so dashboards built on the real metrics read these the same way
@@ -223,8 +244,19 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "BadRequestError", "Request body must be a JSON object")
         return body
 
+    def refused(self, path: str) -> bool:
+        """vLLM's authentication middleware: /v1* wants the bearer token; 401 sent if not."""
+        if API_KEY is None or not path.startswith("/v1"):
+            return False
+        if self.headers.get("Authorization") == f"Bearer {API_KEY}":
+            return False
+        self.send_json(401, {"error": "Unauthorized"})
+        return True
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        if self.refused(path):
+            return
         if path == "/metrics":
             self.send_body(200, METRICS.render().encode(), "text/plain; version=0.0.4")
         elif path == "/admin/fault":
@@ -279,6 +311,8 @@ class Handler(BaseHTTPRequestHandler):
             body = self.read_json()
         except ApiError as err:
             self.send_error_json(err)
+            return
+        if self.refused(path):
             return
         if path == "/admin/fault":
             self.switch_fault(body)
@@ -506,7 +540,7 @@ def main() -> None:
         threading.Thread(target=crash_later, args=(CRASH_AFTER,), daemon=True).start()
     print(
         f"vLLM stand-in {VERSION} serving {MODEL!r} (max_model_len={MAX_MODEL_LEN}) on "
-        f"http://{host}:{port} fail_mode={FAIL_MODE}",
+        f"http://{host}:{port} fail_mode={FAIL_MODE} api_key={'set' if API_KEY else 'none'}",
         flush=True,
     )
     while not stop.wait(1.0):
