@@ -90,14 +90,14 @@ def describe(change: Any) -> str:
     if change.code not in "MU":
         return ""
     shown = {
-        "content": lambda: "content",
-        "size": lambda: f"size {human_bytes(before.size)} → {human_bytes(after.size)}",
-        "link": lambda: f"link {before.link} → {after.link}",
-        "mode": lambda: f"mode {before.mode:04o} → {after.mode:04o}",
-        "owner": lambda: f"owner {before.uid}:{before.gid} → {after.uid}:{after.gid}",
-        "xattrs": lambda: "xattrs",
+        "content": "content",
+        "size": f"size {human_bytes(before.size)} → {human_bytes(after.size)}",
+        "link": f"link {before.link} → {after.link}",
+        "mode": f"mode {before.mode:04o} → {after.mode:04o}",
+        "owner": f"owner {before.uid}:{before.gid} → {after.uid}:{after.gid}",
+        "xattrs": "xattrs",
     }
-    return ", ".join(shown[name]() for name in change.what)
+    return ", ".join(shown[name] for name in change.what)
 
 
 def _is_dir(change: Any) -> bool:

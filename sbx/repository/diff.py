@@ -112,9 +112,7 @@ def diff_snapshots(
     )
 
 
-def diff_entries(
-    a: Iterable[tuple[str, Entry]], b: Iterable[tuple[str, Entry]]
-) -> list[Change]:
+def diff_entries(a: Iterable[tuple[str, Entry]], b: Iterable[tuple[str, Entry]]) -> list[Change]:
     """The changes that turn ``a``'s (part, entry) pairs into ``b``'s, sorted by path."""
     old = {entry.path: (part, EntryState.of(entry)) for part, entry in a}
     new = {entry.path: (part, EntryState.of(entry)) for part, entry in b}
