@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.config import SbxConfig
@@ -53,6 +53,7 @@ def record_drift(
         return []
     old = {e.path: e for p in parts if (r := previous.part(p)) for e in r.entries}
     new = {e.path: e for p in parts if (r := manifest.part(p)) for e in r.entries}
+    run_log = get_run_logger()  # in the run's log on the server, beside the other parts'
     sbx_changes = read_changes(config.stack_dir)
     since = previous.created_at.replace(microsecond=0)  # the change log keeps whole seconds
     found = []
@@ -60,7 +61,7 @@ def record_drift(
         if not is_config(change.part, change.path) or _only_dirs(change):
             continue
         if (cause := explained_by(change.path, sbx_changes, since)) is not None:
-            log.info("%s changed by sbx (%s #%d)", change.path, cause.action, cause.seq)
+            run_log.info("%s changed by sbx (%s #%d)", change.path, cause.action, cause.seq)
             continue
         drift = _describe(repository, change, old.get(change.path), new.get(change.path))
         append_change(
@@ -71,7 +72,7 @@ def record_drift(
             after={**drift.model_dump(mode="json", exclude={"path", "old_hash"}),
                    "snapshot": manifest.id},
         )  # fmt: skip
-        log.warning("config drift: %s", drift.describe())
+        run_log.warning("config drift: %s", drift.describe())
         found.append(drift)
     for drift in found:
         if drift.sensitive:

@@ -107,13 +107,22 @@ def test_allowlist_and_proxy_keys_alert_and_the_env_change_does_not(nights: Nigh
 
 def test_no_value_in_any_log_artifact_report_or_change_log(nights: Nights) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        LogFilter,
+        LogFilterLevel,
+    )
 
     key = f"backup-{nights.stack.name}".lower()
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
         )
+        logs = [
+            log.message
+            for log in client.read_logs(log_filter=LogFilter(level=LogFilterLevel(ge_=30)))
+        ]
     markdown = "\n".join(str(a.data) for a in artifacts)
     assert f"M {ENV} (content; size; keys changed: MAX_MODEL_LEN)" in markdown  # it does show drift
     said = [
@@ -123,6 +132,8 @@ def test_no_value_in_any_log_artifact_report_or_change_log(nights: Nights) -> No
         *(json.dumps(a) for night in nights.alerts for a in night),
     ]
     assert "config drift" in nights.outputs[1].stderr  # the terminal says it too
+    assert any(f"config drift: M {ENV}" in message for message in logs)  # the run's log too
+    said += logs
     for text in said:
         assert nights.canary not in text
 
