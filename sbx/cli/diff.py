@@ -34,6 +34,13 @@ def diff(
     repository = Repository.open(open_encrypted(door.config, door.location))
     first = repository.load_snapshot(match_id(repository.storage, a))
     second = repository.load_snapshot(match_id(repository.storage, b))
+    held = {p.name for p in first.parts} | {p.name for p in second.parts}
+    if unknown := [name for name in part or () if name not in held]:  # else an empty diff
+        raise typer.BadParameter(
+            f"neither snapshot holds part {', '.join(unknown)}; they hold "
+            f"{', '.join(sorted(held)) or 'no parts'}.",
+            param_hint="'--part'",
+        )
     result = diff_snapshots(first, second, part or None)
     if json_:
         out.print_json(result.model_dump_json())
@@ -74,7 +81,7 @@ def change_line(change: Any, width: int) -> str:
     detail = describe(change).replace("\n", "\\n")
     room = width - CODE_WIDTH
     if detail:
-        detail_room = min(len(detail) + 4, max(room - 24, room // 2))
+        detail_room = min(len(detail) + 4, room // 2)  # the path keeps half the line at least
         detail = f"  ({shorten(detail, detail_room - 4)})"
     return f"{change.code:<{CODE_WIDTH}}{shorten(path, room - len(detail))}{detail}"
 

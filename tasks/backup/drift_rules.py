@@ -93,7 +93,10 @@ def is_sensitive(path: str) -> bool:
 def explained_by(path: str, changes: Iterable[ChangeEntry], since: datetime) -> ChangeEntry | None:
     """The first sbx change made since ``since`` that may have changed ``path``, or None."""
     for entry in changes:
-        if datetime.fromisoformat(entry.time) < since:
+        try:
+            if datetime.fromisoformat(entry.time) < since:
+                continue
+        except ValueError:  # an edited entry: `sbx changelog verify` names it, it explains nothing
             continue
         targets = [t.strip() for t in entry.target.split(",")]
         if path in targets or _matches(path, EXPLAINS.get(entry.action, ())):

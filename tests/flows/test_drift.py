@@ -164,5 +164,7 @@ def test_diff_json_is_the_whole_diff_and_part_limits_it(nights: Nights) -> None:
     only = json.loads(nights.sbx("diff", a, b, "--part", "agent-configs", *base).stdout)
     assert [(c["code"], c["path"]) for c in only["changes"]] == [("M", ALLOWLIST)]
     assert nights.sbx("diff", b, b, *base).stdout.count('"code"') == 0
+    wrong = nights.sbx("diff", a, b, "--part", "nope", *base)
+    assert wrong.exit_code == 2 and "neither snapshot holds part nope" in wrong.stderr
     missing = nights.sbx("diff", "2099", b, *base[:-1])
     assert missing.exit_code == 2 and "No snapshot 2099" in missing.stderr

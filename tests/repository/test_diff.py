@@ -138,3 +138,18 @@ def test_codes_what_changed_counts_and_part_filter() -> None:
     assert (counts.others_new, counts.bytes_added, counts.bytes_removed) == (1, 11, 12)
     only = diff_snapshots(a, b, ["notes"])
     assert [c.path for c in only.changes] == ["notes/x"] and only.parts == ["notes"]
+
+
+def test_one_line_per_change_at_80_columns_cut_in_the_middle() -> None:
+    from sbx.cli.diff import change_line
+
+    long_path = "agents/" + "deep-folder/" * 10 + "allowlist.txt"
+    before = EntryState(type="symlink", link="short")
+    after = EntryState(type="symlink", link="/very/long/target/" + "x" * 100, mode=0o600)
+    link = Change(code="M", path=long_path, part="p", what=("link", "mode"), before=before,
+                  after=after)  # fmt: skip
+    line = change_line(link, 80)
+    assert len(line) <= 80 and line.startswith("M    agents/deep") and "allowlist.txt" in line
+    assert "link short → " in line and line.endswith("→ 0600)")
+    added = Change(code="+", path=long_path + "\nx", part="p", after=after)
+    assert "\n" not in change_line(added, 80) and len(change_line(added, 80)) <= 80
