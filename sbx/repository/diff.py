@@ -114,14 +114,30 @@ def diff_snapshots(
 
 def diff_entries(a: Iterable[tuple[str, Entry]], b: Iterable[tuple[str, Entry]]) -> list[Change]:
     """The changes that turn ``a``'s (part, entry) pairs into ``b``'s, sorted by path."""
-    old = {entry.path: (part, EntryState.of(entry)) for part, entry in a}
-    new = {entry.path: (part, EntryState.of(entry)) for part, entry in b}
+    # plain tuples while comparing (a model per entry cost 15 s at 100,000 files); models only
+    # for the paths that changed
+    old = {entry.path: (part, _key(entry), entry) for part, entry in a}
+    new = {entry.path: (part, _key(entry), entry) for part, entry in b}
     changes = []
     for path in sorted(old.keys() | new.keys()):
-        change = compare(path, old.get(path), new.get(path))
+        before, after = old.get(path), new.get(path)
+        if before is not None and after is not None and before[1] == after[1]:
+            continue
+        change = compare(
+            path,
+            None if before is None else (before[0], EntryState.of(before[2])),
+            None if after is None else (after[0], EntryState.of(after[2])),
+        )
         if change is not None:
             changes.append(change)
     return changes
+
+
+def _key(entry: Entry) -> tuple[object, ...]:
+    """What :class:`EntryState` holds, as a tuple: equal exactly when the states are."""
+    return (entry.type, entry.size, entry.mode, entry.uid, entry.gid, entry.hash,
+            entry.link_target if entry.type == "symlink" else entry.hardlink_to,
+            tuple(sorted((entry.xattrs or {}).items())))  # fmt: skip
 
 
 def compare(
