@@ -13,6 +13,7 @@ from flows.runbook import flow_config, run_name
 from sbx.errors import BackupIncomplete, ConfigError
 from tasks.backup.box_state import read_box_state
 from tasks.backup.capture import CaptureContext, capture_part
+from tasks.backup.drift import record_drift
 from tasks.backup.sources import read_sources, sources_by_part
 from tasks.leftovers.finish import observe_stack
 from tasks.reports import BackupReport, artifact_key, backup_markdown, publish_markdown
@@ -57,8 +58,9 @@ def backup_stack(
         config=config, status=status, sources=sources, compose_problem=compose_problem
     )
     with repository.writer(command=f"sbx backup of {config.stack_dir}") as writer:
+        previous = repository.latest_snapshot()
         writer.begin_snapshot(
-            previous=repository.latest_snapshot(),
+            previous=previous,
             tags={"trigger": trigger},
             stack_dir=config.stack_dir,
         )
@@ -92,13 +94,14 @@ def backup_stack(
                 record.stats.new_bytes,
             )
         manifest = writer.commit(box=box)
+    drift = record_drift(config, repository, previous, manifest)  # hand edits → change log
     report = BackupReport.from_manifest(
         manifest,
         repository.location,
         status.project if status else None,
         restarted,
         docker=status is not None,
-    )
+    ).model_copy(update={"drift": drift})
     publish_markdown(
         artifact_key("backup", config.stack_dir.name),
         backup_markdown(report),

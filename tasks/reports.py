@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from sbx.repository import PruneReport, SnapshotManifest, Stats, VerifyReport
+from tasks.backup.drift_rules import DriftChange
 from tasks.units import human_bytes
 
 MiB = 1 << 20
@@ -69,6 +70,7 @@ class BackupReport(BaseModel):
     parts: list[PartSummary]
     restarted: list[str]  # services a killed earlier run had left stopped
     docker: bool
+    drift: list[DriftChange] = []  # config files changed outside sbx (tasks/backup/drift.py)
 
     @property
     def problems(self) -> list[str]:
@@ -151,6 +153,11 @@ def backup_markdown(report: BackupReport) -> str:
             f"Restarted services a killed earlier run had left stopped: "
             f"{', '.join(report.restarted)}.",
         ]
+    if report.drift:
+        lines += ["", "## Config drift", "", f"{len(report.drift)} configuration file(s) changed "
+                  "outside sbx since the previous snapshot (each is in the change log):", "",
+                  *(f"- {d.describe()}" + (" **(alerted)**" if d.sensitive else "")
+                    for d in report.drift)]  # fmt: skip
     # one line each: a file name may hold a newline
     warnings = [f"- {p.name}: {w}".replace("\n", "\\n") for p in report.parts for w in p.warnings]
     if warnings:

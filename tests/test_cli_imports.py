@@ -61,4 +61,5 @@ def test_read_only_commands_import_no_prefect_and_no_sdk(repo: Path, tmp_path: P
     assert _heavy("--help") == []
     assert _heavy("snapshots", "--repo", str(repo)) == []  # was: prefect (4 s)
     assert _heavy("changelog", "--stack", str(stack)) == []
+    assert _heavy("diff", "latest", "latest", "--repo", str(repo)) == []
     assert _heavy("server", "status") == []

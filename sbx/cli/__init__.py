@@ -16,6 +16,7 @@ from rich.markup import escape
 from sbx import stopping
 from sbx.cli import backups, offbox
 from sbx.cli import changelog as changelog_cli
+from sbx.cli import diff as diff_cli
 from sbx.cli import drill as drill_cli
 from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
@@ -58,6 +59,7 @@ logs = typer.Typer(help="Log rotation for the stack.", no_args_is_help=True)
 # registration order is the order of the help panels: backups, health, changes, operations
 backups.register(app)
 backups.register_checks(app)
+diff_cli.register(app)
 restore_cli.register(app)
 offbox.register(app)
 drill_cli.register(app)

@@ -307,6 +307,13 @@ def _print_backup(report: Any) -> None:
         soft_wrap=True,
     )
     _print_warnings(report)
+    if getattr(report, "drift", None):  # hand edits of configuration: in the change log
+        from sbx.cli.lines import shorten
+
+        err.print(f"[yellow]config drift[/]: {len(report.drift)} file(s) changed outside sbx "
+                  "(recorded in the change log; 'sbx changelog' shows them)")  # fmt: skip
+        for drift in report.drift:
+            err.print(escape(shorten(f"  {drift.describe()}", max(20, err.width))), soft_wrap=True)
 
 
 def _print_sources(report: Any) -> None:

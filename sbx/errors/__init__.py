@@ -30,6 +30,7 @@ failure reason.
     │   ├── UnsupportedFormat       repository or manifest written by a newer sbx
     │   ├── RepositoryLocked        another writer holds the lock (retryable)
     │   ├── SnapshotNotFound        no snapshot with that id
+    │   │   └── SnapshotAmbiguous   a short id that several snapshots start with
     │   ├── ManifestInvalid         a manifest that is truncated, invalid, or unsafe to restore
     │   ├── IntegrityError          stored bytes do not match their hash (never retryable)
     │   │   └── CorruptObject       one object's bytes are damaged
@@ -115,6 +116,7 @@ from sbx.errors.repository import (
     RepositoryError,
     RepositoryLocked,
     RestoreRefused,
+    SnapshotAmbiguous,
     SnapshotNotFound,
     StorageError,
     UnsupportedFormat,
@@ -208,6 +210,7 @@ __all__ = [
     "RollbackFailed",
     "RolledBack",
     "SbxError",
+    "SnapshotAmbiguous",
     "SnapshotNotFound",
     "SourceUnreadable",
     "SqliteCopyError",

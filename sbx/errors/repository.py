@@ -130,6 +130,18 @@ class SnapshotNotFound(RepositoryError):
         super().__init__(f"No snapshot {snapshot_id} in {location}; 'sbx snapshots' lists them.")
 
 
+class SnapshotAmbiguous(SnapshotNotFound):
+    """A short id that more than one snapshot starts with."""
+
+    def __init__(self, prefix: str, location: str, matches: list[str]) -> None:
+        shown = ", ".join(matches[:3]) + (", …" if len(matches) > 3 else "")
+        RepositoryError.__init__(
+            self,
+            f"{prefix} is the start of {len(matches)} snapshots in {location} ({shown}); "
+            "give more of the id ('sbx snapshots' lists them).",
+        )
+
+
 class ManifestInvalid(RepositoryError):
     """A manifest that cannot be read, breaks the format's rules, or is unsafe to restore."""
 

@@ -12,7 +12,13 @@ from typing import BinaryIO, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sbx.errors import ManifestInvalid, ObjectMissing, SnapshotNotFound, UnsupportedFormat
+from sbx.errors import (
+    ManifestInvalid,
+    ObjectMissing,
+    SnapshotAmbiguous,
+    SnapshotNotFound,
+    UnsupportedFormat,
+)
 from sbx.repository.format import (
     SNAPSHOT_ID_RE,
     SNAPSHOTS_PREFIX,
@@ -83,6 +89,19 @@ def resolve_id(storage: Storage, snapshot_id: str) -> str:
     if not SNAPSHOT_ID_RE.match(snapshot_id):
         raise SnapshotNotFound(snapshot_id, storage.location)
     return snapshot_id
+
+
+def match_id(storage: Storage, text: str) -> str:
+    """The snapshot ``text`` names: ``latest``, a whole id, or the start of exactly one id
+    (as restic takes a short id); :class:`SnapshotNotFound`, :class:`SnapshotAmbiguous`."""
+    if text == "latest" or SNAPSHOT_ID_RE.match(text):
+        return resolve_id(storage, text)
+    matches = [i for i in snapshot_ids(storage) if text and i.startswith(text)]
+    if not matches:
+        raise SnapshotNotFound(text, storage.location)
+    if len(matches) > 1:
+        raise SnapshotAmbiguous(text, storage.location, matches)
+    return matches[0]
 
 
 def load_manifest(storage: Storage, snapshot_id: str) -> SnapshotManifest:
