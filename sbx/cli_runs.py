@@ -93,12 +93,16 @@ class SbxErrorWithoutTraceback(logging.Filter):
 
 
 def _no_console_tracebacks_for_sbx_errors() -> None:
+    # Prefect configures logging when its top-level API (prefect.main: flow, task) is first
+    # imported, and later calls only update levels (incremental): set it up now so the filter
+    # has a handler to sit on. Through that import, not ensure_logging_setup(): prefect.main
+    # sets logging up again whatever was done before, and each set-up costs 0.1-0.25 s (it
+    # renders every Prefect setting into the logging template); the flow imports it anyway.
+    import prefect.main  # noqa: F401
     from prefect.logging.configuration import ensure_logging_setup
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    # Prefect configures logging when its top-level API is first imported, and later calls
-    # only update levels (incremental): set it up now so the filter has a handler to sit on
-    ensure_logging_setup()
+    ensure_logging_setup()  # a no-op after prefect.main's
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler) and not any(
             isinstance(f, SbxErrorWithoutTraceback) for f in handler.filters
