@@ -65,20 +65,22 @@ def _imports_without_collections() -> Iterator[None]:
 
 def _no_flow_heartbeats() -> None:
     """Unless the operator set a frequency. The setting cannot be switched off through the
-    environment (it takes only numbers), hence a settings context, entered once."""
+    environment (it takes only numbers), hence a settings context, entered once.
+
+    The context holds a copy of the current settings with that one field changed, what
+    ``temporary_settings`` would make, but without validating every setting and reading the
+    environment and profile files again (0.07-0.16 s of each command)."""
     if any(v in os.environ for v in _HEARTBEAT_VARIABLES):
         return
-    from prefect.settings import (
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-        get_current_settings,
-        temporary_settings,
-    )
+    from prefect.context import SettingsContext, get_settings_context
 
-    if get_current_settings().flows.heartbeat_frequency is None:
+    context = get_settings_context()
+    settings = context.settings
+    if settings.flows.heartbeat_frequency is None:
         return  # off already
-    _heartbeats_off.enter_context(
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
-    )
+    flows = settings.flows.model_copy(update={"heartbeat_frequency": None})
+    off = settings.model_copy(update={"flows": flows})
+    _heartbeats_off.enter_context(SettingsContext(profile=context.profile, settings=off))
 
 
 #: the engine's end-of-run line: "Finished in state Failed('Flow run encountered an exception:
