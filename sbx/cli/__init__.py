@@ -6,6 +6,7 @@ Heavy imports (Prefect, docker) happen inside commands, so `--help` and `status`
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import sys
@@ -121,6 +122,7 @@ def main() -> None:
     stops the command like Ctrl-C, undoing what it must, then one line and exit 143
     (sbx/stopping.py)."""
     stopping.install()
+    _skip_the_last_collection()
     _register_only_the_command_asked_for(sys.argv[1:])
     try:
         app()
@@ -146,7 +148,6 @@ def main() -> None:
         raise
     finally:
         _flush_prefect_events()
-        _skip_the_last_collection()
 
 
 def _register_only_the_command_asked_for(args: list[str]) -> None:
@@ -182,17 +183,18 @@ def _command_name() -> str:
 
 
 def _skip_the_last_collection() -> None:
-    """Leave the objects alive now out of the garbage collections at interpreter exit.
+    """At interpreter exit, leave the objects alive then out of the exit's garbage collection.
 
     Python's exit collects garbage over every object the imports made (Prefect, pydantic's
     schemas: millions), only to free memory the process is about to hand back: 0.3–0.9 s after a
     command that ran a flow on this 2-core machine kind, the largest part of its fixed cost
-    after the imports (benchmarks/cli.py). Nothing is lost: Prefect drains its log and event
-    queues in threading's exit hooks and ``atexit`` functions still run; objects are still freed
-    by reference counting; only reference cycles alive now are not broken at exit, and their
-    memory goes back to the system with the process.
+    after the imports (benchmarks/cli.py). Nothing is lost: ``atexit`` runs this after Prefect
+    drained its log and event queues (threading's exit hooks) and after the ``atexit``
+    functions registered later; objects are still freed by reference counting; only reference
+    cycles are not broken, and their memory goes back to the system with the process.
     """
-    gc.freeze()
+    atexit.unregister(gc.freeze)  # once, however often main() runs in one process (tests)
+    atexit.register(gc.freeze)
 
 
 def _flush_prefect_events() -> None:
