@@ -11,8 +11,6 @@ import os
 import tomllib
 from pathlib import Path
 
-import tomlkit
-
 from sbx.errors import ConfigError
 
 BOX_FILE_NAME = "box.toml"
@@ -53,6 +51,8 @@ def named_stack() -> Path | None:
 
 def name_stack(stack: Path) -> Path:
     """Record ``stack`` (absolute) as this box's stack; returns the file written."""
+    import tomlkit  # only here: every command reads this module, one in a hundred writes
+
     path = box_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

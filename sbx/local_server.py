@@ -254,8 +254,22 @@ def ensure_api(announce: bool = True) -> str:
         if announce and started:
             print(f"Started the local Prefect server; UI at {state.url}", file=sys.stderr)
         os.environ["PREFECT_API_URL"] = state.api_url
+        _ask_less_of(state)
     configure_cli_runs()
     return os.environ["PREFECT_API_URL"]
+
+
+def _ask_less_of(state: ServerState) -> None:
+    """Prefect's clients ask a server for a CSRF token and for its version, each client of each
+    command: four round trips a command, and the version check loads a CA bundle. A server this
+    sbx started runs without CSRF protection (``server_env`` passes on no such setting) and the
+    Prefect its state file records: when that is this installation's Prefect, neither question
+    has a new answer. A setting the operator made wins (``setdefault``)."""
+    if state.installation != INSTALLATION:
+        return  # started by another clone: its settings and Prefect may differ
+    os.environ.setdefault("PREFECT_CLIENT_CSRF_SUPPORT_ENABLED", "false")
+    if state.prefect_version and state.prefect_version == _version("prefect"):
+        os.environ.setdefault("PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED", "false")
 
 
 def server_summary(state: ServerState) -> dict[str, str]:

@@ -75,3 +75,34 @@ def test_a_failed_command_prints_its_error_once(prefect_server: str, tmp_path: P
     assert done.returncode == 2, both
     assert both.count("is not an sbx repository") == 1, both  # was 3: ERROR, state, error:
     assert "error: " in done.stderr and "| ERROR" not in both and "Traceback" not in both
+
+
+PARAMETERS_PROBE = """
+import sys
+from pathlib import Path
+from prefect import flow
+from prefect.flows import Flow
+from sbx.cli_runs import _json_parameters_as_they_are
+
+@flow
+def runbook(**kwargs: object) -> None: ...
+
+prefects = Flow.serialize_parameters
+_json_parameters_as_they_are()
+_json_parameters_as_they_are()  # idempotent: wraps once
+params = {"stack": "/srv/stack", "repo": None, "sample": 0.5, "parts": ["models", "qdrant"],
+          "keep": 3, "dry_run": True, "tags": {"why": ["nightly"]}}
+sent = runbook.serialize_parameters(params)
+assert "fastapi" not in sys.modules, "FastAPI was imported for plain JSON"
+assert sent == prefects(runbook, params) == params, sent
+assert sent["parts"] is not params["parts"]  # a copy, as Prefect's
+assert runbook.serialize_parameters({"to": Path("/x")}) == {"to": "/x"}  # not JSON: Prefect's
+print("OK")
+"""
+
+
+def test_plain_json_parameters_are_sent_as_prefect_would_without_importing_fastapi() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PARAMETERS_PROBE], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip().endswith("OK"), done.stderr

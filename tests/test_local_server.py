@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sbx.errors import PrefectServerError
-from sbx.local_server import INSTALLATION, LocalServer, ensure_api
+from sbx.local_server import INSTALLATION, LocalServer, ServerState, _ask_less_of, ensure_api
 
 SBX = [sys.executable, "-m", "sbx"]
 
@@ -152,3 +152,35 @@ def _dead_pid() -> int:
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     return int(done.stdout)
+
+
+CSRF = "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED"
+VERSION_CHECK = "PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED"
+
+
+@pytest.mark.parametrize(
+    ("installation", "prefect", "csrf", "version_check"),
+    [
+        (INSTALLATION, "this", "false", "false"),  # nothing to ask: 4 round trips a command less
+        (INSTALLATION, "3.0.0", "false", "asked"),  # another Prefect: its version is checked
+        ("/srv/another-clone", "this", "asked", "asked"),  # another sbx: its settings may differ
+    ],
+)
+def test_sbx_s_own_server_is_not_asked_what_its_state_file_says(
+    monkeypatch: pytest.MonkeyPatch, installation: str, prefect: str, csrf: str, version_check: str
+) -> None:
+    from importlib.metadata import version
+
+    for variable in (CSRF, VERSION_CHECK):
+        monkeypatch.delenv(variable, raising=False)
+    prefect_version = version("prefect") if prefect == "this" else prefect
+    state = ServerState(
+        pid=1, port=1, url="http://127.0.0.1:1", started_at=0, log_file="x", database="y",
+        installation=installation, prefect_version=prefect_version,
+    )  # fmt: skip
+    _ask_less_of(state)
+    assert os.environ.get(CSRF, "asked") == csrf
+    assert os.environ.get(VERSION_CHECK, "asked") == version_check
+    monkeypatch.setenv(CSRF, "true")  # the operator's setting wins
+    _ask_less_of(state)
+    assert os.environ[CSRF] == "true"
