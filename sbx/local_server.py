@@ -249,6 +249,10 @@ def ensure_api(announce: bool = True) -> str:
     Then configures this process's flow runs (``sbx.cli_runs``).
     """
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "sbx")
+    # a sealed box keeps to itself: Prefect's client sends usage events to a third party from
+    # an interactive terminal unless DO_NOT_TRACK says no (prefect/_internal/analytics); the
+    # server's own analytics are off in server_env. An operator's own value wins
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     if not os.environ.get("PREFECT_API_URL"):
         state, started = LocalServer().start(waiting_for_server if announce else None)
         if announce and started:

@@ -82,6 +82,25 @@ def test_prefect_api_url_wins_over_the_local_server(
     assert not (tmp_path / "server.json").exists()
 
 
+def test_prefect_s_client_telemetry_is_off_unless_the_operator_asks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect._internal.analytics.ci_detection import CI_ENV_VARS
+    from prefect._internal.analytics.enabled import is_telemetry_enabled
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://fleet.example:4200/api")
+    monkeypatch.setenv("SBX_HOME", str(tmp_path))
+    for ci in CI_ENV_VARS:
+        monkeypatch.delenv(ci, raising=False)  # Prefect skips telemetry in CI anyway
+    monkeypatch.setenv("DO_NOT_TRACK", "")  # recorded, so the value ensure_api sets is undone
+    monkeypatch.delenv("DO_NOT_TRACK")
+    ensure_api()
+    assert not is_telemetry_enabled()
+    monkeypatch.setenv("DO_NOT_TRACK", "0")  # the operator's word stands
+    ensure_api()
+    assert is_telemetry_enabled()
+
+
 def test_stale_state_file_is_ignored(tmp_path: Path) -> None:
     server = LocalServer(home=tmp_path, port=free_port())
     tmp_path.mkdir(exist_ok=True)
