@@ -27,6 +27,7 @@ from sbx.repository import Repository
 from tasks.repository import open_encrypted
 
 from .crash_helpers import Child, TrialServer, base_seed, kill_at, lock_pid, repository_problems
+from .env_helpers import files_stack as copy_files_stack
 from .figures import FaultFigures
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows"))
@@ -45,14 +46,7 @@ KiB, MiB = 1 << 10, 1 << 20
 @pytest.fixture
 def files_stack(tmp_path: Path) -> Path:
     """The example stack's files, no containers (prune and copy work on the repository)."""
-    dest = tmp_path / "stack"
-    shutil.copytree(
-        EXAMPLE,
-        dest,
-        symlinks=True,
-        ignore=shutil.ignore_patterns("open-webui", "qdrant", ".sbx", "*.log", "images"),
-    )
-    return dest
+    return copy_files_stack(tmp_path / "stack")
 
 
 @pytest.fixture

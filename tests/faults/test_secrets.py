@@ -23,6 +23,7 @@ from pathlib import Path
 import pyrage
 import pytest
 from bed import S3Server
+from bed.stack import create_mount_sources
 
 from .canary import Scan, canary, denying_s3
 from .figures import FaultFigures
@@ -143,6 +144,7 @@ def test_planted_secrets_appear_nowhere_sbx_writes(
     stack = tmp_path / f"files-{run_id}"
     skip = shutil.ignore_patterns("images", "open-webui", "qdrant", ".sbx")
     shutil.copytree(EXAMPLE, stack, symlinks=True, ignore=skip)
+    create_mount_sources(stack)  # as `compose up` would: a missing named source fails a part
     _plant_env_files(stack, canaries)
     _save_blocks(names, canaries, s3_server)
     bucket = s3_server.make_bucket()
