@@ -23,6 +23,7 @@ from sbx.errors import HttpError, QdrantError
 from tasks.clients.health_http import BODY_LIMIT, HealthHttp
 from tasks.clients.http_probe import HttpProbe
 from tasks.clients.vllm_metrics import read_metrics_text
+from tasks.keys import NO_KEYS
 
 from .servers import DELETED, PATHS, hostile_server
 
@@ -158,7 +159,7 @@ def test_a_stalled_qdrant_snapshot_fails_its_part_and_stores_nothing(
 
     class AtHostile(CaptureContext):
         def service(self, name: str | None) -> Any:
-            return SimpleNamespace(ok=True, url=base)
+            return SimpleNamespace(ok=True, url=base, credentials=NO_KEYS)
 
     _count(request)
     stack = tmp_path / "stack"
