@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 from pydantic import SecretStr
 
 from blocks.box import SbxBox, SbxSecrets
@@ -10,6 +13,12 @@ from deployments.bootstrap import MUTATION_LIMIT, WORK_POOL, setup_prefect
 
 
 def test_setup_is_idempotent(prefect_server: str) -> None:
+    # the server is shared by the session: another test's `sbx setup` may have run first
+    with get_client(sync_client=True) as client:
+        with contextlib.suppress(ObjectNotFound):
+            client.delete_work_pool(WORK_POOL)
+        with contextlib.suppress(ObjectNotFound):
+            client.delete_global_concurrency_limit_by_name(MUTATION_LIMIT)
     first = {(item.kind, item.name): item.outcome for item in setup_prefect()}
     second = {(item.kind, item.name): item.outcome for item in setup_prefect()}
     assert first[("work pool", WORK_POOL)] == "created"
