@@ -15,8 +15,12 @@ CODE_WIDTH = 5  # restic's "%-5s%v": the code, then the path
 
 
 def diff(
-    a: Annotated[str, typer.Argument(help="The older snapshot: an id, its start, or 'latest'.")],
-    b: Annotated[str, typer.Argument(help="The newer snapshot: an id, its start, or 'latest'.")],
+    a: Annotated[
+        str, typer.Argument(metavar="A", help="The older snapshot: an id, its start, or 'latest'.")
+    ],
+    b: Annotated[
+        str, typer.Argument(metavar="B", help="The newer snapshot: an id, its start, or 'latest'.")
+    ],
     part: PartOption = None,
     repo: RepoOption = None,
     stack: StackOption = None,

@@ -46,7 +46,7 @@ app = typer.Typer(
 
 @app.command(RESTORE, hidden=True)
 def restore(
-    snapshot: Annotated[str, typer.Argument(help="ID or 'latest'.")],
+    snapshot: Annotated[str, typer.Argument(metavar="ID", help="ID or 'latest'.")],
     to: Annotated[
         Path | None,
         typer.Option("--to", help="Restore into this new or empty directory.", callback=check_path),
