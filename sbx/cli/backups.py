@@ -55,6 +55,7 @@ def _show_backup(report: Any, json_: bool) -> None:
     """The report as JSON, or its table on stderr and the snapshot id last on stdout."""
     if json_:
         out.print_json(report.model_dump_json())
+        _print_drift(report)  # a warning, on stderr: scripts reading stdout still get only JSON
         return
     _print_backup(report)
     out.print(report.snapshot_id)
@@ -307,6 +308,10 @@ def _print_backup(report: Any) -> None:
         soft_wrap=True,
     )
     _print_warnings(report)
+    _print_drift(report)
+
+
+def _print_drift(report: Any) -> None:
     if getattr(report, "drift", None):  # hand edits of configuration: in the change log
         from sbx.cli.lines import shorten
 
