@@ -276,7 +276,13 @@ def build_standin(name: str, base: str, *, root: Path = HERE, force: bool = Fals
 
 
 def _prune_stale(repo: str, keep: set[str]) -> None:
-    """Untag older content-hashed builds of ``repo``; an image a container still uses stays."""
+    """Untag older content-hashed builds of ``repo``; an image a container still uses stays.
+
+    ``SBX_STANDIN_KEEP_STALE=1`` keeps them: several checkouts testing different stand-in
+    sources on one dockerd would otherwise untag each other's images mid-run.
+    """
+    if os.environ.get("SBX_STANDIN_KEEP_STALE") == "1":
+        return
     listed = _docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repo, check=False)
     for ref in listed.splitlines():
         if ref not in keep and not ref.endswith(":<none>"):
