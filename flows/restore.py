@@ -24,6 +24,7 @@ from tasks.changelog import LOG_FILE, append_change, keep_live_log, room_for_cha
 from tasks.leftovers.finish import observe_stack
 from tasks.reports import artifact_key, publish_markdown
 from tasks.repository import open_repository
+from tasks.restore.carry import carry_across, remove_carried
 from tasks.restore.files import restore_files, start_services, wait_healthy
 from tasks.restore.in_place import (
     Swapped,
@@ -102,10 +103,10 @@ def restore_snapshot(
         staging = config.stack_dir / ".sbx" / f"restore-{manifest.id}"
         remove_staging(staging)  # a killed earlier attempt may have left one
         stamp = new_stamp(config.stack_dir)
-        swapped = None
+        swapped = plan = None
         try:
             report = _staged(repository, manifest, staging, parts)
-            plan = plan_swap(manifest, parts, config, staging)
+            plan = carry_across(plan_swap(manifest, parts, config, staging), staging)
             swapped = swap_in(plan, config, status, staging, stamp)
             if plan.configs:
                 start_services(config, status.project)
@@ -130,6 +131,8 @@ def restore_snapshot(
                 )
         finally:
             remove_staging(staging)
+            if plan is not None:
+                remove_carried(plan)
             if swapped is None:  # nothing was moved aside
                 remove_if_empty(config.stack_dir, stamp)
         log_aside = None

@@ -29,7 +29,13 @@ from tasks.backup.methods import QDRANT_SNAPSHOT_DIR
 from tasks.backup.sources import OUTSIDE, covered_below
 from tasks.clients.docker_engine import connect as connect_docker
 from tasks.clients.qdrant_ledger import STACK_LEDGER
-from tasks.restore.kept import QDRANT_DIR, aside_path, holds_sbx_state, kept_dir
+from tasks.restore.kept import (
+    QDRANT_DIR,
+    aside_path,
+    holds_sbx_state,
+    kept_dir,
+    note_kept_elsewhere,
+)
 from tasks.restore.swap_journal import swap_paths
 from tasks.restore.volumes import (
     VolumeRestore,
@@ -54,8 +60,13 @@ class SwapPlan(BaseModel):
     qdrant_sha256: dict[str, str] = {}  # collection -> its file's sha256, where recorded
     qdrant_service: str | None
     configs: bool  # compose files or env changed: `compose up -d` afterwards
-    outside: dict[str, str] = {}  # staged outside/<abs> -> the live absolute path
+    # staged outside/<abs> (or, carried to another file system, an absolute path) -> live path
+    outside: dict[str, str] = {}
     volumes: list[VolumeRestore] = []  # named volumes written through Docker
+
+    def carried_dirs(self) -> list[Path]:
+        """The directories copies carried to another file system wait in (carry.py)."""
+        return sorted({Path(s).parent for s in self.outside if Path(s).is_absolute()})
 
 
 class Swapped(BaseModel):
@@ -231,12 +242,15 @@ def swap_in(
             aside = aside_path(stack, live_path, stamp) if had_live else live
             if had_live:
                 renames.append((live, aside))
-            renames.append((staging / stored, live))
+                if not aside.is_relative_to(stack):
+                    note_kept_elsewhere(stack, aside.parent.parent)
+            renames.append((staging / stored, live))  # a carried copy's path is absolute
             moved.append((live_path, _shown(aside, stack) if had_live else None))
         # volumes first: a volume that cannot be written leaves every path as it was
         volumes_aside = swap_volumes(plan.volumes, stack, stamp)
         # all paths or none, also across a kill: the stack never holds a mix of old and new
-        swap_paths(stack, renames, f"in-place restore ({stamp})", discard=[staging])
+        discard = [staging, *plan.carried_dirs()]
+        swap_paths(stack, renames, f"in-place restore ({stamp})", discard=discard)
     side = []
     for rel, target in plan.side_paths.items():
         dest = kept_dir(stack, stamp) / target

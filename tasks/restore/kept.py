@@ -12,7 +12,8 @@ Each in-place restore gets one directory, ``<stack>/.sbx/restores/<UTC time>/`` 
 
 A part on another file system than ``<stack>/.sbx`` (its parent directory is a mount) cannot be
 renamed into it, and is never copied (double the disk, no atomicity): its previous data goes to
-``<part's parent>/.sbx-restores/<UTC time>/<name>`` beside it, on its own file system.
+``<part's parent>/.sbx-restores/<UTC time>/<name>`` beside it, on its own file system (those
+beside sources outside the stack are listed in ``.sbx/restores-elsewhere.json`` for cleanup).
 
 Nothing else removes these: ``sbx restore cleanup [--older-than SPAN]`` does, and every in-place
 restore removes those older than ``[restore] keep_days`` (14) at its end, never its own.
@@ -21,6 +22,7 @@ restore removes those older than ``[restore] keep_days`` (14) at its end, never 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -32,11 +34,14 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from blocks.config import SbxConfig
+from sbx.durable import write_state
 from sbx.errors import ConfigError, RestoreRefused
 
 RESTORES = Path(".sbx") / "restores"
 OTHER_FS = ".sbx-restores"
 SWAP_JOURNAL = Path(".sbx") / "swap.json"
+# the .sbx-restores directories beside sources outside the stack, for cleanup to find
+ELSEWHERE = Path(".sbx") / "restores-elsewhere.json"
 STAMP = "%Y%m%dT%H%M%SZ"
 QDRANT_DIR = "qdrant-collections"
 _STAMP_NAME = re.compile(r"^(\d{8}T\d{6}Z)(-\d+)?$")
@@ -84,6 +89,23 @@ def aside_path(stack_dir: Path, rel: str, stamp: str, suffix: str = "") -> Path:
     return live.parent / OTHER_FS / stamp / f"{live.name}{suffix}"
 
 
+def note_kept_elsewhere(stack_dir: Path, root: Path) -> None:
+    """Remember ``root`` (a ``.sbx-restores`` beside a source outside the stack), so cleanup
+    finds what a restore kept there."""
+    known = _elsewhere(stack_dir)
+    if str(root) not in known:
+        data = json.dumps(sorted({*known, str(root)}), indent=1)
+        write_state(stack_dir / ELSEWHERE, data, "the restore had not started")
+
+
+def _elsewhere(stack_dir: Path) -> list[str]:
+    try:
+        found = json.loads((stack_dir / ELSEWHERE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return []
+    return [str(p) for p in found] if isinstance(found, list) else []
+
+
 def _kept_name(rel: str) -> str:
     return f"outside/{rel.lstrip('/')}" if Path(rel).is_absolute() else rel
 
@@ -113,7 +135,7 @@ def parse_span(text: str) -> timedelta:
 class KeptRestore(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    path: str  # relative to the stack
+    path: str  # relative to the stack; absolute beside a source outside it
     made_at: datetime
     bytes: int
 
@@ -147,6 +169,7 @@ def _kept_dirs(config: SbxConfig) -> list[tuple[Path, datetime]]:
     stack = config.stack_dir
     roots = {stack / RESTORES}
     roots |= {(stack / p).parent / OTHER_FS for part in config.parts.values() for p in part.paths}
+    roots |= {Path(p) for p in _elsewhere(stack)}
     found = []
     for root in sorted(roots):
         if not root.is_dir() or root.is_symlink():
@@ -180,7 +203,8 @@ def cleanup_restores(
     cutoff = (now or datetime.now(UTC)) - older_than
     removed, kept = [], []
     for path, made in _kept_dirs(config):
-        item = KeptRestore(path=str(path.relative_to(stack)), made_at=made, bytes=_size(path))
+        shown = str(path.relative_to(stack)) if path.is_relative_to(stack) else str(path)
+        item = KeptRestore(path=shown, made_at=made, bytes=_size(path))
         if made >= cutoff or path.name == spare:
             kept.append(item)
             continue

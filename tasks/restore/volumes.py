@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from sbx.errors import RestoreRefused
 from sbx.repository.format import PartRecord
 from tasks.backup.sources import OUTSIDE, VOLUMES
 from tasks.backup.volumes import pack
@@ -36,25 +35,12 @@ def captured_sources(part: PartRecord) -> list[dict[str, Any]]:
 
 def outside_paths(part: PartRecord, staging: Path) -> dict[str, str]:
     """snapshot path (outside/<abs>) -> live absolute path, for the part's captured outside
-    sources; refused when the staged copy cannot be renamed there (another file system)."""
+    sources (one on another file system is carried beside itself first: carry.py)."""
     found = {}
     for src in captured_sources(part):
         stored = str(src.get("stored_as", ""))
-        if not stored.startswith(f"{OUTSIDE}/"):
-            continue
-        live = Path(src["from"])
-        staged = staging / stored
-        if (
-            staged.exists()
-            and live.parent.exists()
-            and staged.lstat().st_dev != live.parent.stat().st_dev
-        ):
-            raise RestoreRefused(
-                f"{live} (part {part.name!r}) is on another file system than the stack, so "
-                "an in-place restore cannot swap it by renaming. Restore the part with "
-                f"'--part {part.name} --to DIR' and copy {stored} back. Nothing was changed."
-            )
-        found[stored] = str(live)
+        if stored.startswith(f"{OUTSIDE}/"):
+            found[stored] = str(src["from"])
     return found
 
 

@@ -9,8 +9,10 @@ outside ``env/``, an ``env_file`` and a bind mount outside the stack directory, 
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import docker
@@ -229,3 +231,58 @@ def test_the_drill_mounts_restored_copies_never_the_live_paths_or_volumes(
     # the scratch app started (and wrote its line) on the restored copies, not the live ones
     assert (stack.outside / "marks" / "started").read_text() == live_marks
     assert stack.in_volume("cat /runs/started") == live_runs
+
+
+def test_a_source_on_another_file_system_is_carried_across_and_swapped_in(
+    parts_stack: PartsStack, prefect_server: str, tmp_path: Path
+) -> None:
+    """An outside bind mount on its own disk (a tmpfs here) comes back in place: the staged
+    copy is carried beside it and renamed in; with no room for that copy, nothing changes."""
+    from faults.env_helpers import tmpfs
+
+    from blocks.config import load_config
+    from sbx.errors import RestoreRefused
+    from tasks.restore.kept import OTHER_FS, cleanup_restores
+
+    stack = parts_stack
+    held = tmp_path / "held"
+    subprocess.run(["cp", "-a", str(stack.outside), str(held)], check=True)
+    with tmpfs(stack.outside, 2) as disk:
+        subprocess.run(["cp", "-a", f"{held}/.", str(disk)], check=True)
+        assert (disk / "app.env").stat().st_dev != stack.path.stat().st_dev
+        (disk / "data" / "link").symlink_to("sub/state.json")
+        os.link(disk / "data" / "sub" / "state.json", disk / "data" / "hard")
+        (disk / "data" / "big.bin").write_bytes(os.urandom(1200 * 1024))
+        stack.compose("up", "-d")
+        repo = tmp_path / "repo"
+        backup_stack(stack=str(stack.path), repo=str(repo))
+
+        # no room on that disk for a second copy of data/: refused, the live files as they were
+        (disk / "app.env").write_text("APP_MODE=two\n")
+        live = describe_tree(disk, ["app.env", "data"])
+        with pytest.raises(RestoreRefused, match="free space there"):
+            restore_snapshot(in_place=True, repo=str(repo), stack=str(stack.path))
+        assert describe_tree(disk, ["app.env", "data"]) == live
+        assert not list(disk.glob(f"{OTHER_FS}/incoming-*"))
+
+        (disk / "data" / "big.bin").unlink()
+        (disk / "app.env").write_text("APP_MODE=one\n")
+        backup_stack(stack=str(stack.path), repo=str(repo))
+        before = describe_tree(disk, ["app.env", "data"])
+        (disk / "app.env").write_text("APP_MODE=three\n")
+        (disk / "data" / "sub" / "state.json").write_text('{"v": 3}\n')
+        outcome = restore_snapshot(
+            snapshot="latest", in_place=True, repo=str(repo), stack=str(stack.path)
+        )
+        assert describe_tree(disk, ["app.env", "data"]) == before
+        assert (disk / "data" / "hard").stat().st_ino == (disk / "data" / "link").stat().st_ino
+        kept = disk / OTHER_FS / outcome.swapped.stamp
+        assert str(kept / "app.env") in outcome.kept
+        assert (kept / "app.env").read_text() == "APP_MODE=three\n"
+        assert not list(disk.glob(f"{OTHER_FS}/incoming-*"))  # the carried copy was renamed in
+        # cleanup finds what was kept beside the source, outside the stack
+        config = load_config(stack.path)
+        report = cleanup_restores(config, timedelta(0), now=datetime.now(UTC) + timedelta(1))
+        assert str(kept) in [item.path for item in report.removed]
+        assert not (disk / OTHER_FS).exists()
+        stack.compose("down", "-t", "1")
