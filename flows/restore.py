@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import NoReturn
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +29,7 @@ from tasks.restore.carry import carry_across, remove_carried
 from tasks.restore.files import restore_files, start_services, wait_healthy
 from tasks.restore.in_place import (
     Swapped,
+    SwapPlan,
     check_swappable,
     plan_swap,
     remove_staging,
@@ -42,6 +44,8 @@ from tasks.restore.kept import (
     remove_if_empty,
     remove_old_restores,
 )
+from tasks.restore.qdrant_swap import recover_previous_collections
+from tasks.status import StackStatus
 
 
 class RestoreOutcome(BaseModel):
@@ -112,23 +116,7 @@ def restore_snapshot(
                 start_services(config, status.project)
             waited = wait_healthy(config, config.restore_health_timeout_s)
             if waited is None:
-                swap_back(swapped, plan, config, status, stamp)
-                append_change(
-                    config.stack_dir,
-                    action="restore-rolled-back",
-                    target="stack",
-                    before={"parts": report.parts},
-                    after={
-                        "snapshot": manifest.id,
-                        "failed": "stack not healthy after the swap",
-                        "kept_in": str(RESTORES / stamp),
-                    },
-                )
-                raise RestoreUnhealthy(
-                    f"The stack did not become healthy after restoring {manifest.id}; the previous "
-                    f"data was swapped back (restored data kept in .sbx/restores/{stamp}/). Check "
-                    "'sbx status' and the services' logs."
-                )
+                _swap_back(swapped, plan, config, status, manifest.id, report.parts)
         finally:
             remove_staging(staging)
             if plan is not None:
@@ -161,6 +149,42 @@ def restore_snapshot(
     )
     _publish(outcome, config.stack_dir.name)
     return outcome
+
+
+def _swap_back(
+    swapped: Swapped,
+    plan: SwapPlan,
+    config: SbxConfig,
+    status: StackStatus,
+    snapshot_id: str,
+    parts: list[str],
+) -> NoReturn:
+    """The restored stack is unhealthy: the previous data, configuration and collections go
+    back, the change log says so, and the restore fails."""
+    stamp = swapped.stamp
+    swap_back(swapped, plan, config, status, stamp)
+    if plan.configs:  # the containers run the restored configuration: recreate them
+        start_services(config, status.project)
+    if swapped.qdrant_aside:
+        recover_previous_collections(
+            plan.qdrant_service, swapped.qdrant_aside, config, config.restore_health_timeout_s
+        )
+    append_change(
+        config.stack_dir,
+        action="restore-rolled-back",
+        target="stack",
+        before={"parts": parts},
+        after={
+            "snapshot": snapshot_id,
+            "failed": "stack not healthy after the swap",
+            "kept_in": str(RESTORES / stamp),
+        },
+    )
+    raise RestoreUnhealthy(
+        f"The stack did not become healthy after restoring {snapshot_id}; the previous data "
+        f"was swapped back (restored data kept in .sbx/restores/{stamp}/). Check 'sbx status' "
+        "and the services' logs."
+    )
 
 
 def _clean_old_restores(config: SbxConfig, spare: str) -> CleanupReport | None:

@@ -19,23 +19,22 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict
 
 from blocks.config import ConsistencyMethod, SbxConfig
-from sbx.errors import RestoreRefused, RestoreUnhealthy
+from sbx.errors import RestoreRefused
 from sbx.repository import SnapshotManifest
 from sbx.repository.format import PartRecord
 from tasks.backup.methods import QDRANT_SNAPSHOT_DIR
 from tasks.backup.sources import OUTSIDE, covered_below
 from tasks.clients.docker_engine import connect as connect_docker
-from tasks.clients.qdrant_ledger import STACK_LEDGER
 from tasks.restore.kept import (
-    QDRANT_DIR,
     aside_path,
     holds_sbx_state,
     kept_dir,
     note_kept_elsewhere,
 )
+from tasks.restore.qdrant_swap import take_aside_and_recover
 from tasks.restore.swap_journal import swap_paths
 from tasks.restore.volumes import (
     VolumeRestore,
@@ -257,7 +256,13 @@ def swap_in(
         dest.parent.mkdir(parents=True, exist_ok=True)
         (staging / rel).rename(dest)
         side.append(str(dest.relative_to(stack)))
-    qdrant_aside = _recover_qdrant(plan, status, stack, stamp) if plan.qdrant else {}
+    qdrant_aside = (
+        take_aside_and_recover(
+            plan.qdrant_service, plan.qdrant, plan.qdrant_sha256, status, stack, stamp
+        )
+        if plan.qdrant
+        else {}
+    )
     return Swapped(
         moved=moved,
         side=side,
@@ -267,38 +272,15 @@ def swap_in(
     )
 
 
-def _qdrant_url(plan: SwapPlan, status: StackStatus) -> tuple[str, SecretStr | None]:
-    """Qdrant's URL and the key it expects (the restored stack's own: the live service's)."""
-    for svc in status.services:
-        if svc.compose_service == plan.qdrant_service and svc.url:
-            return svc.url, svc.credentials.api_key
-    raise RestoreUnhealthy(
-        f"Qdrant ({plan.qdrant_service}) has no reachable URL, so its collections cannot be "
-        "recovered through the API. Start it and run the restore again."
-    )
-
-
-def _recover_qdrant(plan: SwapPlan, status: StackStatus, stack: Path, stamp: str) -> dict[str, str]:
-    from tasks.clients.qdrant import connect as connect_qdrant  # ~1.5 s import, only when needed
-
-    aside_dir = kept_dir(stack, stamp) / QDRANT_DIR
-    aside_dir.mkdir(parents=True, exist_ok=True)
-    aside = {}
-    url, key = _qdrant_url(plan, status)
-    with connect_qdrant(url, api_key=key) as qdrant:
-        for name in qdrant.collections():  # keep what is there now, to swap back
-            snap = qdrant.snapshot_to_file(name, aside_dir, ledger=stack / STACK_LEDGER)
-            aside[name] = str(snap.path)
-        for name, file in plan.qdrant.items():
-            qdrant.recover_from_file(name, Path(file), sha256=plan.qdrant_sha256.get(name))
-    return aside
-
-
 @task(name="swap-back-previous-data", cache_policy=NO_CACHE)
 def swap_back(
     swapped: Swapped, plan: SwapPlan, config: SbxConfig, status: StackStatus, stamp: str
 ) -> None:
-    """Undo :func:`swap_in`: restored data to ``.sbx/restores/<time>/<path>.failed-restore``."""
+    """Undo :func:`swap_in`: restored data to ``.sbx/restores/<time>/<path>.failed-restore``.
+
+    Qdrant's collections come back after (qdrant_swap.recover_previous_collections), once
+    the services run on the previous configuration again: its key may have changed with it.
+    """
     stack = config.stack_dir
     with connect_docker() as engine, ExitStack() as running_again:
         for service in plan.services:
@@ -314,13 +296,6 @@ def swap_back(
                 renames.append((stack / aside, stack / rel))
         swap_paths(stack, renames, f"swap back of an in-place restore ({stamp})", discard=[])
         swap_volumes_back(plan.volumes, swapped.volumes_aside)
-    if swapped.qdrant_aside:
-        from tasks.clients.qdrant import connect as connect_qdrant
-
-        url, key = _qdrant_url(plan, status)
-        with connect_qdrant(url, api_key=key) as qdrant:
-            for name, file in swapped.qdrant_aside.items():
-                qdrant.recover_from_file(name, Path(file))
 
 
 def remove_staging(staging: Path) -> None:

@@ -71,11 +71,20 @@ def test_in_place_restore_swaps_and_keeps_the_old_data(
 def test_an_unhealthy_result_is_swapped_back(
     running_stack: RunningStack, prefect_server: str, tmp_path: Path
 ) -> None:
+    """Files, configuration and collections all go back — also when the configuration changed
+    since the snapshot, Qdrant's key with it: the containers then run the previous
+    configuration again, not the restored one."""
     stack = running_stack.path
+    seed_qdrant(running_stack.url("qdrant"), {"docs": 5}, running_stack.api_key("qdrant"))
     repo = str(tmp_path / "repo")
     snapshot = backup_stack(stack=str(stack), repo=repo).snapshot_id
     marker = stack / "notes" / "written-after-the-backup.md"
     marker.write_text("today's note\n")
+    # since the backup, Qdrant's key was rotated and the containers recreated with it
+    env = stack / "env" / "qdrant.env"
+    env.write_text(env.read_text().replace("example-qdrant-key-change-me", "rotated-key-2"))
+    running_stack.compose("up", "-d", "--wait", "qdrant")
+    seed_qdrant(running_stack.url("qdrant"), {"later": 3}, "rotated-key-2")
     # a required service that never answers: the restored stack cannot become healthy
     (stack / "sbx.toml").write_text(
         'restore_health_timeout_s = 3\n[services.worker]\nurl = "http://127.0.0.1:9"\n'
@@ -88,3 +97,9 @@ def test_an_unhealthy_result_is_swapped_back(
     assert not list(stack.glob("notes.*")) and not list(stack.parent.glob("*.pre-restore-*"))
     ps = running_stack.compose("ps", "--format", "{{.Service}} {{.State}}").stdout.split("\n")
     assert {line.split()[1] for line in ps if line.strip()} == {"running"}
+    # Qdrant runs the rotated key again (not the snapshot's), with the collections of before
+    assert "rotated-key-2" in env.read_text()
+    client = qdrant_client(running_stack.url("qdrant"), "rotated-key-2")
+    assert sorted(c.name for c in client.get_collections().collections) == ["docs", "later"]
+    assert client.count("later").count == 3
+    client.close()
