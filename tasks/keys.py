@@ -5,10 +5,11 @@ A real box guards its APIs: Qdrant answers 401 to all but ``/``, ``/healthz``, `
 grants reads only); vLLM answers 401 on ``/v1/*`` when started with ``--api-key`` or
 ``VLLM_API_KEY``. The keys are read from the compose model (``docker compose config``: each
 service's environment with its ``env_file`` values resolved, and its command), so zero
-configuration works on a keyed box. A key the compose file does not show (Qdrant's own config
-file, say) goes in the sbx-secrets block named by ``offbox.secrets_block``, field ``api_keys``
-(compose service name → key), which wins. Keys stay ``SecretStr`` from here on and are unwrapped
-only by the clients in ``tasks/clients/``; models that carry them exclude them from every dump.
+configuration works on a keyed box; so are the config files a Qdrant container mounts
+(keys_files.py). A key none of these show goes in the sbx-secrets block named by
+``offbox.secrets_block``, field ``api_keys`` (compose service name → key), which wins. Keys
+stay ``SecretStr`` from here on and are unwrapped only by the clients in ``tasks/clients/``;
+models that carry them exclude them from every dump.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from blocks.config import SbxConfig
 from sbx.errors import ConfigError
 from tasks.clients.compose import ComposeModel, ComposeService
+from tasks.keys_files import qdrant_file_keys
 
 QDRANT_KEY = "QDRANT__SERVICE__API_KEY"
 QDRANT_READ_ONLY_KEY = "QDRANT__SERVICE__READ_ONLY_API_KEY"
 VLLM_KEY = "VLLM_API_KEY"
 VLLM_ARGUMENT = "--api-key"
+QDRANT_CONFIG_ARGUMENT = "--config-path"
 
 
 class ServiceKeys(BaseModel):
@@ -48,9 +51,16 @@ NO_KEYS = ServiceKeys()
 def service_keys(service: ComposeService) -> ServiceKeys:
     """The keys one compose service is started with (none: its API is open)."""
     env = service.environment
+    # Qdrant's variables override its config files (keys_files.py)
+    files = qdrant_file_keys(service, _argument(service.command, QDRANT_CONFIG_ARGUMENT))
     # vLLM 0.6 reads VLLM_API_KEY before --api-key (`envs.VLLM_API_KEY or args.api_key`)
-    key = env.get(QDRANT_KEY) or env.get(VLLM_KEY) or _argument(service.command, VLLM_ARGUMENT)
-    read_only = env.get(QDRANT_READ_ONLY_KEY)
+    key = (
+        env.get(QDRANT_KEY)
+        or files.get("api_key")
+        or env.get(VLLM_KEY)
+        or _argument(service.command, VLLM_ARGUMENT)
+    )
+    read_only = env.get(QDRANT_READ_ONLY_KEY) or files.get("read_only_api_key")
     # upstream treats an empty key as unset
     return ServiceKeys(
         api_key=SecretStr(key) if key else None,

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from blocks.config import load_config
-from tasks.clients.compose import ComposeCli, ComposeService
+from tasks.clients.compose import ComposeCli, ComposeMount, ComposeService
 from tasks.keys import NO_KEYS, ServiceKeys, read_keys, service_keys
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "stack"
@@ -116,3 +116,50 @@ def test_the_secrets_block_key_wins_inside_a_flow_run(prefect_server: str, run_i
     assert secret(inside["worker"]) == ("example-worker-key-change-me", None)
     outside = read_keys(config, model)
     assert secret(outside["qdrant"]) == ("example-qdrant-key-change-me", None)
+
+
+def qdrant_svc(
+    host: Path,
+    target: str = "/qdrant/config",
+    env: dict[str, str] | None = None,
+    command: list[str] | None = None,
+) -> ComposeService:
+    mount = ComposeMount(type="bind", source=str(host), target=target)
+    return ComposeService(
+        name="qdrant", image="qdrant/qdrant", depends_on=[], published_ports=[],
+        mounts=[mount], environment=env or {}, command=command or [],
+    )  # fmt: skip
+
+
+def test_qdrant_keys_come_from_its_mounted_config_files_merged_as_upstream(
+    tmp_path: Path,
+) -> None:
+    """Qdrant's settings.rs order: config/config, config/<RUN_MODE> (production in the image),
+    config/local, --config-path, then QDRANT__ variables; yaml, json or toml."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "config.yaml").write_text("service:\n  api_key: from-config\n")
+    assert secret(service_keys(qdrant_svc(conf))) == ("from-config", None)
+    (conf / "production.json").write_text('{"service": {"read_only_api_key": "ro-prod"}}')
+    assert secret(service_keys(qdrant_svc(conf))) == ("from-config", "ro-prod")
+    # another RUN_MODE reads another file; development.yaml here is not it
+    (conf / "development.yaml").write_text("service: {api_key: dev}\n")
+    assert secret(service_keys(qdrant_svc(conf, env={"RUN_MODE": "development"}))) == (
+        "dev", None,
+    )  # fmt: skip
+    (conf / "local.toml").write_text('[service]\napi_key = "from-local"\n')
+    assert secret(service_keys(qdrant_svc(conf))) == ("from-local", "ro-prod")
+    # --config-path, relative to /qdrant, through a mount of the file itself
+    custom = tmp_path / "custom.yaml"
+    custom.write_text("service:\n  api_key: custom\n")
+    extra = ComposeMount(type="bind", source=str(custom), target="/qdrant/my.yaml")
+    service = qdrant_svc(conf, command=["./qdrant", "--config-path", "my.yaml"])
+    service = service.model_copy(update={"mounts": [*service.mounts, extra]})
+    assert secret(service_keys(service)) == ("custom", "ro-prod")
+    # the variables win over every file
+    env = {"QDRANT__SERVICE__API_KEY": "from-env"}
+    assert secret(service_keys(qdrant_svc(conf, env=env))) == ("from-env", "ro-prod")
+    # a file that does not parse, or a mount of something else, adds nothing
+    (conf / "local.toml").write_text("[service\n")
+    assert secret(service_keys(qdrant_svc(conf))) == ("from-config", "ro-prod")
+    assert service_keys(qdrant_svc(conf, target="/srv/other")) == NO_KEYS

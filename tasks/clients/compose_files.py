@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]  # PyYAML (via Prefect) ships no stubs
+import yaml
 from pydantic import BaseModel, ConfigDict
 
 from sbx.errors import StackError
