@@ -4,7 +4,9 @@ sha256 and the live ones read-only, counts Qdrant's points, and its report says 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import contextlib
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,16 +22,28 @@ if TYPE_CHECKING:
     from docker import DockerClient
 
 
-def created_services(docker: DockerClient, drill_id: str, since: datetime) -> set[str]:
-    """The compose services of every container the drill created (Docker's event log: the
-    scratch project is gone by the time the drill returns)."""
-    events = docker.events(
-        since=since,
-        until=datetime.now(UTC),
-        decode=True,
-        filters={"type": "container", "event": "create", "label": f"{DRILL_LABEL}={drill_id}"},
+@contextlib.contextmanager
+def containers_created(docker: DockerClient) -> Iterator[list[dict[str, str]]]:
+    """The labels of every drill container created meanwhile, streamed from Docker's events
+    as they happen (the daemon keeps only its last 256 events, which a shared machine's
+    healthchecks overrun in seconds; the scratch project is gone once the drill returns)."""
+    stream = docker.events(
+        decode=True, filters={"type": "container", "event": "create", "label": DRILL_LABEL}
     )
-    return {e["Actor"]["Attributes"]["com.docker.compose.service"] for e in events}
+    created: list[dict[str, str]] = []
+
+    def collect() -> None:
+        with contextlib.suppress(Exception):  # ends when the stream is closed
+            for event in stream:
+                created.append(event["Actor"]["Attributes"])
+
+    reader = threading.Thread(target=collect, daemon=True)
+    reader.start()
+    try:
+        yield created
+    finally:
+        stream.close()
+        reader.join(timeout=10)
 
 
 def test_a_drill_on_one_gpu_leaves_the_gpu_services_to_the_live_stack(
@@ -46,13 +60,13 @@ def test_a_drill_on_one_gpu_leaves_the_gpu_services_to_the_live_stack(
     before = live_containers(docker_engine, running_stack.project)
     (live_worker,) = [name for name in before if "-worker-" in name]
     relayed_before = _from_elsewhere(docker_engine, live_worker)
-    since = datetime.now(UTC)
 
-    report = drill_restore(stack=str(stack), repo=repo)
+    with containers_created(docker_engine) as events:
+        report = drill_restore(stack=str(stack), repo=repo)
 
     assert report.passed, report.failed
     # neither GPU service had a container in the scratch project; a relay stood in for each
-    created = created_services(docker_engine, report.drill_id, since)
+    created = {e["com.docker.compose.service"] for e in events if e[DRILL_LABEL] == report.drill_id}
     assert not {"worker", "watchdog"} & created, created
     assert {"sbx-live-worker", "sbx-live-watchdog", "qdrant", "open-webui"} <= created
     states = {c.id: c.state for c in report.checks}
