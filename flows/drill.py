@@ -178,8 +178,8 @@ def _qdrant_counts(
     ctx: HealthContext,
     health: list[CheckResult],
 ) -> list[CheckResult]:
-    """Each Qdrant part recovered and counted in the scratch Qdrant as soon as that Qdrant is
-    healthy, whatever another service (a worker not started, or unhealthy) does."""
+    """Each Qdrant part recovered and counted in the scratch Qdrant when that Qdrant's API
+    answers, whatever another service (a worker not started, or unhealthy) does."""
     checks: list[CheckResult] = []
     for part in manifest.parts:
         settings = config.parts.get(part.name)
@@ -188,7 +188,8 @@ def _qdrant_counts(
         if settings.method is not ConsistencyMethod.QDRANT_SNAPSHOT:
             continue
         target = service_target(ctx, settings.service)
-        sick = [r.id for r in health if target and r.target == target.name and r.failed]
+        # its API, not Docker's healthcheck (still "starting" a few seconds after it answers)
+        sick = [r.id for r in health if target and r.id == f"service:{target.name}" and r.failed]
         if sick:
             why = f"not compared: the scratch {target.name if target else 'qdrant'} is not healthy"
             checks.append(_not_checked(part.name, f"{why} ({', '.join(sick)})"))

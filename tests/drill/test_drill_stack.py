@@ -138,7 +138,8 @@ def test_an_unhealthy_scratch_project_fails_the_drill_and_is_torn_down(
     before = live_containers(docker_engine, running_stack.project)
     # the restored worker serves its own model, never this one: its service check cannot pass
     (stack / "sbx.toml").write_text(
-        '[drill]\nhealth_timeout_s = 5\n[health.models]\nworker = "no-such-model"\n'
+        # long enough for the scratch Qdrant to answer: the worker never will
+        '[drill]\nhealth_timeout_s = 20\n[health.models]\nworker = "no-such-model"\n'
     )
 
     with pytest.raises(DrillFailed) as failed:
