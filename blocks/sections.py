@@ -299,6 +299,19 @@ class DrillConfig(_Model):
         description="Where scratch copies are restored; unset: <stack>/.sbx/drills. Needs room "
         "for one full restore; removed after every drill.",
     )
+    gpu_services: list[str] | None = Field(
+        default=None,
+        description="Compose services the drill does not start a second time (a second vLLM "
+        "beside the live one does not fit a one-GPU box): their models are checked by sha256 "
+        "and restored consumers reach the live service, read-only. Unset: the services the "
+        "compose model gives a GPU (deploy.resources.reservations.devices with the gpu "
+        "capability or the nvidia driver, gpus:, runtime: nvidia); [] for none.",
+    )
+    start_gpu_services: bool = Field(
+        default=False,
+        description="Start the GPU services in the scratch project too, where the box has room "
+        "for a second copy (several GPUs, or small models).",
+    )
 
 
 class LogsConfig(_Model):

@@ -18,6 +18,7 @@ from sbx.repository import Repository, SnapshotManifest
 from sbx.repository.drills import DrillMark, list_marks, new_drill_id, write_mark
 from tasks.drill.data import check_databases, check_model_sums, recover_qdrant
 from tasks.drill.health import service_target, wait_healthy
+from tasks.drill.held_back import check_held_back_files, check_live_services
 from tasks.drill.marker import forget_drill, record_drill
 from tasks.drill.project import (
     ScratchProject,
@@ -27,8 +28,9 @@ from tasks.drill.project import (
     start_project,
     tear_down,
 )
-from tasks.drill.report import DrillReport, drill_markdown
-from tasks.health.model import CheckResult
+from tasks.drill.report import DrillReport, drill_markdown, not_started
+from tasks.health.checks import failing
+from tasks.health.model import CheckResult, HealthContext
 from tasks.reports import artifact_key, publish_markdown
 from tasks.repository import open_repository
 from tasks.restore.files import restore_files
@@ -45,8 +47,11 @@ def drill_restore(
     """Restore drill: restore a snapshot (default the newest) into a scratch directory, start it
     as its own compose project on free loopback ports, run the service health checks and the
     data checks (Qdrant point counts, webui.db integrity and row counts, model SHA256SUMS),
-    measure the RTO, tear everything down, and mark the snapshot in the repository. The live
-    stack is never touched. Fails naming the missing object, part or failing check.
+    measure the RTO, tear everything down, and mark the snapshot in the repository. GPU
+    services are not started a second time (``[drill] start_gpu_services``): their files are
+    checked by sha256 and the live ones answer read-only calls, also from the restored
+    consumers through a read-only relay. The live stack is never touched. Fails naming the
+    missing object, part or failing check.
     """
     log = get_run_logger()
     config = flow_config(stack, config_file)
@@ -83,6 +88,7 @@ def drill_restore(
         checks=checks,
         failure=failure,
         leftovers=leftovers,
+        not_started=not_started(run.prepared.held_back if run.prepared else [], checks),
     )
     report = _mark(repository, report)
     history = list_marks(repository.storage)
@@ -122,35 +128,89 @@ def _exercise(
             raise
         raise NoSpace(scratch.root, "the live stack was not touched") from exc
     phases["restore"] = time.monotonic() - t0
-    parts = {p.name: p for p in manifest.parts if p.status == "captured"}
     t = time.monotonic()
-    for name, part in parts.items():
-        method = config.parts[name].method if name in config.parts else None
-        if part.detail.get("mode") == "sqlite-online-backup":
-            checks += check_databases(scratch.stack_dir, part)
-        if method is ConsistencyMethod.IMMUTABLE:
-            checks += check_model_sums(scratch.stack_dir, part)
+    prepared = run.prepared = prepare_project(config, scratch, manifest)  # GPU services planned
+    phases["prepare"] = time.monotonic() - t
+    t = time.monotonic()
+    checks += _file_checks(manifest, config, prepared)
     phases["file checks"] = time.monotonic() - t
     t = time.monotonic()
-    prepared = run.prepared = prepare_project(config, scratch, manifest)
     start_project(prepared)
     phases["start"] = time.monotonic() - t
     t = time.monotonic()
     scratch_cfg = scratch_config(config, prepared)
     healthy, results, ctx = wait_healthy(scratch_cfg, config.drill.health_timeout_s)
     phases["until healthy"] = time.monotonic() - t
-    if healthy:
-        t = time.monotonic()
-        for name, part in parts.items():
-            if name in config.parts and config.parts[name].method is (
-                ConsistencyMethod.QDRANT_SNAPSHOT
-            ):
-                target = service_target(ctx, config.parts[name].service)
-                checks += recover_qdrant(target, scratch.stack_dir, part)
-        phases["qdrant recovery"] = time.monotonic() - t
     rto = time.monotonic() - t0 if healthy else None
     checks += results
+    if prepared.held_back:
+        checks += check_live_services(config, prepared.held_back)  # the live ones, read-only
+    t = time.monotonic()
+    checks += _qdrant_counts(manifest, config, prepared, ctx, results)
+    phases["qdrant recovery"] = time.monotonic() - t
     return rto
+
+
+def _file_checks(
+    manifest: SnapshotManifest, config: SbxConfig, scratch: ScratchProject
+) -> list[CheckResult]:
+    """The restored files, before anything starts: databases, models, GPU services' files."""
+    checks = []
+    held = scratch.held_back
+    if held:
+        checks += check_held_back_files(scratch.stack_dir, manifest, held)
+    hashed = tuple(m.path for h in held for m in h.mounts if m.path)
+    for part in manifest.parts:
+        if part.status != "captured":
+            continue
+        method = config.parts[part.name].method if part.name in config.parts else None
+        if part.detail.get("mode") == "sqlite-online-backup":
+            checks += check_databases(scratch.stack_dir, part)
+        if method is ConsistencyMethod.IMMUTABLE:
+            checks += check_model_sums(scratch.stack_dir, part, hashed)
+    return checks
+
+
+def _qdrant_counts(
+    manifest: SnapshotManifest,
+    config: SbxConfig,
+    scratch: ScratchProject,
+    ctx: HealthContext,
+    health: list[CheckResult],
+) -> list[CheckResult]:
+    """Each Qdrant part recovered and counted in the scratch Qdrant when that Qdrant's API
+    answers, whatever another service (a worker not started, or unhealthy) does."""
+    checks: list[CheckResult] = []
+    for part in manifest.parts:
+        settings = config.parts.get(part.name)
+        if part.status != "captured" or settings is None:
+            continue
+        if settings.method is not ConsistencyMethod.QDRANT_SNAPSHOT:
+            continue
+        target = service_target(ctx, settings.service)
+        # its API, not Docker's healthcheck (still "starting" a few seconds after it answers)
+        sick = [r.id for r in health if target and r.id == f"service:{target.name}" and r.failed]
+        if sick:
+            why = f"not compared: the scratch {target.name if target else 'qdrant'} is not healthy"
+            checks.append(_not_checked(part.name, f"{why} ({', '.join(sick)})"))
+            continue
+        try:
+            checks += recover_qdrant(target, scratch.stack_dir, part)
+        except SbxError as exc:
+            checks.append(_not_checked(part.name, f"recovery failed: {exc}"))
+    return checks
+
+
+def _not_checked(part: str, observed: str) -> CheckResult:
+    outcome = failing(observed, "Read the scratch Qdrant's log in the drill run.")
+    return CheckResult(
+        id=f"data:{part}:counts",
+        family="data",
+        target=f"{part}:counts",
+        state=outcome.state,
+        observed=outcome.observed,
+        next_step=outcome.next_step,
+    )
 
 
 def _location(config: SbxConfig, repo: str | None, from_offbox: bool) -> str | None:

@@ -69,5 +69,12 @@ def _print(report: object, json_: bool) -> None:
             f"[{colour}]{check.state:>10}[/] {escape(check.id)}: {escape(check.observed)}",
             soft_wrap=True,
         )
+    for note in report.not_started:
+        instead = ", ".join(note.checked_instead) or "nothing"
+        err.print(
+            f"[dim]not started[/] {escape(note.service)}: {escape(note.reason)}; checked "
+            f"instead: {escape(instead)}",
+            soft_wrap=True,
+        )
     phases = ", ".join(f"{name} {secs:.1f} s" for name, secs in report.phases.items())
     err.print(f"drill {report.drill_id} of {report.snapshot_id}: {phases}")

@@ -59,6 +59,7 @@ class ContainerInfo(BaseModel):
     repo_digests: list[str]  # "repo@sha256:..." as pulled from a registry (empty for local builds)
     ports: list[PublishedPort]
     working_dir: str | None = None  # the directory compose ran in for this container
+    networks: list[str] = []  # the Docker networks it is attached to, by name
 
     @property
     def running(self) -> bool:
@@ -198,6 +199,7 @@ class DockerEngine:
             repo_digests=self._repo_digests(image_id),
             ports=_published_ports(attrs.get("NetworkSettings", {}).get("Ports") or {}),
             working_dir=labels.get(COMPOSE_WORKDIR_LABEL),
+            networks=sorted((attrs.get("NetworkSettings", {}).get("Networks") or {}).keys()),
         )
 
     def _repo_digests(self, image_id: str) -> list[str]:

@@ -85,10 +85,17 @@ def _count(conn: sqlite3.Connection, table: str) -> int | None:
 
 
 @task(name="check-model-checksums", cache_policy=NO_CACHE)
-def check_model_sums(stack_dir: Path, part: PartRecord) -> list[CheckResult]:
-    """Each restored model directory's files against its SHA256SUMS."""
+def check_model_sums(
+    stack_dir: Path, part: PartRecord, checked_under: tuple[str, ...] = ()
+) -> list[CheckResult]:
+    """Each restored model directory's files against its SHA256SUMS; those under
+    ``checked_under`` are left out (the GPU services' file checks hash them already)."""
     sums_files = sorted(
-        e.path for e in part.entries if e.type == "file" and e.path.endswith(f"/{SUMS}")
+        e.path
+        for e in part.entries
+        if e.type == "file"
+        and e.path.endswith(f"/{SUMS}")
+        and not any(e.path.startswith(f"{prefix}/") for prefix in checked_under)
     )
     results = []
     for rel in sums_files:
@@ -108,14 +115,14 @@ def _sums(stack_dir: Path, rel: str) -> Outcome:
             bad.append(f"{name} missing")
             continue
         checked += 1
-        if _sha256(file) != digest:
+        if sha256_file(file) != digest:
             bad.append(f"{name} differs")
     if bad:
         return failing(f"{rel}: {', '.join(bad)}", "Restore the model from its source.")
     return ok(f"{rel}: {checked} files match", files=checked)
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(1 << 20):

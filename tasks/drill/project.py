@@ -3,10 +3,13 @@
 The restored tree gets one more compose file, ``.sbx-drill.compose.yml``, that moves every
 published port to a free loopback port Docker picks (``ports: !override`` with an empty host
 port), drops fixed ``container_name``s (they would clash with the live containers) and labels
-every container with the drill id. Compose runs with an explicit project name (``-p``) and
-explicit files (``-f``), so neither ``COMPOSE_PROJECT_NAME``/``COMPOSE_FILE`` in the environment
-nor a restored ``.env`` can point it at the live project. The live stack is never touched: no
-command here names its project or its directory.
+every container with the drill id. GPU services are not started a second time by default
+(tasks/drill/gpu.py): the override puts them in a profile no drill activates and adds a
+read-only relay to the live one in their place (tasks/drill/relay.py). Compose runs with an
+explicit project name (``-p``) and explicit files (``-f``), so neither ``COMPOSE_PROJECT_NAME``/
+``COMPOSE_FILE`` in the environment nor a restored ``.env`` can point it at the live project.
+The live stack is never touched: no command here changes its project; it is read (its compose
+model, its containers) only to find the live GPU services a relay reaches.
 """
 
 from __future__ import annotations
@@ -27,7 +30,16 @@ from sbx.errors import SbxError, StackError
 from sbx.repository import SnapshotManifest
 from sbx.stopping import note_undone
 from tasks.clients.compose import COMPOSE_FILE_NAMES, ComposeCli, down_by_name
+from tasks.drill.gpu import HeldBack, plan_held_back
 from tasks.drill.marker import MARKER_DIR, DrillMarker, forget_drill
+from tasks.drill.relay import (
+    NOT_STARTED_PROFILE,
+    depends_on_lines,
+    find_live,
+    live_networks,
+    place_relay,
+    relay_services,
+)
 
 log = logging.getLogger("sbx.drill")
 
@@ -51,6 +63,7 @@ class ScratchProject(BaseModel):
     project: str
     drill_id: str
     files: list[str] = []  # absolute compose files, the drill override last (once written)
+    held_back: list[HeldBack] = []  # GPU services not started here (once planned)
 
     def compose(self, timeout_s: float = 300) -> ComposeCli:
         return ComposeCli(
@@ -72,7 +85,13 @@ def plan_scratch(config: SbxConfig, drill_id: str) -> ScratchProject:
 def scratch_config(config: SbxConfig, scratch: ScratchProject) -> SbxConfig:
     """The live configuration pointed at the scratch project: its directory, project and files;
     service URLs come from the scratch containers' published ports, never from sbx.toml."""
-    services = {name: svc.model_copy(update={"url": None}) for name, svc in config.services.items()}
+    held = {h.service for h in scratch.held_back}  # checked against the live stack instead
+    services = {
+        name: svc.model_copy(
+            update={"url": None, "enabled": svc.enabled and svc.compose_service not in held}
+        )
+        for name, svc in config.services.items()
+    }
     return config.model_copy(
         update={
             "stack_dir": scratch.stack_dir,
@@ -141,15 +160,23 @@ def override_yaml(
     drill_id: str,
     mounts: dict[str, str] | None = None,
     stack_dir: Path | None = None,
+    held_back: list[HeldBack] | None = None,
+    relay_script: Path | None = None,
 ) -> str:
     """The drill's compose override for the resolved model (`docker compose config` JSON).
 
     ``mounts`` (:func:`restored_mounts`): each bind mount outside the stack and each named
     volume becomes a bind mount of the restored copy in ``stack_dir``, so the scratch project
-    never mounts the live box's paths or volumes (an external volume has a fixed name)."""
+    never mounts the live box's paths or volumes (an external volume has a fixed name).
+    ``held_back``: services not started (a profile no drill activates), consumers' depends_on
+    pointed at their relays, the relays themselves (``relay_script`` mounted into each)."""
+    held = {h.service: h for h in held_back or []}
     lines = ["# written by sbx drill: free loopback ports, no fixed names, labelled", "services:"]
     for name, spec in sorted((resolved.get("services") or {}).items()):
         lines.append(f"  {json.dumps(name)}:")
+        if name in held:
+            lines.append(f"    profiles: [{json.dumps(NOT_STARTED_PROFILE)}]")
+        lines += depends_on_lines(spec, held)
         lines += _volume_lines(name, spec, mounts or {}, stack_dir)
         ports = spec.get("ports") or []
         if ports:
@@ -160,6 +187,9 @@ def override_yaml(
         if spec.get("container_name"):
             lines.append("    container_name: !reset null")
         lines += ["    labels:", f"      {DRILL_LABEL}: {json.dumps(drill_id)}"]
+    if relay_script is not None:
+        lines += relay_services(list(held.values()), {DRILL_LABEL: drill_id}, relay_script)
+    lines += live_networks(list(held.values()))
     return "\n".join(lines) + "\n"
 
 
@@ -186,7 +216,8 @@ def _volume_lines(
 def prepare_project(
     config: SbxConfig, scratch: ScratchProject, manifest: SnapshotManifest | None = None
 ) -> ScratchProject:
-    """Write the drill override into the restored tree; returns the project with its files."""
+    """Write the drill override into the restored tree; returns the project with its files and
+    the GPU services it does not start (each with the live container its relay reaches)."""
     if manifest is not None:
         place_outside_files(manifest, config.stack_dir, scratch.stack_dir)
     files = compose_files(config, scratch.stack_dir)
@@ -194,9 +225,15 @@ def prepare_project(
     resolved = json.loads(planned.compose().run("config", "--format", "json").stdout)
     override = scratch.stack_dir / OVERRIDE_FILE
     mounts = restored_mounts(manifest) if manifest is not None else {}
-    text = override_yaml(resolved, scratch.drill_id, mounts, scratch.stack_dir)
+    held = plan_held_back(resolved, config.drill, scratch.stack_dir, mounts)
+    if held:
+        held = find_live(config, held)  # the live stack, read only
+        for service in held:
+            log.info("drill: %s not started (%s)", service.service, service.reason)
+    script = place_relay(scratch.stack_dir) if any(h.relay for h in held) else None
+    text = override_yaml(resolved, scratch.drill_id, mounts, scratch.stack_dir, held, script)
     override.write_text(text, encoding="utf-8")
-    return scratch.model_copy(update={"files": [*files, str(override)]})
+    return scratch.model_copy(update={"files": [*files, str(override)], "held_back": held})
 
 
 @task(name="start-scratch-project", cache_policy=NO_CACHE)

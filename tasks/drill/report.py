@@ -8,9 +8,39 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from sbx.repository.drills import DrillMark
+from tasks.drill.gpu import HeldBack, read_paths
 from tasks.health.model import CheckResult
 
 TREND_ROWS = 12
+
+
+class NotStarted(BaseModel):
+    """A service the drill did not start in the scratch project, and what it checked instead."""
+
+    model_config = ConfigDict(frozen=True)
+
+    service: str
+    reason: str
+    checked_instead: list[str] = Field(description="Ids of the checks that stand in for it.")
+    consumers: list[str] = Field(description="Restored services that depend on it.")
+    relay: str | None = Field(description="The read-only relay consumers reach it through.")
+
+
+def not_started(held: list[HeldBack], checks: list[CheckResult]) -> list[NotStarted]:
+    notes = []
+    for service in held:
+        ids = {f"data:gpu-files:{path}" for path in read_paths([service])}
+        instead = [c.id for c in checks if c.id in ids or c.id == f"live:{service.service}"]
+        notes.append(
+            NotStarted(
+                service=service.service,
+                reason=service.reason,
+                checked_instead=instead,
+                consumers=service.consumers,
+                relay=service.relay,
+            )
+        )
+    return notes
 
 
 class DrillReport(BaseModel):
@@ -29,6 +59,9 @@ class DrillReport(BaseModel):
     checks: list[CheckResult]
     failure: str | None = Field(default=None, description="Why the drill stopped early.")
     leftovers: list[str] = Field(default_factory=list, description="What clean-up left behind.")
+    not_started: list[NotStarted] = Field(
+        default_factory=list, description="GPU services not started a second time, and why."
+    )
     mark_key: str | None = None
 
     @property
@@ -51,6 +84,7 @@ def drill_markdown(report: DrillReport, history: list[DrillMark]) -> str:
     ]
     if report.failed:
         lines += ["", "## Failed", ""] + [f"- {line}" for line in report.failed]
+    lines += _not_started_lines(report.not_started)
     if report.phases:
         lines += ["", "| phase | seconds |", "|---|---:|"]
         lines += [f"| {name} | {secs:.1f} |" for name, secs in report.phases.items()]
@@ -59,6 +93,26 @@ def drill_markdown(report: DrillReport, history: list[DrillMark]) -> str:
         lines += [f"| {c.id} | {c.state} | {_cell(c.observed)} |" for c in report.checks]
     lines += ["", "## RTO trend (newest last)", "", *trend_table(history)]
     return "\n".join(lines) + "\n"
+
+
+def _not_started_lines(notes: list[NotStarted]) -> list[str]:
+    if not notes:
+        return []
+    lines = ["", "## Not started in the scratch project", ""]
+    for note in notes:
+        instead = ", ".join(f"`{c}`" for c in note.checked_instead) or "nothing (see Failed)"
+        reach = (
+            f" Restored consumers ({', '.join(note.consumers) or 'none declared'}) reach the "
+            f"live {note.service} through the relay `{note.relay}`: GET and HEAD only."
+            if note.relay
+            else f" No relay: the live {note.service} has no running container to reach."
+        )
+        lines.append(
+            f"- **{note.service}**: {note.reason}; a second copy would take the GPU from the "
+            f"live one. Checked instead: {instead} (its files by sha256, the live service "
+            f"read-only: GET /health, GET /v1/models).{reach}"
+        )
+    return lines
 
 
 def trend_table(history: list[DrillMark]) -> list[str]:

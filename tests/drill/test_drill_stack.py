@@ -132,12 +132,14 @@ def test_an_unhealthy_scratch_project_fails_the_drill_and_is_torn_down(
     tmp_path: Path,
 ) -> None:
     stack = running_stack.path
+    seed_qdrant(running_stack.url("qdrant"), {"docs": 12}, running_stack.api_key("qdrant"))
     repo = str(tmp_path / "repo")
     backup_stack(stack=str(stack), repo=repo)
     before = live_containers(docker_engine, running_stack.project)
     # the restored worker serves its own model, never this one: its service check cannot pass
     (stack / "sbx.toml").write_text(
-        '[drill]\nhealth_timeout_s = 5\n[health.models]\nworker = "no-such-model"\n'
+        # long enough for the scratch Qdrant to answer: the worker never will
+        '[drill]\nhealth_timeout_s = 20\n[health.models]\nworker = "no-such-model"\n'
     )
 
     with pytest.raises(DrillFailed) as failed:
@@ -147,6 +149,8 @@ def test_an_unhealthy_scratch_project_fails_the_drill_and_is_torn_down(
     assert not report.passed and report.rto_s is None
     assert "service:worker" in str(failed.value) and "no-such-model" in str(failed.value)
     assert report.phases.keys() >= {"restore", "start", "until healthy"}
+    # Qdrant's points are counted all the same: an unhealthy worker does not skip them (#19)
+    assert {c.id: c.state for c in report.checks}["data:qdrant:docs"] == "ok"
     assert drill_containers(docker_engine) == []
     assert not any((stack / ".sbx" / "drills").glob("*"))
     assert live_containers(docker_engine, running_stack.project) == before
