@@ -29,7 +29,12 @@ from blocks.config import ComposeConfig, SbxConfig
 from sbx.errors import SbxError, StackError
 from sbx.repository import SnapshotManifest
 from sbx.stopping import note_undone
-from tasks.clients.compose import COMPOSE_FILE_NAMES, ComposeCli, down_by_name
+from tasks.clients.compose import (
+    COMPOSE_FILE_NAMES,
+    ComposeCli,
+    down_by_name,
+    effective_files,
+)
 from tasks.drill.gpu import HeldBack, plan_held_back
 from tasks.drill.marker import MARKER_DIR, DrillMarker, forget_drill
 from tasks.drill.relay import (
@@ -44,12 +49,6 @@ from tasks.drill.relay import (
 log = logging.getLogger("sbx.drill")
 
 OVERRIDE_FILE = ".sbx-drill.compose.yml"
-OVERRIDE_NAMES = (
-    "compose.override.yaml",
-    "compose.override.yml",
-    "docker-compose.override.yml",
-    "docker-compose.override.yaml",
-)
 DRILL_LABEL = "sbx.drill"
 
 
@@ -102,25 +101,18 @@ def scratch_config(config: SbxConfig, scratch: ScratchProject) -> SbxConfig:
 
 
 def compose_files(config: SbxConfig, stack_dir: Path) -> list[str]:
-    """The restored stack's compose files: those sbx.toml names, else compose's defaults."""
-    if config.compose.files:
-        files = [stack_dir / name for name in config.compose.files]
-        missing = [str(f) for f in files if not f.is_file()]
-        if missing:
-            raise StackError(
-                f"The restored stack lacks the compose files sbx.toml names "
-                f"({', '.join(missing)}). Check that the configs part was backed up and "
-                "[compose] files in sbx.toml."
-            )
-        return [str(f) for f in files]
-    main = next((stack_dir / n for n in COMPOSE_FILE_NAMES if (stack_dir / n).is_file()), None)
-    if main is None:
+    """The restored stack's compose files, as compose would pick them there: those sbx.toml
+    names, else ``COMPOSE_FILE`` (environment, then the restored ``.env``), else the default
+    file and its override."""
+    files = [stack_dir / name for name in effective_files(stack_dir, config.compose.files)]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing or not files:
         raise StackError(
-            f"The restored stack in {stack_dir} has no compose file (looked for "
-            f"{', '.join(COMPOSE_FILE_NAMES)}): the snapshot's configs part is missing or empty."
+            f"The restored stack in {stack_dir} lacks its compose files "
+            f"({', '.join(missing) or ', '.join(COMPOSE_FILE_NAMES)}): check that the snapshot's "
+            "configs part holds them, and [compose] files in sbx.toml or COMPOSE_FILE in .env."
         )
-    extra = [stack_dir / n for n in OVERRIDE_NAMES if (stack_dir / n).is_file()]
-    return [str(main), *(str(f) for f in extra[:1])]
+    return [str(f) for f in files]
 
 
 def restored_mounts(manifest: SnapshotManifest) -> dict[str, str]:
