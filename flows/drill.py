@@ -32,6 +32,8 @@ from tasks.health.model import CheckResult
 from tasks.reports import artifact_key, publish_markdown
 from tasks.repository import open_repository
 from tasks.restore.files import restore_files
+from tasks.restore.versions import drill_version_checks
+from tasks.status import StackStatus, read_stack_status
 
 
 @flow(name="drill-restore", flow_run_name=lambda: run_name("drill"), log_prints=False)
@@ -130,6 +132,8 @@ def _exercise(
             checks += check_databases(scratch.stack_dir, part)
         if method is ConsistencyMethod.IMMUTABLE:
             checks += check_model_sums(scratch.stack_dir, part)
+    # the restore rule: data never into an older image than wrote it (tasks/restore/versions.py)
+    checks += drill_version_checks(manifest, config, _live_status(config))
     phases["file checks"] = time.monotonic() - t
     t = time.monotonic()
     prepared = run.prepared = prepare_project(config, scratch, manifest)
@@ -151,6 +155,13 @@ def _exercise(
     rto = time.monotonic() - t0 if healthy else None
     checks += results
     return rto
+
+
+def _live_status(config: SbxConfig) -> StackStatus | None:
+    try:
+        return read_stack_status(config)
+    except SbxError:  # no Docker, no compose file: the drill's other checks say so
+        return None
 
 
 def _location(config: SbxConfig, repo: str | None, from_offbox: bool) -> str | None:
