@@ -64,7 +64,8 @@ def swap_model(
     (the previous file kept beside it), the service is recreated and must list the new model,
     and the prompt suite (prompts.yaml) runs: if a prompt that passed on the old model fails, or
     the model never loads, the previous env file is put back and the service restarted on it.
-    Either way the change log gets an entry.
+    Either way the change log gets an entry. Before anything changes, the service's data parts
+    (not its immutable models) are backed up, tagged pre-upgrade, as an upgrade does.
     """
     config = flow_config(stack, config_file)
     log = get_run_logger()
