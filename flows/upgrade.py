@@ -218,7 +218,9 @@ def rollback_stack(
     wanted = [s for s in (services or sorted(last.target)) if s in last.before.images]
     targets = {s: last.before.images[s] for s in wanted if s in now.images}
     check_images_present(Release(**{**now.model_dump(), "images": targets}))
+    # snapshot_data = false: the image only (e.g. when the pre-upgrade snapshot was pruned)
     parts = [p for p in last.data_parts if set(part_services(config, [p])) & set(targets)]
+    parts = parts if config.upgrade.snapshot_data else []
     entry = _open_entry(
         config,
         JournalEntry(
