@@ -10,10 +10,11 @@ a rollback whose data no longer matches that fingerprint restores the snapshot i
 in-place restore's staging, verification, atomic swap journal and kept copy of the live data)
 while the service is stopped, so that only the old image ever starts on it.
 
-The fingerprint: SQLite databases by the sha256 of an online-backup copy (the same consistent
-read the backup makes; the ``-wal``/``-shm`` files are inside it), every other file by size and
-mtime. Parts captured through Qdrant's snapshot API are recovered through the API of the old
-image once it runs (the version that made the snapshot), before the gate.
+The fingerprint, one sha256 a part over its files: SQLite databases by the sha256 of an
+online-backup copy (the same consistent read the backup makes; the ``-wal``/``-shm`` files are
+inside it), every other file by size and mtime. Parts captured through Qdrant's snapshot API
+are recovered through the API of the old image once it runs (the version that made the
+snapshot), before the gate.
 """
 
 from __future__ import annotations
@@ -68,20 +69,31 @@ def part_services(config: SbxConfig, parts: list[str]) -> list[str]:
 
 
 def fingerprint_data(config: SbxConfig, parts: list[str]) -> dict[str, str]:
-    """path -> fingerprint of every file of ``parts`` as it is now (see the module docstring)."""
+    """part -> one sha256 over its files' fingerprints (:func:`file_prints`): small enough for
+    the journal entry whatever the number of uploads, and all a rollback needs to decide."""
+    return {
+        name: hashlib.sha256(
+            "".join(f"{path}\t{value}\n" for path, value in sorted(prints.items())).encode()
+        ).hexdigest()
+        for name in parts
+        for prints in [file_prints(config, name)]
+    }
+
+
+def file_prints(config: SbxConfig, part: str) -> dict[str, str]:
+    """path -> fingerprint of every file of ``part`` as it is now (see the module docstring)."""
     stack = config.stack_dir
     prints: dict[str, str] = {}
-    for name in parts:
-        for rel in config.parts[name].paths:
-            root = stack / rel
-            files = [root] if root.is_file() else sorted(root.rglob("*")) if root.is_dir() else []
-            databases = {f for f in files if is_sqlite_database(f)}
-            sidecars = {Path(f"{db}{suffix}") for db in databases for suffix in SIDECAR_SUFFIXES}
-            for path in files:
-                if path in sidecars or path.is_symlink() or not path.is_file():
-                    continue
-                key = path.relative_to(stack).as_posix()
-                prints[key] = _database_print(path) if path in databases else _stat_print(path)
+    for rel in config.parts[part].paths:
+        root = stack / rel
+        files = [root] if root.is_file() else sorted(root.rglob("*")) if root.is_dir() else []
+        databases = {f for f in files if is_sqlite_database(f)}
+        sidecars = {Path(f"{db}{suffix}") for db in databases for suffix in SIDECAR_SUFFIXES}
+        for path in files:
+            if path in sidecars or path.is_symlink() or not path.is_file():
+                continue
+            key = path.relative_to(stack).as_posix()
+            prints[key] = _database_print(path) if path in databases else _stat_print(path)
     return prints
 
 
@@ -97,15 +109,9 @@ def _database_print(path: Path) -> str:
 
 
 def data_changed(config: SbxConfig, entry: JournalEntry) -> list[str]:
-    """The paths whose fingerprint differs from the one taken before the switch."""
+    """The entry's data parts whose fingerprint differs from the one taken before the switch."""
     now = fingerprint_data(config, entry.data_parts)
-    roots = [rel for name in entry.data_parts for rel in config.parts[name].paths]
-    before = {
-        path: value
-        for path, value in entry.data_fingerprint.items()
-        if any(path == r or path.startswith(f"{r.rstrip('/')}/") for r in roots)
-    }
-    return sorted(p for p in set(now) | set(before) if now.get(p) != before.get(p))
+    return [part for part in entry.data_parts if now[part] != entry.data_fingerprint.get(part)]
 
 
 def _api_parts(manifest: SnapshotManifest, parts: list[str]) -> list[str]:
@@ -130,10 +136,10 @@ def restore_data(
     repository = open_repository(config, None)
     manifest = repository.load_snapshot(entry.data_snapshot)
     via_api = _api_parts(manifest, entry.data_parts)
-    parts = via_api if api else [p for p in entry.data_parts if p not in via_api]
-    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    parts = [p for p in changed if (p in via_api) == api]
+    shown = ", ".join(changed)
     what = f"restored data ({', '.join(entry.data_parts)}) from pre-upgrade snapshot "
-    what += f"{manifest.id}: {shown} changed"
+    what += f"{manifest.id}: {shown} changed since"
     if not parts:
         return what
     log.warning("data changed since snapshot %s (%s): restoring %s", manifest.id, shown, parts)

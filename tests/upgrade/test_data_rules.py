@@ -16,7 +16,7 @@ from sbx.repository.retention import plan_prune
 from tasks.backup.box_state import alembic_revision
 from tasks.backup.prune import pre_upgrade_kept
 from tasks.restore.versions import older_images, version_key
-from tasks.upgrade.data import data_parts, fingerprint_data
+from tasks.upgrade.data import data_parts, file_prints, fingerprint_data
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
 
@@ -72,9 +72,11 @@ def _webui(stack: Path) -> Path:
 def test_fingerprint_sees_rows_and_files_not_a_checkpoint(tmp_path: Path) -> None:
     config = SbxConfig(stack_dir=tmp_path)
     db = _webui(tmp_path)
+    files = file_prints(config, "open-webui")
+    assert set(files) == {"data/open-webui/webui.db", "data/open-webui/uploads/a.txt"}
+    assert files["data/open-webui/webui.db"].startswith("sqlite:")
     before = fingerprint_data(config, ["open-webui"])
-    assert set(before) == {"data/open-webui/webui.db", "data/open-webui/uploads/a.txt"}
-    assert before["data/open-webui/webui.db"].startswith("sqlite:")
+    assert list(before) == ["open-webui"]
     # a reader that opens, checkpoints and closes changes files, not data
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -85,7 +87,9 @@ def test_fingerprint_sees_rows_and_files_not_a_checkpoint(tmp_path: Path) -> Non
         conn.execute("INSERT INTO chat (title) VALUES ('two')")
     after = fingerprint_data(config, ["open-webui"])
     conn.close()
-    assert after["data/open-webui/webui.db"] != before["data/open-webui/webui.db"]
+    assert after != before
+    (db.parent / "uploads" / "b.txt").write_text("b")  # a new upload
+    assert fingerprint_data(config, ["open-webui"]) not in (before, after)
     assert alembic_revision(db) == "7826ab40b532"
     assert alembic_revision(tmp_path / "missing.db") is None
 
