@@ -372,3 +372,14 @@ class UpgradeConfig(_Model):
         default=3, ge=1, description="Consecutive passing gate rounds needed within the window."
     )
     interval_s: float = Field(default=5.0, gt=0, description="Pause between gate rounds.")
+    snapshot_data: bool = Field(
+        default=True,
+        description="Back up the changed services' data parts before switching (tagged "
+        "pre-upgrade), so a rollback returns the data with the image.",
+    )
+    keep_pre_upgrade_days: int = Field(
+        default=14,
+        ge=0,
+        description="Prune keeps a pre-upgrade snapshot this many days (and always while its "
+        "journal entry is open).",
+    )

@@ -30,6 +30,7 @@ def backup_stack(
     config_file: str | None = None,
     trigger: str = "manual",
     offbox: bool = False,
+    tags: dict[str, str] | None = None,
 ) -> BackupReport:
     """Back up the sealed box: every part captured consistently into one snapshot.
 
@@ -37,7 +38,8 @@ def backup_stack(
     backup, models hashed once and checked against SHA256SUMS, everything else copied. The
     snapshot becomes visible only when its manifest is written, last. A service sbx stops for a
     cold copy is always started again. With ``offbox`` (the nightly run), the repository is then
-    copied off the box when ``offbox.url`` is configured; a failed copy fails this run.
+    copied off the box when ``offbox.url`` is configured; a failed copy fails this run. ``tags``
+    are added to the snapshot's (an upgrade's ``pre-upgrade`` snapshot names its journal entry).
     """
     log = get_run_logger()
     config = flow_config(stack, config_file)
@@ -61,7 +63,7 @@ def backup_stack(
         previous = repository.latest_snapshot()
         writer.begin_snapshot(
             previous=previous,
-            tags={"trigger": trigger},
+            tags={**(tags or {}), "trigger": trigger},
             stack_dir=config.stack_dir,
         )
         # a progress bar on the run's page while the parts are captured (models take long)

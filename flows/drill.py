@@ -34,6 +34,8 @@ from tasks.health.model import CheckResult, HealthContext
 from tasks.reports import artifact_key, publish_markdown
 from tasks.repository import open_repository
 from tasks.restore.files import restore_files
+from tasks.restore.versions import drill_version_checks
+from tasks.status import StackStatus, read_stack_status
 
 
 @flow(name="drill-restore", flow_run_name=lambda: run_name("drill"), log_prints=False)
@@ -133,6 +135,8 @@ def _exercise(
     phases["prepare"] = time.monotonic() - t
     t = time.monotonic()
     checks += _file_checks(manifest, config, prepared)
+    # the restore rule: data never into an older image than wrote it (tasks/restore/versions.py)
+    checks += drill_version_checks(manifest, config, _live_status(config))
     phases["file checks"] = time.monotonic() - t
     t = time.monotonic()
     start_project(prepared)
@@ -211,6 +215,13 @@ def _not_checked(part: str, observed: str) -> CheckResult:
         observed=outcome.observed,
         next_step=outcome.next_step,
     )
+
+
+def _live_status(config: SbxConfig) -> StackStatus | None:
+    try:
+        return read_stack_status(config)
+    except SbxError:  # no Docker, no compose file: the drill's other checks say so
+        return None
 
 
 def _location(config: SbxConfig, repo: str | None, from_offbox: bool) -> str | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict
 
+from blocks.config import SbxConfig
 from flows.runbook import flow_config, run_name
 from sbx.errors import ModelSwapRolledBack
 from tasks.changelog import append_change, room_for_changes
@@ -29,6 +30,7 @@ from tasks.gpu.model_swap import (
     write_env,
 )
 from tasks.reports import artifact_key, publish_markdown
+from tasks.upgrade.data import TAG, data_parts
 
 
 class SwapReport(BaseModel):
@@ -43,6 +45,7 @@ class SwapReport(BaseModel):
     baseline: SuiteResult | None
     suite: SuiteResult | None
     env_kept_as: str
+    data_snapshot: str | None = None  # the pre-upgrade snapshot of the service's data parts
 
 
 @flow(name="swap-model", flow_run_name=lambda: run_name("model-swap"), log_prints=False)
@@ -61,7 +64,8 @@ def swap_model(
     (the previous file kept beside it), the service is recreated and must list the new model,
     and the prompt suite (prompts.yaml) runs: if a prompt that passed on the old model fails, or
     the model never loads, the previous env file is put back and the service restarted on it.
-    Either way the change log gets an entry.
+    Either way the change log gets an entry. Before anything changes, the service's data parts
+    (not its immutable models) are backed up, tagged pre-upgrade, as an upgrade does.
     """
     config = flow_config(stack, config_file)
     log = get_run_logger()
@@ -80,6 +84,7 @@ def swap_model(
         else None
     )
     kept = path.with_name(f"{path.name}.pre-swap-{datetime.now():%Y%m%dT%H%M%S}")
+    data_snapshot = _snapshot_data(config, stack, config_file, service)
     with room_for_changes(config.stack_dir):  # a full .sbx refuses here, nothing changed
         write_env(path, new_text, keep_as=kept)
         suite, why = None, None
@@ -118,12 +123,33 @@ def swap_model(
     outcome = "swapped" if why is None else f"rolled back: {why}"
     report = SwapReport(
         service=service, before=before, after=after, outcome=outcome, preflight=verdict,
-        baseline=baseline, suite=suite, env_kept_as=str(kept),
+        baseline=baseline, suite=suite, env_kept_as=str(kept), data_snapshot=data_snapshot,
     )  # fmt: skip
     _publish(report)
     if why is not None:
         raise ModelSwapRolledBack(service, model, why)
     return report
+
+
+def _snapshot_data(
+    config: SbxConfig, stack: str | None, config_file: str | None, service: str
+) -> str | None:
+    """The pre-upgrade snapshot of the service's data parts, as an upgrade takes one (none for a
+    vLLM service, whose only data, the models, is immutable): kept by prune for [upgrade]
+    keep_pre_upgrade_days. A failed snapshot refuses the swap, nothing changed."""
+    compose_service = (
+        config.services[service].compose_service if service in config.services else service
+    )
+    parts = data_parts(config, [compose_service])
+    if not parts or not config.upgrade.snapshot_data:
+        return None
+    from flows.backup import backup_stack
+
+    stamp = f"model-swap {service} {datetime.now():%Y%m%dT%H%M%S}"
+    report = backup_stack(
+        stack=stack, parts=parts, config_file=config_file, trigger=TAG, tags={TAG: stamp}
+    )
+    return report.snapshot_id
 
 
 def _record(

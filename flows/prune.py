@@ -44,7 +44,7 @@ def prune_repository(
     from_flags = any(value is not None for value in overrides.values())
     log.info("%s", describe_policy(policy, from_flags=from_flags))
     repository = open_repository(config, repo)
-    plan = plan_prune(repository, policy)
+    plan = plan_prune(repository, policy, config)
     report = prune_snapshots(repository, plan, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for snapshot_id in report.removed:

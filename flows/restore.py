@@ -45,6 +45,7 @@ from tasks.restore.kept import (
     remove_old_restores,
 )
 from tasks.restore.qdrant_swap import recover_previous_collections
+from tasks.restore.versions import check_data_versions
 from tasks.status import StackStatus
 
 
@@ -74,6 +75,9 @@ def restore_snapshot(
 ) -> RestoreOutcome:
     """Restore a snapshot: into ``to`` (a new or empty directory), or ``in_place``.
 
+    In place, data is refused when its service now runs an older version than the one that
+    wrote it (named in the message), unless ``force``.
+
     Every byte is verified before anything is swapped in. In place: affected services are
     stopped, the live data is moved aside into ``<stack>/.sbx/restores/<UTC time>/`` (listed in
     the outcome and the change log), the services are started and health-checked, and the old
@@ -102,6 +106,8 @@ def restore_snapshot(
             "Docker is not reachable, so services cannot be stopped for an in-place restore. "
             "Start Docker, or restore with --to DIR and move the data yourself."
         )
+    # data never into an older image than wrote it, unless --force (tasks/restore/versions.py)
+    check_data_versions(manifest, parts, config, status, force=force)
     # the change log's room first: a full .sbx refuses before the live data is touched
     with room_for_changes(config.stack_dir):
         staging = config.stack_dir / ".sbx" / f"restore-{manifest.id}"

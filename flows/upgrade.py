@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict
@@ -10,6 +12,15 @@ from blocks.config import SbxConfig
 from flows.runbook import flow_config, run_name, stack_label
 from sbx.errors import SbxError, UpgradeRefused
 from tasks.reports import artifact_key, publish_markdown
+from tasks.upgrade.data import (
+    TAG,
+    data_changed,
+    data_parts,
+    fingerprint_data,
+    part_services,
+    restore_data,
+    start_again,
+)
 from tasks.upgrade.gate import gate_names
 from tasks.upgrade.journal import (
     JournalEntry,
@@ -42,6 +53,7 @@ class UpgradeReport(BaseModel):
     entry: str | None
     state: str  # committed | up-to-date
     changed: dict[str, str]  # service -> digest now running
+    data: str | None = None  # the pre-upgrade snapshot taken, or what a rollback did with data
 
 
 class UpgradeCheck(BaseModel):
@@ -71,8 +83,46 @@ def _open_entry(config: SbxConfig, entry: JournalEntry) -> JournalEntry:
     return save_open(config.stack_dir, entry.model_copy(update={"flow_run_id": run_id}))
 
 
-def _apply_in_window(config: SbxConfig, project: str, entry: JournalEntry) -> JournalEntry:
-    """apply_target with the changed services' alerts muted (a notice at start and end)."""
+def _snapshot_data(
+    config: SbxConfig, stack: str | None, config_file: str | None, entry: JournalEntry
+) -> JournalEntry:
+    """The pre-upgrade snapshot of the changed services' data parts (the normal backup, tagged
+    ``pre-upgrade`` with the entry's id) and the fingerprint a rollback compares with."""
+    parts = data_parts(config, sorted(entry.target))
+    if not parts or not config.upgrade.snapshot_data:
+        return entry
+    from flows.backup import backup_stack  # a flow of its own in the run history
+
+    try:
+        report = backup_stack(
+            stack=stack, parts=parts, config_file=config_file, trigger=TAG, tags={TAG: entry.id}
+        )
+    except SbxError as exc:
+        close_entry(
+            config.stack_dir, entry, "aborted", gate="pre-upgrade snapshot", detail=str(exc)
+        )
+        raise UpgradeRefused(
+            f"The pre-upgrade snapshot of {', '.join(parts)} failed ({exc}), so a rollback could "
+            "not return the data: nothing was switched. Fix the backup ('sbx backup --part "
+            f"{parts[0]}'), or set [upgrade] snapshot_data = false to upgrade without it."
+        ) from exc
+    update = {
+        "data_snapshot": report.snapshot_id,
+        "data_parts": parts,
+        "data_fingerprint": fingerprint_data(config, parts),
+    }
+    get_run_logger().info("pre-upgrade snapshot %s of %s", report.snapshot_id, ", ".join(parts))
+    return save_open(config.stack_dir, entry.model_copy(update=update))
+
+
+def _apply_in_window(
+    config: SbxConfig,
+    project: str,
+    entry: JournalEntry,
+    prepare: Callable[[JournalEntry], JournalEntry] | None = None,
+) -> JournalEntry:
+    """apply_target with the changed services' alerts muted (a notice at start and end);
+    ``prepare`` runs first inside the window (a rollback's data restore)."""
     with maintenance_window(
         config.stack_dir,
         sorted(gate_names(config, sorted(entry.target))),
@@ -80,6 +130,8 @@ def _apply_in_window(config: SbxConfig, project: str, entry: JournalEntry) -> Jo
         lambda subject, body: alert(config, subject, body),
     ):
         try:
+            if prepare is not None:
+                entry = prepare(entry)
             return apply_target(config, project, entry)
         finally:  # rolled back or failed too: the UI shows how the entry ended
             _publish_entry(config, entry.id)
@@ -127,9 +179,13 @@ def upgrade_stack(
             close_entry(config.stack_dir, entry, "committed", detail="every image was current")
             log.info("every service runs the image its tag names: nothing to do")
             return UpgradeReport(entry=entry.id, state="up-to-date", changed={})
+        entry = _snapshot_data(config, stack, config_file, entry)
         closed = _apply_in_window(config, project, entry)
         return UpgradeReport(
-            entry=closed.id, state="committed", changed={s: i.digest for s, i in targets.items()}
+            entry=closed.id,
+            state="committed",
+            changed={s: i.digest for s, i in targets.items()},
+            data=f"pre-upgrade snapshot {closed.data_snapshot}" if closed.data_snapshot else None,
         )
     finally:  # every way out frees the rollback's reserved room
         release_space(config.stack_dir)
@@ -162,16 +218,47 @@ def rollback_stack(
     wanted = [s for s in (services or sorted(last.target)) if s in last.before.images]
     targets = {s: last.before.images[s] for s in wanted if s in now.images}
     check_images_present(Release(**{**now.model_dump(), "images": targets}))
+    # snapshot_data = false: the image only (e.g. when the pre-upgrade snapshot was pruned)
+    parts = [p for p in last.data_parts if set(part_services(config, [p])) & set(targets)]
+    parts = parts if config.upgrade.snapshot_data else []
     entry = _open_entry(
         config,
-        JournalEntry(action="rollback", services=sorted(targets), before=now, target=targets),
+        JournalEntry(
+            action="rollback",
+            services=sorted(targets),
+            before=now,
+            target=targets,
+            data_snapshot=last.data_snapshot if parts else None,
+            data_parts=parts,
+            data_fingerprint=last.data_fingerprint,
+        ),
     )
+    changed: list[str] = []
+
+    def put_data_back(entry: JournalEntry) -> JournalEntry:
+        """The upgrade's pre-upgrade snapshot, in place, before the old images start."""
+        nonlocal changed
+        changed = data_changed(config, entry) if entry.data_snapshot else []
+        try:
+            data = restore_data(config, project, entry, changed, api=False)
+        except SbxError as exc:
+            if changed:
+                start_again(config, project, entry.data_parts)
+            close_entry(config.stack_dir, entry, "aborted", gate="data restore", detail=str(exc))
+            raise
+        return save_open(config.stack_dir, entry.model_copy(update={"data": data}))
+
     try:
-        closed = _apply_in_window(config, project, entry)
+        closed = _apply_in_window(config, project, entry, put_data_back)
+        if changed:  # Qdrant's snapshot API needs the (old) service running
+            restore_data(config, project, closed, changed, api=True)
     finally:
         release_space(config.stack_dir)
     return UpgradeReport(
-        entry=closed.id, state="committed", changed={s: i.digest for s, i in targets.items()}
+        entry=closed.id,
+        state="committed",
+        changed={s: i.digest for s, i in targets.items()},
+        data=closed.data,
     )
 
 

@@ -62,7 +62,8 @@ def restore(
         bool,
         typer.Option(
             "--force",
-            help="Allow a non-empty --to directory: the restored parts' paths are replaced.",
+            help="Allow a non-empty --to directory: the restored parts' paths are replaced. "
+            "In place: restore data even into an older image than the one that wrote it.",
         ),
     ] = False,
     part: PartOption = None,

@@ -57,6 +57,8 @@ def upgrade(
         err.print("every selected service already runs the image its tag names")
     for service, digest in sorted(report.changed.items()):
         out.print(escape(f"{service}: {digest}"), soft_wrap=True)
+    if report.data:
+        err.print(escape(f"data: {report.data}"), soft_wrap=True)
     err.print(f"[green]committed[/] journal entry {report.entry}")
 
 
@@ -73,6 +75,8 @@ def rollback(
     """Return services to the release before the last committed upgrade (from the journal).
 
     Exit 2 (nothing changed) when a compose file changed since that upgrade, unless --force.
+    The data of the services comes back too: when it changed since the upgrade's pre-upgrade
+    snapshot, that snapshot is restored in place before the old images start.
     """
     box = open_box(stack, config, repair=False)
     from flows.upgrade import rollback_stack
@@ -88,6 +92,7 @@ def rollback(
         return
     for service, digest in sorted(report.changed.items()):
         out.print(escape(f"{service}: {digest}"), soft_wrap=True)
+    err.print(escape(f"data: {report.data or 'no pre-upgrade snapshot'}"), soft_wrap=True)
     err.print(f"[green]rolled back[/] (journal entry {report.entry})")
 
 

@@ -21,10 +21,12 @@ class UpgradeRefused(UpgradeError):
 class RolledBack(UpgradeError):
     """The new release failed its gate; the recorded release runs again and passed the gate."""
 
-    def __init__(self, gate: str, detail: str, entry: str) -> None:
+    def __init__(self, gate: str, detail: str, entry: str, data: str | None = None) -> None:
         super().__init__(
             f"rolled back: {gate} failed ({detail}). The previous release runs again and passed "
-            f"the same gate (journal entry {entry}). Read the new image's log before retrying."
+            f"the same gate (journal entry {entry})"
+            + (f"; {data}" if data else "")
+            + ". Read the new image's log before retrying."
         )
 
 

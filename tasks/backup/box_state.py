@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import platform
 import re
+import sqlite3
 from importlib.metadata import version
 from pathlib import Path
 
@@ -36,7 +37,10 @@ class ServiceRelease(BaseModel):
     state: str
     image: str | None
     digest: str | None
-    version: str | None
+    version: str | None  # what the running image says it is (the one writing the data)
+    # the version of the data itself, where it can be read: Open WebUI's alembic revision
+    # (``alembic_version.version_num`` in webui.db), Qdrant's version (its API's ``version``)
+    data_version: str | None = None
 
 
 class BoxState(BaseModel):
@@ -67,11 +71,13 @@ def read_box_state(config: SbxConfig, status: StackStatus) -> BoxState:
     with HttpProbe(timeout_s=config.probe_timeout_s) as probe:
         for svc in status.services:
             kind = ServiceKind(svc.kind) if svc.kind in ServiceKind.__members__.values() else None
+            running = _version(probe, svc.url, kind) if svc.url and svc.ok else None
             services[svc.name] = ServiceRelease(
                 state=svc.state,
                 image=svc.image,
                 digest=svc.digest,
-                version=_version(probe, svc.url, kind) if svc.url and svc.ok else None,
+                version=running,
+                data_version=_data_version(config, svc.name, kind, running),
             )
     return BoxState(
         host=platform.node(),
@@ -111,6 +117,43 @@ def redact_url(value: str) -> str:
     ``?token=...``) replaced by ``***``: a model source URL is a model setting by its name."""
     value = _USERINFO.sub("***@", value)
     return _SECRET_QUERY.sub(r"\1=***", value)
+
+
+def _data_version(
+    config: SbxConfig, service: str, kind: ServiceKind | None, running: str | None
+) -> str | None:
+    if kind is ServiceKind.QDRANT:
+        return running  # Qdrant's storage and snapshots follow its version (same or next minor)
+    if kind is not ServiceKind.WEBUI:
+        return None
+    for part in config.parts.values():
+        if part.service != service:
+            continue
+        for rel in part.paths:
+            revision = alembic_revision(config.stack_dir / rel / "webui.db")
+            if revision:
+                return revision
+    return None
+
+
+def alembic_revision(database: Path) -> str | None:
+    """``version_num`` of ``alembic_version`` in a SQLite database (read-only), or None."""
+    if not database.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:  # no such table (a pre-alembic Open WebUI), locked, not a database
+        return None
+    return str(row[0]) if row else None
+
+
+def read_version(probe: HttpProbe, url: str, kind: ServiceKind | None) -> str | None:
+    """What a running service says its version is (None when it does not say)."""
+    return _version(probe, url, kind)
 
 
 def _version(probe: HttpProbe, url: str, kind: ServiceKind | None) -> str | None:

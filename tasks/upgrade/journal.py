@@ -71,6 +71,11 @@ class JournalEntry(BaseModel):
     phase: Phase = "recorded"
     gate: str | None = None  # the gate that failed, when one did
     detail: str | None = None
+    # the data of the changed services before the switch (tasks/upgrade/data.py)
+    data_snapshot: str | None = None  # the pre-upgrade snapshot's id
+    data_parts: list[str] = Field(default_factory=list)
+    data_fingerprint: dict[str, str] = Field(default_factory=dict)
+    data: str | None = None  # what the rollback did with the data ("restored …", "unchanged …")
     pid: int = Field(default_factory=os.getpid)
     boot_id: str = Field(default_factory=boot_id)
     flow_run_id: str | None = None

@@ -39,6 +39,12 @@ def upgrade_markdown(entry: JournalEntry) -> str:
         lines.append(f"- gate that failed: `{entry.gate}`")
     if entry.detail:
         lines.append(f"- detail: {entry.detail}")
+    if entry.data_snapshot:
+        lines.append(
+            f"- pre-upgrade snapshot: `{entry.data_snapshot}` ({', '.join(entry.data_parts)})"
+        )
+    if entry.data:
+        lines.append(f"- data: {entry.data}")
     lines += ["", "| service | before | target |", "|---|---|---|"]
     for service in sorted(set(entry.before.images) | set(entry.target)):
         before = entry.before.images.get(service)

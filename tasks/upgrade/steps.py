@@ -16,6 +16,7 @@ from tasks.changelog import append_change
 from tasks.clients.docker_engine import connect
 from tasks.clients.notify import Notifier
 from tasks.status import compose_for
+from tasks.upgrade.data import data_changed, restore_data
 from tasks.upgrade.gate import GateResult, run_gate
 from tasks.upgrade.journal import (
     JournalEntry,
@@ -102,7 +103,8 @@ def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> Journa
         update={"phase": "rolling-back", "gate": result.gate, "detail": result.detail}
     )
     _best_effort("record the rollback phase", lambda: save_open(stack, entry))
-    back = return_to_before(config, project, entry)
+    back, data = return_to_before(config, project, entry)
+    entry = entry.model_copy(update={"data": data})
     why = f"{result.gate} failed"
     _best_effort("log the rollback", lambda: _record_return(config, entry, back, why))
     if stop is not None:  # the recorded release is back (or could not be): the stop goes on
@@ -115,7 +117,7 @@ def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> Journa
         raise stop
     if back.passed:
         _best_effort("close the entry", lambda: close_entry(stack, entry, "rolled-back"))
-        raise RolledBack(result.gate or "gate", result.detail or "", entry.id)
+        raise RolledBack(result.gate or "gate", result.detail or "", entry.id, data)
     _best_effort("close the entry", lambda: close_entry(stack, entry, "rollback-failed"))
     error = RollbackFailed(back.gate or "gate", back.detail or "", entry.id)
     alert(config, "sbx upgrade: rollback failed", str(error))
@@ -143,17 +145,33 @@ def _record_return(config: SbxConfig, entry: JournalEntry, back: GateResult, why
     )
 
 
-def return_to_before(config: SbxConfig, project: str, entry: JournalEntry) -> GateResult:
-    """Switch the entry's services back to their recorded digests and run the same gate."""
+def return_to_before(
+    config: SbxConfig, project: str, entry: JournalEntry
+) -> tuple[GateResult, str | None]:
+    """Switch the entry's services back to their recorded digests and run the same gate; for an
+    upgrade, first put the pre-upgrade snapshot back where the data changed (tasks/upgrade/data.py).
+
+    Returns the gate's result and what was done with the data (None: no upgrade entry)."""
     services = sorted(set(entry.target) | set(entry.services))
     images = {s: entry.before.images[s].digest for s in services if s in entry.before.images}
+    data = None
+    step = "data restore"
     try:
+        changed = data_changed(config, entry) if entry.data_snapshot else []
+        if entry.action == "upgrade":
+            data = restore_data(config, project, entry, changed, api=False)
+        step = "switch"
         switch_images(config, project, images)
         with connect() as engine:
             retag_local(engine, {s: entry.before.images[s] for s in images})
+        if entry.action == "upgrade" and changed:
+            step = "data restore"
+            restore_data(config, project, entry, changed, api=True)
     except SbxError as exc:
-        return GateResult(passed=False, rounds=0, gate="switch", detail=str(exc))
-    return run_gate(config, sorted(images))
+        return GateResult(passed=False, rounds=0, gate=step, detail=str(exc)), data
+    if data:
+        log.info("data: %s", data)
+    return run_gate(config, sorted(images)), data
 
 
 def reconcile_open_entry(config: SbxConfig) -> JournalEntry | None:
@@ -179,7 +197,8 @@ def reconcile_open_entry(config: SbxConfig) -> JournalEntry | None:
         entry.phase,
     )
     release_space(stack)  # the killed run's reservation: room for the writes below
-    back = return_to_before(config, project, entry)
+    back, data = return_to_before(config, project, entry)
+    entry = entry.model_copy(update={"data": data})
     _record_return(config, entry, back, f"interrupted at phase {entry.phase}")
     detail = f"interrupted at phase {entry.phase}; reconciled"
     if back.passed:

@@ -53,12 +53,12 @@ def cli_env(prefect_server: str, stack: RunningStack) -> dict[str, str]:
     return env
 
 
-def running_digest(client: DockerClient, stack: RunningStack) -> str:
-    """repo@sha256:… of the image the worker container runs."""
+def running_digest(client: DockerClient, stack: RunningStack, service: str = "worker") -> str:
+    """repo@sha256:… of the image the service's container runs."""
     (container,) = client.containers.list(
         all=True,
         filters={"label": [f"com.docker.compose.project={stack.project}",
-                           "com.docker.compose.service=worker"]},
+                           f"com.docker.compose.service={service}"]},
     )  # fmt: skip
     image = client.images.get(container.attrs["Image"])
     digests: list[str] = image.attrs.get("RepoDigests") or []

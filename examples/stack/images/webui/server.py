@@ -16,6 +16,18 @@ own transaction, with a few hundred bytes of JSON. SQLite's default autocheckpoi
 is left alone on purpose: the -wal file then always holds recent commits, which is what makes a
 naive file copy of webui.db lose data and a WAL-safe backup necessary.
 
+Schema revisions, as Open WebUI's alembic keeps them (table ``alembic_version``, column
+``version_num``; upstream backend/open_webui/migrations): a new database is stamped with the
+first revision below. STANDIN_MIGRATE=1 makes this image a newer Open WebUI release: on start it
+runs the next "migration" (revision 3781e22d8b01, as upstream's: a new table, a new column) and
+reports version 0.5.4-standin. A database whose revision this image does not know (written by a
+newer release) is handled as upstream's ``run_migrations`` handles it: alembic fails with "Can't
+locate revision identified by ...", the error is logged, and the server starts anyway on a schema
+it does not know — which is why sbx refuses to restore newer data into an older image.
+
+STANDIN_FAIL_MODE=crash: the process exits 1 STANDIN_CRASH_AFTER seconds (2) after start (a
+crash loop, after any migration ran).
+
 Other environment: PORT (8080), HOST (0.0.0.0).
 """
 
@@ -34,7 +46,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-VERSION = "0.3.35-standin"
+MIGRATE = os.environ.get("STANDIN_MIGRATE", "").strip() in ("1", "true", "yes")
+VERSION = "0.5.4-standin" if MIGRATE else "0.3.35-standin"
+# upstream revisions, oldest first: 7826ab40b532 (update file table), 3781e22d8b01 (update
+# message & channel tables, which revises it)
+REVISIONS = ["7826ab40b532", "3781e22d8b01"] if MIGRATE else ["7826ab40b532"]
+FAIL_MODE = os.environ.get("STANDIN_FAIL_MODE", "none").strip().lower() or "none"
+CRASH_AFTER = float(os.environ.get("STANDIN_CRASH_AFTER", "2"))
 DATA_DIR = Path(os.environ.get("DATA_DIR", "/app/backend/data"))
 DB_PATH = DATA_DIR / "webui.db"
 WRITE_INTERVAL = float(os.environ.get("STANDIN_WRITE_INTERVAL", "0.2"))
@@ -109,8 +127,42 @@ def init_data() -> None:
                     "INSERT INTO config (data, version, created_at) VALUES (?, 0, ?)",
                     (json.dumps({"ui": {"default_locale": "en-US"}}), time.time()),
                 )
+        run_migrations(conn)
     finally:
         conn.close()
+
+
+def schema_revision(conn: sqlite3.Connection) -> str | None:
+    conn.execute("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL)")
+    row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return str(row[0]) if row else None
+
+
+def run_migrations(conn: sqlite3.Connection) -> None:
+    """Upgrade to this image's head revision, as upstream's config.run_migrations does: an error
+    (a revision it does not know) is logged and the server starts anyway."""
+    with conn:
+        current = schema_revision(conn)
+        if current is None:  # a new database: stamped with the oldest revision
+            conn.execute("INSERT INTO alembic_version VALUES (?)", (REVISIONS[0],))
+            current = REVISIONS[0]
+    if current not in REVISIONS:
+        print(
+            f"ERROR [open_webui.config] Error running migrations: Can't locate revision "
+            f"identified by '{current}'",
+            flush=True,
+        )
+        return
+    for revision in REVISIONS[REVISIONS.index(current) + 1 :]:
+        with conn:  # one transaction per revision, as alembic runs them on SQLite
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS message_reaction (id TEXT PRIMARY KEY, user_id TEXT"
+                " NOT NULL, message_id TEXT NOT NULL, name TEXT NOT NULL, created_at BIGINT)"
+            )
+            conn.execute("ALTER TABLE chat ADD COLUMN folder_id TEXT")
+            conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+        print(f"INFO [alembic.runtime.migration] Running upgrade {current} -> {revision}", flush=True)
+        current = revision
 
 
 def chat_payload(seq: int) -> str:
@@ -190,9 +242,8 @@ class Handler(BaseHTTPRequestHandler):
                 mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             finally:
                 conn.close()
-            self.send(
-                200, json.dumps({"chat_rows": rows, "last_id": last, "journal_mode": mode}).encode()
-            )
+            stats = {"chat_rows": rows, "last_id": last, "journal_mode": mode}
+            self.send(200, json.dumps(stats).encode())
         else:
             self.send(404, b'{"detail": "Not Found"}')
 
@@ -204,8 +255,16 @@ class Server(ThreadingHTTPServer):
     block_on_close = False  # idle keep-alive connections must not hold up shutdown
 
 
+def crash_later(delay: float) -> None:
+    time.sleep(delay)
+    print(f"ERROR: stand-in fault STANDIN_FAIL_MODE=crash after {delay}s", flush=True)
+    os._exit(1)
+
+
 def main() -> None:
     init_data()
+    if FAIL_MODE == "crash":
+        threading.Thread(target=crash_later, args=(CRASH_AFTER,), daemon=True).start()
     host, port = os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8080"))
     server = Server((host, port), Handler)
     stop = threading.Event()
