@@ -78,7 +78,8 @@ DEFAULT_PARTS: dict[str, dict[str, Any]] = {
             "docker-compose.logging.yml",  # written by `sbx logs setup`
             "env",
             "proxy",  # the proxy's keys file and TLS certificate (docs/incident.md)
-            ".sbx/journal",
+            ".sbx/upgrade/journal.jsonl",  # closed entries (tasks/upgrade/journal.py)
+            ".sbx/upgrade/pins.yml",  # the digests upgrades pinned
             ".sbx/changelog.jsonl",
         ],
         "method": "copy",

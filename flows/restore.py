@@ -47,6 +47,7 @@ from tasks.restore.kept import (
 from tasks.restore.qdrant_swap import recover_previous_collections
 from tasks.restore.versions import check_data_versions
 from tasks.status import StackStatus
+from tasks.upgrade.journal import UPGRADE_LOG, keep_live_history
 
 
 class RestoreOutcome(BaseModel):
@@ -129,12 +130,15 @@ def restore_snapshot(
                 remove_carried(plan)
             if swapped is None:  # nothing was moved aside
                 remove_if_empty(config.stack_dir, stamp)
-        log_aside = None
+        history_aside = []
         for live, aside in swapped.moved:
             if live == str(LOG_FILE) and aside:
-                log_aside = aside  # the live change log goes back: history is not state
+                history_aside.append(aside)  # the live change log goes back: history, not state
                 keep_live_log(config.stack_dir, config.stack_dir / aside, manifest.id)
-        kept = [path for path in swapped.kept_paths(config.stack_dir) if path != log_aside]
+            elif live == str(UPGRADE_LOG) and aside:
+                history_aside.append(aside)  # so does the upgrade journal's closed entries
+                keep_live_history(config.stack_dir / live, config.stack_dir / aside, manifest.id)
+        kept = [p for p in swapped.kept_paths(config.stack_dir) if p not in history_aside]
         append_change(
             config.stack_dir,
             action="restore",

@@ -29,6 +29,9 @@ JOURNAL_DIR = Path(".sbx") / "upgrade"
 OPEN = "open.json"
 LOG = "journal.jsonl"
 PINS = "pins.yml"
+# backed up with the configs part (blocks/config.py); open.json never is: a restored open
+# entry would make the next sbx command "finish" an upgrade that is not running
+UPGRADE_LOG = JOURNAL_DIR / LOG
 RESERVE = "reserve"
 RESERVE_BYTES = 2 * 1024 * 1024  # what a rollback writes: entry, pins, log lines (far less)
 
@@ -206,3 +209,11 @@ def _write_atomic(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     tmp.replace(path)
+
+
+def keep_live_history(live: Path, aside: Path, snapshot_id: str) -> None:
+    """Put the live closed-entry log back after an in-place restore swapped in a snapshot's
+    older copy (history, not state); the snapshot's copy stays as ``<name>.from-<snapshot>``."""
+    if live.exists():
+        live.replace(live.with_name(f"{live.name}.from-{snapshot_id}"))
+    aside.replace(live)

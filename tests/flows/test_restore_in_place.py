@@ -20,8 +20,15 @@ def test_in_place_restore_swaps_and_keeps_the_old_data(
 ) -> None:
     stack = running_stack.path
     seed_qdrant(running_stack.url("qdrant"), {"docs": 120}, running_stack.api_key("qdrant"))
+    # the upgrade journal's closed entries and pins are in the configs part
+    upgrade = stack / ".sbx" / "upgrade"
+    upgrade.mkdir(parents=True, exist_ok=True)
+    (upgrade / "journal.jsonl").write_text('{"id": "first"}\n')
+    (upgrade / "pins.yml").write_text("# pinned at the backup\nservices: {}\n")
     repo = str(tmp_path / "repo")
     snapshot = backup_stack(stack=str(stack), repo=repo).snapshot_id
+    (upgrade / "journal.jsonl").write_text('{"id": "first"}\n{"id": "second"}\n')
+    (upgrade / "pins.yml").write_text("# pinned later\nservices: {}\n")
 
     # the day goes wrong: a note deleted, a collection dropped and another one created
     lost = stack / "notes" / next(p.name for p in (stack / "notes").iterdir() if p.is_file())
@@ -48,7 +55,12 @@ def test_in_place_restore_swaps_and_keeps_the_old_data(
     assert f"{home}/logs.restored" in outcome.kept and (stack / home / "logs.restored").is_dir()
     assert f"{home}/qdrant-collections" in outcome.kept
     assert all(path.startswith(f"{home}/") for path in outcome.kept), outcome.kept
-    assert set(outcome.kept) >= {aside for aside in moved.values() if aside}
+    history = ".sbx/upgrade/journal.jsonl"  # history, not state: the live one stays
+    asides = {aside for live, aside in moved.items() if aside and live != history}
+    assert set(outcome.kept) >= asides
+    assert (upgrade / "journal.jsonl").read_text().count('"id"') == 2
+    assert (upgrade / f"journal.jsonl.from-{snapshot}").read_text() == '{"id": "first"}\n'
+    assert (upgrade / "pins.yml").read_text().startswith("# pinned at the backup")
     # every kept path is in the change log too
     assert read_changes(stack)[-1].before == {"kept_as": outcome.kept}
     assert not (stack / moved["notes"] / lost.name).exists()  # the old state, kept aside
