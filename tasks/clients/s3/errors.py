@@ -32,7 +32,14 @@ from botocore.exceptions import (
 )
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
-from sbx.errors import BodyMismatch, ObjectMissing, StorageError, UploadGone, WriteConflict
+from sbx.errors import (
+    BodyMismatch,
+    DeleteDenied,
+    ObjectMissing,
+    StorageError,
+    UploadGone,
+    WriteConflict,
+)
 
 CHECK_LOCATION = (
     "Check the bucket in the s3:// URL (offbox.url or --repo) and the endpoint "
@@ -168,6 +175,14 @@ def _client_error(
             f"or {CHECK_LOCATION[0].lower()}{CHECK_LOCATION[1:]}",
             key=key,
             retryable=False,
+        )
+    if action == "delete" and (code in ("AccessDenied", "AccessDeniedByLock") or status == 403):
+        return DeleteDenied(
+            f"Could not delete {where}: the credentials in use may not delete there ({seen}). "
+            "Off-box copies are meant to be append-only for the box (docs/repository.md, "
+            "'Off-box copies'): prune them from an administrator's machine whose credentials "
+            f"may delete, with 'sbx prune --repo {location}'.",
+            key=key,
         )
     if code in _DENIED or status in (401, 403):
         return StorageError(

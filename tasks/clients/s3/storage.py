@@ -86,8 +86,17 @@ class S3Storage:
         return extra
 
     def init(self) -> None:
-        # buckets are made by the operator (their policy, lock and lifecycle are theirs to set)
-        self._call("open", None, self.client.head_bucket, Bucket=self.bucket)
+        # buckets are made by the operator (their policy, lock and lifecycle are theirs to set).
+        # A one-key listing rather than HeadBucket: it needs only s3:ListBucket, the permission
+        # every off-box policy grants anyway (docs/repository.md, "Off-box copies")
+        self._call(
+            "open",
+            None,
+            self.client.list_objects_v2,
+            Bucket=self.bucket,
+            Prefix=self.prefix,
+            MaxKeys=1,
+        )
 
     def put(self, key: str, data: bytes | BinaryIO) -> None:
         name = self._name(key)
