@@ -25,6 +25,7 @@ from sbx.repository.encrypted import (
     read_marker,
 )
 from sbx.repository.locations import RepositoryLocation, local_storage
+from sbx.repository.retention import lock_days
 from sbx.repository.storage import Storage
 
 
@@ -40,7 +41,10 @@ def open_storage(location: str | Path | Storage, config: SbxConfig | None = None
     if parsed.is_s3:
         from tasks.clients.s3.storage import connect
 
-        return connect(parsed.text, config.offbox if config is not None else None)
+        if config is None:
+            return connect(parsed.text)
+        days = lock_days(config.retention, config.offbox.lock_days)
+        return connect(parsed.text, config.offbox, lock_days=days)
     return local_storage(parsed.text)
 
 

@@ -57,6 +57,7 @@ from tasks.clients.s3.multipart import (
     stream_size,
     upload_multipart,
 )
+from tasks.clients.s3.object_lock import extend_retention, lock_arguments, retained_until
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -75,10 +76,9 @@ class S3Storage:
         if self.options.part_size < MIN_PART_SIZE:
             raise ConfigError(f"S3 part size {self.options.part_size} is below S3's 5 MiB.")
 
-    @property
-    def _extra(self) -> dict[str, Any]:
-        """Arguments of every upload: storage class, server-side encryption."""
-        extra: dict[str, Any] = {}
+    def _extra(self, key: str) -> dict[str, Any]:
+        """Arguments of every upload of ``key``: storage class, encryption, Object Lock."""
+        extra: dict[str, Any] = lock_arguments(self, key)
         if self.options.storage_class:
             extra["StorageClass"] = self.options.storage_class
         if self.options.server_side_encryption:
@@ -171,6 +171,13 @@ class S3Storage:
 
     def size(self, key: str) -> int:
         return int(self._head(key)["ContentLength"])
+
+    def retained_until(self, key: str) -> datetime | None:
+        """S3 Object Lock's retain-until date of ``key`` (object_lock.py); None: not locked."""
+        return retained_until(self, key)
+
+    def extend_retention(self, key: str) -> bool:
+        return extend_retention(self, key)
 
     def replace(self, key: str, data: bytes) -> None:
         """Overwrite ``key`` (the lock's heartbeat). S3 makes the new object visible at once."""
@@ -300,7 +307,7 @@ class S3Storage:
                 ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=b64(digest),
                 **condition,
-                **self._extra,
+                **self._extra(key),
             )
 
         try:
@@ -326,7 +333,7 @@ class S3Storage:
                 reader,
                 part_size=part_size,
                 workers=max(1, self.options.part_workers),
-                extra=self._extra,
+                extra=self._extra(key),
             )
         except WriteConflict:
             reader.drain()
@@ -366,10 +373,15 @@ class S3Storage:
             }
 
 
-def connect(url: str, offbox: OffboxConfig | None = None, *, max_attempts: int = 10) -> S3Storage:
+def connect(
+    url: str, offbox: OffboxConfig | None = None, *, max_attempts: int = 10, lock_days: int = 0
+) -> S3Storage:
     """The S3 storage at ``url``, configured from ``offbox`` (see ``s3_connect.make_client``).
 
-    ``max_attempts`` is botocore's, per request (standard retry mode, exponential backoff).
+    ``max_attempts`` is botocore's, per request (standard retry mode, exponential backoff);
+    ``lock_days``: how long ``offbox.object_lock`` locks each object written.
     """
-    client, options = make_client(offbox or OffboxConfig(), max_attempts=max_attempts)
+    client, options = make_client(
+        offbox or OffboxConfig(), max_attempts=max_attempts, lock_days=lock_days
+    )
     return S3Storage(url, client, options)
