@@ -7,6 +7,10 @@ reference is not garbage until we know. Prune then still removes what its plan r
 kept the unreadable snapshot and did not count it as a copy of anything) and reports the
 collection as skipped, rather than failing after the deletes and blocking every later prune.
 
+On a storage with S3 Object Lock (:class:`RetainingStorage`), a manifest or object whose
+retain-until date is in the future is never deleted (not even asked to be: S3 would hide a locked
+object behind a delete marker); the reports list what was left, and a later prune removes it.
+
 A dry run is the same code against :class:`DryRunStorage`, which reads through to the real
 storage and only records deletes (restic's approach), so both report the same numbers.
 """

@@ -12,12 +12,11 @@ to callers allowed ``s3:GetObjectRetention``); moto and AWS agree on all three c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from tasks.clients.s3.storage import S3Storage
+from tasks.clients.s3.connect import S3Options
 
 #: how far beyond the period a lock is written, so that reused objects are re-locked rarely
 RENEW_SLACK = timedelta(days=7)
@@ -25,40 +24,32 @@ RENEW_SLACK = timedelta(days=7)
 UNLOCKED_PREFIX = "locks/"
 
 
-def lock_arguments(storage: S3Storage, key: str) -> dict[str, Any]:
+def lock_arguments(options: S3Options, key: str) -> dict[str, Any]:
     """The PutObject / CreateMultipartUpload arguments that lock ``key`` (none when unlocked)."""
-    options = storage.options
     if options.object_lock is None or key.startswith(UNLOCKED_PREFIX):
         return {}
     return {
         "ObjectLockMode": options.object_lock,
-        "ObjectLockRetainUntilDate": _target(storage) + RENEW_SLACK,
+        "ObjectLockRetainUntilDate": _target(options) + RENEW_SLACK,
     }
 
 
-def retained_until(storage: S3Storage, key: str) -> datetime | None:
-    """The retain-until date S3 keeps for ``key`` (None: never locked); ObjectMissing if absent."""
-    head = storage._head(key)
+def retain_until(head: Mapping[str, Any]) -> datetime | None:
+    """The retain-until date in a HeadObject answer (None: never locked)."""
     until = head.get("ObjectLockRetainUntilDate")
     return until if isinstance(until, datetime) else None
 
 
-def extend_retention(storage: S3Storage, key: str) -> bool:
-    """Move ``key``'s lock to now + period + slack when it ends within the period."""
-    options = storage.options
+def extension(options: S3Options, key: str, until: datetime | None) -> dict[str, Any] | None:
+    """The PutObjectRetention ``Retention`` that re-locks ``key``, locked ``until``, for
+    period + slack from now; None when it is not locked by sbx or locked long enough."""
     if options.object_lock is None or key.startswith(UNLOCKED_PREFIX):
-        return False
-    until = retained_until(storage, key)
-    if until is not None and until >= _target(storage):
-        return False
-    retention = {"Mode": options.object_lock, "RetainUntilDate": _target(storage) + RENEW_SLACK}
-    call: Callable[..., Any] = storage.client.put_object_retention
-    storage._call(
-        "lock", key, call, Bucket=storage.bucket, Key=storage._name(key), Retention=retention
-    )
-    return True
+        return None
+    if until is not None and until >= _target(options):
+        return None
+    return {"Mode": options.object_lock, "RetainUntilDate": _target(options) + RENEW_SLACK}
 
 
-def _target(storage: S3Storage) -> datetime:
+def _target(options: S3Options) -> datetime:
     """The earliest date a lock written or checked now must reach."""
-    return datetime.now(UTC).replace(microsecond=0) + timedelta(days=storage.options.lock_days)
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(days=options.lock_days)

@@ -17,6 +17,8 @@ How the :class:`~sbx.repository.storage.Storage` promises are kept on S3:
   uploads) that S3 verifies; every read asks for it back (``ChecksumMode=ENABLED``) and checks it
   and the length, so a truncated or damaged body raises a retryable :class:`StorageError` (and
   ``get`` retries it), never short data.
+- Object Lock (``offbox.object_lock``): every write but the lock's carries a retain-until date,
+  read back and extended for prune and copy (``object_lock.py``, :class:`RetainingStorage`).
 - retries: botocore retries throttling, 5xx and connection errors (standard mode); around that,
   :meth:`S3Storage._call` retries what botocore does not see (a body cut off or damaged while
   being read, 409 conflicts; ``s3_errors.retry_again``).
@@ -53,11 +55,12 @@ from tasks.clients.s3.errors import retry_again, translate
 from tasks.clients.s3.multipart import (
     MIN_PART_SIZE,
     HashingReader,
+    list_uploads,
     read_up_to,
     stream_size,
     upload_multipart,
 )
-from tasks.clients.s3.object_lock import extend_retention, lock_arguments, retained_until
+from tasks.clients.s3.object_lock import extension, lock_arguments, retain_until
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -78,7 +81,7 @@ class S3Storage:
 
     def _extra(self, key: str) -> dict[str, Any]:
         """Arguments of every upload of ``key``: storage class, encryption, Object Lock."""
-        extra: dict[str, Any] = lock_arguments(self, key)
+        extra: dict[str, Any] = lock_arguments(self.options, key)
         if self.options.storage_class:
             extra["StorageClass"] = self.options.storage_class
         if self.options.server_side_encryption:
@@ -174,10 +177,17 @@ class S3Storage:
 
     def retained_until(self, key: str) -> datetime | None:
         """S3 Object Lock's retain-until date of ``key`` (object_lock.py); None: not locked."""
-        return retained_until(self, key)
+        return retain_until(self._head(key))
 
     def extend_retention(self, key: str) -> bool:
-        return extend_retention(self, key)
+        if lock_arguments(self.options, key):  # sbx locks this key: read its date first
+            retention = extension(self.options, key, self.retained_until(key))
+            if retention is not None:
+                call = self.client.put_object_retention
+                name = self._name(key)
+                self._call("lock", key, call, Bucket=self.bucket, Key=name, Retention=retention)
+                return True
+        return False
 
     def replace(self, key: str, data: bytes) -> None:
         """Overwrite ``key`` (the lock's heartbeat). S3 makes the new object visible at once."""
@@ -217,7 +227,7 @@ class S3Storage:
         """Abort multipart uploads under the prefix started more than ``older_than_s`` ago."""
         cutoff = datetime.now(UTC).timestamp() - older_than_s
         count = size = 0
-        for upload in self._uploads():
+        for upload in list_uploads(self.client, self._call, self.bucket, self.prefix):
             if upload["Initiated"].timestamp() > cutoff:
                 continue
             name, upload_id = upload["Key"], upload["UploadId"]
@@ -352,25 +362,6 @@ class S3Storage:
             same = digest.digest() == sha256
         if not same:
             raise KeyExists(self.location, key)
-
-    def _uploads(self) -> Iterator[Mapping[str, Any]]:
-        markers: dict[str, str] = {}
-        while True:
-            page = self._call(
-                "list uploads in",
-                None,
-                self.client.list_multipart_uploads,
-                Bucket=self.bucket,
-                Prefix=self.prefix,
-                **markers,
-            )
-            yield from page.get("Uploads", [])
-            if not page.get("IsTruncated"):
-                return
-            markers = {
-                "KeyMarker": page.get("NextKeyMarker", ""),
-                "UploadIdMarker": page.get("NextUploadIdMarker", ""),
-            }
 
 
 def connect(
