@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from bed import S3Server
 
 from offbox.conftest import Sbx
@@ -94,3 +95,19 @@ def test_locked_copy_is_extended_on_reuse_and_pruned_only_after_its_date(
     _ok(done)
     assert "removed" in done.stdout and "left" not in done.stderr
     assert old_manifest not in _locks(client, bucket)
+
+
+def test_object_lock_on_a_bucket_without_it_says_what_to_fix(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from blocks.config import OffboxConfig
+    from sbx.errors import StorageError
+    from tasks.clients.s3.storage import connect
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    url = f"s3://{s3_server.make_bucket()}/box1"  # made without Object Lock
+    storage = connect(url, OffboxConfig(object_lock="compliance"), lock_days=3)
+    with pytest.raises(StorageError, match="object_lock needs a bucket made with Object Lock"):
+        storage.put("objects/ab/cd", b"data")
+    storage.put("locks/writer.json", b"{}")  # the lock's files are never locked: it works

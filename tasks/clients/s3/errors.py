@@ -199,7 +199,8 @@ def _client_error(
     message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
     return StorageError(
         f"Could not {action} {where}: S3 refused it ({seen}: {message}). Check the offbox "
-        "options (storage_class, server_side_encryption) and the bucket's settings.",
+        "options (storage_class, server_side_encryption; object_lock needs a bucket made with "
+        "Object Lock enabled) and the bucket's settings.",
         key=key,
         retryable=False,
     )
