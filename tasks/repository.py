@@ -102,7 +102,9 @@ def _identities_from_block(name: str) -> list[pyrage.x25519.Identity]:
     return parse_identities(secrets.age_identity.get_secret_value(), f"block {name!r}")
 
 
-def open_encrypted(config: SbxConfig, location: str, *, keys: AgeKeys | None = None) -> Storage:
+def open_encrypted(
+    config: SbxConfig, location: str | Storage, *, keys: AgeKeys | None = None
+) -> Storage:
     """The storage at ``location``, decrypted when its repository says it is encrypted."""
     inner = open_storage(location, config)
     found = read_marker(inner)

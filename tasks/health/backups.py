@@ -13,6 +13,9 @@ from sbx.repository import Repository
 from tasks.health.checks import Check, Outcome, failing, info, ok
 from tasks.schedules import scheduled_backup
 
+#: botocore attempts per request of the off-box check (the copy itself uses 10)
+HEALTH_S3_ATTEMPTS = 2
+
 
 def plan(config: SbxConfig, repository: str) -> list[Check]:
     checks = [Check("backup", "newest-snapshot", lambda: _observe(config, repository))]
@@ -53,11 +56,14 @@ def _observe(config: SbxConfig, location: str) -> Outcome:
 
 
 def _observe_offbox(config: SbxConfig) -> Outcome:
+    from tasks.clients.s3.storage import connect
     from tasks.repository import open_encrypted
 
     url = config.offbox.url or ""
     try:
-        ids = Repository.open(open_encrypted(config, url)).list_snapshots()
+        # few attempts: an S3 outage must not hold up the round (every 5 minutes) for minutes
+        inner = connect(url, config.offbox, max_attempts=HEALTH_S3_ATTEMPTS)
+        ids = Repository.open(open_encrypted(config, inner)).list_snapshots()
     except NotARepository:
         return _no_repository(config, url, "'sbx copy'")
     except SbxError as exc:
