@@ -62,8 +62,15 @@ def _keys(iam_s3: IamS3) -> list[str]:
 
 
 def test_box_credentials_copy_and_restore_but_cannot_prune(
-    run_sbx: Sbx, files_stack: Path, tmp_path: Path, iam_s3: IamS3, age_key: AgeKey
+    run_sbx: Sbx,
+    files_stack: Path,
+    tmp_path: Path,
+    iam_s3: IamS3,
+    age_key: AgeKey,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from flows.backup import backup_stack
+
     url = f"s3://{iam_s3.bucket}/{PREFIX}"
     repo = tmp_path / "repo"
     box, admin = _env(iam_s3, "box", age_key), _env(iam_s3, "admin", age_key)
@@ -74,10 +81,12 @@ def test_box_credentials_copy_and_restore_but_cannot_prune(
     with pytest.raises(Exception, match="AccessDenied"):
         denied.delete_object(Bucket=iam_s3.bucket, Key=f"{PREFIX}/objects/x")
 
+    # two nights of the scheduled backup-then-copy, in this process, as the box's user
+    for name, value in {**box, "SBX_OFFBOX__URL": url}.items():
+        monkeypatch.setenv(name, value)
     for night in range(2):
         (files_stack / "notes" / "night.txt").write_text(f"night {night}\n")
-        _ok(run_sbx("backup", *at, "--repo", str(repo), env=box))
-        _ok(run_sbx("copy", *at, "--repo", str(repo), "--to", url, env=box))
+        backup_stack(stack=str(files_stack), repo=str(repo), trigger="schedule", offbox=True)
     stored = _keys(iam_s3)
     assert not [k for k in stored if "/locks/" in k], stored  # the copy released its lock
 

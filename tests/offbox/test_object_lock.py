@@ -42,8 +42,15 @@ def _relock(client: Any, bucket: str, key: str, until: datetime) -> None:
 
 
 def test_locked_copy_is_extended_on_reuse_and_pruned_only_after_its_date(
-    run_sbx: Sbx, files_stack: Path, tmp_path: Path, s3_server: S3Server, age_key: AgeKey
+    run_sbx: Sbx,
+    files_stack: Path,
+    tmp_path: Path,
+    s3_server: S3Server,
+    age_key: AgeKey,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from flows.backup import backup_stack
+
     client = s3_server.client()
     bucket = f"{s3_server.bucket_prefix}-locked"
     client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
@@ -54,10 +61,14 @@ def test_locked_copy_is_extended_on_reuse_and_pruned_only_after_its_date(
         "SBX_AGE_IDENTITY_FILE": str(age_key.file),
         "SBX_OFFBOX__OBJECT_LOCK": "governance",
     }
-    at, repo = ["--stack", str(files_stack)], ["--repo", str(tmp_path / "repo")]
+    at, repo = ["--stack", str(files_stack)], str(tmp_path / "repo")
+    for name, value in {**env, "SBX_OFFBOX__URL": url}.items():
+        monkeypatch.setenv(name, value)
 
-    _ok(run_sbx("backup", *at, *repo, env=env))
-    _ok(run_sbx("copy", *at, *repo, "--to", url, env=env))
+    def nightly() -> None:  # the scheduled backup, then the off-box copy, in this process
+        backup_stack(stack=str(files_stack), repo=repo, trigger="schedule", offbox=True)
+
+    nightly()
     first = _locks(client, bucket)
     floor = datetime.now(UTC) + timedelta(days=LOCK_DAYS)
     assert not [k for k in first if "/locks/" in k]  # released: the lock's files stay deletable
@@ -69,8 +80,7 @@ def test_locked_copy_is_extended_on_reuse_and_pruned_only_after_its_date(
     tomorrow = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     for key in first:
         _relock(client, bucket, key, tomorrow)
-    _ok(run_sbx("backup", *at, *repo, env=env))
-    _ok(run_sbx("copy", *at, *repo, "--to", url, env=env))
+    nightly()
     second = _locks(client, bucket)
     old_manifest = next(k for k in first if "/snapshots/" in k)
     assert second[old_manifest] == tomorrow  # not reused by the new snapshot: left as it was

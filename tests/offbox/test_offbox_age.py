@@ -32,9 +32,15 @@ def test_verify_and_health_report_an_offbox_copy_older_than_the_rpo(
     url = f"s3://{s3_server.make_bucket()}/box1"
     keys = {"SBX_AGE_RECIPIENTS": age_key.recipient, "SBX_AGE_IDENTITY_FILE": str(age_key.file)}
     env = {**s3_server.env(), **keys}
-    at, repo = ["--stack", str(files_stack)], ["--repo", str(tmp_path / "repo")]
-    _ok(run_sbx("backup", *at, *repo, env=env))
-    _ok(run_sbx("copy", *at, *repo, "--to", url, env=env))
+    from flows.backup import backup_stack
+
+    at = ["--stack", str(files_stack)]
+    for name, value in {**env, "SBX_OFFBOX__URL": url}.items():
+        monkeypatch.setenv(name, value)
+    # the scheduled backup, then the off-box copy, in this process
+    backup_stack(
+        stack=str(files_stack), repo=str(tmp_path / "repo"), trigger="schedule", offbox=True
+    )
     time.sleep(1.5)  # the copy's snapshot is now older than an RPO of 0.36 s
 
     stale = run_sbx("verify", *at, "--repo", url, env={**env, "SBX_HEALTH__RPO_HOURS": "0.0001"})
@@ -45,9 +51,6 @@ def test_verify_and_health_report_an_offbox_copy_older_than_the_rpo(
     fresh = run_sbx("verify", *at, "--repo", url, env=env)
     _ok(fresh)
     assert "newest snapshot in" not in fresh.stderr
-
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
 
     def offbox_check(rpo_hours: float) -> Any:
         cfg = SbxConfig(
@@ -62,5 +65,6 @@ def test_verify_and_health_report_an_offbox_copy_older_than_the_rpo(
     assert late.state == "failing" and "h old (RPO 0.0001 h)" in late.observed, late
     assert "sbx copy" in (late.next_step or "")
     assert offbox_check(26).state == "ok"
+    monkeypatch.delenv("SBX_OFFBOX__URL")
     no_copy = SbxConfig(stack_dir=files_stack)
     assert [c.id for c in backups.plan(no_copy, str(tmp_path))] == ["backup:newest-snapshot"]
