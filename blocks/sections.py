@@ -138,6 +138,17 @@ class OffboxConfig(_Model):
         description="Name of an sbx-secrets block whose age_identity decrypts the off-box copy; "
         "unset: age_identity_file (SBX_AGE_IDENTITY_FILE) only.",
     )
+    object_lock: Literal["governance", "compliance"] | None = Field(
+        default=None,
+        description="S3 Object Lock mode of every object written (the bucket must have Object "
+        "Lock enabled); unset: objects are not locked.",
+    )
+    lock_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Lock each object at least this many days; unset or shorter: as long as "
+        "the [retention] policy keeps a snapshot (docs/repository.md, 'Object Lock').",
+    )
 
     @field_validator("url")
     @classmethod

@@ -55,6 +55,14 @@ def prune_repository(
         report.gc.objects_deleted,
         report.gc.bytes_freed,
     )
+    for snapshot_id, until in report.locked.items():
+        log.warning("left snapshot %s: S3 Object Lock holds it until %s", snapshot_id, until)
+    if report.gc.objects_locked:
+        log.warning(
+            "left %d unreferenced objects that S3 Object Lock holds (until %s at the latest)",
+            report.gc.objects_locked,
+            report.gc.locked_until,
+        )
     if report.gc.skipped:
         log.warning("%s", report.gc.skipped)
     publish_markdown(

@@ -7,7 +7,9 @@ from prefect import flow, get_run_logger
 from flows.runbook import flow_config, run_name
 from sbx.errors import DamageFound
 from sbx.repository import VerifyReport
+from sbx.repository.locations import RepositoryLocation
 from tasks.backup.verify import verify_snapshots
+from tasks.health.backups import older_than_rpo
 from tasks.reports import artifact_key, publish_markdown, verify_markdown
 from tasks.repository import open_repository
 
@@ -28,7 +30,16 @@ def verify_repository(
     config = flow_config(stack, config_file)
     repository = open_repository(config, repo)
     report = verify_snapshots(repository, snapshot, sample)
-    get_run_logger().info(
+    log = get_run_logger()
+    if RepositoryLocation.parse(repository.location).is_s3:
+        # an off-box copy: is it recent? (the box's own repository: 'sbx health' says)
+        stale = older_than_rpo(
+            repository.list_snapshots(), config.health.rpo_hours, repository.location
+        )
+        if stale:
+            log.warning("%s", stale)
+            report = report.model_copy(update={"warnings": [*report.warnings, stale]})
+    log.info(
         "verified %d snapshot(s): %d objects, %d files, %d damaged",
         len(report.snapshots),
         report.objects_checked,

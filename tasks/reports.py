@@ -222,10 +222,16 @@ def prune_markdown(report: PruneReport) -> str:
         + ".",
         "",
         *([f"**Objects not collected:** {gc.skipped}", ""] if gc.skipped else []),
+        *(
+            [f"**Left by S3 Object Lock:** {gc.objects_locked} unreferenced object(s).", ""]
+            if gc.objects_locked
+            else []
+        ),
         "| snapshot | kept because |",
         "|---|---|",
         *(f"| {sid} | {', '.join(why)} |" for sid, why in sorted(report.kept.items())),
         *(f"| ~~{sid}~~ | removed |" for sid in report.removed),
+        *(f"| {sid} | locked until {until:%Y-%m-%d} |" for sid, until in report.locked.items()),
     ]
     return "\n".join(lines) + "\n"
 

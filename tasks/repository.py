@@ -25,6 +25,7 @@ from sbx.repository.encrypted import (
     read_marker,
 )
 from sbx.repository.locations import RepositoryLocation, local_storage
+from sbx.repository.retention import lock_days
 from sbx.repository.storage import Storage
 
 
@@ -40,7 +41,10 @@ def open_storage(location: str | Path | Storage, config: SbxConfig | None = None
     if parsed.is_s3:
         from tasks.clients.s3.storage import connect
 
-        return connect(parsed.text, config.offbox if config is not None else None)
+        if config is None:
+            return connect(parsed.text)
+        days = lock_days(config.retention, config.offbox.lock_days)
+        return connect(parsed.text, config.offbox, lock_days=days)
     return local_storage(parsed.text)
 
 
@@ -98,7 +102,9 @@ def _identities_from_block(name: str) -> list[pyrage.x25519.Identity]:
     return parse_identities(secrets.age_identity.get_secret_value(), f"block {name!r}")
 
 
-def open_encrypted(config: SbxConfig, location: str, *, keys: AgeKeys | None = None) -> Storage:
+def open_encrypted(
+    config: SbxConfig, location: str | Storage, *, keys: AgeKeys | None = None
+) -> Storage:
     """The storage at ``location``, decrypted when its repository says it is encrypted."""
     inner = open_storage(location, config)
     found = read_marker(inner)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -20,6 +20,9 @@ from sbx.cli.options import (
     out,
 )
 from sbx.cli.runner import open_box
+
+if TYPE_CHECKING:
+    from sbx.repository import PruneReport
 
 
 def backup(
@@ -163,6 +166,8 @@ def verify(
         f"[green]ok[/]: {len(report.snapshots)} snapshot(s), {report.objects_checked} "
         f"objects and {report.files_checked} files re-hashed, no damage"
     )
+    for warning in report.warnings:
+        err.print(f"[yellow]warning[/]: {escape(warning)}", soft_wrap=True)
 
 
 def prune(
@@ -214,6 +219,8 @@ def prune(
     else:
         for snapshot_id in report.removed:
             out.print(f"{verb} {snapshot_id}")
+        for snapshot_id, until in sorted(report.locked.items()):
+            out.print(f"locked {snapshot_id}  (Object Lock until {until:%Y-%m-%d %H:%M} UTC)")
         for snapshot_id, why in sorted(report.kept.items()):
             out.print(escape(f"keep   {snapshot_id}  ({', '.join(why)})"))
     freed = report.gc.bytes_freed + report.manifest_bytes_freed
@@ -223,6 +230,19 @@ def prune(
     )
     if report.gc.skipped:
         err.print(f"[yellow]warning:[/] {escape(report.gc.skipped)}")
+    if report.locked or report.gc.objects_locked:
+        err.print(escape(locked_line(report)), soft_wrap=True)
+
+
+def locked_line(report: PruneReport) -> str:
+    """What Object Lock made prune leave, and when it can go."""
+    dates = [*report.locked.values(), *filter(None, [report.gc.locked_until])]
+    last = max(dates).strftime("%Y-%m-%d") if dates else "?"
+    return (
+        f"left {len(report.locked)} snapshot(s) and {report.gc.objects_locked} object(s) that "
+        f"S3 Object Lock holds (until {last} at the latest); a prune after that date removes "
+        "them (docs/repository.md, 'Object Lock')"
+    )
 
 
 def register_checks(app: typer.Typer) -> None:

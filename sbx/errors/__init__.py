@@ -24,6 +24,7 @@ failure reason.
     │   ├── BodyMismatch            a body read back does not match the checksum stored with it
     │   ├── WriteConflict           an S3 conditional write found the key there (HTTP 412)
     │   ├── UploadGone              an S3 multipart upload vanished meanwhile (retryable)
+    │   ├── DeleteDenied            the credentials may not delete there (append-only, locked)
     │   └── KeyExists               a put would overwrite a key with other content (permanent)
     ├── RepositoryError             a repository is missing, busy, damaged or newer than this sbx
     │   ├── NotARepository          the location holds no sbx-repository.json
@@ -105,6 +106,7 @@ from sbx.errors.repository import (
     BodyMismatch,
     CopyIncomplete,
     CorruptObject,
+    DeleteDenied,
     IntegrityError,
     InvalidKey,
     KeyExists,
@@ -170,6 +172,7 @@ __all__ = [
     "CorruptObject",
     "CutRefused",
     "DamageFound",
+    "DeleteDenied",
     "DockerError",
     "DockerOperationFailed",
     "DockerUnavailable",

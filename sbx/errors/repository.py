@@ -42,6 +42,13 @@ class ObjectMissing(StorageError):
         )
 
 
+class DeleteDenied(StorageError):
+    """The storage refused a delete: the credentials may only add (an append-only off-box
+    copy, docs/repository.md "Off-box copies"), or the object is locked. Permanent."""
+
+    retryable = False
+
+
 class InvalidKey(StorageError):
     """A key that is not a safe, relative, '/'-separated name: a bug in the caller."""
 

@@ -25,6 +25,7 @@ import contextlib
 import io
 import json
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import BinaryIO, Final
 
 import pyrage
@@ -47,7 +48,7 @@ from sbx.repository.format import (
     RepositoryInfo,
     parse_repository_info,
 )
-from sbx.repository.storage import Storage, check_key, check_prefix
+from sbx.repository.storage import RetainingStorage, Storage, check_key, check_prefix
 
 ENCRYPTION_SCHEME: Final = "age-x25519+aes-siv-names"
 ENCRYPTION_VERSION: Final = 1
@@ -305,6 +306,21 @@ class EncryptedStorage:
 
     def purge_tmp(self, older_than_s: float, *, dry_run: bool = False) -> tuple[int, int]:
         return self.inner.purge_tmp(older_than_s, dry_run=dry_run)
+
+    # -- RetainingStorage (Object Lock), when the inner storage has it --------------------------
+
+    def retained_until(self, key: str) -> datetime | None:
+        if not isinstance(self.inner, RetainingStorage):
+            return None
+        try:
+            return self.inner.retained_until(self.remote_key(key))
+        except ObjectMissing:
+            raise ObjectMissing(self.location, key) from None
+
+    def extend_retention(self, key: str) -> bool:
+        if not isinstance(self.inner, RetainingStorage):
+            return False
+        return self.inner.extend_retention(self.remote_key(key))
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -7,6 +7,10 @@ reference is not garbage until we know. Prune then still removes what its plan r
 kept the unreadable snapshot and did not count it as a copy of anything) and reports the
 collection as skipped, rather than failing after the deletes and blocking every later prune.
 
+On a storage with S3 Object Lock (:class:`RetainingStorage`), a manifest or object whose
+retain-until date is in the future is never deleted (not even asked to be: S3 would hide a locked
+object behind a delete marker); the reports list what was left, and a later prune removes it.
+
 A dry run is the same code against :class:`DryRunStorage`, which reads through to the real
 storage and only records deletes (restic's approach), so both report the same numbers.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,7 +30,7 @@ from sbx.repository.catalog import load_manifest, snapshot_ids
 from sbx.repository.format import object_key, snapshot_key
 from sbx.repository.objects import ObjectStore
 from sbx.repository.retention import PrunePlan
-from sbx.repository.storage import Storage
+from sbx.repository.storage import RetainingStorage, Storage, retained_until
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,12 @@ class GcReport(BaseModel):
     skipped: str | None = Field(
         default=None, description="Why no object was collected (a manifest that cannot be read)."
     )
+    objects_locked: int = Field(
+        default=0, description="Unreferenced objects left because Object Lock still holds them."
+    )
+    locked_until: datetime | None = Field(
+        default=None, description="The latest date one of those stays locked."
+    )
 
 
 class PruneReport(BaseModel):
@@ -57,6 +68,11 @@ class PruneReport(BaseModel):
     dry_run: bool
     removed: list[str]
     kept: dict[str, list[str]]
+    locked: dict[str, datetime] = Field(
+        default_factory=dict,
+        description="Snapshots the plan drops but Object Lock still holds -> locked until; a "
+        "later prune removes them (docs/repository.md, 'Object Lock').",
+    )
     manifest_bytes_freed: int
     gc: GcReport
 
@@ -112,6 +128,14 @@ class DryRunStorage:
     def purge_tmp(self, older_than_s: float, *, dry_run: bool = False) -> tuple[int, int]:
         return self.inner.purge_tmp(older_than_s, dry_run=True)
 
+    def retained_until(self, key: str) -> datetime | None:
+        if isinstance(self.inner, RetainingStorage):
+            return self.inner.retained_until(key)
+        return None
+
+    def extend_retention(self, key: str) -> bool:
+        return False  # a dry run writes nothing
+
     def _visible(self, key: str) -> None:
         if key in self.deleted:
             raise ObjectMissing(self.location, key)
@@ -138,13 +162,27 @@ def prune_snapshots(storage: Storage, plan: PrunePlan, *, dry_run: bool) -> Prun
         )
     removed = [snapshot_id for snapshot_id in current if snapshot_id in doomed]
     freed = 0
+    locked: dict[str, datetime] = {}
+    now = datetime.now(UTC)
     for snapshot_id in removed:
         key = snapshot_key(snapshot_id)
         try:
+            until = retained_until(storage, key, now)
+            if until is not None:  # Object Lock: a later prune removes it
+                locked[snapshot_id] = until
+                continue
             freed += storage.size(key)
         except ObjectMissing:
             continue  # removed by a previous, interrupted prune
         storage.delete(key)
+    removed = [snapshot_id for snapshot_id in removed if snapshot_id not in locked]
+    for snapshot_id, until in locked.items():
+        log.warning(
+            "left snapshot %s of %s: locked until %s",
+            snapshot_id,
+            storage.location,
+            until.isoformat(timespec="seconds"),
+        )
     log.info(
         "%s %d snapshots of %s: %s",
         "would delete" if dry_run else "deleted",
@@ -156,6 +194,7 @@ def prune_snapshots(storage: Storage, plan: PrunePlan, *, dry_run: bool) -> Prun
         dry_run=dry_run,
         removed=removed,
         kept={k: v for k, v in plan.keep.items() if k in current},
+        locked=locked,
         manifest_bytes_freed=freed,
         gc=_collect_unless_unreadable(storage, dry_run=dry_run),
     )
@@ -192,18 +231,31 @@ def collect_garbage(
         # raises on a manifest that does not load: then nothing is deleted
         referenced |= load_manifest(storage, snapshot_id).object_ids()
     objects = ObjectStore(storage)
-    total = deleted = freed = 0
+    total = deleted = freed = locked = 0
+    latest: datetime | None = None
+    now = datetime.now(UTC)
     for object_id in list(objects.ids()):
         total += 1
         if object_id in referenced:
             continue
         key = object_key(object_id)
         try:
+            until = retained_until(storage, key, now)
+            if until is not None:  # Object Lock: collected by a prune after that date
+                locked, latest = locked + 1, max(latest or until, until)
+                continue
             size = storage.size(key)
         except ObjectMissing:
             continue
         storage.delete(key)
         deleted, freed = deleted + 1, freed + size
+    if locked:
+        log.warning(
+            "left %d unreferenced objects of %s: Object Lock holds them until %s at the latest",
+            locked,
+            storage.location,
+            latest.isoformat(timespec="seconds") if latest else "?",
+        )
     tmp_count, tmp_bytes = storage.purge_tmp(tmp_older_than_s)
     log.info(
         "%s %d of %d objects (%d bytes) and %d stale in-flight writes in %s",
@@ -223,6 +275,8 @@ def collect_garbage(
         tmp_deleted=tmp_count,
         tmp_bytes_freed=tmp_bytes,
         duration_s=time.monotonic() - started,
+        objects_locked=locked,
+        locked_until=latest,
     )
 
 

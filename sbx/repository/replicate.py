@@ -25,12 +25,13 @@ from pydantic import BaseModel, ConfigDict
 from sbx.errors import CopyIncomplete, ObjectMissing, SbxError, is_retryable
 from sbx.repository.format import (
     OBJECTS_PREFIX,
+    REPOSITORY_FILE,
     SNAPSHOTS_PREFIX,
     object_key,
 )
 from sbx.repository.lock import WriterLock
 from sbx.repository.manifest_json import parse_manifest
-from sbx.repository.storage import Storage
+from sbx.repository.storage import RetainingStorage, Storage
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class CopyReport(BaseModel):
     bytes_sent: int
     vanished: int
     duration_s: float
+    locks_extended: int = 0
 
     @property
     def mib_per_s(self) -> float:
@@ -114,6 +116,7 @@ def replicate(
             if sender.send_manifest(key, present):
                 sent_manifests.append(key.removeprefix(SNAPSHOTS_PREFIX).removesuffix(".json"))
             tick()
+        extended = _extend_locks(target, sender, workers) if sent_manifests else 0
     if sender.failed:
         first_key, first_error = sender.failed[0]
         raise CopyIncomplete(
@@ -132,7 +135,18 @@ def replicate(
         bytes_sent=sender.bytes_sent,
         vanished=sender.vanished,
         duration_s=round(time.monotonic() - started, 3),
+        locks_extended=extended,
     )
+
+
+def _extend_locks(target: Storage, sender: _Sender, workers: int) -> int:
+    """Object Lock: extend the lock of every object the sent snapshots reuse (and of the
+    repository file), so that none expires while a kept snapshot still needs it."""
+    if not isinstance(target, RetainingStorage):
+        return 0
+    reused = [*sorted(sender.reused - sender.sent), REPOSITORY_FILE]
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="sbx-lock") as pool:
+        return sum(pool.map(target.extend_retention, reused))
 
 
 class _Sender:
@@ -146,6 +160,7 @@ class _Sender:
         self.failed: list[tuple[str, SbxError]] = []
         self.bytes_sent = 0
         self.vanished = 0
+        self.reused: set[str] = set()  # objects that sent manifests reference
         self._lock = threading.Lock()
 
     def send(self, key: str) -> None:
@@ -201,4 +216,6 @@ class _Sender:
                 self.vanished += 1
             return False
         self.send(key)
+        if key in self.sent:
+            self.reused |= needed
         return key in self.sent

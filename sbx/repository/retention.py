@@ -41,6 +41,23 @@ class RetentionPolicy(BaseModel):
     keep_monthly: int = Field(default=6, ge=0, description="Newest of each of N months.")
 
 
+def lock_days(policy: RetentionPolicy, configured: int | None = None) -> int:
+    """Days an off-box object must stay locked so that no snapshot the policy keeps loses it.
+
+    With one backup a day, a snapshot is kept at most ``keep_last`` or ``keep_daily`` days, a
+    weekly one ``7 × keep_weekly`` days, a monthly one ``31 × keep_monthly`` days; one day more
+    covers the time between a backup and its copy. ``configured`` can lengthen it, never
+    shorten it.
+    """
+    span = max(
+        policy.keep_last,
+        policy.keep_daily,
+        7 * policy.keep_weekly,
+        31 * policy.keep_monthly,
+    )
+    return max(span + 1, configured or 0)
+
+
 #: the part name of snapshots given as bare (id, time) pairs: one group, reasons unlabelled
 WHOLE = ""
 

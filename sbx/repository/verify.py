@@ -75,6 +75,10 @@ class VerifyReport(BaseModel):
         "header is wrong), as long as a file with their content is still in the stack.",
     )
     duration_s: float = 0.0
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What is wrong without being damage (an off-box copy older than the RPO).",
+    )
 
     @property
     def ok(self) -> bool:

@@ -6,7 +6,7 @@ http_services.py  worker/watchdog (models + one-token completion), qdrant, open-
 containers.py     Docker engine, every configured container running and healthy
 stats.py          container CPU and memory from the Docker stats API
 disk.py           free space on the stack's and the repository's filesystems
-backups.py        age of the newest snapshot against the RPO
+backups.py        age of the newest snapshot (and of the off-box copy's) against the RPO
 exposure.py       published addresses beyond loopback, the proxy's TLS certificate
 verdicts.py       the watchdog's verdict log: high-risk tags repeated within a window
 round.py          the families, running them concurrently, dependency suppression

@@ -36,7 +36,7 @@ FAMILIES: dict[str, str] = {
     "services": "HTTP answers of worker, watchdog, qdrant and open-webui",
     "stats": "container CPU and memory (Docker stats API)",
     "disk": "free space of the stack's and the repository's filesystems",
-    "backups": "age of the newest snapshot against the RPO",
+    "backups": "age of the newest snapshot, and of the off-box copy's, against the RPO",
     "exposure": "published addresses beyond loopback, the proxy's TLS certificate",
     "verdicts": "the watchdog's verdict log",
     "gpu": "GPU memory, utilisation, temperature, errors (NVML; 'no GPU' is information)",

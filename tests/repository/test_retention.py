@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from blocks.config import RetentionPolicy
 from sbx.errors import PolicyRefused
-from sbx.repository.retention import plan_prune
+from sbx.repository.retention import lock_days, plan_prune
 
 
 def _snapshots(*stamps: str) -> list[tuple[str, datetime]]:
@@ -133,3 +133,22 @@ def test_plan_properties(
     left = [item for item in history if item[0] in kept]
     again = plan_prune(left, policy, protected)
     assert again.remove == [] and set(again.keep) == kept
+
+
+@settings(max_examples=100, deadline=None)
+@given(policies, st.integers(0, 23))
+def test_the_object_lock_period_covers_every_snapshot_the_policy_keeps(
+    policy: RetentionPolicy, hour: int
+) -> None:
+    # a year and a half of nightly backups: none the policy keeps is older than the lock period
+    # (docs/repository.md, "Object Lock"), so no kept snapshot's objects can have lost their lock
+    now = datetime(2026, 12, 7, hour, 30, tzinfo=UTC)
+    history = [
+        (f"{now - timedelta(days=d):%Y%m%dT%H%M%SZ}-{d:08x}", now - timedelta(days=d))
+        for d in range(550)
+    ]
+    when = dict(history)
+    plan = plan_prune(history, policy)
+    oldest = min(when[snapshot_id] for snapshot_id in plan.keep)
+    assert (now - oldest).days < lock_days(policy), (policy, oldest)
+    assert lock_days(policy, configured=1000) == 1000

@@ -22,6 +22,7 @@ Errors, in writing (restic's rule: a caller must know whether to retry):
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from sbx.errors import InvalidKey
@@ -96,6 +97,33 @@ class Storage(Protocol):
         Returns (count, bytes) removed (with ``dry_run``: that would be removed).
         """
         ...
+
+
+@runtime_checkable
+class RetainingStorage(Protocol):
+    """A storage whose objects may be locked until a date (S3 Object Lock); optional.
+
+    Prune asks before each delete and leaves a locked key alone; the off-box copy asks the
+    storage to extend the lock of keys that new snapshots reuse (docs/repository.md).
+    """
+
+    def retained_until(self, key: str) -> datetime | None:
+        """Until when ``key`` cannot be deleted (None: not locked, or no longer);
+        :class:`ObjectMissing` when absent."""
+        ...
+
+    def extend_retention(self, key: str) -> bool:
+        """Lock ``key`` for the storage's whole lock period from now, unless it already is;
+        True when its date was moved. A no-op (False) on a storage that writes no locks."""
+        ...
+
+
+def retained_until(storage: Storage, key: str, now: datetime) -> datetime | None:
+    """The date ``key`` stays locked after ``now``; None when it can be deleted now."""
+    if not isinstance(storage, RetainingStorage):
+        return None
+    until = storage.retained_until(key)
+    return until if until is not None and until > now else None
 
 
 def check_key(key: str) -> str:

@@ -7,7 +7,7 @@ thread-safe, clients are).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from blocks.config import OffboxConfig
 from sbx.errors import ConfigError
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MiB = 1 << 20
+LockMode = Literal["GOVERNANCE", "COMPLIANCE"]
+LOCK_MODES: dict[str, LockMode] = {"governance": "GOVERNANCE", "compliance": "COMPLIANCE"}
 
 
 @dataclass(frozen=True)
@@ -29,12 +31,18 @@ class S3Options:
     part_workers: int = 8
     storage_class: str | None = None
     server_side_encryption: str | None = None
+    #: S3 Object Lock mode of every write but the lock's (object_lock.py); None: no lock
+    object_lock: LockMode | None = None
+    #: days each lock must last at least (the retention policy's span, retention.lock_days)
+    lock_days: int = 0
     #: attempts of :meth:`S3Storage._call` around botocore's own retries (see retry_again)
     attempts: int = 4
     backoff_s: float = 0.2
 
 
-def make_client(offbox: OffboxConfig, *, max_attempts: int = 10) -> tuple[S3Client, S3Options]:
+def make_client(
+    offbox: OffboxConfig, *, max_attempts: int = 10, lock_days: int = 0
+) -> tuple[S3Client, S3Options]:
     """A boto3 S3 client and the upload options, from ``offbox`` (else the standard AWS ways).
 
     Endpoint: ``offbox.endpoint_url``, else ``AWS_ENDPOINT_URL`` (boto3 reads it), else AWS.
@@ -42,6 +50,7 @@ def make_client(offbox: OffboxConfig, *, max_attempts: int = 10) -> tuple[S3Clie
     block named by ``offbox.credentials_block``, loaded here (it needs the Prefect API), else the
     standard AWS chain (environment, profile, instance role). Nothing secret is logged.
     ``max_attempts`` is botocore's, per request (standard retry mode, exponential backoff).
+    ``lock_days``: how long ``offbox.object_lock`` locks each object (when it is set).
     """
     import boto3
     from botocore.config import Config
@@ -70,6 +79,8 @@ def make_client(offbox: OffboxConfig, *, max_attempts: int = 10) -> tuple[S3Clie
         part_workers=offbox.part_workers,
         storage_class=offbox.storage_class,
         server_side_encryption=offbox.server_side_encryption,
+        object_lock=LOCK_MODES[offbox.object_lock] if offbox.object_lock else None,
+        lock_days=lock_days,
     )
     return client, options
 

@@ -32,7 +32,14 @@ from botocore.exceptions import (
 )
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
-from sbx.errors import BodyMismatch, ObjectMissing, StorageError, UploadGone, WriteConflict
+from sbx.errors import (
+    BodyMismatch,
+    DeleteDenied,
+    ObjectMissing,
+    StorageError,
+    UploadGone,
+    WriteConflict,
+)
 
 CHECK_LOCATION = (
     "Check the bucket in the s3:// URL (offbox.url or --repo) and the endpoint "
@@ -169,6 +176,14 @@ def _client_error(
             key=key,
             retryable=False,
         )
+    if action == "delete" and (code in ("AccessDenied", "AccessDeniedByLock") or status == 403):
+        return DeleteDenied(
+            f"Could not delete {where}: the credentials in use may not delete there ({seen}). "
+            "Off-box copies are meant to be append-only for the box (docs/repository.md, "
+            "'Off-box copies'): prune them from an administrator's machine whose credentials "
+            f"may delete, with 'sbx prune --repo {location}'.",
+            key=key,
+        )
     if code in _DENIED or status in (401, 403):
         return StorageError(
             f"Could not {action} {where}: access denied ({seen}). {CHECK_CREDENTIALS}",
@@ -184,7 +199,8 @@ def _client_error(
     message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
     return StorageError(
         f"Could not {action} {where}: S3 refused it ({seen}: {message}). Check the offbox "
-        "options (storage_class, server_side_encryption) and the bucket's settings.",
+        "options (storage_class, server_side_encryption; object_lock needs a bucket made with "
+        "Object Lock enabled) and the bucket's settings.",
         key=key,
         retryable=False,
     )

@@ -18,7 +18,7 @@ import hashlib
 import io
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
@@ -198,3 +198,26 @@ def read_up_to(stream: BinaryIO, limit: int) -> bytes:
         chunks.append(block)
         left -= len(block)
     return b"".join(chunks)
+
+
+def list_uploads(
+    client: S3Client, call: Callable[..., Any], bucket: str, prefix: str
+) -> Iterator[Mapping[str, Any]]:
+    """Every multipart upload in flight under ``prefix`` (``call``: ``S3Storage._call``)."""
+    markers: dict[str, str] = {}
+    while True:
+        page = call(
+            "list uploads in",
+            None,
+            client.list_multipart_uploads,
+            Bucket=bucket,
+            Prefix=prefix,
+            **markers,
+        )
+        yield from page.get("Uploads", [])
+        if not page.get("IsTruncated"):
+            return
+        markers = {
+            "KeyMarker": page.get("NextKeyMarker", ""),
+            "UploadIdMarker": page.get("NextUploadIdMarker", ""),
+        }

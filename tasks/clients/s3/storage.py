@@ -17,6 +17,8 @@ How the :class:`~sbx.repository.storage.Storage` promises are kept on S3:
   uploads) that S3 verifies; every read asks for it back (``ChecksumMode=ENABLED``) and checks it
   and the length, so a truncated or damaged body raises a retryable :class:`StorageError` (and
   ``get`` retries it), never short data.
+- Object Lock (``offbox.object_lock``): every write but the lock's carries a retain-until date,
+  read back and extended for prune and copy (``object_lock.py``, :class:`RetainingStorage`).
 - retries: botocore retries throttling, 5xx and connection errors (standard mode); around that,
   :meth:`S3Storage._call` retries what botocore does not see (a body cut off or damaged while
   being read, 409 conflicts; ``s3_errors.retry_again``).
@@ -53,10 +55,12 @@ from tasks.clients.s3.errors import retry_again, translate
 from tasks.clients.s3.multipart import (
     MIN_PART_SIZE,
     HashingReader,
+    list_uploads,
     read_up_to,
     stream_size,
     upload_multipart,
 )
+from tasks.clients.s3.object_lock import extension, lock_arguments, retain_until
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -75,10 +79,9 @@ class S3Storage:
         if self.options.part_size < MIN_PART_SIZE:
             raise ConfigError(f"S3 part size {self.options.part_size} is below S3's 5 MiB.")
 
-    @property
-    def _extra(self) -> dict[str, Any]:
-        """Arguments of every upload: storage class, server-side encryption."""
-        extra: dict[str, Any] = {}
+    def _extra(self, key: str) -> dict[str, Any]:
+        """Arguments of every upload of ``key``: storage class, encryption, Object Lock."""
+        extra: dict[str, Any] = lock_arguments(self.options, key)
         if self.options.storage_class:
             extra["StorageClass"] = self.options.storage_class
         if self.options.server_side_encryption:
@@ -86,8 +89,17 @@ class S3Storage:
         return extra
 
     def init(self) -> None:
-        # buckets are made by the operator (their policy, lock and lifecycle are theirs to set)
-        self._call("open", None, self.client.head_bucket, Bucket=self.bucket)
+        # buckets are made by the operator (their policy, lock and lifecycle are theirs to set).
+        # A one-key listing rather than HeadBucket: it needs only s3:ListBucket, the permission
+        # every off-box policy grants anyway (docs/repository.md, "Off-box copies")
+        self._call(
+            "open",
+            None,
+            self.client.list_objects_v2,
+            Bucket=self.bucket,
+            Prefix=self.prefix,
+            MaxKeys=1,
+        )
 
     def put(self, key: str, data: bytes | BinaryIO) -> None:
         name = self._name(key)
@@ -163,6 +175,20 @@ class S3Storage:
     def size(self, key: str) -> int:
         return int(self._head(key)["ContentLength"])
 
+    def retained_until(self, key: str) -> datetime | None:
+        """S3 Object Lock's retain-until date of ``key`` (object_lock.py); None: not locked."""
+        return retain_until(self._head(key))
+
+    def extend_retention(self, key: str) -> bool:
+        if lock_arguments(self.options, key):  # sbx locks this key: read its date first
+            retention = extension(self.options, key, self.retained_until(key))
+            if retention is not None:
+                call = self.client.put_object_retention
+                name = self._name(key)
+                self._call("lock", key, call, Bucket=self.bucket, Key=name, Retention=retention)
+                return True
+        return False
+
     def replace(self, key: str, data: bytes) -> None:
         """Overwrite ``key`` (the lock's heartbeat). S3 makes the new object visible at once."""
         self._put_small(key, self._name(key), data, overwrite=True)
@@ -201,7 +227,7 @@ class S3Storage:
         """Abort multipart uploads under the prefix started more than ``older_than_s`` ago."""
         cutoff = datetime.now(UTC).timestamp() - older_than_s
         count = size = 0
-        for upload in self._uploads():
+        for upload in list_uploads(self.client, self._call, self.bucket, self.prefix):
             if upload["Initiated"].timestamp() > cutoff:
                 continue
             name, upload_id = upload["Key"], upload["UploadId"]
@@ -291,7 +317,7 @@ class S3Storage:
                 ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=b64(digest),
                 **condition,
-                **self._extra,
+                **self._extra(key),
             )
 
         try:
@@ -317,7 +343,7 @@ class S3Storage:
                 reader,
                 part_size=part_size,
                 workers=max(1, self.options.part_workers),
-                extra=self._extra,
+                extra=self._extra(key),
             )
         except WriteConflict:
             reader.drain()
@@ -337,30 +363,16 @@ class S3Storage:
         if not same:
             raise KeyExists(self.location, key)
 
-    def _uploads(self) -> Iterator[Mapping[str, Any]]:
-        markers: dict[str, str] = {}
-        while True:
-            page = self._call(
-                "list uploads in",
-                None,
-                self.client.list_multipart_uploads,
-                Bucket=self.bucket,
-                Prefix=self.prefix,
-                **markers,
-            )
-            yield from page.get("Uploads", [])
-            if not page.get("IsTruncated"):
-                return
-            markers = {
-                "KeyMarker": page.get("NextKeyMarker", ""),
-                "UploadIdMarker": page.get("NextUploadIdMarker", ""),
-            }
 
-
-def connect(url: str, offbox: OffboxConfig | None = None, *, max_attempts: int = 10) -> S3Storage:
+def connect(
+    url: str, offbox: OffboxConfig | None = None, *, max_attempts: int = 10, lock_days: int = 0
+) -> S3Storage:
     """The S3 storage at ``url``, configured from ``offbox`` (see ``s3_connect.make_client``).
 
-    ``max_attempts`` is botocore's, per request (standard retry mode, exponential backoff).
+    ``max_attempts`` is botocore's, per request (standard retry mode, exponential backoff);
+    ``lock_days``: how long ``offbox.object_lock`` locks each object written.
     """
-    client, options = make_client(offbox or OffboxConfig(), max_attempts=max_attempts)
+    client, options = make_client(
+        offbox or OffboxConfig(), max_attempts=max_attempts, lock_days=lock_days
+    )
     return S3Storage(url, client, options)
