@@ -121,6 +121,12 @@ class SbxConfig(BaseSettings):
     )
 
     stack_dir: Path = Field(default=DEFAULT_STACK_DIR, description="The compose stack's root.")
+    box: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="This box's name in a fleet (SBX_BOX; 'sbx serve --box' sets it for its "
+        "runs): its secrets are the sbx-secrets-<box> block and no other.",
+    )
     compose: ComposeConfig = Field(default_factory=ComposeConfig)
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     parts: dict[str, PartConfig] = Field(default_factory=dict)

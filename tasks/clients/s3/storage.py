@@ -48,7 +48,7 @@ from sbx.errors import (
 from sbx.repository.locations import parse_s3_url
 from sbx.repository.storage import check_key, check_prefix
 from tasks.clients.s3.checksums import VerifiedBody, b64, verified_bytes
-from tasks.clients.s3.connect import MiB, S3Options, make_client
+from tasks.clients.s3.connect import AccessKeys, MiB, S3Options, make_client
 from tasks.clients.s3.errors import retry_again, translate
 from tasks.clients.s3.multipart import (
     MIN_PART_SIZE,
@@ -357,10 +357,16 @@ class S3Storage:
             }
 
 
-def connect(url: str, offbox: OffboxConfig | None = None, *, max_attempts: int = 10) -> S3Storage:
+def connect(
+    url: str,
+    offbox: OffboxConfig | None = None,
+    *,
+    max_attempts: int = 10,
+    keys: AccessKeys | None = None,
+) -> S3Storage:
     """The S3 storage at ``url``, configured from ``offbox`` (see ``s3_connect.make_client``).
 
     ``max_attempts`` is botocore's, per request (standard retry mode, exponential backoff).
     """
-    client, options = make_client(offbox or OffboxConfig(), max_attempts=max_attempts)
+    client, options = make_client(offbox or OffboxConfig(), max_attempts=max_attempts, keys=keys)
     return S3Storage(url, client, options)
