@@ -5,6 +5,7 @@ gone leaves the other's runs going, and its own run waits (Late) and starts when
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,5 +100,12 @@ def test_each_box_runs_only_its_own_flows_on_one_postgresql_server(
         final = api.wait_final(late_a, timeout=300)
         assert final["state_type"] == "COMPLETED", (final["state"], log_tail(a.log, 60))
         assert len(snapshots(a)) == 2
+
+        # the fleet view finds both boxes' newest backups by their deployments' box tags
+        view = b.sbx("fleet", "--json")
+        assert view.returncode == 0, view.stderr
+        rows = {row["box"]: row for row in json.loads(view.stdout)["boxes"]}
+        assert rows["box-a"]["backup"]["url"].endswith(late_a), rows["box-a"]
+        assert rows["box-b"]["backup"]["url"].endswith(next_b), rows["box-b"]
     finally:
         api.close()
