@@ -24,6 +24,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from blocks.history import HistoryConfig
 from blocks.home import named_stack
 from blocks.incident_config import IncidentConfig
 from blocks.sections import (
@@ -135,6 +136,7 @@ class SbxConfig(BaseSettings):
     offbox: OffboxConfig = Field(default_factory=OffboxConfig)
     alerts: dict[str, AlertTarget] = Field(default_factory=dict)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
     age_recipients: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="age recipients (comma-separated in SBX_AGE_RECIPIENTS)."
     )

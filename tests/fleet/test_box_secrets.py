@@ -11,7 +11,6 @@ from typing import Any
 
 import pyrage
 import pytest
-from bed import FleetServer
 from pydantic import SecretStr
 
 from blocks.config import SbxConfig
@@ -50,15 +49,6 @@ class SignedBy(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def on_fleet_server(fleet_server: FleetServer) -> Iterator[None]:
-    """Prefect's client in this process pointed at the fleet's server."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: fleet_server.api_url}):
-        yield
-
-
-@pytest.fixture
 def endpoint() -> Iterator[SignedBy]:
     server = SignedBy()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -71,7 +61,7 @@ def endpoint() -> Iterator[SignedBy]:
 
 
 def test_a_box_reads_only_its_own_secrets_block(
-    on_fleet_server: None, endpoint: SignedBy, run_id: str, monkeypatch: pytest.MonkeyPatch
+    on_fleet_server: str, endpoint: SignedBy, run_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from blocks.box import SbxSecrets
     from deployments.bootstrap import setup_prefect

@@ -111,16 +111,14 @@ def test_the_fleet_view_reads_each_box_from_the_server(
 
 
 def test_the_fleet_flow_publishes_the_view_as_an_artifact(
-    fleet_server: FleetServer, seeded: dict[str, str]
+    fleet_server: FleetServer, on_fleet_server: str, seeded: dict[str, str]
 ) -> None:
     from bed.prefect_runs import newest_artifact
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.fleet import publish_fleet
 
-    with temporary_settings({PREFECT_API_URL: fleet_server.api_url}):
-        view = publish_fleet()
-        artifact = newest_artifact("fleet")
+    view = publish_fleet()
+    artifact = newest_artifact("fleet")
     assert seeded["x"] in {row.box for row in view.boxes}
     assert artifact is not None
     kind, markdown = artifact
