@@ -24,6 +24,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from blocks.history import HistoryConfig
 from blocks.home import named_stack
 from blocks.incident_config import IncidentConfig
 from blocks.sections import (
@@ -122,6 +123,12 @@ class SbxConfig(BaseSettings):
     )
 
     stack_dir: Path = Field(default=DEFAULT_STACK_DIR, description="The compose stack's root.")
+    box: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="This box's name in a fleet (SBX_BOX; 'sbx serve --box' sets it for its "
+        "runs): its secrets are the sbx-secrets-<box> block and no other.",
+    )
     compose: ComposeConfig = Field(default_factory=ComposeConfig)
     services: dict[str, ServiceConfig] = Field(default_factory=dict)
     parts: dict[str, PartConfig] = Field(default_factory=dict)
@@ -130,6 +137,7 @@ class SbxConfig(BaseSettings):
     offbox: OffboxConfig = Field(default_factory=OffboxConfig)
     alerts: dict[str, AlertTarget] = Field(default_factory=dict)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
     age_recipients: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="age recipients (comma-separated in SBX_AGE_RECIPIENTS)."
     )

@@ -116,6 +116,18 @@ class RegisteredDeployment(BaseModel):
     stack: str | None = None  # the stack its runs act on (its ``stack`` parameter)
 
 
+#: the fleet view (flows/fleet.py), refreshed every 15 minutes by the one box of a fleet that
+#: ``sbx serve --box NAME --fleet-view`` names: not in prefect.yaml, which every box serves
+FLEET_VIEW = DeploymentSpec(
+    name="fleet-view-every-15-minutes",
+    entrypoint=f"{PROJECT_ROOT / 'flows' / 'fleet.py'}:publish_fleet",
+    description="Every box of the fleet at a glance (the `fleet` artifact): last backup, "
+    "off-box copy, drill and RTO, health, open incident, each run linked.",
+    tags=["fleet", "scheduled"],
+    schedules=[ScheduleSpec(cron="*/15 * * * *")],
+    concurrency_limit=ConcurrencySpec(limit=1, collision_strategy="CANCEL_NEW"),
+)
+
 #: what ``sbx serve --json`` prints
 RegisteredList = TypeAdapter(list[RegisteredDeployment])
 

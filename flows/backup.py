@@ -110,11 +110,17 @@ def backup_stack(
         f"Backup of {config.stack_dir}",
     )
     if offbox and config.offbox.url:
+        from prefect import tags as run_tags
+
         from flows.offbox import copy_offbox
+        from tasks.fleet import box_tags
         from tasks.run_alerts import alert_run_failed
 
         try:
-            copy_offbox(repo=repo, stack=stack, config_file=config_file)
+            # on a fleet's box the copy's run carries the box's tag, as this run does through
+            # its deployment: the fleet view finds it (tasks/fleet.py)
+            with run_tags(*box_tags(config)):
+                copy_offbox(repo=repo, stack=stack, config_file=config_file)
         except Exception as exc:
             alert_run_failed(
                 config,

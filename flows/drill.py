@@ -28,7 +28,7 @@ from tasks.drill.project import (
     start_project,
     tear_down,
 )
-from tasks.drill.report import DrillReport, drill_markdown, not_started
+from tasks.drill.report import DrillReport, drill_markdown, drill_summary, not_started
 from tasks.health.checks import failing
 from tasks.health.model import CheckResult, HealthContext
 from tasks.reports import artifact_key, publish_markdown
@@ -97,7 +97,7 @@ def drill_restore(
     publish_markdown(
         artifact_key("drill", config.stack_dir.name),
         drill_markdown(report, history),
-        f"Restore drill of {report.snapshot_id}: {'passed' if report.passed else 'FAILED'}",
+        drill_summary(report),
     )
     if not report.passed:
         raise DrillFailed(report)

@@ -6,10 +6,10 @@ grants reads only); vLLM answers 401 on ``/v1/*`` when started with ``--api-key`
 ``VLLM_API_KEY``. The keys are read from the compose model (``docker compose config``: each
 service's environment with its ``env_file`` values resolved, and its command), so zero
 configuration works on a keyed box; so are the config files a Qdrant container mounts
-(keys_files.py). A key none of these show goes in the sbx-secrets block named by
-``offbox.secrets_block``, field ``api_keys`` (compose service name → key), which wins. Keys
-stay ``SecretStr`` from here on and are unwrapped only by the clients in ``tasks/clients/``;
-models that carry them exclude them from every dump.
+(keys_files.py). A key none of these show goes in the box's sbx-secrets block
+(tasks/secrets.py), field ``api_keys`` (compose service name → key), which wins. Keys stay
+``SecretStr`` from here on and are unwrapped only by the clients in ``tasks/clients/``; models
+that carry them exclude them from every dump.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from blocks.config import SbxConfig
-from sbx.errors import ConfigError
 from tasks.clients.compose import ComposeModel, ComposeService
 from tasks.keys_files import qdrant_file_keys
+from tasks.secrets import load_secrets, secrets_block_name
 
 QDRANT_KEY = "QDRANT__SERVICE__API_KEY"
 QDRANT_READ_ONLY_KEY = "QDRANT__SERVICE__READ_ONLY_API_KEY"
@@ -97,20 +97,11 @@ def block_keys(config: SbxConfig) -> Mapping[str, SecretStr]:
 
     Outside a flow run (``sbx status``) no block is loaded: that listing answers without a
     Prefect API and probes only the open health paths."""
-    name = config.offbox.secrets_block
-    if not name:
+    if secrets_block_name(config)[0] is None:
         return {}
     from prefect.context import FlowRunContext
 
     if FlowRunContext.get() is None:
         return {}
-    from blocks.box import SbxSecrets
-
-    try:
-        secrets = SbxSecrets.load(name)
-    except (ValueError, RuntimeError) as exc:
-        raise ConfigError(
-            f"Cannot load the sbx-secrets block {name!r} ({type(exc).__name__}). Create it "
-            "('sbx setup', then the Prefect UI) or fix offbox.secrets_block."
-        ) from None
-    return dict(secrets.api_keys) if isinstance(secrets, SbxSecrets) else {}
+    secrets = load_secrets(config)
+    return dict(secrets.api_keys) if secrets is not None else {}

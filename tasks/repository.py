@@ -5,18 +5,21 @@ credentials and upload options come from the configuration's ``[offbox]`` table 
 imported only when an s3:// location is used); an encrypted repository (an off-box copy,
 docs/repository.md) opens with the age identity, transparently. Keys: recipients from
 ``age_recipients`` (``SBX_AGE_RECIPIENTS``), the identity from ``age_identity_file``
-(``SBX_AGE_IDENTITY_FILE``) or the ``age_identity`` field of the ``sbx-secrets`` block named by
-``offbox.secrets_block``. Key material never reaches a log.
+(``SBX_AGE_IDENTITY_FILE``) or the ``age_identity`` field of the box's ``sbx-secrets`` block
+(tasks/secrets.py: ``offbox.secrets_block``, or ``sbx-secrets-<box>`` in a fleet), whose S3 keys
+also sign S3 requests when no ``offbox.credentials_block`` is set. Key material never reaches a
+log.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyrage
 
 from blocks.config import SbxConfig
-from sbx.errors import AgeKeyError, ConfigError
+from sbx.errors import AgeKeyError
 from sbx.repository import Repository
 from sbx.repository.encrypted import (
     EncryptedStorage,
@@ -27,6 +30,10 @@ from sbx.repository.encrypted import (
 from sbx.repository.locations import RepositoryLocation, local_storage
 from sbx.repository.retention import lock_days
 from sbx.repository.storage import Storage
+from tasks.secrets import load_secrets, secrets_block_name
+
+if TYPE_CHECKING:
+    from tasks.clients.s3.connect import AccessKeys
 
 
 def open_storage(location: str | Path | Storage, config: SbxConfig | None = None) -> Storage:
@@ -44,7 +51,7 @@ def open_storage(location: str | Path | Storage, config: SbxConfig | None = None
         if config is None:
             return connect(parsed.text)
         days = lock_days(config.retention, config.offbox.lock_days)
-        return connect(parsed.text, config.offbox, lock_days=days)
+        return connect(parsed.text, config.offbox, lock_days=days, keys=_s3_keys(config))
     return local_storage(parsed.text)
 
 
@@ -82,24 +89,24 @@ def load_age_keys(config: SbxConfig) -> AgeKeys:
                 "SBX_AGE_IDENTITY_FILE (or age_identity_file in sbx.toml) and its permissions."
             ) from None
         identities = parse_identities(text, f"age identity file {path}")
-    elif config.offbox.secrets_block:
-        identities = _identities_from_block(config.offbox.secrets_block)
+    else:
+        secrets = load_secrets(config)
+        if secrets is not None and secrets.age_identity is not None:
+            name = secrets_block_name(config)[0]
+            identities = parse_identities(
+                secrets.age_identity.get_secret_value(), f"block {name!r}"
+            )
     return AgeKeys(recipients, identities)
 
 
-def _identities_from_block(name: str) -> list[pyrage.x25519.Identity]:
-    from blocks.box import SbxSecrets
-
-    try:
-        secrets = SbxSecrets.load(name)
-    except (ValueError, RuntimeError) as exc:
-        raise ConfigError(
-            f"Cannot load the sbx-secrets block {name!r} ({type(exc).__name__}). Create it "
-            "('sbx setup', then the Prefect UI) or fix offbox.secrets_block."
-        ) from None
-    if not isinstance(secrets, SbxSecrets) or secrets.age_identity is None:
-        return []
-    return parse_identities(secrets.age_identity.get_secret_value(), f"block {name!r}")
+def _s3_keys(config: SbxConfig) -> AccessKeys | None:
+    """The box's S3 keys from its secrets block, unless an AwsCredentials block is named."""
+    if config.offbox.credentials_block:
+        return None
+    secrets = load_secrets(config)
+    if secrets is None or not (secrets.aws_access_key_id and secrets.aws_secret_access_key):
+        return None
+    return secrets.aws_access_key_id, secrets.aws_secret_access_key
 
 
 def open_encrypted(

@@ -9,11 +9,12 @@ Fixtures (design.md "Test bed", style.md "Tests"):
     s3_server       bed.S3Server      moto's server mode over HTTP on a free port
     fault_proxy     bed.FaultProxy    a proxy in front of s3_server failing ~20 % of requests
     prefect_server  str               API URL of prefect_test_harness (settings point at it)
+    fleet_server    bed.FleetServer   Prefect on a throw-away PostgreSQL cluster (a fleet's)
     running_stack   bed.RunningStack  a copy of examples/stack up as its own compose project
 
 A missing service skips the tests that need it, naming it and how to get it; with CI=true or
 SBX_TEST_REQUIRE=docker,registry,... (or "all") it fails them instead. Tests using these fixtures
-get the matching marker (docker, registry, s3, prefect), so ``-m "not docker"`` works.
+get the matching marker (docker, registry, s3, prefect, postgres), so ``-m "not docker"`` works.
 """
 
 # ruff: noqa: E402
@@ -39,10 +40,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from bed import FaultProxy, RunningStack, S3Server, require_service
+from bed import FaultProxy, FleetServer, RunningStack, S3Server, require_service
 from bed.digest import record as record_failure
 from bed.engine import docker_engine_session, remove_test_objects
 from bed.images import build_images, build_module
+from bed.postgres import postgres_cluster, prefect_on_postgres
 from bed.registry import registry_session
 from bed.s3 import s3_session
 from bed.stack import prepare_stack, start_stack, stop_stack
@@ -58,6 +60,7 @@ FIXTURE_MARKS = {
     "s3_server": "s3",
     "fault_proxy": "s3",
     "prefect_server": "prefect",
+    "fleet_server": "postgres",
 }
 
 
@@ -160,6 +163,17 @@ def prefect_server() -> Iterator[str]:
         url = PREFECT_API_URL.value()
         assert url, "prefect_test_harness set no API URL"
         yield str(url)
+
+
+@pytest.fixture(scope="session")
+def fleet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetServer]:
+    """One PostgreSQL cluster and one Prefect server on it for the session, both stopped (and
+    the cluster removed) at its end; the Prefect settings of the test process are left alone."""
+    with (
+        postgres_cluster() as cluster,
+        prefect_on_postgres(cluster, tmp_path_factory.mktemp("fleet-server")) as server,
+    ):
+        yield server
 
 
 @pytest.fixture

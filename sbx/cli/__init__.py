@@ -21,6 +21,7 @@ from sbx.cli import backups, offbox
 from sbx.cli import changelog as changelog_cli
 from sbx.cli import diff as diff_cli
 from sbx.cli import drill as drill_cli
+from sbx.cli import fleet as fleet_cli
 from sbx.cli import gpu as gpu_cli
 from sbx.cli import health as health_cli
 from sbx.cli import init as init_cli
@@ -81,6 +82,7 @@ status_cli.register(app)
 init_cli.register(app)
 server_cli.register(app, server)
 serve_cli.register(app)
+fleet_cli.register(app)
 logs_commands.register(logs)
 app.add_typer(incident, name="incident", rich_help_panel="Changes")
 app.add_typer(model, name="model", rich_help_panel="Changes")

@@ -27,9 +27,17 @@ def serve(
             envvar="SBX_BOX",
             help="For a fleet sharing one Prefect server: this box's name. Deployments "
             "become '<name>-<box>' in work pool 'sbx-box-<box>', so each box's worker "
-            "runs only its own.",
+            "runs only its own; its runs read only the 'sbx-secrets-<box>' block.",
         ),
     ] = None,
+    fleet_view: Annotated[
+        bool,
+        typer.Option(
+            "--fleet-view",
+            help="Also refresh the fleet view (the 'fleet' artifact, 'sbx fleet') every 15 "
+            "minutes from this box: give it to one box of a fleet.",
+        ),
+    ] = False,
     register_only: Annotated[
         bool,
         typer.Option("--register-only", help="Register the deployments, run no worker."),
@@ -60,6 +68,7 @@ def serve(
     api = ensure_api()
     from deployments.bootstrap import WORK_POOL, setup_prefect
     from deployments.serve import (
+        FLEET_VIEW,
         PROJECT_ROOT,
         RegisteredList,
         pool_for_box,
@@ -67,8 +76,13 @@ def serve(
         register_deployments,
     )
 
+    if box:
+        # every run of this worker is a subprocess that inherits the environment: it then knows
+        # its box, and reads only the box's own secrets block (tasks/secrets.py)
+        os.environ["SBX_BOX"] = box
     path = prefect_yaml or PROJECT_ROOT / "prefect.yaml"
-    specs = [spec.for_box(box) for spec in read_prefect_yaml(path)]
+    declared = read_prefect_yaml(path) + ([FLEET_VIEW] if fleet_view else [])
+    specs = [spec.for_box(box) for spec in declared]
     pool = pool_for_box(WORK_POOL, box)
     for item in setup_prefect(pool):
         err.print(f"setup: {item.kind} {item.name}: {item.outcome}")

@@ -71,6 +71,14 @@ class DrillReport(BaseModel):
         return ([f"drill: {self.failure}"] if self.failure else []) + lines
 
 
+def drill_summary(report: DrillReport) -> str:
+    """The artifact's description: ``Restore drill of <id>: passed, RTO 12.3 s`` (the fleet
+    view reads the RTO from it, tasks/fleet.py)."""
+    verdict = "passed" if report.passed else "FAILED"
+    rto = f", RTO {report.rto_s:.1f} s" if report.passed and report.rto_s is not None else ""
+    return f"Restore drill of {report.snapshot_id}: {verdict}{rto}"
+
+
 def drill_markdown(report: DrillReport, history: list[DrillMark]) -> str:
     verdict = "PASSED" if report.passed else "FAILED"
     rto = f"{report.rto_s:.1f} s" if report.rto_s is not None else "never healthy"

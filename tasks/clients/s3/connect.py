@@ -14,6 +14,10 @@ from sbx.errors import ConfigError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from pydantic import SecretStr
+
+#: an access key id and its secret, as the box's sbx-secrets block holds them
+AccessKeys = tuple["SecretStr", "SecretStr"]
 
 MiB = 1 << 20
 LockMode = Literal["GOVERNANCE", "COMPLIANCE"]
@@ -41,14 +45,19 @@ class S3Options:
 
 
 def make_client(
-    offbox: OffboxConfig, *, max_attempts: int = 10, lock_days: int = 0
+    offbox: OffboxConfig,
+    *,
+    max_attempts: int = 10,
+    lock_days: int = 0,
+    keys: AccessKeys | None = None,
 ) -> tuple[S3Client, S3Options]:
     """A boto3 S3 client and the upload options, from ``offbox`` (else the standard AWS ways).
 
     Endpoint: ``offbox.endpoint_url``, else ``AWS_ENDPOINT_URL`` (boto3 reads it), else AWS.
     Region likewise (``AWS_DEFAULT_REGION``). Credentials: the prefect-aws ``AwsCredentials``
-    block named by ``offbox.credentials_block``, loaded here (it needs the Prefect API), else the
-    standard AWS chain (environment, profile, instance role). Nothing secret is logged.
+    block named by ``offbox.credentials_block``, loaded here (it needs the Prefect API), else
+    ``keys`` (the box's sbx-secrets block), else the standard AWS chain (environment, profile,
+    instance role). Nothing secret is logged.
     ``max_attempts`` is botocore's, per request (standard retry mode, exponential backoff).
     ``lock_days``: how long ``offbox.object_lock`` locks each object (when it is set).
     """
@@ -57,6 +66,11 @@ def make_client(
 
     endpoint, region = offbox.endpoint_url, offbox.region
     session = boto3.session.Session()
+    if keys is not None and not offbox.credentials_block:
+        session = boto3.session.Session(
+            aws_access_key_id=keys[0].get_secret_value(),
+            aws_secret_access_key=keys[1].get_secret_value(),
+        )
     if offbox.credentials_block:
         session, endpoint, region = _from_block(offbox.credentials_block, endpoint, region)
     config = Config(

@@ -50,7 +50,7 @@ from sbx.errors import (
 from sbx.repository.locations import parse_s3_url
 from sbx.repository.storage import check_key, check_prefix
 from tasks.clients.s3.checksums import VerifiedBody, b64, verified_bytes
-from tasks.clients.s3.connect import MiB, S3Options, make_client
+from tasks.clients.s3.connect import AccessKeys, MiB, S3Options, make_client
 from tasks.clients.s3.errors import retry_again, translate
 from tasks.clients.s3.multipart import (
     MIN_PART_SIZE,
@@ -365,7 +365,12 @@ class S3Storage:
 
 
 def connect(
-    url: str, offbox: OffboxConfig | None = None, *, max_attempts: int = 10, lock_days: int = 0
+    url: str,
+    offbox: OffboxConfig | None = None,
+    *,
+    max_attempts: int = 10,
+    lock_days: int = 0,
+    keys: AccessKeys | None = None,
 ) -> S3Storage:
     """The S3 storage at ``url``, configured from ``offbox`` (see ``s3_connect.make_client``).
 
@@ -373,6 +378,6 @@ def connect(
     ``lock_days``: how long ``offbox.object_lock`` locks each object written.
     """
     client, options = make_client(
-        offbox or OffboxConfig(), max_attempts=max_attempts, lock_days=lock_days
+        offbox or OffboxConfig(), max_attempts=max_attempts, lock_days=lock_days, keys=keys
     )
     return S3Storage(url, client, options)
