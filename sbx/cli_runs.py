@@ -12,6 +12,9 @@
   all of it; ``sbx --verbose`` (``SBX_VERBOSE=1``) keeps it on the terminal too, and an
   unexpected exception (a bug) always does. The same for a stop by SIGTERM
   (sbx/stopping.py): the command ends with its one line.
+- The server's default result storage is asked for once. Prefect asks for it each time it sets
+  up a result store when no storage block is configured: three requests for a run with two
+  tasks (``GET /admin/storage``), each answered the same within one command.
 - Flow parameters that are already JSON (all of sbx's: paths and names as strings, numbers,
   flags, lists of names) are sent as they are. Prefect passes each one through FastAPI's
   ``jsonable_encoder``, which gives back the same values, but importing FastAPI for it cost
@@ -34,9 +37,12 @@ from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sbx.errors import SbxError
+from sbx.prefect_import import prepare_prefect_import
 from sbx.stopping import is_stop
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from prefect.flows import Flow
 
 _HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
@@ -49,6 +55,7 @@ def configure_cli_runs() -> None:
         _no_flow_heartbeats()
         _no_console_tracebacks_for_sbx_errors()
         _json_parameters_as_they_are()
+        _result_storage_asked_once()
 
 
 @contextmanager
@@ -56,6 +63,7 @@ def _imports_without_collections() -> Iterator[None]:
     enabled = gc.isenabled()
     gc.disable()
     try:
+        prepare_prefect_import()
         yield
     finally:
         gc.freeze()  # what the imports made stays for good: later collections skip it
@@ -171,3 +179,23 @@ def _json_parameters_as_they_are() -> None:
 
     serialize_parameters.sbx_plain_json = True  # type: ignore[attr-defined]
     Flow.serialize_parameters = serialize_parameters  # type: ignore[method-assign]
+
+
+def _result_storage_asked_once() -> None:
+    from prefect import results
+
+    ask = results._read_server_default_result_storage_block_id
+    if getattr(ask, "sbx_once", False):
+        return
+    answers: dict[str, UUID | None] = {}
+
+    def ask_once() -> UUID | None:
+        from prefect.settings import get_current_settings
+
+        api = str(get_current_settings().api.url)
+        if api not in answers:
+            answers[api] = ask()
+        return answers[api]
+
+    ask_once.sbx_once = True  # type: ignore[attr-defined]
+    results._read_server_default_result_storage_block_id = ask_once

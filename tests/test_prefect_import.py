@@ -1,0 +1,146 @@
+"""A flow-running command imports Prefect without the work its run never uses (#20 item 7,
+sbx/prefect_import.py), and still runs its flow in full: recorded, logged, with its artifact."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from sbx.prefect_import import DEFERRED, _load_logging_config, _SettingsByName
+from sbx.repository import Repository
+from sbx.repository.storage.local import LocalStorage
+
+COMMAND_PROBE = """
+import collections, json, sys
+import httpx  # counted below; sbx.cli would have kept its command-line client out
+requests = collections.Counter()
+send = httpx.Client.send
+def counting(self, request, *args, **kwargs):
+    requests[request.url.path] += 1
+    return send(self, request, *args, **kwargs)
+httpx.Client.send = counting
+sys.argv = ["sbx", *json.loads(sys.argv[1])]
+from sbx.cli import main
+from sbx.prefect_import import DEFERRED, ran
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print("PROBE=" + json.dumps({"code": code, "ran": [m for m in DEFERRED if ran(m)],
+      "storage_asked": requests["/api/admin/storage"]}), file=sys.stderr)
+"""
+
+
+def _probe(args: list[str], env: dict[str, str]) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", COMMAND_PROBE, json.dumps(args)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    line = [x for x in done.stderr.splitlines() if x.startswith("PROBE=")]
+    assert line, done.stdout + done.stderr
+    return dict(json.loads(line[-1].removeprefix("PROBE=")))
+
+
+@pytest.mark.prefect
+def test_verify_runs_its_flow_in_full_without_the_deferred_modules(
+    prefect_server: str, tmp_path: Path
+) -> None:
+    stack = tmp_path / f"fixed-cost-{uuid.uuid4().hex[:8]}"
+    stack.mkdir()
+    (stack / "a.txt").write_text("a")
+    repository = Repository.open_or_init(LocalStorage(tmp_path / "repo"))
+    with repository.writer(command="test") as writer:
+        writer.begin_snapshot(previous=None, tags={}, stack_dir=stack)
+        with writer.part("configs", "copy") as part:
+            part.add_tree(stack, "configs")
+        writer.commit(box={})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SBX_"))}
+    env.update(PREFECT_API_URL=prefect_server, SBX_HOME=str(tmp_path / "home"))
+
+    seen = _probe(["verify", "--stack", str(stack), "--repo", str(tmp_path / "repo")], env)
+
+    assert seen["code"] == 0, seen
+    assert seen["ran"] == [], seen  # nothing of the run needed them
+    assert seen["storage_asked"] == 1, seen  # Prefect asked three times
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        artifact = client.read_latest_artifacts()  # one per key
+        ours = [a for a in artifact if a.key == f"verify-{stack.name}"]
+        assert ours and ours[0].flow_run_id, artifact
+        run_id = ours[0].flow_run_id
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
+        assert runs and runs[0].state and runs[0].state.is_completed(), runs
+        assert runs[0].name.startswith(f"verify-{stack.name}-"), runs[0].name
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        assert any("verified 1 snapshot(s)" in log.message for log in logs), logs
+
+
+DEFERRAL_PROBE = """
+import sys
+from sbx.prefect_import import DEFERRED, prepare_prefect_import, ran
+prepare_prefect_import()
+import prefect.main
+assert not any(ran(m) for m in DEFERRED), [m for m in DEFERRED if ran(m)]
+import httpx
+assert "pygments" not in sys.modules and callable(httpx.main)  # httpx's stub
+
+from prefect.blocks.core import Block
+from prefect.blocks.notifications import SlackWebhook
+from prefect.blocks.webhook import Webhook
+assert Block.get_block_class_from_key("slack-webhook") is SlackWebhook
+assert Block.get_block_class_from_key("webhook") is Webhook
+import jsonschema
+jsonschema.validate(3, {"type": "integer"})
+import coolname
+assert coolname.generate_slug(2).count("-") == 1
+assert all(ran(m) for m in DEFERRED), [m for m in DEFERRED if not ran(m)]
+print("OK")
+"""
+
+
+def test_a_deferred_module_runs_in_full_on_first_use() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    done = subprocess.run(
+        [sys.executable, "-c", DEFERRAL_PROBE], capture_output=True, text=True, env=env,
+        timeout=120,
+    )  # fmt: skip
+    assert done.stdout.strip().endswith("OK"), done.stdout + done.stderr
+    assert len(DEFERRED) == 4
+
+
+def test_the_logging_template_is_filled_as_prefect_fills_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect.logging.configuration import DEFAULT_LOGGING_SETTINGS_PATH, load_logging_config
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    every = settings.to_environment_variables(include_aliases=True)
+    by_name = _SettingsByName(settings)
+    assert {name: by_name[name] for name in every} == every
+    with pytest.raises(KeyError):
+        by_name["PREFECT_NO_SUCH_SETTING"]
+    monkeypatch.setenv("PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL", "WARNING")  # an override
+    monkeypatch.setenv("PREFECT_LOGGING_ROOT_HANDLERS", "console")  # a list override
+    assert load_logging_config is not _load_logging_config  # this process: Prefect's own
+    ours = _load_logging_config(DEFAULT_LOGGING_SETTINGS_PATH)
+    assert ours == load_logging_config(DEFAULT_LOGGING_SETTINGS_PATH)
+    assert ours["loggers"]["prefect"]["level"] == "WARNING"
+    assert ours["root"]["handlers"] == ["console"]
