@@ -15,6 +15,11 @@
 - The server's default result storage is asked for once. Prefect asks for it each time it sets
   up a result store when no storage block is configured: three requests for a run with two
   tasks (``GET /admin/storage``), each answered the same within one command.
+- One TLS context per CA file. Each Prefect client builds its own and loads the whole CA
+  bundle into it (~30 ms of CPU), three per command (the engine's client, the log and event
+  workers' clients), to reach a server that is plain HTTP on loopback by default. The
+  contexts Prefect builds for a CA file are made once and shared, as httpx shares its
+  default one: Prefect never changes them after building them.
 - Flow parameters that are already JSON (all of sbx's: paths and names as strings, numbers,
   flags, lists of names) are sent as they are. Prefect passes each one through FastAPI's
   ``jsonable_encoder``, which gives back the same values, but importing FastAPI for it cost
@@ -32,6 +37,8 @@ import gc
 import logging
 import os
 import re
+import ssl
+import types
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any
@@ -56,6 +63,7 @@ def configure_cli_runs() -> None:
         _no_console_tracebacks_for_sbx_errors()
         _json_parameters_as_they_are()
         _result_storage_asked_once()
+        _one_ssl_context_per_ca_file()
 
 
 @contextmanager
@@ -199,3 +207,30 @@ def _result_storage_asked_once() -> None:
 
     ask_once.sbx_once = True  # type: ignore[attr-defined]
     results._read_server_default_result_storage_block_id = ask_once
+
+
+class _SharedTlsContexts:
+    """Prefect's client module's view of ``ssl``: one verified context per CA file."""
+
+    def __init__(self, real: types.ModuleType) -> None:
+        self._real = real
+        self._made: dict[str, ssl.SSLContext] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def create_default_context(self, *args: Any, **kwargs: Any) -> ssl.SSLContext:
+        cafile = kwargs.get("cafile")
+        if args or set(kwargs) != {"cafile"} or not isinstance(cafile, str):
+            return self._real.create_default_context(*args, **kwargs)  # type: ignore[no-any-return]
+        if cafile not in self._made:
+            self._made[cafile] = self._real.create_default_context(cafile=cafile)
+        return self._made[cafile]
+
+
+def _one_ssl_context_per_ca_file() -> None:
+    from prefect.client import orchestration
+
+    names = vars(orchestration)  # its module globals: what its ``ssl.…`` calls look up
+    if not isinstance(names["ssl"], _SharedTlsContexts):
+        names["ssl"] = _SharedTlsContexts(names["ssl"])

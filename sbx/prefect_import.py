@@ -13,7 +13,9 @@ command's flow run never needs. CPU of one ``sbx verify`` on the 2-core VM:
   they run on first use too (40-60 ms).
 - httpx imports its own command-line client (``httpx._main``: click, pygments' lexer table)
   whenever those are installed, and Typer and Rich install them: marked absent, so
-  ``httpx.main`` is httpx's stub saying so (60-85 ms). Before httpx's first import (sbx.cli).
+  ``httpx.main`` is httpx's stub saying so (60-85 ms). httpcore imports the HTTP/2 protocol
+  package ``h2`` whether or not a client asks for HTTP/2 (Prefect's does not by default): its
+  modules run on first use (~20 ms). Both before httpx's first import (sbx.cli).
 - Prefect's logging set-up renders all ~290 settings (every settings group dumped again at
   each level of the tree) to fill the three ``${PREFECT_…_LEVEL}`` placeholders of its template
   (85-100 ms): here the template gets the settings it names, rendered the same way.
@@ -38,19 +40,24 @@ if TYPE_CHECKING:
 
 #: imported eagerly by Prefect, used by an sbx command's flow run rarely or never
 DEFERRED = ("prefect.blocks.notifications", "prefect.blocks.webhook", "jsonschema", "coolname")
+#: what httpcore imports of h2 (``import h2.config`` …): the package and those modules
+DEFERRED_H2 = ("h2", "h2.config", "h2.connection", "h2.events", "h2.exceptions", "h2.settings")
 
 
-def without_httpx_cli() -> None:
-    """Before httpx's first import: it then does not load its command-line client."""
-    if "httpx" not in sys.modules:
-        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # "absent"
+def before_httpx_import() -> None:
+    """Before httpx's first import: no command-line client; HTTP/2 loaded when used."""
+    if "httpx" in sys.modules or "httpcore" in sys.modules:
+        return
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # "absent"
+    for name in DEFERRED_H2:
+        _defer(name)
 
 
 def prepare_prefect_import() -> None:
     """Before ``import prefect``: defer the modules above; fill logging's template lazily."""
     if "prefect" in sys.modules:
         return
-    without_httpx_cli()
+    before_httpx_import()
     for name in DEFERRED:
         _defer(name)
     import prefect.logging.configuration as logging_configuration
@@ -90,6 +97,9 @@ def _defer(name: str) -> None:
     module = importlib.util.module_from_spec(spec)
     module.__class__ = _RunsOnFirstUse
     sys.modules[name] = module
+    if rest and (parent_module := sys.modules.get(name.rpartition(".")[0])) is not None:
+        # what the import system does for a submodule it runs: ``h2.config`` is reached so
+        setattr(parent_module, name.rpartition(".")[2], module)
 
 
 class _RunsOnFirstUse(types.ModuleType):
