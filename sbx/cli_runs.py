@@ -15,11 +15,12 @@
 - The server's default result storage is asked for once. Prefect asks for it each time it sets
   up a result store when no storage block is configured: three requests for a run with two
   tasks (``GET /admin/storage``), each answered the same within one command.
-- One TLS context per CA file. Each Prefect client builds its own and loads the whole CA
-  bundle into it (~30 ms of CPU), three per command (the engine's client, the log and event
-  workers' clients), to reach a server that is plain HTTP on loopback by default. The
-  contexts Prefect builds for a CA file are made once and shared, as httpx shares its
-  default one: Prefect never changes them after building them.
+- No CA bundle loaded to reach a plain-HTTP API. Each Prefect client builds a TLS context and
+  loads the whole CA bundle into it (~30 ms of CPU), three per command (the engine's client,
+  the log and event workers' clients), whatever the API's scheme. For an ``http://`` API
+  (sbx's local server) the context is one that trusts no CA: never used, and were it used,
+  it would refuse every certificate. For an ``https://`` API the contexts for a CA file are
+  built once and shared, as httpx shares its default one (Prefect never changes them).
 - Flow parameters that are already JSON (all of sbx's: paths and names as strings, numbers,
   flags, lists of names) are sent as they are. Prefect passes each one through FastAPI's
   ``jsonable_encoder``, which gives back the same values, but importing FastAPI for it cost
@@ -210,11 +211,11 @@ def _result_storage_asked_once() -> None:
 
 
 class _SharedTlsContexts:
-    """Prefect's client module's view of ``ssl``: one verified context per CA file."""
+    """Prefect's client module's view of ``ssl`` (see the module doc)."""
 
     def __init__(self, real: types.ModuleType) -> None:
         self._real = real
-        self._made: dict[str, ssl.SSLContext] = {}
+        self._made: dict[tuple[str, bool], ssl.SSLContext] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -223,9 +224,18 @@ class _SharedTlsContexts:
         cafile = kwargs.get("cafile")
         if args or set(kwargs) != {"cafile"} or not isinstance(cafile, str):
             return self._real.create_default_context(*args, **kwargs)  # type: ignore[no-any-return]
-        if cafile not in self._made:
-            self._made[cafile] = self._real.create_default_context(cafile=cafile)
-        return self._made[cafile]
+        from prefect.settings import get_current_settings
+
+        plain_http = str(get_current_settings().api.url or "").startswith("http://")
+        key = (cafile, plain_http)
+        if key not in self._made:
+            # PROTOCOL_TLS_CLIENT: certificates required and host names checked, no CA trusted
+            self._made[key] = (
+                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                if plain_http
+                else self._real.create_default_context(cafile=cafile)
+            )
+        return self._made[key]
 
 
 def _one_ssl_context_per_ca_file() -> None:

@@ -7,9 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import types
 import uuid
 from pathlib import Path
 
+import certifi
 import pytest
 
 from sbx.prefect_import import DEFERRED, _load_logging_config, _SettingsByName
@@ -80,7 +82,7 @@ def test_verify_runs_its_flow_in_full_without_the_deferred_modules(
     assert seen["code"] == 0, seen
     assert seen["ran"] == [], seen  # nothing of the run needed them
     assert seen["storage_asked"] == 1, seen  # Prefect asked three times
-    assert seen["tls_contexts"] == 1, seen  # was 3: one per client of the run
+    assert seen["tls_contexts"] == 0, seen  # was 3 CA bundle loads: one per client of the run
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -159,3 +161,34 @@ def test_the_logging_template_is_filled_as_prefect_fills_it(
     assert ours == load_logging_config(DEFAULT_LOGGING_SETTINGS_PATH)
     assert ours["loggers"]["prefect"]["level"] == "WARNING"
     assert ours["root"]["handlers"] == ["console"]
+
+
+def test_prefect_clients_load_the_ca_bundle_once_and_not_for_plain_http() -> None:
+    import ssl
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from sbx.cli_runs import _SharedTlsContexts
+
+    loaded = []
+
+    class Counting(types.ModuleType):
+        def __getattr__(self, name: str) -> object:
+            return getattr(ssl, name)
+
+        def create_default_context(self, **kwargs: object) -> ssl.SSLContext:
+            loaded.append(kwargs)
+            return ssl.create_default_context(**kwargs)  # type: ignore[arg-type]
+
+    shared = _SharedTlsContexts(Counting("ssl"))
+    with temporary_settings({PREFECT_API_URL: "https://prefect.example/api"}):
+        first = shared.create_default_context(cafile=certifi.where())
+        assert shared.create_default_context(cafile=certifi.where()) is first
+    assert len(loaded) == 1 and first.verify_mode == ssl.CERT_REQUIRED
+    assert first.cert_store_stats()["x509_ca"] > 0
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:4200/api"}):
+        plain = shared.create_default_context(cafile=certifi.where())
+    assert len(loaded) == 1  # nothing loaded for plain HTTP
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
+    assert plain.cert_store_stats()["x509_ca"] == 0  # trusts no one: fails closed
+    assert shared.create_default_context() is not plain  # other uses: ssl's own
