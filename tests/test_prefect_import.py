@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import types
 import uuid
 from pathlib import Path
@@ -96,13 +97,21 @@ def test_verify_runs_its_flow_in_full_without_the_deferred_modules(
         ours = [a for a in artifact if a.key == f"verify-{stack.name}"]
         assert ours and ours[0].flow_run_id, artifact
         run_id = ours[0].flow_run_id
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
-        )
+        only_ours = FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        runs = client.read_flow_runs(flow_run_filter=only_ours)
         assert runs and runs[0].state and runs[0].state.is_completed(), runs
         assert runs[0].name.startswith(f"verify-{stack.name}-"), runs[0].name
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
         assert any("verified 1 snapshot(s)" in log.message for log in logs), logs
+        for _ in range(60):  # task runs reach the server as events, recorded shortly after
+            tasks = client.read_task_runs(flow_run_filter=only_ours)
+            if len(tasks) == 2 and all(t.state and t.state.is_completed() for t in tasks):
+                break
+            time.sleep(0.5)
+        assert sorted(t.name.rsplit("-", 1)[0] for t in tasks) == [
+            "publish-report",
+            "verify-snapshots",
+        ], tasks
 
 
 DEFERRAL_PROBE = """
