@@ -106,3 +106,23 @@ def test_plain_json_parameters_are_sent_as_prefect_would_without_importing_fasta
         [sys.executable, "-c", PARAMETERS_PROBE], capture_output=True, text=True, timeout=120
     )
     assert done.stdout.strip().endswith("OK"), done.stderr
+
+
+def test_start_up_runs_without_collections_until_released() -> None:
+    import gc
+
+    from sbx.cli_runs import hold_collections, release_collections
+
+    assert gc.isenabled()
+    try:
+        hold_collections()
+        assert not gc.isenabled()  # imports and configuration: no collections
+        release_collections()
+        assert gc.isenabled()  # the command's own work collects as usual
+        gc.disable()  # switched off by someone else: hold and release leave it off
+        hold_collections()
+        release_collections()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()

@@ -39,7 +39,9 @@ from sbx.cli.incident import recover as incident_recover_cli
 from sbx.cli.incident import report as incident_report_cli
 from sbx.cli.incident import run as incident_run_cli
 from sbx.cli.options import err, hide_flag_types, tidy_help
+from sbx.cli_runs import hold_collections
 from sbx.errors import NoSpace, SbxError
+from sbx.prefect_import import before_httpx_import
 
 app = typer.Typer(
     name="sbx",
@@ -125,7 +127,9 @@ def main() -> None:
     """Console entry point: SbxError becomes one clear message and its exit status; SIGTERM
     stops the command like Ctrl-C, undoing what it must, then one line and exit 143
     (sbx/stopping.py)."""
+    hold_collections()
     stopping.install()
+    before_httpx_import()
     _skip_the_last_collection()
     _register_only_the_command_asked_for(sys.argv[1:])
     try:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sbx.cli.options import err
+from sbx.cli_runs import release_collections
 
 if TYPE_CHECKING:
     from blocks.config import SbxConfig
@@ -81,6 +82,7 @@ def open_box(
         from tasks.repository import open_encrypted
 
         open_encrypted(config, box.location)
+    release_collections()  # start-up is done (sbx.cli_runs.hold_collections)
     return box
 
 

@@ -38,7 +38,11 @@ class Notifier:
             from prefect.blocks.core import Block
 
             # Block.load finds a block's class by its type slug among the classes imported so
-            # far: without this import a CLI or deployed health run cannot load sbx-apprise/...
+            # far: without these a CLI or deployed health run cannot load sbx-apprise/... nor
+            # Prefect's webhook block, whose module an sbx command runs only when used
+            # (sbx/prefect_import.py; blocks.alerts runs Prefect's notification blocks)
+            from prefect.blocks.webhook import Webhook  # noqa: F401
+
             import blocks.alerts  # noqa: F401
 
             if "/" not in name:
