@@ -148,7 +148,7 @@ class _SettingsByName:
 def _load_logging_config(path: Path) -> dict[str, Any]:
     """Prefect 3.9's ``prefect.logging.configuration.load_logging_config``, with the template
     filled from :class:`_SettingsByName` (and parsed by libyaml when PyYAML has it)."""
-    import yaml  # type: ignore[import-untyped]  # PyYAML (via Prefect) ships no stubs
+    import yaml
     from prefect.logging.configuration import to_envvar
     from prefect.settings import get_current_settings
     from prefect.utilities.collections import dict_to_flatdict, flatdict_to_dict
