@@ -153,8 +153,11 @@ class LocalServer:
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             PREFECT_SERVER_API_HOST="127.0.0.1",
             PREFECT_SERVER_API_PORT=str(self.port),
-            # a health check every 5 minutes is ~288 runs a day: let the server vacuum old runs
-            PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED="events,flow_runs",
+            # the run history is the audit trail: the server vacuums old events only (Prefect's
+            # default); its flow_runs vacuum would delete every run older than 90 days, backups
+            # and restores too. The ~288 health runs a day go by the history-daily deployment
+            # ([history] health_days, flows/history.py)
+            PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED="events",
         )
         return env
 
