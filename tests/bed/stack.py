@@ -155,6 +155,7 @@ def prepare_stack(dest: Path, run_id: str, *, proxy_bind: str = "127.0.0.1") -> 
     ``proxy_bind`` is the address the proxy publishes on (SBX_PROXY_BIND): loopback, unless a
     test wants to see the exposure a real box has."""
     shutil.copytree(EXAMPLE_STACK, dest, symlinks=True, ignore=_ignore_runtime)
+    _pin_standins(dest)
     project = f"sbxt-{run_id}-{next(_numbers)}"
     ports = dict(zip(PORT_VARS, free_ports(len(PORT_VARS)), strict=True))
     services = subprocess.run(
@@ -186,6 +187,21 @@ def prepare_stack(dest: Path, run_id: str, *, proxy_bind: str = "127.0.0.1") -> 
     }
     (dest / ".env").write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()))
     return RunningStack(path=dest, project=project, ports=ports, compose_env=compose_env)
+
+
+def _pin_standins(stack: Path) -> None:
+    """The copy names the stand-ins built from this checkout's sources (content-hashed tags,
+    made by the standin_images fixture) instead of ``:dev``: another checkout's build on the
+    same daemon moves ``:dev`` to its own sources, arguments and all."""
+    from .images import build_module
+
+    tags = {name: build_module().standin_tag(name) for name in build_module().STANDINS}
+    for name in (STANDINS, "services.yml"):
+        path = stack / name
+        text = path.read_text()
+        for standin, tag in tags.items():
+            text = text.replace(f"sbx-standin-{standin}:dev", tag)
+        path.write_text(text)
 
 
 def start_stack(stack: RunningStack) -> None:
