@@ -2,8 +2,10 @@
 
 The copy gets two extra files, both read by compose on its own when it runs in the stack folder:
 ``docker-compose.override.yml`` (the ``sbx.test-run`` label on every service and on the default
-network) and ``.env`` (project name and ports), so ``docker-compose ps`` typed in that folder, or
-sbx run there, sees the test project and not a stack on the default ports.
+network) and ``.env`` (project name, ports, and COMPOSE_FILE: the box's compose file, the
+example's ``compose.standins.yml`` that swaps in the stand-in images, then the override), so
+``docker-compose ps`` typed in that folder, or sbx run there, sees the test project and not a
+stack on the default ports. The copy names this checkout's stand-in builds by their content tags.
 """
 
 from __future__ import annotations
