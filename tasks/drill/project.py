@@ -26,7 +26,7 @@ from blocks.config import ComposeConfig, SbxConfig
 from sbx.errors import SbxError, StackError
 from sbx.repository import SnapshotManifest
 from sbx.stopping import note_undone
-from tasks.clients.compose import COMPOSE_FILE_NAMES, ComposeCli, down_by_name
+from tasks.clients.compose import COMPOSE_FILE_NAMES, ComposeCli, down_by_name, read_dotenv
 from tasks.drill.marker import MARKER_DIR, DrillMarker, forget_drill
 
 log = logging.getLogger("sbx.drill")
@@ -83,7 +83,10 @@ def scratch_config(config: SbxConfig, scratch: ScratchProject) -> SbxConfig:
 
 
 def compose_files(config: SbxConfig, stack_dir: Path) -> list[str]:
-    """The restored stack's compose files: those sbx.toml names, else compose's defaults."""
+    """The restored stack's compose files: those sbx.toml names, else the restored ``.env``'s
+    COMPOSE_FILE (relative entries, read in the restored tree: a box's overrides, the
+    example's stand-in images), else compose's defaults. Never the environment's COMPOSE_FILE,
+    which names the live stack's files."""
     if config.compose.files:
         files = [stack_dir / name for name in config.compose.files]
         missing = [str(f) for f in files if not f.is_file()]
@@ -94,6 +97,11 @@ def compose_files(config: SbxConfig, stack_dir: Path) -> list[str]:
                 "[compose] files in sbx.toml."
             )
         return [str(f) for f in files]
+    listed = read_dotenv(stack_dir / ".env").get("COMPOSE_FILE", "")
+    separator = os.environ.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
+    named = [stack_dir / n for n in listed.split(separator) if n and not Path(n).is_absolute()]
+    if named and all(f.is_file() for f in named):
+        return [str(f) for f in named]
     main = next((stack_dir / n for n in COMPOSE_FILE_NAMES if (stack_dir / n).is_file()), None)
     if main is None:
         raise StackError(
