@@ -87,7 +87,8 @@ def test_each_hand_edit_is_one_change_log_entry_naming_keys_not_values(nights: N
     entries = {e.target: e for e in _drift(nights.stack)}
     assert sorted(entries) == sorted([ALLOWLIST, KEYS, ENV])  # not the swap sbx explained
     env = entries[ENV]
-    assert env.after["keys_changed"]["changed"] == ["WORKER_MAX_MODEL_LEN"] and env.after["code"] == "M"
+    assert env.after["keys_changed"]["changed"] == ["WORKER_MAX_MODEL_LEN"]
+    assert env.after["code"] == "M"
     assert env.before["hash"] != env.after["new_hash"] and env.before["hash"]
     assert entries[KEYS].after["keys_changed"]["added"] == ["intruder"]
     assert entries[ALLOWLIST].after["keys_changed"]["lines_added"] == 1
@@ -127,7 +128,8 @@ def test_no_value_in_any_log_artifact_report_or_change_log(nights: Nights) -> No
             for log in client.read_logs(log_filter=LogFilter(level=LogFilterLevel(ge_=30)))
         ]
     markdown = "\n".join(str(a.data) for a in artifacts)
-    assert f"M {ENV} (content; size; keys changed: WORKER_MAX_MODEL_LEN)" in markdown  # it does show drift
+    # it does show drift
+    assert f"M {ENV} (content; size; keys changed: WORKER_MAX_MODEL_LEN)" in markdown
     said = [
         markdown,
         (nights.stack / ".sbx" / "changelog.jsonl").read_text(),
