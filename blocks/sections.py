@@ -179,8 +179,9 @@ class HealthConfig(_Model):
     )
     models: dict[str, str] = Field(
         default_factory=dict,
-        description="Service -> model id /v1/models must list; unset: SERVED_MODEL_NAME or "
-        "MODEL from env/<compose service>.env.",
+        description="Service -> model id /v1/models must list; unset: the service's "
+        "--served-model-name (else --model) argument, else SERVED_MODEL_NAME or MODEL from "
+        "env/<compose service>.env.",
     )
     disk_min_free_percent: float = Field(
         default=10.0, ge=0, le=100, description="Free space below this share of a disk fails."

@@ -14,23 +14,24 @@ from sbx.errors import ModelSwapRolledBack
 from tasks.changelog import append_change, room_for_changes
 from tasks.gpu.capacity import CapacityVerdict
 from tasks.gpu.model_swap import (
-    ModelSettings,
+    Prompt,
     SuiteResult,
     edit_env,
-    env_path,
     load_prompts,
-    model_settings,
     preflight_swap,
     restart_service,
     run_prompt_suite,
+    served_now,
     service_key,
     service_status,
-    swap_updates,
+    swap_plan,
     wait_model_ready,
     write_env,
 )
+from tasks.gpu.model_wiring import find_wiring
 from tasks.reports import artifact_key, publish_markdown
 from tasks.upgrade.data import TAG, data_parts
+from tasks.vllm_args import ServedModel
 
 
 class SwapReport(BaseModel):
@@ -38,8 +39,9 @@ class SwapReport(BaseModel):
 
     schema_version: int = 1
     service: str
-    before: ModelSettings
-    after: ModelSettings
+    env_file: str  # the file of variables the swap edited (relative to the stack)
+    before: ServedModel
+    after: ServedModel
     outcome: str  # "swapped" | "rolled back: <why>"
     preflight: CapacityVerdict
     baseline: SuiteResult | None
@@ -60,20 +62,25 @@ def swap_model(
     """Swap the model a vLLM service serves, checked before and after.
 
     Refused, with the numbers, when the capacity preflight says the new model does not fit the
-    GPU (counting the memory the old model gives back). Otherwise env/<service>.env is edited
-    (the previous file kept beside it), the service is recreated and must list the new model,
-    and the prompt suite (prompts.yaml) runs: if a prompt that passed on the old model fails, or
-    the model never loads, the previous env file is put back and the service restarted on it.
-    Either way the change log gets an entry. Before anything changes, the service's data parts
-    (not its immutable models) are backed up, tagged pre-upgrade, as an upgrade does.
+    GPU (counting the memory the old model gives back). Otherwise the variables compose
+    interpolates into the service's --model, --served-model-name (and, when given,
+    --quantization, --max-model-len) are edited where the box sets them (env/stack.env on the
+    example; the previous file kept beside it), the service is recreated and must list the new
+    model, and the prompt suite (prompts.yaml) runs: if a prompt that passed on the old model
+    fails, or the model never loads, the previous file is put back and the service restarted
+    on it. Either way the change log gets an entry. Before anything changes, the service's data
+    parts (not its immutable models) are backed up, tagged pre-upgrade, as an upgrade does.
     """
     config = flow_config(stack, config_file)
     log = get_run_logger()
-    path = env_path(config, service)
+    wiring = find_wiring(config, service, model)
+    path = wiring.env_file
     original = path.read_text()
-    before = model_settings(original)
-    new_text = edit_env(original, swap_updates(before, model, quant, max_model_len))
-    after = model_settings(new_text)
+    before = wiring.current
+    updates, after = swap_plan(wiring, model, quant, max_model_len)
+    new_text = edit_env(original, updates)
+    served = after.served or model
+    env_rel = wiring.relative_env(config.stack_dir)
     verdict = preflight_swap(config, service, model, after.max_model_len or 4096)
     log.info("preflight: %s", verdict.message)
     prompts = load_prompts(config)
@@ -90,20 +97,9 @@ def swap_model(
         suite, why = None, None
         ready_s = config.model_swap_ready_timeout_s
         try:
-            restart_service(config, service)
-            url = wait_model_ready(config, service, model, ready_s)
-            if url is None:
-                why = f"{model} was not listed by {service} within {ready_s:g} s"
-            else:
-                suite = run_prompt_suite(url, model, prompts, service_key(config, service))
-                must_pass = baseline.passed if baseline else {p.name for p in prompts}
-                lost = sorted(must_pass - suite.passed)
-                if lost:
-                    why = "prompt suite regressed: " + ", ".join(
-                        f"{r.name} ({r.detail})" for r in suite.results if r.name in lost
-                    )
+            suite, why = _try_new_model(config, service, served, env_rel, prompts, baseline)
         except BaseException:
-            why = why or "the swap was interrupted"
+            why = "the swap was interrupted"
             raise
         finally:
             if why is not None:
@@ -117,13 +113,14 @@ def swap_model(
                         f"'docker compose logs {service}'"
                     )
                     log.error("rollback incomplete: %s", why)
-                _record(config.stack_dir, service, before, after, why)
+                _record(config.stack_dir, service, env_rel, before, after, why)
         if why is None:
-            _record(config.stack_dir, service, before, after, None)
+            _record(config.stack_dir, service, env_rel, before, after, None)
     outcome = "swapped" if why is None else f"rolled back: {why}"
     report = SwapReport(
-        service=service, before=before, after=after, outcome=outcome, preflight=verdict,
-        baseline=baseline, suite=suite, env_kept_as=str(kept), data_snapshot=data_snapshot,
+        service=service, env_file=env_rel, before=before, after=after, outcome=outcome,
+        preflight=verdict, baseline=baseline, suite=suite, env_kept_as=str(kept),
+        data_snapshot=data_snapshot,
     )  # fmt: skip
     _publish(report)
     if why is not None:
@@ -152,14 +149,48 @@ def _snapshot_data(
     return report.snapshot_id
 
 
+def _try_new_model(
+    config: SbxConfig,
+    service: str,
+    served: str,
+    env_rel: str,
+    prompts: list[Prompt],
+    baseline: SuiteResult | None,
+) -> tuple[SuiteResult | None, str | None]:
+    """Recreate the service on the edited file and judge it: (suite, why it must roll back)."""
+    resolved = served_now(config, service)
+    if resolved != served:  # compose must read the edit, or nothing below means anything
+        return None, f"after editing {env_rel}, compose still gives {service} {resolved!r}"
+    restart_service(config, service)
+    ready_s = config.model_swap_ready_timeout_s
+    url = wait_model_ready(config, service, served, ready_s)
+    if url is None:
+        return None, f"{served} was not listed by {service} within {ready_s:g} s"
+    suite = run_prompt_suite(url, served, prompts, service_key(config, service))
+    must_pass = baseline.passed if baseline else {p.name for p in prompts}
+    lost = sorted(must_pass - suite.passed)
+    if not lost:
+        return suite, None
+    why = "prompt suite regressed: " + ", ".join(
+        f"{r.name} ({r.detail})" for r in suite.results if r.name in lost
+    )
+    return suite, why
+
+
 def _record(
-    stack_dir: Path, service: str, before: ModelSettings, after: ModelSettings, why: str | None
+    stack_dir: Path,
+    service: str,
+    env_file: str,
+    before: ServedModel,
+    after: ServedModel,
+    why: str | None,
 ) -> None:
+    # env_file: the drift check explains that file's change (and its pre-swap copy) by this entry
     append_change(
         stack_dir,
         action="model-swap" if why is None else "model-swap-rolled-back",
         target=service,
-        before=before.model_dump(),
+        before={**before.model_dump(), "env_file": env_file},
         after=after.model_dump() if why is None else {**after.model_dump(), "failed": why},
     )
 

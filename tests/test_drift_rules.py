@@ -39,6 +39,13 @@ def test_what_sbx_changed_is_explained_and_only_since_the_previous_snapshot() ->
     assert explained_by("env/worker.env", [swap], SINCE) == swap
     assert explained_by("env/worker.env.pre-swap-20260102", [swap], SINCE) == swap
     assert explained_by("env/watchdog.env", [swap], SINCE) is None
+    # the swap names the file it edited: the variables of the worker's arguments
+    wired = _entry("model-swap", "worker").model_copy(
+        update={"before": {"env_file": "env/stack.env"}}
+    )
+    assert explained_by("env/stack.env", [wired], SINCE) == wired
+    assert explained_by("env/stack.env.pre-swap-20260102", [wired], SINCE) == wired
+    assert explained_by("env/worker.env", [wired], SINCE) is None
     old_swap = _entry("model-swap", "worker", time="2026-01-02T03:04:04Z")
     assert explained_by("env/worker.env", [old_swap], SINCE) is None
     revoke = _entry("incident-revoke-key", "proxy/keys.txt")

@@ -22,5 +22,7 @@ if [[ ${#compose[@]} -eq 0 ]]; then
     fi
 fi
 
-exec "${compose[@]}" -f "$here/docker-compose.yml" --project-directory "$here" \
+# the box's compose file with the stand-in images in place of upstream's (compose.standins.yml)
+exec "${compose[@]}" -f "$here/docker-compose.yml" -f "$here/compose.standins.yml" \
+    --project-directory "$here" \
     -p "${COMPOSE_PROJECT_NAME:-stack}" "$@"

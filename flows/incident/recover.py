@@ -12,10 +12,9 @@ from flows.runbook import flow_config, run_name
 from sbx.errors import HealthChecksFailed, RecoverRefused, RecoveryFailed, SbxError
 from tasks.gpu.model_swap import (
     SuiteResult,
-    env_path,
     load_prompts,
-    model_settings,
     run_prompt_suite,
+    served_now,
     service_status,
 )
 from tasks.health.model import HealthReport
@@ -146,14 +145,17 @@ def _suite(config: SbxConfig, service: str) -> tuple[SuiteResult | None, str | N
     """The prompt suite's result, or why it could not run."""
     try:
         prompts = load_prompts(config)
-        served = model_settings(env_path(config, service).read_text()).served
+        served = served_now(config, service)  # its arguments, as compose gives them
         status = service_status(config, service)  # Docker may be down: that is a finding too
     except SbxError as exc:
         return None, str(exc)
     except OSError as exc:
         return None, f"cannot read env/{service}.env ({exc.strerror})"
     if status is None or status.url is None or not served:
-        return None, f"{service} has no reachable URL or names no model in env/{service}.env"
+        return None, (
+            f"{service} has no reachable URL or serves no model by its arguments "
+            "(--served-model-name, --model)"
+        )
     return run_prompt_suite(status.url, served, prompts, status.credentials.api_key), None
 
 

@@ -16,7 +16,7 @@ def model_swap(
     model_id: Annotated[str, typer.Option("--model", help="Model id.")],
     quant: Annotated[
         str | None,
-        typer.Option("--quant", help="vLLM --quantization (default: from the model's config)."),
+        typer.Option("--quant", help="vLLM --quantization (default: unchanged)."),
     ] = None,
     max_model_len: Annotated[
         int | None,
@@ -28,13 +28,16 @@ def model_swap(
 ) -> None:
     """Swap a service's model after a capacity preflight; roll back on regressions.
 
-    The model directory is data/models/<last part of the model id>. Exit 0 when swapped;
-    1 when refused by the preflight (nothing changed) or rolled back (previous model back).
+    Edits the variables compose interpolates into the service's --model and
+    --served-model-name (env/stack.env on the example). The model directory is
+    data/models/<last part of the model id>. Exit 0 when swapped; 1 when refused by the
+    preflight (nothing changed) or rolled back (previous model back).
     """
     box = open_box(stack, config, api=False)
-    from tasks.gpu.model_swap import env_path
+    from tasks.gpu.model_wiring import find_wiring
 
-    env_path(box.config, service)  # a service with no env file: exit 2 before any flow run
+    # a service whose model no variable sets: exit 2 before any flow run
+    find_wiring(box.config, service, model_id)
     from sbx.local_server import ensure_api
 
     ensure_api()

@@ -101,11 +101,13 @@ def explained_by(path: str, changes: Iterable[ChangeEntry], since: datetime) -> 
         targets = [t.strip() for t in entry.target.split(",")]
         if path in targets or _matches(path, EXPLAINS.get(entry.action, ())):
             return entry
-        # a model swap edits env/<service>.env and keeps the old file beside it
-        if entry.action.startswith("model-swap") and any(
-            path.startswith(f"env/{service}.env") for service in targets
-        ):
-            return entry
+        # a model swap edits the file of variables its service's arguments come from (named in
+        # the entry; env/<service>.env before) and keeps the old file beside it
+        if entry.action.startswith("model-swap"):
+            edited = entry.before.get("env_file") if isinstance(entry.before, dict) else None
+            files = [str(edited)] if edited else [f"env/{service}.env" for service in targets]
+            if any(path.startswith(name) for name in files):
+                return entry
     return None
 
 

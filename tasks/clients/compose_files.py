@@ -59,16 +59,37 @@ def files_in_use(stack_dir: Path, configured: list[str]) -> list[ComposeFileRef]
     return list(found.values())
 
 
-def _named_by(compose_file: Path, values: dict[str, str]) -> list[ComposeFileRef]:
+class _ComposeLoader(yaml.SafeLoader):
+    """Safe YAML plus compose's merge tags (``!reset``, ``!override``), read as plain values."""
+
+
+def _untagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    assert isinstance(node, yaml.ScalarNode)  # the three kinds of node YAML has
+    return loader.construct_scalar(node) or None
+
+
+_ComposeLoader.add_multi_constructor("!", _untagged)
+
+
+def load_compose_file(compose_file: Path) -> dict[str, Any]:
+    """A compose file's raw YAML (variables not interpolated); {} when it is no mapping."""
     try:
-        raw = yaml.safe_load(compose_file.read_text(encoding="utf-8")) or {}
+        text = compose_file.read_text(encoding="utf-8")
+        raw = yaml.load(text, Loader=_ComposeLoader) or {}  # noqa: S506  # a SafeLoader
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise StackError(
             f"Cannot read the compose file {compose_file} ({exc}). Fix it and check with "
             "'docker compose config'."
         ) from exc
-    if not isinstance(raw, dict):
-        return []
+    return raw if isinstance(raw, dict) else {}
+
+
+def _named_by(compose_file: Path, values: dict[str, str]) -> list[ComposeFileRef]:
+    raw = load_compose_file(compose_file)
     here = compose_file.parent
     refs = []
     for entry in _as_list(raw.get("include")):

@@ -31,9 +31,10 @@ from sbx.repository import SnapshotManifest
 from sbx.stopping import note_undone
 from tasks.clients.compose import (
     COMPOSE_FILE_NAMES,
+    OVERRIDE_NAMES,
     ComposeCli,
     down_by_name,
-    effective_files,
+    read_dotenv,
 )
 from tasks.drill.gpu import HeldBack, plan_held_back
 from tasks.drill.marker import MARKER_DIR, DrillMarker, forget_drill
@@ -101,10 +102,26 @@ def scratch_config(config: SbxConfig, scratch: ScratchProject) -> SbxConfig:
 
 
 def compose_files(config: SbxConfig, stack_dir: Path) -> list[str]:
-    """The restored stack's compose files, as compose would pick them there: those sbx.toml
-    names, else ``COMPOSE_FILE`` (environment, then the restored ``.env``), else the default
-    file and its override."""
-    files = [stack_dir / name for name in effective_files(stack_dir, config.compose.files)]
+    """The restored stack's compose files: those sbx.toml names, else the restored ``.env``'s
+    COMPOSE_FILE (read in the restored tree: a box's overrides, the example's stand-in images),
+    else compose's defaults. Never the environment's COMPOSE_FILE, which names the live stack's
+    files; an absolute entry would too, and is refused."""
+    names = list(config.compose.files)
+    if not names:
+        listed = read_dotenv(stack_dir / ".env").get("COMPOSE_FILE", "")
+        separator = os.environ.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
+        names = [n for n in listed.split(separator) if n]
+    if not names:
+        names = [n for n in COMPOSE_FILE_NAMES if (stack_dir / n).is_file()][:1]
+        names += [n for n in OVERRIDE_NAMES if (stack_dir / n).is_file()][:1]
+    outside = [n for n in names if Path(n).is_absolute()]
+    if outside:
+        raise StackError(
+            f"The restored stack names compose files by absolute path ({', '.join(outside)}): "
+            "the drill would start the live stack's files. Name them relative to the stack "
+            "directory in COMPOSE_FILE or [compose] files."
+        )
+    files = [stack_dir / n for n in names]
     missing = [str(f) for f in files if not f.is_file()]
     if missing or not files:
         raise StackError(

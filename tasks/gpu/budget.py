@@ -32,7 +32,6 @@ DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vllm/config/cache.py: CacheConfig.gpu_me
 #: vLLM's own CUDA context (and NCCL state), already in use when it takes its start-up snapshot
 CUDA_CONTEXT_BYTES = 512 << 20
 _FLAG = "--gpu-memory-utilization"
-_ENV = "GPU_MEMORY_UTILIZATION"  # the stand-in vLLM's variable; upstream reads only the flag
 
 
 class _Frozen(BaseModel):
@@ -107,8 +106,8 @@ class GpuBudget(_Frozen):
 
 def service_utilization(spec: dict[str, Any] | None, service: str) -> tuple[float, str]:
     """``--gpu-memory-utilization`` of a compose service (``docker compose config --format json``):
-    from its ``entrypoint`` + ``command`` (a list, or a string split as a shell would), else its
-    ``GPU_MEMORY_UTILIZATION`` environment value (the stand-in vLLM's), else vLLM's default."""
+    from its ``entrypoint`` + ``command`` (a list, or a string split as a shell would), else
+    vLLM's default (upstream reads no environment variable for it)."""
     spec = spec or {}
     args: list[str] = []
     for key in ("entrypoint", "command"):
@@ -123,9 +122,6 @@ def service_utilization(spec: dict[str, Any] | None, service: str) -> tuple[floa
     found = _flag_value(args)
     if found is not None:
         return _fraction(found, f"{_FLAG} in {service}'s command")
-    environment = spec.get("environment")
-    if isinstance(environment, dict) and environment.get(_ENV) not in (None, ""):
-        return _fraction(str(environment[_ENV]), f"{_ENV} in {service}'s environment")
     return DEFAULT_GPU_MEMORY_UTILIZATION, f"vLLM's default; {service} sets no {_FLAG}"
 
 

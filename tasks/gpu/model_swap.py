@@ -1,10 +1,12 @@
 """Model swap steps: preflight, env edit (with a kept copy), restart, readiness, prompt suite.
 
-A serving service (vLLM worker/watchdog) picks its model from ``env/<service>.env``: MODEL,
-SERVED_MODEL_NAME, MODEL_DIR (/models/<name>, the stack's ``data/models`` mounted read-only),
-QUANTIZATION, MAX_MODEL_LEN. A swap rewrites those lines in place (comments and other keys stay),
-keeps the previous file as ``env/<service>.env.pre-swap-<time>``, and restores it byte for byte
-when the new model fails the prompt suite.
+A vLLM service takes its model as arguments (``--model``, ``--served-model-name``,
+``--quantization``, ``--max-model-len``) that compose interpolates from a file of variables, on
+the example ``env/stack.env`` (tasks/gpu/model_wiring.py finds which variable and which file).
+A swap rewrites those lines in place (comments and other keys stay), keeps the previous file as
+``<file>.pre-swap-<time>``, and restores it byte for byte when the new model fails the prompt
+suite. ``--model`` becomes the new model's folder beside the old one (data/models/<name> is
+mounted on /models), ``--served-model-name`` the model id.
 
 The prompt suite is ``<stack>/prompts.yaml``: a list of ``{name, prompt, expect, max_tokens}``;
 ``expect`` is a regular expression searched in the reply. A swap *regresses* when a prompt that
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -28,29 +30,16 @@ from sbx.errors import ConfigError, ModelSwapBadService, ModelSwapRefused
 from tasks.clients.health_http import HealthHttp
 from tasks.gpu.capacity import CapacityVerdict
 from tasks.gpu.check import preflight_on_box
+from tasks.gpu.model_wiring import ModelWiring
 from tasks.health.completion import judge_completion
 from tasks.status import ServiceStatus, compose_for, read_stack_status
+from tasks.vllm_args import ServedModel, served_model
 
 PROMPTS_FILE = "prompts.yaml"
-MODEL_KEYS = ("MODEL", "SERVED_MODEL_NAME", "MODEL_DIR", "QUANTIZATION", "MAX_MODEL_LEN")
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ModelSettings(_Frozen):
-    """What a serving service runs, as its env file says (never other env values)."""
-
-    model: str | None
-    served_model_name: str | None
-    model_dir: str | None
-    quantization: str | None
-    max_model_len: int | None
-
-    @property
-    def served(self) -> str | None:
-        return self.served_model_name or self.model
 
 
 class Prompt(_Frozen):
@@ -78,21 +67,6 @@ class SuiteResult(_Frozen):
 # -- env files -----------------------------------------------------------------------------------
 
 
-def env_path(config: SbxConfig, service: str) -> Path:
-    """``env/<service>.env``; ModelSwapBadService when ``service`` names none (or no plain name)."""
-    folder = config.stack_dir / "env"
-    path = folder / f"{service}.env"
-    plain = service and "/" not in service and "\\" not in service and not service.startswith(".")
-    if not plain or not path.is_file():
-        known = sorted(p.stem for p in folder.glob("*.env")) if folder.is_dir() else []
-        detail = (
-            f"no env file env/{service}.env in {config.stack_dir} "
-            f"(services with one: {', '.join(known) or 'none'}); name one with --service"
-        )
-        raise ModelSwapBadService(service, "the new model", detail)
-    return path
-
-
 def parse_env(text: str) -> dict[str, str]:
     values = {}
     for line in text.splitlines():
@@ -100,18 +74,6 @@ def parse_env(text: str) -> dict[str, str]:
         if sep and key and not key.startswith("#"):
             values[key.strip()] = value.strip()
     return values
-
-
-def model_settings(text: str) -> ModelSettings:
-    env = parse_env(text)
-    length = env.get("MAX_MODEL_LEN")
-    return ModelSettings(
-        model=env.get("MODEL"),
-        served_model_name=env.get("SERVED_MODEL_NAME"),
-        model_dir=env.get("MODEL_DIR"),
-        quantization=env.get("QUANTIZATION"),
-        max_model_len=int(length) if length and length.isdigit() else None,
-    )
 
 
 def edit_env(text: str, updates: dict[str, str | None]) -> str:
@@ -129,19 +91,61 @@ def edit_env(text: str, updates: dict[str, str | None]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def swap_updates(
-    old: ModelSettings, model: str, quant: str | None, max_model_len: int | None
-) -> dict[str, str | None]:
-    """The env lines of the new model (quantization dropped unless given: vLLM reads it from
-    the model's config; the context length kept unless given)."""
-    length = max_model_len or old.max_model_len
-    return {
-        "MODEL": model,
-        "SERVED_MODEL_NAME": model,
-        "MODEL_DIR": f"/models/{Path(model).name}",
-        "QUANTIZATION": quant,
-        "MAX_MODEL_LEN": str(length) if length else None,
-    }
+def swap_plan(
+    wiring: ModelWiring, model: str, quant: str | None, max_model_len: int | None
+) -> tuple[dict[str, str | None], ServedModel]:
+    """The variables to set for the new model, and the settings they give. Quantization and
+    context length stay as they are unless given; ModelSwapBadService when the command has no
+    variable for what must change."""
+    old, variables = wiring.current, wiring.variables
+    if old.model and old.model.startswith("/"):  # a folder: the new one beside it
+        loads = str(PurePosixPath(old.model).parent / PurePosixPath(model).name)
+    else:
+        loads = model
+    wanted = {"--model": loads, "--served-model-name": model}
+    if "--served-model-name" not in variables:
+        if old.served_model_name:  # a fixed served name would hide which model answers
+            raise _unwired(wiring, model, "--served-model-name")
+        del wanted["--served-model-name"]
+    if quant is not None:
+        wanted["--quantization"] = quant
+    if max_model_len is not None:
+        wanted["--max-model-len"] = str(max_model_len)
+    updates: dict[str, str | None] = {}
+    for flag, value in wanted.items():
+        if flag not in variables:
+            raise _unwired(wiring, model, flag)
+        try:
+            updates[variables[flag].variable] = variables[flag].variable_value(value)
+        except ValueError as exc:
+            raise ModelSwapBadService(wiring.service, model, str(exc)) from exc
+    after = ServedModel(
+        model=loads,
+        served_model_name=model if "--served-model-name" in wanted else None,
+        quantization=quant or old.quantization,
+        max_model_len=max_model_len or old.max_model_len,
+    )
+    return updates, after
+
+
+def _unwired(wiring: ModelWiring, model: str, flag: str) -> ModelSwapBadService:
+    detail = (
+        f"{wiring.service}'s command in {wiring.compose_file.name} passes no {flag} ${{VARIABLE}} "
+        f"a swap could set: add one and set it in {wiring.env_file.name} (docs/real-box.md)"
+    )
+    return ModelSwapBadService(wiring.service, model, detail)
+
+
+def served_now(config: SbxConfig, service: str) -> str | None:
+    """The name ``service`` serves by the compose model now: its arguments, else (an image that
+    reads them) SERVED_MODEL_NAME / MODEL in env/<service>.env."""
+    declared = compose_for(config).model().services.get(service)
+    served = served_model(declared.command).served if declared else None
+    env_file = config.stack_dir / "env" / f"{service}.env"
+    if served is None and env_file.is_file():
+        env = parse_env(env_file.read_text())
+        served = env.get("SERVED_MODEL_NAME") or env.get("MODEL")
+    return served
 
 
 def host_model_dir(config: SbxConfig, model: str) -> Path:
@@ -180,10 +184,11 @@ def write_env(path: Path, text: str, keep_as: Path | None = None) -> None:
 
 @task(name="restart-service", cache_policy=NO_CACHE)
 def restart_service(config: SbxConfig, service: str) -> None:
-    """Recreate the service's container so it reads its env file again (others untouched)."""
+    """Recreate the service's container with its arguments interpolated again (others
+    untouched)."""
     compose_for(config).run(
         "up", "-d", "--no-deps", "--force-recreate", service,
-        next_step=f"Check 'docker compose logs {service}' and env/{service}.env.",
+        next_step=f"Check 'docker compose logs {service}' and 'docker compose config {service}'.",
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ from tasks.clients.docker_engine import ContainerInfo, connect
 from tasks.health.model import HealthContext, ServiceTarget
 from tasks.keys import NO_KEYS, read_keys
 from tasks.status import _published_url, _split_by_directory, _targets, compose_for
+from tasks.vllm_args import served_model
 
 DOCKER_TIMEOUT_S = 10  # docker-py's per-call timeout for the health run
 
@@ -65,6 +66,7 @@ def _service_targets(
             container=info,
             url=svc.url or (_published_url(svc, info) if info else None),
             credentials=keys.get(svc.compose_service, NO_KEYS),
+            served_model=served_model(declared.command).served if declared else None,
         )
     return targets
 

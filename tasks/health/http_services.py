@@ -37,11 +37,13 @@ def plan(config: SbxConfig, ctx: HealthContext, http: HealthHttp) -> list[Check]
 
 
 def _configured_models(config: SbxConfig, ctx: HealthContext) -> dict[str, str]:
+    """sbx.toml's [health] models, else what the service's arguments serve (upstream vLLM),
+    else SERVED_MODEL_NAME / MODEL in env/<service>.env (an image that reads them)."""
     from_env = read_model_settings(ctx.stack_dir / "env")
     models = {}
     for name, target in ctx.services.items():
         settings = from_env.get(target.config.compose_service, {})
-        model = settings.get("SERVED_MODEL_NAME") or settings.get("MODEL")
+        model = target.served_model or settings.get("SERVED_MODEL_NAME") or settings.get("MODEL")
         if model:
             models[name] = model
     return {**models, **config.health.models}

@@ -48,6 +48,8 @@ class ServiceTarget(BaseModel):
     depends_on: list[str]  # compose service names
     container: ContainerInfo | None
     url: str | None
+    # the name a vLLM serves by its arguments (--served-model-name, else --model; tasks/vllm_args)
+    served_model: str | None = None
     # the keys its API expects (tasks/keys.py): for the clients, never in a dump or a repr
     credentials: ServiceKeys = Field(default=NO_KEYS, exclude=True, repr=False)
 

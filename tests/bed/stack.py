@@ -2,8 +2,10 @@
 
 The copy gets two extra files, both read by compose on its own when it runs in the stack folder:
 ``docker-compose.override.yml`` (the ``sbx.test-run`` label on every service and on the default
-network) and ``.env`` (project name and ports), so ``docker-compose ps`` typed in that folder, or
-sbx run there, sees the test project and not a stack on the default ports.
+network) and ``.env`` (project name, ports, and COMPOSE_FILE: the box's compose file, the
+example's ``compose.standins.yml`` that swaps in the stand-in images, then the override), so
+``docker-compose ps`` typed in that folder, or sbx run there, sees the test project and not a
+stack on the default ports. The copy names this checkout's stand-in builds by their content tags.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from .services import free_ports
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_STACK = REPO / "examples" / "stack"
 OVERRIDE = "docker-compose.override.yml"
+# the example's override that swaps in the stand-in images (upstream's cannot run here)
+STANDINS = "compose.standins.yml"
 # service -> variable that moves its published port (docker-compose.yml)
 PORT_VARS = {
     "worker": "SBX_WORKER_PORT",
@@ -34,11 +38,12 @@ PORT_VARS = {
     "proxy": "SBX_PROXY_PORT",
     "internet-research": "SBX_AGENT_PORT",
 }
-# service -> the variable of its env file (env/<service>.env) that holds its API key
+# service -> (env file, variable) that holds its API key: Qdrant's QDRANT__SERVICE__API_KEY in
+# its env_file, the vLLMs' --api-key interpolated from env/stack.env (services.yml)
 KEY_VARS = {
-    "qdrant": "QDRANT__SERVICE__API_KEY",
-    "worker": "VLLM_API_KEY",
-    "watchdog": "VLLM_API_KEY",
+    "qdrant": ("env/qdrant.env", "QDRANT__SERVICE__API_KEY"),
+    "worker": ("env/stack.env", "WORKER_API_KEY"),
+    "watchdog": ("env/stack.env", "WATCHDOG_API_KEY"),
 }
 # services that speak TLS on their published port (the proxy, with the example certificate)
 TLS_SERVICES = {"proxy"}
@@ -91,11 +96,13 @@ class RunningStack:
         return keys
 
     def api_key(self, service: str) -> str | None:
-        """The key the service's API expects, as its env file sets it now (keys are on in the
-        example stack: Qdrant's QDRANT__SERVICE__API_KEY, the vLLMs' VLLM_API_KEY)."""
-        var = KEY_VARS.get(service)
-        env_file = self.path / "env" / f"{service}.env"
-        if var is None or not env_file.is_file():
+        """The key the service's API expects, as the stack's files set it now (keys are on in
+        the example stack: Qdrant's QDRANT__SERVICE__API_KEY, the vLLMs' --api-key)."""
+        if service not in KEY_VARS:
+            return None
+        name, var = KEY_VARS[service]
+        env_file = self.path / name
+        if not env_file.is_file():
             return None
         for line in env_file.read_text().splitlines():
             name, sep, value = line.partition("=")
@@ -150,6 +157,7 @@ def prepare_stack(dest: Path, run_id: str, *, proxy_bind: str = "127.0.0.1") -> 
     ``proxy_bind`` is the address the proxy publishes on (SBX_PROXY_BIND): loopback, unless a
     test wants to see the exposure a real box has."""
     shutil.copytree(EXAMPLE_STACK, dest, symlinks=True, ignore=_ignore_runtime)
+    _pin_standins(dest)
     project = f"sbxt-{run_id}-{next(_numbers)}"
     ports = dict(zip(PORT_VARS, free_ports(len(PORT_VARS)), strict=True))
     services = subprocess.run(
@@ -168,14 +176,34 @@ def prepare_stack(dest: Path, run_id: str, *, proxy_bind: str = "127.0.0.1") -> 
     (dest / OVERRIDE).write_text("\n".join(lines))
     compose_env = {
         "COMPOSE_PROJECT_NAME": project,
-        "COMPOSE_FILE": os.pathsep.join([str(dest / "docker-compose.yml"), str(dest / OVERRIDE)]),
+        "COMPOSE_FILE": os.pathsep.join(
+            str(dest / f) for f in ("docker-compose.yml", STANDINS, OVERRIDE)
+        ),
         **{PORT_VARS[s]: str(p) for s, p in ports.items()},
         PROXY_BIND_VAR: proxy_bind,
     }
     # COMPOSE_FILE in .env is resolved against the stack folder: keep it relative there
-    dotenv = {**compose_env, "COMPOSE_FILE": os.pathsep.join(["docker-compose.yml", OVERRIDE])}
+    dotenv = {
+        **compose_env,
+        "COMPOSE_FILE": os.pathsep.join(["docker-compose.yml", STANDINS, OVERRIDE]),
+    }
     (dest / ".env").write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()))
     return RunningStack(path=dest, project=project, ports=ports, compose_env=compose_env)
+
+
+def _pin_standins(stack: Path) -> None:
+    """The copy names the stand-ins built from this checkout's sources (content-hashed tags,
+    made by the standin_images fixture) instead of ``:dev``: another checkout's build on the
+    same daemon moves ``:dev`` to its own sources, arguments and all."""
+    from .images import build_module
+
+    tags = {name: build_module().standin_tag(name) for name in build_module().STANDINS}
+    for name in (STANDINS, "services.yml"):
+        path = stack / name
+        text = path.read_text()
+        for standin, tag in tags.items():
+            text = text.replace(f"sbx-standin-{standin}:dev", tag)
+        path.write_text(text)
 
 
 def start_stack(stack: RunningStack) -> None:

@@ -58,22 +58,19 @@ def _plant_env_files(stack: Path, canaries: dict[str, str]) -> None:
         "example-worker-key-change-me": canaries["worker-key"],
         "example-watchdog-key-change-me": canaries["watchdog-key"],
     }
-    for name in ("qdrant.env", "worker.env", "watchdog.env", "webui.env", "proxy.env"):
+    # (the vLLMs' --api-key values are interpolated from env/stack.env: on their command lines)
+    for name in ("stack.env", "qdrant.env", "worker.env", "webui.env", "proxy.env"):
         text = (env / name).read_text()
         for placeholder, value in planted.items():
             text = text.replace(placeholder, value)
         (env / name).write_text(text)
     with (env / "qdrant.env").open("a") as qdrant:
         qdrant.write(f"QDRANT__SERVICE__READ_ONLY_API_KEY={canaries['qdrant-read-only-key']}\n")
-    # and one on a command line, as `vllm serve ... --api-key KEY` puts it
-    compose = stack / "docker-compose.yml"
-    compose.write_text(
-        compose.read_text().replace(
-            "    env_file: [env/watchdog.env]\n",
-            "    env_file: [env/watchdog.env]\n"
-            f'    command: ["--max-model-len", "2048", "--api-key", "{canaries["cli-api-key"]}"]\n',
-        )
-    )
+    # and one written out on a command line, as `vllm serve ... --api-key KEY` puts it
+    compose = stack / "services.yml"
+    wired = "${WATCHDOG_API_KEY:?set in env/stack.env}"
+    assert wired in compose.read_text()
+    compose.write_text(compose.read_text().replace(wired, canaries["cli-api-key"]))
 
 
 def _save_blocks(names: dict[str, str], canaries: dict[str, str], s3: S3Server) -> None:

@@ -23,7 +23,7 @@ from tasks.changelog import append_change, read_changes
 
 ALLOWLIST = "agents/internet-research/allowlist.txt"
 KEYS = "proxy/keys.txt"
-ENV = "env/worker.env"
+ENV = "env/stack.env"  # the example keeps its model settings there
 SWAPPED = "env/watchdog.env"
 
 
@@ -64,8 +64,11 @@ def nights(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         with (stack / KEYS).open("a") as keys:
             keys.write(f"intruder {canary}-key\n")
         text = (stack / ENV).read_text()
-        (stack / ENV).write_text(text.replace("MAX_MODEL_LEN=4096", f"MAX_MODEL_LEN={canary}"))
-        # what `sbx model swap` does: edits env/<service>.env and says so in the change log
+        edited = text.replace("WORKER_MAX_MODEL_LEN=4096", f"WORKER_MAX_MODEL_LEN={canary}")
+        assert edited != text
+        (stack / ENV).write_text(edited)
+        # what `sbx model swap` did before the example's models moved to env/stack.env: edited
+        # env/<service>.env and said so in the change log (such entries still explain it)
         swapped = (stack / SWAPPED).read_text() + "MODEL=another/model\n"
         (stack / SWAPPED).write_text(swapped)
         append_change(stack, action="model-swap", target="watchdog", before={}, after={})
@@ -84,7 +87,8 @@ def test_each_hand_edit_is_one_change_log_entry_naming_keys_not_values(nights: N
     entries = {e.target: e for e in _drift(nights.stack)}
     assert sorted(entries) == sorted([ALLOWLIST, KEYS, ENV])  # not the swap sbx explained
     env = entries[ENV]
-    assert env.after["keys_changed"]["changed"] == ["MAX_MODEL_LEN"] and env.after["code"] == "M"
+    assert env.after["keys_changed"]["changed"] == ["WORKER_MAX_MODEL_LEN"]
+    assert env.after["code"] == "M"
     assert env.before["hash"] != env.after["new_hash"] and env.before["hash"]
     assert entries[KEYS].after["keys_changed"]["added"] == ["intruder"]
     assert entries[ALLOWLIST].after["keys_changed"]["lines_added"] == 1
@@ -124,7 +128,8 @@ def test_no_value_in_any_log_artifact_report_or_change_log(nights: Nights) -> No
             for log in client.read_logs(log_filter=LogFilter(level=LogFilterLevel(ge_=30)))
         ]
     markdown = "\n".join(str(a.data) for a in artifacts)
-    assert f"M {ENV} (content; size; keys changed: MAX_MODEL_LEN)" in markdown  # it does show drift
+    # it does show drift
+    assert f"M {ENV} (content; size; keys changed: WORKER_MAX_MODEL_LEN)" in markdown
     said = [
         markdown,
         (nights.stack / ".sbx" / "changelog.jsonl").read_text(),

@@ -94,8 +94,9 @@ def test_utilization_from_command_list_string_env_or_default() -> None:
     assert service_utilization(entry, "w")[0] == 0.5
     last = {"command": ["--gpu-memory-utilization", "0.5", "--gpu-memory-utilization=0.4"]}
     assert service_utilization(last, "w")[0] == 0.4  # argparse: the last one wins
+    # no variable: upstream vLLM reads none (the stand-in parses the same arguments)
     env = {"command": ["--model", "m"], "environment": {"GPU_MEMORY_UTILIZATION": "0.85"}}
-    assert service_utilization(env, "w") == (0.85, "GPU_MEMORY_UTILIZATION in w's environment")
+    assert service_utilization(env, "w")[0] == 0.9
     assert service_utilization({}, "w") == (
         0.9,
         "vLLM's default; w sets no --gpu-memory-utilization",
@@ -111,15 +112,14 @@ def test_preflight_on_box_reads_the_services_arguments_through_compose(
     arguments, and the fake NVML: the swapped service's own memory is not counted as "other"."""
     stack = tmp_path / "stack"
     (stack / "env").mkdir(parents=True)
-    (stack / "env/watchdog.env").write_text("GPU_MEMORY_UTILIZATION=0.10\n")
     (stack / "docker-compose.yml").write_text(
         "services:\n"
         "  worker:\n"
         "    image: vllm/vllm-openai\n"
         "    command: --model /models/m --gpu-memory-utilization 0.80 --max-model-len 8192\n"
         "  watchdog:\n"
-        "    image: sbx-standin-vllm:dev\n"
-        "    env_file: [env/watchdog.env]\n"
+        "    image: vllm/vllm-openai\n"
+        "    command: [--model, /models/w, --gpu-memory-utilization=0.10]\n"
     )
     spec = h100(0, memory_used=10 * GiB)  # no process listed: nothing is given back
     monkeypatch.setenv(FAKE_ENV, str(write_spec(tmp_path / "gpus.json", {"gpus": [spec]})))
@@ -130,7 +130,7 @@ def test_preflight_on_box_reads_the_services_arguments_through_compose(
     assert "× 0.8 (--gpu-memory-utilization in worker's command) = 64.00 GiB" in worker.message
     assert worker.verdict == "fits"  # 80 − 10 − 0.5 = 69.5 free ≥ 64
     watchdog = preflight_on_box(config, model, 8192, replacing="watchdog")
-    assert "× 0.1 (GPU_MEMORY_UTILIZATION in watchdog's environment) = 8.00 GiB" in watchdog.message
+    assert "× 0.1 (--gpu-memory-utilization in watchdog's command) = 8.00 GiB" in watchdog.message
     assert watchdog.verdict == "does not fit" and "short by 9.40 GiB" in watchdog.message
     assert preflight_on_box(config, model, 8192).budget.utilization == 0.9  # type: ignore[union-attr]
     given = preflight_on_box(config, model, 8192, replacing="worker", gpu_memory_utilization=0.5)

@@ -79,8 +79,7 @@ def test_a_model_swap_preflight_counts_what_the_replaced_service_holds(
     alone = preflight_on_box(config, model, 8192)  # a second vLLM at 0.9 beside the worker
     assert alone.verdict == "does not fit" and "vLLM would stop at start-up" in alone.message
     swap = preflight_on_box(config, model, 8192, replacing="worker")
-    # the example's worker: GPU_MEMORY_UTILIZATION=0.85 (the stand-in stack's env file), until
-    # its compose file passes --gpu-memory-utilization, which then wins
+    # the example's worker passes --gpu-memory-utilization 0.85 (services.yml)
     assert swap.verdict == "fits" and swap.available_bytes == int(80 * GiB * 0.85)
     assert "72.00 GiB used − 70.00 GiB that worker gives back" in swap.message
     assert "vLLM starts" in swap.message

@@ -36,7 +36,7 @@ def check_all(tmp_path: Path, targets: dict[str, ServiceTarget], **health: objec
 
 @pytest.fixture
 def services(start_standin: StartStandin, tmp_path: Path) -> dict[str, ServiceTarget]:
-    worker = start_standin("vllm", {"SERVED_MODEL_NAME": MODEL})
+    worker = start_standin("vllm", args=("--served-model-name", MODEL))
     qdrant = start_standin(
         "qdrant",
         {
@@ -110,7 +110,7 @@ def test_keyed_services_pass_with_their_keys_and_fail_401_without(
 
     from tasks.keys import ServiceKeys
 
-    worker = start_standin("vllm", {"SERVED_MODEL_NAME": MODEL}, args=("--api-key", "wk"))
+    worker = start_standin("vllm", args=("--served-model-name", MODEL, "--api-key", "wk"))
     qdrant = start_standin(
         "qdrant",
         {

@@ -221,14 +221,14 @@ def test_model_swap(full: Bed, tmp_path: Path) -> None:
             f.truncate(8 + len(header) + size)
 
     refill(full, small_model)
-    env_file = full.stack / "env" / "worker.env"
+    env_file = full.stack / "env" / "stack.env"  # the worker's arguments come from it
     before = env_file.read_bytes()
     done = full.run("model", "swap", "--service", "worker", "--model", "Small-1B",
                     env={FAKE_ENV: str(spec)})  # fmt: skip
     assert_refused(done)
     assert "nothing was changed" in done.stderr
     assert env_file.read_bytes() == before
-    assert not list(env_file.parent.glob("worker.env.*"))  # no pre-swap copy, no temporary
+    assert not list(env_file.parent.glob("stack.env.*"))  # no pre-swap copy, no temporary
     # the swap itself restarts the service and asks it for the model: that needs Docker
 
 

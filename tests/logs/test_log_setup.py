@@ -50,7 +50,9 @@ def test_setup_writes_an_override_compose_applies_to_every_service(stack: Path) 
     assert done.returncode == 0, done.stderr
     override = stack / "docker-compose.logging.yml"
     assert f"wrote {override}" in done.stdout
-    assert "-f docker-compose.yml -f docker-compose.logging.yml up -d" in done.stderr
+    # the files in use (the example's .env names the stand-ins' override), then the new one
+    in_use = "-f docker-compose.yml -f compose.standins.yml -f docker-compose.logging.yml up -d"
+    assert in_use in done.stderr
     assert (stack / "docker-compose.yml").read_bytes() == compose_before  # never edited
     files = ["docker-compose.yml", "docker-compose.logging.yml"]
     resolved = json.loads(ComposeCli(stack, files=files).run("config", "--format", "json").stdout)

@@ -1,8 +1,9 @@
 """`sbx model swap` on a running copy of the example stack, GPU readings from the fake NVML.
 
-The stand-in vLLM serves whatever SERVED_MODEL_NAME its env file names and answers 400 when a
-prompt plus max_tokens exceed its MAX_MODEL_LEN, like vLLM: a swap to a too-short context
-fails the example prompt suite's long-context prompt, which is a real regression to roll back.
+The swap edits env/stack.env, which compose interpolates into the worker's upstream arguments
+(services.yml); the stand-in vLLM serves the --served-model-name it is started with and answers
+400 when a prompt plus max_tokens exceed its --max-model-len, like vLLM: a swap to a too-short
+context fails the example prompt suite's long-context prompt, a real regression to roll back.
 """
 
 from __future__ import annotations
@@ -70,11 +71,22 @@ def served(stack: RunningStack) -> list[str]:
     return [m["id"] for m in body["data"]]
 
 
+def worker_args(stack: RunningStack) -> list[str]:
+    """The arguments the worker's container was started with (Docker's own record)."""
+    name = stack.compose("ps", "-q", "worker").stdout.strip()
+    done = subprocess.run(
+        ["docker", "inspect", "--format", "{{json .Args}}", name],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    args: list[str] = json.loads(done.stdout)
+    return args
+
+
 def test_a_model_that_does_not_fit_is_refused_with_the_numbers(
     running_stack: RunningStack, prefect_server: str, tmp_path: Path
 ) -> None:
     write_model(running_stack.path, "Big-33B", 62)  # 70.2 GiB at 8192 tokens, 68 GiB budget
-    env_file = running_stack.path / "env" / "worker.env"
+    env_file = running_stack.path / "env" / "stack.env"
     before = env_file.read_bytes()
     done = swap(running_stack, prefect_server, tmp_path, "--model", "org/Big-33B",
                 "--max-model-len", "8192")  # fmt: skip
@@ -82,11 +94,11 @@ def test_a_model_that_does_not_fit_is_refused_with_the_numbers(
     assert "refused, nothing was changed" in done.stderr
     assert "does NOT fit (short by 2.20 GiB)" in done.stderr and "GiB needed" in done.stderr
     assert (
-        "GPU 0 (NVIDIA H100 80GB HBM3): budget 80.00 GiB × 0.85 (GPU_MEMORY_UTILIZATION in "
-        "worker's environment) = 68.00 GiB; other processes hold 10.00 GiB" in done.stderr
+        "GPU 0 (NVIDIA H100 80GB HBM3): budget 80.00 GiB × 0.85 (--gpu-memory-utilization in "
+        "worker's command) = 68.00 GiB; other processes hold 10.00 GiB" in done.stderr
     )
     assert env_file.read_bytes() == before
-    assert not list(env_file.parent.glob("worker.env.pre-swap-*"))
+    assert not list(env_file.parent.glob("stack.env.pre-swap-*"))
     assert served(running_stack) == [OLD]
     assert read_changes(running_stack.path) == []
 
@@ -95,8 +107,10 @@ def test_a_swap_that_fails_the_prompt_suite_is_rolled_back(
     running_stack: RunningStack, prefect_server: str, tmp_path: Path
 ) -> None:
     write_model(running_stack.path, "Small-1B", 0.5)
-    env_file = running_stack.path / "env" / "worker.env"
+    env_file = running_stack.path / "env" / "stack.env"
     before = env_file.read_bytes()
+    started_with = worker_args(running_stack)
+    assert started_with[started_with.index("--served-model-name") + 1] == OLD
     # 24 tokens of context: the suite's long-context prompt no longer fits
     done = swap(running_stack, prefect_server, tmp_path, "--model", "org/Small-1B",
                 "--max-model-len", "24")  # fmt: skip
@@ -104,12 +118,14 @@ def test_a_swap_that_fails_the_prompt_suite_is_rolled_back(
     assert "rolled back: prompt suite regressed: long-context" in done.stderr
     assert "maximum context length is 24 tokens" in done.stderr
     assert env_file.read_bytes() == before
-    [kept] = env_file.parent.glob("worker.env.pre-swap-*")
+    [kept] = env_file.parent.glob("stack.env.pre-swap-*")
     assert kept.read_bytes() == before
     assert served(running_stack) == [OLD]  # restarted on the old model, answering
+    assert worker_args(running_stack) == started_with
     [entry] = read_changes(running_stack.path)
     assert (entry.action, entry.target) == ("model-swap-rolled-back", "worker")
     assert entry.before["served_model_name"] == OLD
+    assert entry.before["env_file"] == "env/stack.env"
     assert entry.after["served_model_name"] == "org/Small-1B"
     assert entry.flow_run_id  # recorded from inside the flow run
     assert verify_changes(running_stack.path).intact
@@ -119,7 +135,13 @@ def test_a_swap_that_fails_the_prompt_suite_is_rolled_back(
                 "--max-model-len", "2048")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert served(running_stack) == ["org/Small-1B"]
-    assert "MAX_MODEL_LEN=2048" in env_file.read_text()
+    lines = env_file.read_text().splitlines()
+    assert {"WORKER_MODEL=org/Small-1B", "WORKER_MODEL_DIR=/models/Small-1B"} <= set(lines)
+    assert {"WORKER_MAX_MODEL_LEN=2048", "WORKER_QUANTIZATION=awq"} <= set(lines)
+    args = worker_args(running_stack)  # upstream's arguments, interpolated from env/stack.env
+    assert args[args.index("--model") + 1] == "/models/Small-1B"
+    assert args[args.index("--served-model-name") + 1] == "org/Small-1B"
+    assert args[args.index("--max-model-len") + 1] == "2048"
     entries = read_changes(running_stack.path)
     assert [e.action for e in entries] == ["model-swap-rolled-back", "model-swap"]
     assert verify_changes(running_stack.path).intact

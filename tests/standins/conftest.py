@@ -94,6 +94,11 @@ def start_standin(tmp_path: Path) -> Iterator[StartStandin]:
         port = port or free_port()
         # a clean environment: nothing from the test run leaks into the server's configuration
         full_env = {"PATH": os.environ.get("PATH", ""), "PORT": str(port), "HOST": "127.0.0.1"}
+        if name == "qdrant":  # Qdrant's own variables (upstream reads no PORT or HOST)
+            full_env = {"PATH": full_env["PATH"], "QDRANT__SERVICE__HTTP_PORT": str(port),
+                        "QDRANT__SERVICE__HOST": "127.0.0.1"}  # fmt: skip
+        if name == "vllm":  # upstream's vLLM takes its address as arguments, not variables
+            args = ("--host", "127.0.0.1", "--port", str(port), *args)
         full_env.update(env or {})
         log = tmp_path / f"{name}-{port}-{len(started)}.log"
         with log.open("wb") as out:  # a file, not a pipe: a full pipe would block the server

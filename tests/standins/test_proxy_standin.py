@@ -75,7 +75,7 @@ def bearer(key: str, **extra: str) -> dict[str, str]:
 def test_good_key_is_forwarded_bad_and_missing_keys_get_401_and_all_are_logged(
     start_standin: StartStandin, tmp_path: Path
 ) -> None:
-    worker = start_standin("vllm", {"MODEL": "m-test"}, probe="/health")
+    worker = start_standin("vllm", args=("--model", "m-test"), probe="/health")
     proxy, log = start_proxy(start_standin, tmp_path, worker.url)
     with httpx.Client(verify=tls(), timeout=10) as http:
         assert http.get(f"{base(proxy)}/health").json() == {"status": "ok"}

@@ -29,7 +29,7 @@ def bearer(key: str) -> dict[str, str]:
     ("env", "args"),
     [
         ({"VLLM_API_KEY": KEY}, ()),
-        ({}, ("--model", "m", "--api-key", KEY)),
+        ({}, ("--model", MODEL, "--api-key", KEY)),
         ({}, (f"--api-key={KEY}",)),
         # vLLM 0.6 takes the environment's key before the argument's
         ({"VLLM_API_KEY": KEY}, ("--api-key", "another")),
@@ -39,7 +39,7 @@ def bearer(key: str) -> dict[str, str]:
 def test_vllm_wants_its_key_on_v1_only(
     start_standin: StartStandin, env: dict[str, str], args: tuple[str, ...]
 ) -> None:
-    vllm = start_standin("vllm", {"SERVED_MODEL_NAME": MODEL, **env}, args=args)
+    vllm = start_standin("vllm", env, args=("--served-model-name", MODEL, *args))
     for headers in ({}, bearer("wrong"), {"Authorization": KEY}, {"api-key": KEY}):
         listed = httpx.get(f"{vllm.url}/v1/models", headers=headers)
         assert listed.status_code == 401, headers
@@ -54,7 +54,7 @@ def test_vllm_wants_its_key_on_v1_only(
 
 
 def test_vllm_without_a_key_is_open(start_standin: StartStandin) -> None:
-    vllm = start_standin("vllm", {"SERVED_MODEL_NAME": MODEL, "VLLM_API_KEY": ""})
+    vllm = start_standin("vllm", {"VLLM_API_KEY": ""}, args=("--served-model-name", MODEL))
     assert httpx.get(f"{vllm.url}/v1/models").status_code == 200
 
 

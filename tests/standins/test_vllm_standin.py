@@ -31,7 +31,7 @@ def samples(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 @pytest.fixture
 def vllm(start_standin: StartStandin) -> Standin:
-    return start_standin("vllm", {"SERVED_MODEL_NAME": MODEL, "MODEL": "ignored"})
+    return start_standin("vllm", args=("--model", "/models/m", "--served-model-name", MODEL))
 
 
 def test_models_list_and_health(vllm: Standin) -> None:
@@ -40,7 +40,8 @@ def test_models_list_and_health(vllm: Standin) -> None:
     models = httpx.get(f"{vllm.url}/v1/models").json()
     assert models["object"] == "list"
     (model,) = models["data"]
-    assert model["id"] == model["root"] == MODEL  # SERVED_MODEL_NAME wins over MODEL
+    assert model["id"] == MODEL  # --served-model-name wins over --model, as in vLLM
+    assert model["root"] == "/models/m"
     assert model["object"] == "model"
     assert model["owned_by"] == "vllm"
     assert model["max_model_len"] == 4096
@@ -149,11 +150,15 @@ def test_slow_start_answers_503_then_serves(start_standin: StartStandin) -> None
     while httpx.get(f"{vllm.url}/health").status_code != 200:
         assert time.monotonic() < deadline, "still 503 long after STANDIN_START_DELAY"
         time.sleep(0.1)
-    assert httpx.get(f"{vllm.url}/v1/models").json()["data"][0]["id"] == "standin-model"
+    assert (
+        httpx.get(f"{vllm.url}/v1/models").json()["data"][0]["id"] == "facebook/opt-125m"
+    )  # vLLM 0.6's default --model
 
 
 def test_error_mode_breaks_only_completions(start_standin: StartStandin) -> None:
-    vllm = start_standin("vllm", {"MODEL": MODEL, "STANDIN_FAIL_MODE": "error"})
+    vllm = start_standin(
+        "vllm", {"STANDIN_FAIL_MODE": "error"}, args=("--served-model-name", MODEL)
+    )
     assert httpx.get(f"{vllm.url}/health").status_code == 200
     assert httpx.get(f"{vllm.url}/v1/models").status_code == 200
     resp = chat(vllm.url)
@@ -163,7 +168,7 @@ def test_error_mode_breaks_only_completions(start_standin: StartStandin) -> None
 
 
 def test_hang_mode_never_answers_but_looks_healthy(start_standin: StartStandin) -> None:
-    vllm = start_standin("vllm", {"MODEL": MODEL, "STANDIN_FAIL_MODE": "hang"})
+    vllm = start_standin("vllm", {"STANDIN_FAIL_MODE": "hang"}, args=("--served-model-name", MODEL))
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(
             f"{vllm.url}/v1/chat/completions",
@@ -187,3 +192,46 @@ def test_unknown_fail_mode_is_refused(start_standin: StartStandin) -> None:
     vllm = start_standin("vllm", {"STANDIN_FAIL_MODE": "flaky"}, wait=False)
     assert vllm.proc.wait(timeout=5) == 1
     assert "STANDIN_FAIL_MODE must be one of" in vllm.output()
+
+
+def test_served_names_come_from_the_arguments(start_standin: StartStandin) -> None:
+    # --model alone: it is the served name too (`served_model_name or [model]`)
+    alone = start_standin(
+        "vllm", {"SERVED_MODEL_NAME": "env-is-not-read"}, args=("--model", "org/m")
+    )
+    assert [m["id"] for m in httpx.get(f"{alone.url}/v1/models").json()["data"]] == ["org/m"]
+    # several served names (nargs +): each is listed and may be asked for; the first is reported
+    both = start_standin(
+        "vllm",
+        args=("--model", "/models/m", "--served-model-name", "a/x", "b", "--max-model-len", "64"),
+    )
+    listed = httpx.get(f"{both.url}/v1/models").json()["data"]
+    assert [(m["id"], m["root"], m["max_model_len"]) for m in listed] == [
+        ("a/x", "/models/m", 64),
+        ("b", "/models/m", 64),
+    ]
+    body = {"model": "b", "messages": [{"role": "user", "content": "hi"}]}
+    answer = httpx.post(f"{both.url}/v1/chat/completions", json=body, timeout=5).json()
+    assert answer["model"] == "a/x"
+    body["model"] = "org/m"
+    assert httpx.post(f"{both.url}/v1/chat/completions", json=body, timeout=5).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (("--modle", "org/m"), "unrecognized arguments: --modle org/m"),
+        (("--quantization", "awq4"), "argument --quantization/-q: invalid choice: 'awq4'"),
+        (("--max-model-len", "4k"), "argument --max-model-len: invalid int value: '4k'"),
+        (("--served-model-name",), "argument --served-model-name: expected at least one argument"),
+        (("serve", "org/m"), "unrecognized arguments: serve org/m"),
+    ],
+    ids=["unknown", "quantization", "length", "no-name", "positional"],
+)
+def test_arguments_upstream_does_not_take_are_refused_like_argparse(
+    start_standin: StartStandin, args: tuple[str, ...], complaint: str
+) -> None:
+    vllm = start_standin("vllm", args=args, wait=False)
+    assert vllm.proc.wait(timeout=5) == 2
+    assert complaint in vllm.output()
+    assert "usage: api_server.py" in vllm.output()

@@ -253,14 +253,23 @@ def folder_hash(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def standin_tag(name: str, base: str | None = None, *, root: Path = HERE) -> str:
+    """The content-hashed tag of a stand-in as these sources build it (nothing is built).
+
+    A test stack names these rather than ``:dev``, which the last build on the daemon moves:
+    checkouts with different stand-in sources share one dockerd."""
+    base = base or f"sbx-standin-base:{base_key()}"
+    digest = hashlib.sha256(
+        f"{RECIPE_VERSION}\0{base}\0{folder_hash(root / name)}".encode()
+    ).hexdigest()[:16]
+    return f"sbx-standin-{name}:{digest}"
+
+
 def build_standin(name: str, base: str, *, root: Path = HERE, force: bool = False) -> str:
     folder = root / name
     if not (folder / "Dockerfile").is_file():
         raise BuildError(f"{folder}/Dockerfile is missing; the stand-in '{name}' cannot be built.")
-    digest = hashlib.sha256(
-        f"{RECIPE_VERSION}\0{base}\0{folder_hash(folder)}".encode()
-    ).hexdigest()[:16]
-    tag = f"sbx-standin-{name}:{digest}"
+    tag = standin_tag(name, base, root=root)
     dev = f"sbx-standin-{name}:dev"
     if force or not _image_exists(tag):
         started = time.monotonic()

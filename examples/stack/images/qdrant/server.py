@@ -29,7 +29,7 @@ sha256 `.checksum` file beside it, as Qdrant writes one. An uploaded snapshot is
 keeps it: saved under its multipart file name in <name>/, then recovered from there
 (src/actix/api/snapshot_api.rs do_save_uploaded_snapshot; a file:// source is never deleted). Like Qdrant, Cosine vectors are stored
 normalised. Filters support must/should/must_not with match, range, has_id, is_empty, is_null.
-Other environment: PORT (6333; QDRANT__SERVICE__HTTP_PORT also read), HOST (0.0.0.0),
+Other environment, Qdrant's own: QDRANT__SERVICE__HTTP_PORT (6333), QDRANT__SERVICE__HOST (0.0.0.0),
 QDRANT__SERVICE__API_KEY and QDRANT__SERVICE__READ_ONLY_API_KEY (either set: every path but
 `/`, `/healthz` and `/readyz*`, `/livez*` wants a key as the `api-key` header or an
 `Authorization: Bearer` token, else 401 as plain text like Qdrant's auth middleware; the
@@ -1130,8 +1130,10 @@ def main() -> None:
     (STORAGE / "collections").mkdir(parents=True, exist_ok=True)
     SNAPSHOTS.mkdir(parents=True, exist_ok=True)
     STORE = Store()
-    host = os.environ.get("HOST", "0.0.0.0")
-    port = int(os.environ.get("PORT") or os.environ.get("QDRANT__SERVICE__HTTP_PORT") or 6333)
+    # Qdrant's own settings (config/config.yaml service.host / service.http_port, overridden
+    # by QDRANT__SERVICE__HOST / QDRANT__SERVICE__HTTP_PORT)
+    host = os.environ.get("QDRANT__SERVICE__HOST") or "0.0.0.0"
+    port = int(os.environ.get("QDRANT__SERVICE__HTTP_PORT") or 6333)
     server = Server((host, port), Handler)
     stop = threading.Event()
     # PID 1 in a container has no default SIGTERM action: without a handler `docker stop`

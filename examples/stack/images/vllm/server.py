@@ -15,17 +15,25 @@ Replies are deterministic: "ok" followed by an echo of the last user message, cu
 words (one word counts as one token). Errors use vLLM's OpenAI-style body
 `{"object": "error", "message": ..., "type": ..., "param": null, "code": N}`.
 
-Authentication as vLLM 0.6's: with a key (``VLLM_API_KEY``, else the ``--api-key`` argument)
-every path starting with ``/v1`` wants ``Authorization: Bearer <key>`` and answers 401
-``{"error": "Unauthorized"}`` without it; OPTIONS, ``/health``, ``/metrics`` and ``/version``
-stay open. No key: everything is open.
+Arguments as vLLM 0.6.3's OpenAI server takes them (``python3 -m
+vllm.entrypoints.openai.api_server``, the vllm/vllm-openai image's entrypoint: a compose
+``command:`` is appended to it). Parsed with argparse as upstream does, so an argument upstream
+does not know is refused the same way (usage on stderr, exit 2); see ``parse_arguments``:
 
-Arguments: ``--api-key KEY`` (or ``--api-key=KEY``); other arguments are ignored here.
+    --model (facebook/opt-125m), --served-model-name NAME [NAME ...] (default: the model): the
+        names /v1/models lists and requests may ask for, the first one reported
+    --max-model-len: context length, checked like vLLM (400 when prompt + max_tokens exceed
+        it); unset: the model folder's config.json max_position_embeddings, else 4096
+    --quantization/-q (one of upstream's methods), --gpu-memory-utilization (0.9): checked, not used
+    --api-key: with a key (``VLLM_API_KEY``, else ``--api-key``: vLLM 0.6's order) every path
+        starting with ``/v1`` wants ``Authorization: Bearer <key>`` and answers 401
+        ``{"error": "Unauthorized"}`` without it; OPTIONS, ``/health``, ``/metrics`` and
+        ``/version`` stay open. No key: everything is open.
+    --host (all addresses), --port (8000)
+    and a few more upstream flags that a real box's compose file commonly passes, accepted and
+    ignored (--dtype, --tensor-parallel-size, --enforce-eager, ...).
 
-Environment:
-    PORT (8000), HOST (0.0.0.0), VLLM_API_KEY
-    SERVED_MODEL_NAME or MODEL ("standin-model"): the served model name; the first one set wins
-    MAX_MODEL_LEN (4096): context length, checked like vLLM (400 when prompt + max_tokens exceed it)
+Environment, stand-in only (upstream has no such variables):
     STANDIN_LATENCY_MS (0): added to every completion before its first token
     STANDIN_FAIL_MODE: none | slow-start | error | hang | crash, faults seen on real boxes:
         slow-start  /health and /v1/* answer 503 for STANDIN_START_DELAY s (30): loading weights
@@ -40,6 +48,7 @@ fail mode of the running server, ``GET /admin/fault`` answers ``{"mode": ...}``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -48,30 +57,90 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 VERSION = "0.6.3-standin"
-MODEL = os.environ.get("SERVED_MODEL_NAME") or os.environ.get("MODEL") or "standin-model"
-MAX_MODEL_LEN = int(os.environ.get("MAX_MODEL_LEN", "4096"))
+# set from the arguments by configure() before the server starts
+MODELS: list[str] = ["facebook/opt-125m"]  # the served names; the first one is reported
+MODEL = MODELS[0]
+MODEL_PATH = MODEL  # --model: what /v1/models reports as each name's root
+MAX_MODEL_LEN = 4096
+API_KEY: str | None = None
 FAIL_MODE = os.environ.get("STANDIN_FAIL_MODE", "none").strip().lower() or "none"
 START_DELAY = float(os.environ.get("STANDIN_START_DELAY", "30"))
 CRASH_AFTER = float(os.environ.get("STANDIN_CRASH_AFTER", "2"))
 LATENCY = float(os.environ.get("STANDIN_LATENCY_MS", "0")) / 1000.0
 FAIL_MODES = ("none", "slow-start", "error", "hang", "crash")
+# vllm/model_executor/layers/quantization/__init__.py QUANTIZATION_METHODS (0.6.3)
+QUANTIZATION_METHODS = (
+    "aqlm", "awq", "deepspeedfp", "tpu_int8", "fp8", "fbgemm_fp8", "modelopt", "marlin", "gguf",
+    "gptq_marlin_24", "gptq_marlin", "awq_marlin", "gptq", "compressed-tensors", "bitsandbytes",
+    "qqq", "experts_int8", "neuron_quant", "ipex",
+)  # fmt: skip
 
 
-def api_key_argument(argv: list[str]) -> str | None:
-    """``--api-key KEY`` or ``--api-key=KEY``, as vLLM's argument parser takes it."""
-    for i, word in enumerate(argv):
-        if word == "--api-key" and i + 1 < len(argv):
-            return argv[i + 1]
-        if word.startswith("--api-key="):
-            return word.split("=", 1)[1]
-    return None
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """The upstream arguments this stand-in knows, with upstream's names, types and defaults
+    (vllm/engine/arg_utils.py EngineArgs.add_cli_args, vllm/entrypoints/openai/cli_args.py
+    make_arg_parser, 0.6.3). argparse refuses anything else: exit 2 with the usage."""
+    parser = argparse.ArgumentParser(
+        prog="api_server.py", description="vLLM OpenAI-Compatible RESTful API server (stand-in)."
+    )
+    parser.add_argument("--host", type=str, default=None)
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--api-key", type=str, default=None)
+    parser.add_argument("--root-path", type=str, default=None)
+    parser.add_argument("--uvicorn-log-level", type=str, default="info",
+                        choices=["debug", "info", "warning", "error", "critical", "trace"])
+    parser.add_argument("--chat-template", type=str, default=None)
+    parser.add_argument("--disable-log-requests", action="store_true")
+    parser.add_argument("--model", type=str, default="facebook/opt-125m")
+    parser.add_argument("--served-model-name", nargs="+", type=str, default=None)
+    parser.add_argument("--tokenizer", type=str, default=None)
+    parser.add_argument("--trust-remote-code", action="store_true")
+    parser.add_argument("--download-dir", type=str, default=None)
+    parser.add_argument("--dtype", type=str, default="auto",
+                        choices=["auto", "half", "float16", "bfloat16", "float", "float32"])
+    parser.add_argument("--kv-cache-dtype", type=str, default="auto",
+                        choices=["auto", "fp8", "fp8_e5m2", "fp8_e4m3"])
+    parser.add_argument("--max-model-len", type=int, default=None)
+    parser.add_argument("--quantization", "-q", type=str, default=None,
+                        choices=[*QUANTIZATION_METHODS, None])
+    parser.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    parser.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
+    parser.add_argument("--max-num-seqs", type=int, default=256)
+    parser.add_argument("--max-num-batched-tokens", type=int, default=None)
+    parser.add_argument("--swap-space", type=float, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--enforce-eager", action="store_true")
+    parser.add_argument("--enable-prefix-caching", action="store_true")
+    parser.add_argument("--disable-log-stats", action="store_true")
+    return parser.parse_args(argv)  # fmt: skip
 
 
-# vLLM 0.6: `if token := envs.VLLM_API_KEY or args.api_key` (an empty one is none)
-API_KEY = os.environ.get("VLLM_API_KEY") or api_key_argument(sys.argv[1:]) or None
+def configure(args: argparse.Namespace) -> None:
+    """The served names, context length and key, as vLLM derives them from its arguments."""
+    global MODELS, MODEL, MODEL_PATH, MAX_MODEL_LEN, API_KEY
+    MODEL_PATH = args.model
+    # vLLM 0.6: `served_model_names = args.served_model_name or [args.model]`
+    MODELS = list(args.served_model_name or [args.model])
+    MODEL = MODELS[0]
+    MAX_MODEL_LEN = args.max_model_len or _model_context(args.model) or 4096
+    # vLLM 0.6: `if token := envs.VLLM_API_KEY or args.api_key` (an empty one is none)
+    API_KEY = os.environ.get("VLLM_API_KEY") or args.api_key or None
+
+
+def _model_context(model: str) -> int | None:
+    """max_position_embeddings of a local model folder's config.json, as vLLM reads it."""
+    try:
+        config = json.loads((Path(model) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    value = config.get("max_position_embeddings") if isinstance(config, dict) else None
+    return value if isinstance(value, int) and value > 0 else None
+
+
 RUNTIME_FAIL_MODES = ("none", "error", "hang")  # what POST /admin/fault may switch to
 
 # vLLM 0.6.x's bucket boundaries, so dashboards built on the real metrics read these the same way
@@ -181,6 +250,35 @@ STARTED = time.monotonic()
 STOPPING = threading.Event()
 
 
+def model_card(name: str) -> dict[str, Any]:
+    """One entry of /v1/models, with vLLM's extra fields (root, max_model_len, permission)."""
+    return {
+        "id": name,
+        "object": "model",
+        "created": int(time.time()),
+        "owned_by": "vllm",
+        "root": MODEL_PATH,
+        "parent": None,
+        "max_model_len": MAX_MODEL_LEN,
+        "permission": [
+            {
+                "id": f"modelperm-{uuid.uuid4().hex}",
+                "object": "model_permission",
+                "created": int(time.time()),
+                "allow_create_engine": False,
+                "allow_sampling": True,
+                "allow_logprobs": True,
+                "allow_search_indices": False,
+                "allow_view": True,
+                "allow_fine_tuning": False,
+                "organization": "*",
+                "group": None,
+                "is_blocking": False,
+            }
+        ],
+    }
+
+
 def loading() -> bool:
     """True while a slow-start engine is still "loading weights"."""
     return FAIL_MODE == "slow-start" and time.monotonic() - STARTED < START_DELAY
@@ -268,39 +366,7 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/health":
             self.send_body(200, b"")
         elif path == "/v1/models":
-            self.send_json(
-                200,
-                {
-                    "object": "list",
-                    "data": [
-                        {
-                            "id": MODEL,
-                            "object": "model",
-                            "created": int(time.time()),
-                            "owned_by": "vllm",
-                            "root": MODEL,
-                            "parent": None,
-                            "max_model_len": MAX_MODEL_LEN,
-                            "permission": [
-                                {
-                                    "id": f"modelperm-{uuid.uuid4().hex}",
-                                    "object": "model_permission",
-                                    "created": int(time.time()),
-                                    "allow_create_engine": False,
-                                    "allow_sampling": True,
-                                    "allow_logprobs": True,
-                                    "allow_search_indices": False,
-                                    "allow_view": True,
-                                    "allow_fine_tuning": False,
-                                    "organization": "*",
-                                    "group": None,
-                                    "is_blocking": False,
-                                }
-                            ],
-                        }
-                    ],
-                },
-            )
+            self.send_json(200, {"object": "list", "data": [model_card(n) for n in MODELS]})
         else:
             self.send_json(404, {"detail": "Not Found"})
 
@@ -342,7 +408,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(503, "ServiceUnavailableError", "Model is loading")
         if "model" not in body:
             raise ApiError(400, "BadRequestError", "Field required: model")
-        if body["model"] != MODEL:
+        if body["model"] not in MODELS:
             raise ApiError(404, "NotFoundError", f"The model `{body['model']}` does not exist.")
         if chat:
             messages = body.get("messages")
@@ -524,9 +590,12 @@ def crash_later(delay: float) -> None:
 
 
 def main() -> None:
+    args = parse_arguments(sys.argv[1:])
+    configure(args)
     if FAIL_MODE not in FAIL_MODES:
         sys.exit(f"STANDIN_FAIL_MODE must be one of {', '.join(FAIL_MODES)}, not {FAIL_MODE!r}")
-    host, port = os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8000"))
+    # --host unset: every address, as uvicorn is started by vLLM
+    host, port = args.host or "0.0.0.0", args.port
     server = Server((host, port), Handler)
     stop = threading.Event()
     # Docker sends SIGTERM to PID 1, which has no default handler there: without this,
