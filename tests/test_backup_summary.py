@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from sbx.cli import backups as backups_cli
+from sbx.cli import backup_output as backups_cli
 from sbx.repository import Stats
 from tasks.reports import BackupReport, PartSummary, backup_markdown
 
@@ -52,7 +52,7 @@ def test_terminal_summary_counts_warnings_and_shows_names_verbatim(
 ) -> None:
     text = io.StringIO()
     monkeypatch.setattr(backups_cli, "err", Console(file=text, width=400, highlight=False))
-    backups_cli._print_backup(_report())
+    backups_cli.print_backup(_report())
     shown = text.getvalue()
     assert "9 warning(s)" in shown
     assert "7 special files skipped" in shown
@@ -75,9 +75,38 @@ def test_incomplete_part_is_a_problem_and_the_artifact_lists_warnings() -> None:
 def test_one_line_per_part_at_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     text = io.StringIO()
     monkeypatch.setattr(backups_cli, "err", Console(file=text, width=80, highlight=False))
-    backups_cli._print_backup(_report())
+    backups_cli.print_backup(_report())
     lines = text.getvalue().splitlines()
     assert all(len(line) <= 80 for line in lines), text.getvalue()
     (row,) = [line for line in lines if line.startswith("open-webui ")]
     assert "sqlite-online-backup" in row and "failed" in row  # #20: cut to 'sqlite-onl…'
     assert any("↳ could not read [bold]web[ui].db[/bold]" in line for line in lines)
+
+
+def test_compose_model_sources_are_shown_relative_to_the_stack(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 80 columns a source inside the stack reads as its path there (the part alone when it
+    is stored under the same path); outside paths and volumes as they are."""
+    sources: list[dict[str, object]] = [
+        {"kind": "env-file", "from": "/stack/env/stack.env", "stored_as": "env/stack.env",
+         "status": "captured"},
+        {"kind": "bind", "from": "/srv/models", "stored_as": "outside/srv/models",
+         "status": "captured"},
+        {"kind": "volume", "from": "box_chats", "stored_as": "volumes/box_chats",
+         "status": "captured"},
+        {"kind": "bind", "from": "/var/run/docker.sock", "stored_as": "",
+         "status": "not captured: a socket"},
+    ]  # fmt: skip
+    report = _report()
+    part = report.parts[0].model_copy(update={"sources": sources})
+    report = report.model_copy(update={"parts": [part]})
+    text = io.StringIO()
+    monkeypatch.setattr(backups_cli, "err", Console(file=text, width=80, highlight=False))
+    backups_cli.print_backup(report)
+    shown = text.getvalue()
+    assert "  env-file env/stack.env → open-webui (captured)" in shown
+    assert "  bind /srv/models → open-webui: outside/srv/models (captured)" in shown
+    assert "  volume box_chats → open-webui: volumes/box_chats (captured)" in shown
+    assert "  bind /var/run/docker.sock → - (not captured: a socket)" in shown
+    assert "/stack/env" not in shown
