@@ -14,7 +14,6 @@ that carry them exclude them from every dump.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -23,6 +22,7 @@ from blocks.config import SbxConfig
 from tasks.clients.compose import ComposeModel, ComposeService
 from tasks.keys_files import qdrant_file_keys
 from tasks.secrets import load_secrets, secrets_block_name
+from tasks.vllm_args import command_words
 
 QDRANT_KEY = "QDRANT__SERVICE__API_KEY"
 QDRANT_READ_ONLY_KEY = "QDRANT__SERVICE__READ_ONLY_API_KEY"
@@ -70,12 +70,7 @@ def service_keys(service: ComposeService) -> ServiceKeys:
 
 def _argument(command: list[str], name: str) -> str | None:
     """``--name VALUE`` or ``--name=VALUE`` in a command, also inside ``sh -c "…"``."""
-    words: list[str] = []
-    for word in command:
-        try:
-            words += shlex.split(word) if " " in word else [word]
-        except ValueError:
-            words += word.split()
+    words = command_words(command)
     for i, word in enumerate(words):
         if word == name and i + 1 < len(words):
             return words[i + 1]

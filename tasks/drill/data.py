@@ -29,9 +29,16 @@ from tasks.health.model import CheckResult, ServiceTarget
 
 
 def _result(target: str, outcome: Outcome, started: float) -> CheckResult:
+    return check_result(f"data:{target}", "data", target, outcome, started)
+
+
+def check_result(
+    check_id: str, family: str, target: str, outcome: Outcome, started: float
+) -> CheckResult:
+    """A drill check's result, timed from ``started`` (``time.perf_counter()``)."""
     return CheckResult(
-        id=f"data:{target}",
-        family="data",
+        id=check_id,
+        family=family,
         target=target,
         state=outcome.state,
         observed=outcome.observed,

@@ -22,7 +22,7 @@ from blocks.config import SbxConfig, ServiceKind
 from sbx.repository import Entry, SnapshotManifest
 from tasks.backup.methods import SUMS, read_sums
 from tasks.clients.health_http import HealthHttp
-from tasks.drill.data import sha256_file
+from tasks.drill.data import check_result, sha256_file
 from tasks.drill.gpu import NOT_IN_SNAPSHOT, HeldBack, read_paths
 from tasks.health.checks import Outcome, failing, ok
 from tasks.health.context import read_context
@@ -30,21 +30,6 @@ from tasks.health.model import CheckResult, ServiceTarget
 from tasks.units import human_bytes
 
 SHOWN = 5  # problems named in one check's line
-
-
-def _result(
-    check_id: str, family: str, target: str, outcome: Outcome, started: float
-) -> CheckResult:
-    return CheckResult(
-        id=check_id,
-        family=family,
-        target=target,
-        state=outcome.state,
-        observed=outcome.observed,
-        next_step=outcome.next_step,
-        duration_ms=(time.perf_counter() - started) * 1000,
-        measures=outcome.measures,
-    )
 
 
 @task(name="check-gpu-service-files", cache_policy=NO_CACHE)
@@ -66,7 +51,7 @@ def check_held_back_files(
         else:
             under = [e for e in entries if e.path == path or e.path.startswith(f"{path}/")]
             outcome = _files(stack_dir, path, who, under)
-        results.append(_result(f"data:gpu-files:{path}", "data", path, outcome, started))
+        results.append(check_result(f"data:gpu-files:{path}", "data", path, outcome, started))
     return results
 
 
@@ -125,7 +110,7 @@ def check_live_services(config: SbxConfig, held: list[HeldBack]) -> list[CheckRe
             started = time.perf_counter()
             outcome = _live(by_compose.get(service.service), service, http)
             results.append(
-                _result(f"live:{service.service}", "live", service.service, outcome, started)
+                check_result(f"live:{service.service}", "live", service.service, outcome, started)
             )
     return results
 
