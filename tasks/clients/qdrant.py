@@ -28,6 +28,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from qdrant_client.http.models import SnapshotDescription
 
 from sbx.errors import QdrantError
+from sbx.hashing import sha256_file
 from tasks.clients.deadline import paced_stream
 from tasks.clients.qdrant_ledger import OwnSnapshots, SnapshotLedger
 
@@ -240,7 +241,7 @@ class Qdrant:
         (snapshot_api.rs ``do_save_uploaded_snapshot``; recovery from a local file never
         removes it), so sbx uploads under a name of its own and deletes it afterwards,
         whatever happened, with any that a killed run left."""
-        sha256 = sha256 or _file_sha256(path)
+        sha256 = sha256 or sha256_file(path)
         for leftover in self.snapshots(collection):
             if leftover.name.startswith(UPLOAD_PREFIX):
                 self.delete_snapshot(collection, leftover.name)
@@ -297,14 +298,6 @@ class Qdrant:
                 f"Qdrant at {self.url} could not {action}: {exc}. Is the service running?",
                 retryable=True,
             ) from exc
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextmanager

@@ -14,7 +14,6 @@ health and data checks in one table.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from sbx.hashing import sha256_file
 from sbx.repository import PartRecord
 from tasks.backup.methods import QDRANT_SNAPSHOT_DIR, SUMS, read_sums
 from tasks.health.checks import Outcome, failing, info, ok
@@ -127,14 +127,6 @@ def _sums(stack_dir: Path, rel: str) -> Outcome:
     if bad:
         return failing(f"{rel}: {', '.join(bad)}", "Restore the model from its source.")
     return ok(f"{rel}: {checked} files match", files=checked)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @task(name="recover-and-count-qdrant", cache_policy=NO_CACHE)

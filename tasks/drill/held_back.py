@@ -19,10 +19,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.config import SbxConfig, ServiceKind
+from sbx.hashing import sha256_file
 from sbx.repository import Entry, SnapshotManifest
 from tasks.backup.methods import SUMS, read_sums
 from tasks.clients.health_http import HealthHttp
-from tasks.drill.data import check_result, sha256_file
+from tasks.drill.data import check_result
 from tasks.drill.gpu import NOT_IN_SNAPSHOT, HeldBack, read_paths
 from tasks.health.checks import Outcome, failing, ok
 from tasks.health.context import read_context

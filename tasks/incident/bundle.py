@@ -13,7 +13,6 @@ Everything here is plain file work (no Docker, no Prefect): tested directly.
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from sbx.hashing import sha256_file
 from tasks.changelog import current_flow_run_id
 
 MANIFEST = "MANIFEST.sha256"
@@ -75,14 +75,6 @@ def latest_bundle(evidence_root: Path) -> Path | None:
         sorted(p for p in evidence_root.iterdir() if p.is_dir()) if evidence_root.is_dir() else []
     )
     return found[-1] if found else None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def copy_tree(source: Path, dest: Path) -> tuple[int, int, list[str], list[str]]:
