@@ -29,7 +29,6 @@ from tasks.changelog import current_flow_run_id
 MANIFEST = "MANIFEST.sha256"
 CUSTODY = "custody.log"
 UNLISTED = frozenset({MANIFEST, CUSTODY})
-CHUNK = 1 << 20
 
 
 class BundleCheck(BaseModel):
