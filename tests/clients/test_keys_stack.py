@@ -55,3 +55,7 @@ def test_sbx_sends_the_keys_it_reads_and_the_same_calls_without_them_get_401(
             headers={"Authorization": f"Bearer {proxy_key}"},
         )
     assert through.status_code == 200, through.text
+    # Open WebUI lists the worker's models with the worker's key, as env/webui.env wires it
+    with HealthHttp(timeout_s=10) as http:
+        wired = http.get(f"{services['open-webui'].url}/api/standin/openai")
+    assert '"status": 200' in wired.text and MODEL_OF["worker"] in wired.text, wired.text

@@ -114,3 +114,22 @@ def test_qdrant_without_a_key_is_open(start_standin: StartStandin, tmp_path: Pat
         },
     )
     assert httpx.get(f"{qdrant.url}/collections").status_code == 200
+
+
+def test_webui_lists_the_workers_models_with_the_key_it_is_given(
+    start_standin: StartStandin, tmp_path: Path
+) -> None:
+    """Open WebUI calls its OpenAI connection (OPENAI_API_BASE_URL) with OPENAI_API_KEY as a
+    bearer token, as upstream lists models: the worker's key gets the list, another a 401."""
+    worker = start_standin("vllm", args=("--model", MODEL, "--api-key", KEY), probe="/health")
+    base = f"{worker.url}/v1"
+
+    def connection(key: str | None) -> dict[str, object]:
+        env = {"DATA_DIR": str(tmp_path / f"data-{key}"), "OPENAI_API_BASE_URL": base}
+        webui = start_standin("webui", env | ({"OPENAI_API_KEY": key} if key else {}))
+        answer: dict[str, object] = httpx.get(f"{webui.url}/api/standin/openai").json()
+        return answer
+
+    assert connection(KEY) == {"base_url": base, "status": 200, "models": [MODEL]}
+    assert connection("wrong")["status"] == 401
+    assert connection(None)["status"] == 401

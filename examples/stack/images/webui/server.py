@@ -8,6 +8,13 @@ busy, and answers the few HTTP endpoints health checks use, shaped like Open Web
     GET /auth, /      a small HTML login page titled "Open WebUI"
     GET /api/version  {"version": "0.3.35-standin"}
     GET /api/stats    {"chat_rows": n, "last_id": id, "journal_mode": "wal"} (stand-in only)
+    GET /api/standin/openai  what the OpenAI connection answers (stand-in only, below)
+
+The OpenAI connection as upstream configures it (OPENAI_API_BASE_URL, OPENAI_API_KEY): upstream
+lists its models from ``GET <base>/models`` with ``Authorization: Bearer <key>``; so does this
+stand-in, live on each ``/api/standin/openai``, answering the URL, the status the worker gave
+(401 with a wrong key) and the model ids — so a box whose Open WebUI holds the wrong worker
+key, or none, shows it.
 
 $DATA_DIR (/app/backend/data) holds webui.db with tables `user`, `chat` and `config` (columns
 loosely follow Open WebUI's), in WAL mode, and uploads/ with a small file. A writer thread
@@ -41,6 +48,8 @@ import sqlite3
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -161,7 +170,9 @@ def run_migrations(conn: sqlite3.Connection) -> None:
             )
             conn.execute("ALTER TABLE chat ADD COLUMN folder_id TEXT")
             conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
-        print(f"INFO [alembic.runtime.migration] Running upgrade {current} -> {revision}", flush=True)
+        print(
+            f"INFO [alembic.runtime.migration] Running upgrade {current} -> {revision}", flush=True
+        )
         current = revision
 
 
@@ -244,10 +255,32 @@ class Handler(BaseHTTPRequestHandler):
                 conn.close()
             stats = {"chat_rows": rows, "last_id": last, "journal_mode": mode}
             self.send(200, json.dumps(stats).encode())
+        elif path == "/api/standin/openai":
+            self.send(200, json.dumps(openai()).encode())
         else:
             self.send(404, b'{"detail": "Not Found"}')
 
     do_HEAD = do_GET
+
+
+def openai() -> dict[str, Any]:
+    """What the configured OpenAI connection answers to the model listing upstream makes."""
+    base = os.environ.get("OPENAI_API_BASE_URL", "").rstrip("/")
+    if not base:
+        return {"base_url": None}
+    request = urllib.request.Request(f"{base}/models")
+    key = os.environ.get("OPENAI_API_KEY", "")
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            listed = json.loads(answer.read())
+            ids = [m.get("id") for m in listed.get("data", [])]
+            return {"base_url": base, "status": answer.status, "models": ids}
+    except urllib.error.HTTPError as exc:
+        return {"base_url": base, "status": exc.code, "models": []}
+    except (OSError, ValueError) as exc:
+        return {"base_url": base, "status": None, "error": str(exc), "models": []}
 
 
 class Server(ThreadingHTTPServer):
