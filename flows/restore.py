@@ -21,7 +21,13 @@ from sbx.errors import (
     StackError,
 )
 from sbx.repository import Repository, RestoreReport, SnapshotManifest
-from tasks.changelog import LOG_FILE, append_change, keep_live_log, room_for_changes
+from tasks.changelog import (
+    LOG_FILE,
+    append_change,
+    keep_live_history,
+    keep_live_log,
+    room_for_changes,
+)
 from tasks.leftovers.finish import observe_stack
 from tasks.reports import artifact_key, publish_markdown
 from tasks.repository import open_repository
@@ -47,7 +53,7 @@ from tasks.restore.kept import (
 from tasks.restore.qdrant_swap import recover_previous_collections
 from tasks.restore.versions import check_data_versions
 from tasks.status import StackStatus
-from tasks.upgrade.journal import UPGRADE_LOG, keep_live_history
+from tasks.upgrade.journal import UPGRADE_LOG
 
 
 class RestoreOutcome(BaseModel):

@@ -234,11 +234,16 @@ def keep_live_log(stack_dir: Path, aside: Path, snapshot_id: str) -> None:
     The log is history, not state: restoring data must not take it back in time (nor break
     the head copy). The snapshot's copy stays beside it as ``changelog.jsonl.from-<snapshot>``.
     """
-    live = log_path(stack_dir)
     with _locked(stack_dir):
-        if live.exists():
-            live.replace(live.with_name(f"{live.name}.from-{snapshot_id}"))
-        aside.replace(live)
+        keep_live_history(log_path(stack_dir), aside, snapshot_id)
+
+
+def keep_live_history(live: Path, aside: Path, snapshot_id: str) -> None:
+    """Put a history file's live copy (``aside``, where an in-place restore moved it) back at
+    ``live``; the snapshot's older copy stays beside it as ``<name>.from-<snapshot>``."""
+    if live.exists():
+        live.replace(live.with_name(f"{live.name}.from-{snapshot_id}"))
+    aside.replace(live)
 
 
 def read_changes(stack_dir: Path) -> list[ChangeEntry]:

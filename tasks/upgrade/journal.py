@@ -209,11 +209,3 @@ def _write_atomic(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     tmp.replace(path)
-
-
-def keep_live_history(live: Path, aside: Path, snapshot_id: str) -> None:
-    """Put the live closed-entry log back after an in-place restore swapped in a snapshot's
-    older copy (history, not state); the snapshot's copy stays as ``<name>.from-<snapshot>``."""
-    if live.exists():
-        live.replace(live.with_name(f"{live.name}.from-{snapshot_id}"))
-    aside.replace(live)
