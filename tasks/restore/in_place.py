@@ -33,6 +33,7 @@ from tasks.restore.kept import (
     holds_sbx_state,
     kept_dir,
     note_kept_elsewhere,
+    shown_path,
 )
 from tasks.restore.qdrant_swap import take_aside_and_recover
 from tasks.restore.swap_journal import swap_paths
@@ -81,7 +82,7 @@ class Swapped(BaseModel):
         """Every path this restore left for the operator, relative to the stack (absolute
         where it lies elsewhere)."""
         paths = [aside for _, aside in self.moved if aside] + self.side
-        paths += [_shown(Path(tar), stack_dir) for tar in self.volumes_aside.values()]
+        paths += [shown_path(Path(tar), stack_dir) for tar in self.volumes_aside.values()]
         files = [Path(file) for file in self.qdrant_aside.values()]
         dirs = sorted({str(file.parent.relative_to(stack_dir)) for file in files})
         return paths + dirs
@@ -170,10 +171,6 @@ def _under(rel: str, paths: list[str]) -> bool:
     return any(rel == p or rel.startswith(f"{p.rstrip('/')}/") for p in paths)
 
 
-def _shown(path: Path, stack: Path) -> str:
-    return str(path.relative_to(stack)) if path.is_relative_to(stack) else str(path)
-
-
 def check_swappable(manifest: SnapshotManifest, parts: list[str] | None, config: SbxConfig) -> None:
     """Refuse, before anything is staged, a live path a swap by rename cannot replace.
 
@@ -244,7 +241,7 @@ def swap_in(
                 if not aside.is_relative_to(stack):
                     note_kept_elsewhere(stack, aside.parent.parent)
             renames.append((staging / stored, live))  # a carried copy's path is absolute
-            moved.append((live_path, _shown(aside, stack) if had_live else None))
+            moved.append((live_path, shown_path(aside, stack) if had_live else None))
         # volumes first: a volume that cannot be written leaves every path as it was
         volumes_aside = swap_volumes(plan.volumes, stack, stamp)
         # all paths or none, also across a kill: the stack never holds a mix of old and new

@@ -106,6 +106,11 @@ def _elsewhere(stack_dir: Path) -> list[str]:
     return [str(p) for p in found] if isinstance(found, list) else []
 
 
+def shown_path(path: Path, stack_dir: Path) -> str:
+    """``path`` relative to the stack when it lies in it, else absolute."""
+    return str(path.relative_to(stack_dir)) if path.is_relative_to(stack_dir) else str(path)
+
+
 def _kept_name(rel: str) -> str:
     return f"outside/{rel.lstrip('/')}" if Path(rel).is_absolute() else rel
 
@@ -203,8 +208,7 @@ def cleanup_restores(
     cutoff = (now or datetime.now(UTC)) - older_than
     removed, kept = [], []
     for path, made in _kept_dirs(config):
-        shown = str(path.relative_to(stack)) if path.is_relative_to(stack) else str(path)
-        item = KeptRestore(path=shown, made_at=made, bytes=_size(path))
+        item = KeptRestore(path=shown_path(path, stack), made_at=made, bytes=_size(path))
         if made >= cutoff or path.name == spare:
             kept.append(item)
             continue
