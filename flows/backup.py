@@ -14,7 +14,7 @@ from sbx.errors import BackupIncomplete, ConfigError
 from tasks.backup.box_state import read_box_state
 from tasks.backup.capture import CaptureContext, capture_part
 from tasks.backup.drift import record_drift
-from tasks.backup.sources import read_sources, sources_by_part
+from tasks.backup.sources import FILLED_PARTS, Source, read_sources, sources_by_part
 from tasks.leftovers.finish import observe_stack
 from tasks.reports import BackupReport, artifact_key, backup_markdown, publish_markdown
 from tasks.repository import open_repository
@@ -31,6 +31,7 @@ def backup_stack(
     trigger: str = "manual",
     offbox: bool = False,
     tags: dict[str, str] | None = None,
+    only_sources: list[str] | None = None,
 ) -> BackupReport:
     """Back up the sealed box: every part captured consistently into one snapshot.
 
@@ -40,6 +41,8 @@ def backup_stack(
     cold copy is always started again. With ``offbox`` (the nightly run), the repository is then
     copied off the box when ``offbox.url`` is configured; a failed copy fails this run. ``tags``
     are added to the snapshot's (an upgrade's ``pre-upgrade`` snapshot names its journal entry).
+    ``only_sources`` (volume names, host paths) narrows the parts the compose model fills
+    (volumes, outside, mounts) to those: an upgrade's snapshot of one service's volumes.
     """
     log = get_run_logger()
     config = flow_config(stack, config_file)
@@ -52,7 +55,7 @@ def backup_stack(
     found, compose_problem = read_sources(config)
     if compose_problem:
         log.warning("the compose model could not be read: %s", compose_problem)
-    sources = sources_by_part([s for s in found if s.part in selected])
+    sources = sources_by_part([s for s in found if s.part in selected and _wanted(s, only_sources)])
     # mounts, outside and volumes have no paths of their own: there only when the compose
     # model names something for them
     selected = {n: p for n, p in selected.items() if p.paths or n in sources}
@@ -135,6 +138,10 @@ def backup_stack(
     if report.problems:
         raise BackupIncomplete(report)
     return report
+
+
+def _wanted(source: Source, only: list[str] | None) -> bool:
+    return only is None or source.part not in FILLED_PARTS or source.location in only
 
 
 def select_parts(config: SbxConfig, names: list[str] | None) -> dict[str, PartConfig]:

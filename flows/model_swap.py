@@ -30,7 +30,8 @@ from tasks.gpu.model_swap import (
 )
 from tasks.gpu.model_wiring import find_wiring
 from tasks.reports import artifact_key, publish_markdown
-from tasks.upgrade.data import TAG, data_parts
+from tasks.upgrade.data import TAG
+from tasks.upgrade.data_units import data_parts
 from tasks.vllm_args import ServedModel
 
 

@@ -11,15 +11,15 @@ from pydantic import BaseModel, ConfigDict
 from blocks.config import SbxConfig
 from flows.runbook import flow_config, run_name, stack_label
 from sbx.errors import SbxError, UpgradeRefused
+from tasks.backup.sources import read_sources
 from tasks.reports import artifact_key, publish_markdown
-from tasks.upgrade.data import (
-    TAG,
+from tasks.upgrade.data import TAG, restore_data, start_again
+from tasks.upgrade.data_units import (
     data_changed,
-    data_parts,
-    fingerprint_data,
-    part_services,
-    restore_data,
-    start_again,
+    data_units,
+    entry_units,
+    fingerprint_units,
+    unit_parts,
 )
 from tasks.upgrade.gate import gate_names
 from tasks.upgrade.journal import (
@@ -86,16 +86,25 @@ def _open_entry(config: SbxConfig, entry: JournalEntry) -> JournalEntry:
 def _snapshot_data(
     config: SbxConfig, stack: str | None, config_file: str | None, entry: JournalEntry
 ) -> JournalEntry:
-    """The pre-upgrade snapshot of the changed services' data parts (the normal backup, tagged
-    ``pre-upgrade`` with the entry's id) and the fingerprint a rollback compares with."""
-    parts = data_parts(config, sorted(entry.target))
-    if not parts or not config.upgrade.snapshot_data:
+    """The pre-upgrade snapshot of the changed services' data (the normal backup of their
+    parts, and of their volumes and mounts only: data_units.py), tagged ``pre-upgrade`` with the
+    entry's id, and the fingerprint a rollback compares with."""
+    if not config.upgrade.snapshot_data:
+        return entry
+    units = data_units(config, sorted(entry.target), read_sources(config)[0])
+    parts = unit_parts(units)
+    if not parts:
         return entry
     from flows.backup import backup_stack  # a flow of its own in the run history
 
     try:
         report = backup_stack(
-            stack=stack, parts=parts, config_file=config_file, trigger=TAG, tags={TAG: entry.id}
+            stack=stack,
+            parts=parts,
+            config_file=config_file,
+            trigger=TAG,
+            tags={TAG: entry.id},
+            only_sources=[u.location for u in units.values() if u.location],
         )
     except SbxError as exc:
         close_entry(
@@ -109,7 +118,8 @@ def _snapshot_data(
     update = {
         "data_snapshot": report.snapshot_id,
         "data_parts": parts,
-        "data_fingerprint": fingerprint_data(config, parts),
+        "data_units": units,
+        "data_fingerprint": fingerprint_units(config, units),
     }
     get_run_logger().info("pre-upgrade snapshot %s of %s", report.snapshot_id, ", ".join(parts))
     return save_open(config.stack_dir, entry.model_copy(update=update))
@@ -120,9 +130,11 @@ def _apply_in_window(
     project: str,
     entry: JournalEntry,
     prepare: Callable[[JournalEntry], JournalEntry] | None = None,
+    after_switch: Callable[[JournalEntry], JournalEntry] | None = None,
 ) -> JournalEntry:
     """apply_target with the changed services' alerts muted (a notice at start and end);
-    ``prepare`` runs first inside the window (a rollback's data restore)."""
+    ``prepare`` runs first inside the window (a rollback's data restore), ``after_switch``
+    between the switch and the gate (its recovery through Qdrant's API)."""
     with maintenance_window(
         config.stack_dir,
         sorted(gate_names(config, sorted(entry.target))),
@@ -132,7 +144,7 @@ def _apply_in_window(
         try:
             if prepare is not None:
                 entry = prepare(entry)
-            return apply_target(config, project, entry)
+            return apply_target(config, project, entry, after_switch)
         finally:  # rolled back or failed too: the UI shows how the entry ended
             _publish_entry(config, entry.id)
 
@@ -219,8 +231,12 @@ def rollback_stack(
     targets = {s: last.before.images[s] for s in wanted if s in now.images}
     check_images_present(Release(**{**now.model_dump(), "images": targets}))
     # snapshot_data = false: the image only (e.g. when the pre-upgrade snapshot was pruned)
-    parts = [p for p in last.data_parts if set(part_services(config, [p])) & set(targets)]
-    parts = parts if config.upgrade.snapshot_data else []
+    units = {
+        key: unit
+        for key, unit in entry_units(config, last).items()
+        if set(unit.services) & set(targets) and config.upgrade.snapshot_data
+    }
+    parts = unit_parts(units)
     entry = _open_entry(
         config,
         JournalEntry(
@@ -230,7 +246,8 @@ def rollback_stack(
             target=targets,
             data_snapshot=last.data_snapshot if parts else None,
             data_parts=parts,
-            data_fingerprint=last.data_fingerprint,
+            data_units=units,
+            data_fingerprint={k: v for k, v in last.data_fingerprint.items() if k in units},
         ),
     )
     changed: list[str] = []
@@ -243,15 +260,20 @@ def rollback_stack(
             data = restore_data(config, project, entry, changed, api=False)
         except SbxError as exc:
             if changed:
-                start_again(config, project, entry.data_parts)
+                start_again(config, project, entry)
             close_entry(config.stack_dir, entry, "aborted", gate="data restore", detail=str(exc))
             raise
         return save_open(config.stack_dir, entry.model_copy(update={"data": data}))
 
+    def recover_via_api(entry: JournalEntry) -> JournalEntry:
+        """Qdrant's collections, through the old image's API once it runs (before the gate)."""
+        note = restore_data(config, project, entry, changed, api=True) if changed else ""
+        if not note:
+            return entry
+        return entry.model_copy(update={"data": f"{entry.data}; {note}"})
+
     try:
-        closed = _apply_in_window(config, project, entry, put_data_back)
-        if changed:  # Qdrant's snapshot API needs the (old) service running
-            restore_data(config, project, closed, changed, api=True)
+        closed = _apply_in_window(config, project, entry, put_data_back, recover_via_api)
     finally:
         release_space(config.stack_dir)
     return UpgradeReport(

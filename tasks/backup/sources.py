@@ -31,6 +31,7 @@ OUTSIDE = "outside"
 VOLUMES = "volumes"
 MOUNTS = "mounts"
 CONFIGS = "configs"
+FILLED_PARTS = (VOLUMES, OUTSIDE, MOUNTS)  # parts only the compose model fills, shared by services
 RUNTIME_PATHS = ("/proc", "/sys", "/dev", "/run", "/var/run")
 
 

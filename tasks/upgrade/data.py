@@ -10,109 +10,32 @@ a rollback whose data no longer matches that fingerprint restores the snapshot i
 in-place restore's staging, verification, atomic swap journal and kept copy of the live data)
 while the service is stopped, so that only the old image ever starts on it.
 
-The fingerprint, one sha256 a part over its files: SQLite databases by the sha256 of an
-online-backup copy (the same consistent read the backup makes; the ``-wal``/``-shm`` files are
-inside it), every other file by size and mtime. Parts captured through Qdrant's snapshot API
+What counts as a service's data (configured parts, and the volumes and bind mounts it writes)
+and its fingerprint: tasks/upgrade/data_units.py. Parts captured through Qdrant's snapshot API
 are recovered through the API of the old image once it runs (the version that made the
 snapshot), before the gate.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import tempfile
-from pathlib import Path
 
-from blocks.config import ConsistencyMethod, SbxConfig
+from blocks.config import SbxConfig
 from sbx.repository import SnapshotManifest
-from tasks.backup.sqlite_copy import SIDECAR_SUFFIXES, copy_database, is_sqlite_database
+from sbx.repository.format import PartRecord
+from tasks.backup.sources import FILLED_PARTS
 from tasks.clients.compose import ComposeCli, effective_files
 from tasks.repository import open_repository
 from tasks.restore.carry import carry_across, remove_carried
 from tasks.restore.in_place import check_swappable, plan_swap, remove_staging, swap_in
 from tasks.restore.kept import new_stamp, remove_if_empty
 from tasks.status import read_stack_status
-from tasks.upgrade.journal import JOURNAL_DIR, PINS, JournalEntry
+from tasks.upgrade.data_units import entry_units, unit_parts
+from tasks.upgrade.journal import JOURNAL_DIR, PINS, DataUnit, JournalEntry
 
 log = logging.getLogger("sbx.upgrade")
 
 TAG = "pre-upgrade"  # snapshot tag: trigger=pre-upgrade, pre-upgrade=<journal entry or swap>
-
-
-def data_parts(config: SbxConfig, compose_services: list[str]) -> list[str]:
-    """The enabled parts whose ``service`` is one of ``compose_services`` (by compose name).
-
-    Immutable parts (models: mounted read-only, never rewritten by the service) are left out:
-    no upgrade changes them, and hashing hundreds of GiB would hold up every upgrade."""
-    wanted = set(compose_services)
-    found = []
-    for name, part in config.enabled_parts().items():
-        if part.service is None or not part.paths or part.method is ConsistencyMethod.IMMUTABLE:
-            continue
-        svc = config.services.get(part.service)
-        compose_name = svc.compose_service if svc else part.service
-        if compose_name in wanted or part.service in wanted:
-            found.append(name)
-    return found
-
-
-def part_services(config: SbxConfig, parts: list[str]) -> list[str]:
-    """The compose services whose data ``parts`` hold."""
-    services = set()
-    for name in parts:
-        part = config.parts.get(name)
-        if part is None or part.service is None:
-            continue
-        svc = config.services.get(part.service)
-        services.add(svc.compose_service if svc else part.service)
-    return sorted(services)
-
-
-def fingerprint_data(config: SbxConfig, parts: list[str]) -> dict[str, str]:
-    """part -> one sha256 over its files' fingerprints (:func:`file_prints`): small enough for
-    the journal entry whatever the number of uploads, and all a rollback needs to decide."""
-    return {
-        name: hashlib.sha256(
-            "".join(f"{path}\t{value}\n" for path, value in sorted(prints.items())).encode()
-        ).hexdigest()
-        for name in parts
-        for prints in [file_prints(config, name)]
-    }
-
-
-def file_prints(config: SbxConfig, part: str) -> dict[str, str]:
-    """path -> fingerprint of every file of ``part`` as it is now (see the module docstring)."""
-    stack = config.stack_dir
-    prints: dict[str, str] = {}
-    for rel in config.parts[part].paths:
-        root = stack / rel
-        files = [root] if root.is_file() else sorted(root.rglob("*")) if root.is_dir() else []
-        databases = {f for f in files if is_sqlite_database(f)}
-        sidecars = {Path(f"{db}{suffix}") for db in databases for suffix in SIDECAR_SUFFIXES}
-        for path in files:
-            if path in sidecars or path.is_symlink() or not path.is_file():
-                continue
-            key = path.relative_to(stack).as_posix()
-            prints[key] = _database_print(path) if path in databases else _stat_print(path)
-    return prints
-
-
-def _stat_print(path: Path) -> str:
-    st = path.stat()
-    return f"{st.st_size}:{st.st_mtime_ns}"
-
-
-def _database_print(path: Path) -> str:
-    with tempfile.TemporaryDirectory(prefix="sbx-upgrade-") as tmp:
-        copy = copy_database(path, Path(tmp) / "copy.db")
-        return "sqlite:" + hashlib.sha256(copy.copy_path.read_bytes()).hexdigest()
-
-
-def data_changed(config: SbxConfig, entry: JournalEntry) -> list[str]:
-    """The entry's data parts whose fingerprint differs from the one taken before the switch."""
-    now = fingerprint_data(config, entry.data_parts)
-    return [part for part in entry.data_parts if now[part] != entry.data_fingerprint.get(part)]
 
 
 def _api_parts(manifest: SnapshotManifest, parts: list[str]) -> list[str]:
@@ -129,24 +52,29 @@ def restore_data(
 
     ``api=False`` (before the old image starts): the services are stopped (and left stopped:
     the switch starts the old image) and the file parts swapped in. ``api=True`` (after it
-    started): parts captured through Qdrant's snapshot API are recovered through its API."""
+    started, before the gate): parts captured through Qdrant's snapshot API are recovered
+    through its API, and what is returned is only what that phase adds ("" when nothing)."""
     if not entry.data_snapshot:
         return "no pre-upgrade snapshot (no data part for these services)"
     if not changed:
         return f"data unchanged since pre-upgrade snapshot {entry.data_snapshot}"
+    units = entry_units(config, entry)
+    changed_units = {key: units[key] for key in changed if key in units}
     repository = open_repository(config, None)
-    manifest = repository.load_snapshot(entry.data_snapshot)
+    # only what changed, and of the parts the compose model fills only the changed volumes and
+    # mounts: another service's volume in the same part is never touched
+    manifest = narrow_manifest(repository.load_snapshot(entry.data_snapshot), changed_units)
     via_api = _api_parts(manifest, entry.data_parts)
-    parts = [p for p in changed if (p in via_api) == api]
+    parts = [p for p in unit_parts(changed_units) if (p in via_api) == api]
     shown = ", ".join(changed)
     what = f"restored data ({', '.join(entry.data_parts)}) from pre-upgrade snapshot "
     what += f"{manifest.id}: {shown} changed since"
     if not parts:
-        return what
+        return "" if api else what
     log.warning("data changed since snapshot %s (%s): restoring %s", manifest.id, shown, parts)
     if not api:
         check_swappable(manifest, parts, config)  # before anything stops
-        _stop(config, project, part_services(config, parts))
+        _stop(config, project, unit_services(changed_units, parts))
     stack = config.stack_dir
     staging = stack / ".sbx" / f"restore-{manifest.id}"
     remove_staging(staging)  # a killed earlier attempt may have left one
@@ -164,7 +92,39 @@ def restore_data(
         if swapped is None:
             remove_if_empty(stack, stamp)
     kept = ", ".join(swapped.kept_paths(stack)) or "nothing"
+    if api:
+        return f"{', '.join(parts)} recovered through its API, what it held kept in {kept}"
     return f"{what}; the changed data is kept in {kept}"
+
+
+def unit_services(units: dict[str, DataUnit], parts: list[str]) -> list[str]:
+    """The compose services that mount the ``units`` held in ``parts``."""
+    return sorted({svc for unit in units.values() if unit.part in parts for svc in unit.services})
+
+
+def narrow_manifest(manifest: SnapshotManifest, units: dict[str, DataUnit]) -> SnapshotManifest:
+    """``manifest`` with only the parts of ``units``, and in the parts the compose model fills
+    only the units' sources (their entries, and the directories above them)."""
+    kept: list[PartRecord] = []
+    for part in manifest.parts:
+        mine = [u for u in units.values() if u.part == part.name]
+        if not mine:
+            continue
+        if part.name not in FILLED_PARTS:
+            kept.append(part)
+            continue
+        wanted = {u.location for u in mine}
+        sources = [s for s in part.detail.get("sources", []) if s.get("from") in wanted]
+        tops = [str(s["stored_as"]) for s in sources if s.get("stored_as")]
+        entries = [e for e in part.entries if any(_related(e.path, top) for top in tops)]
+        detail = {**part.detail, "sources": sources}
+        kept.append(part.model_copy(update={"detail": detail, "entries": entries}))
+    return manifest.model_copy(update={"parts": kept})
+
+
+def _related(path: str, top: str) -> bool:
+    """``path`` is ``top``, below it, or a directory above it."""
+    return path == top or path.startswith(f"{top}/") or top.startswith(f"{path}/")
 
 
 def _stop(config: SbxConfig, project: str, services: list[str]) -> None:
@@ -175,10 +135,11 @@ def _stop(config: SbxConfig, project: str, services: list[str]) -> None:
         _compose(config, project).run("stop", "-t", "10", *services)
 
 
-def start_again(config: SbxConfig, project: str, parts: list[str]) -> None:
-    """Start the services of ``parts`` again after a data restore that failed before the swap
-    (they run the image they ran; nothing was switched)."""
-    services = part_services(config, parts)
+def start_again(config: SbxConfig, project: str, entry: JournalEntry) -> None:
+    """Start the services of the entry's data again after a data restore that failed before
+    the swap (they run the image they ran; nothing was switched)."""
+    units = entry_units(config, entry)
+    services = unit_services(units, unit_parts(units))
     if services:
         _compose(config, project).run("start", *services)
 

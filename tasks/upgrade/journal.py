@@ -61,6 +61,20 @@ class Release(BaseModel):
     models: dict[str, dict[str, str]]
 
 
+class DataUnit(BaseModel):
+    """One unit of a service's data in a pre-upgrade snapshot (tasks/upgrade/data_units.py):
+    a configured part, or a volume or bind mount of a part the compose model fills."""
+
+    model_config = ConfigDict(frozen=True)
+
+    part: str
+    kind: Literal["part", "volume", "path"] = "part"
+    location: str | None = None  # the volume's name, or the bind mount's host path
+    stored_as: str | None = None  # its path in the snapshot
+    image: str | None = None  # a volume's helper image
+    services: list[str] = Field(default_factory=list)  # compose services that mount it
+
+
 class JournalEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -77,7 +91,8 @@ class JournalEntry(BaseModel):
     # the data of the changed services before the switch (tasks/upgrade/data.py)
     data_snapshot: str | None = None  # the pre-upgrade snapshot's id
     data_parts: list[str] = Field(default_factory=list)
-    data_fingerprint: dict[str, str] = Field(default_factory=dict)
+    data_fingerprint: dict[str, str] = Field(default_factory=dict)  # unit key -> sha256
+    data_units: dict[str, DataUnit] = Field(default_factory=dict)  # none: data_parts are units
     data: str | None = None  # what the rollback did with the data ("restored …", "unchanged …")
     pid: int = Field(default_factory=os.getpid)
     boot_id: str = Field(default_factory=boot_id)

@@ -16,7 +16,8 @@ from tasks.changelog import append_change
 from tasks.clients.docker_engine import connect
 from tasks.clients.notify import Notifier
 from tasks.status import compose_for
-from tasks.upgrade.data import data_changed, restore_data
+from tasks.upgrade.data import restore_data
+from tasks.upgrade.data_units import data_changed
 from tasks.upgrade.gate import GateResult, run_gate
 from tasks.upgrade.journal import (
     JournalEntry,
@@ -57,8 +58,15 @@ def _digests(images: dict[str, ServiceImage], services: list[str]) -> dict[str, 
     return {s: images[s].digest for s in services if s in images}
 
 
-def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> JournalEntry:
+def apply_target(
+    config: SbxConfig,
+    project: str,
+    entry: JournalEntry,
+    after_switch: Callable[[JournalEntry], JournalEntry] | None = None,
+) -> JournalEntry:
     """Run ``entry.target``, gate it; on failure return to ``entry.before`` and gate that.
+    ``after_switch`` runs between the switch and the gate (a rollback's recovery of Qdrant
+    collections through the old image's API); its failure fails the gate as "data restore".
 
     Any failure between the switch and the verdict (a gate failing, compose refusing, a full
     ``.sbx``, a dead Docker socket, a bug raising in the gate) leads to the rollback, whose first
@@ -67,31 +75,7 @@ def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> Journa
     Returns the committed entry; raises RolledBack or RollbackFailed (the entry closed either
     way)."""
     stack = config.stack_dir
-    stop: BaseException | None = None
-    try:
-        entry = save_open(stack, entry.model_copy(update={"phase": "switched"}))
-        switch_images(config, project, {s: i.digest for s, i in entry.target.items()})
-        entry = save_open(stack, entry.model_copy(update={"phase": "gating"}))
-        services = sorted(entry.target)
-        record_change(
-            config,
-            entry.action,
-            entry,
-            _digests(entry.before.images, services),
-            _digests(entry.target, services),
-            "switched, gate pending",
-        )
-        result = run_gate(config, services)
-    except SbxError as exc:  # compose could not create or start the new containers
-        result = GateResult(passed=False, rounds=0, gate="switch", detail=str(exc))
-    except Exception as exc:  # a full disk, a bug in the gate: the old release comes back
-        detail = f"{type(exc).__name__}: {exc}"
-        result = GateResult(passed=False, rounds=0, gate=f"{entry.action} step", detail=detail)
-    except BaseException as exc:  # SIGTERM or Ctrl-C mid-gate: back first, then stop
-        if not (is_stop(exc) or isinstance(exc, KeyboardInterrupt)):
-            raise
-        stop = exc
-        result = GateResult(passed=False, rounds=0, gate="stop", detail="stopped by a signal")
+    entry, result, stop = _switch_and_gate(config, project, entry, after_switch)
     if result.passed:
         log.info("gate passed after %d round(s): committing %s", result.rounds, entry.id)
         closed = close_entry(stack, entry, "committed")
@@ -122,6 +106,47 @@ def apply_target(config: SbxConfig, project: str, entry: JournalEntry) -> Journa
     error = RollbackFailed(back.gate or "gate", back.detail or "", entry.id)
     alert(config, "sbx upgrade: rollback failed", str(error))
     raise error
+
+
+def _switch_and_gate(
+    config: SbxConfig,
+    project: str,
+    entry: JournalEntry,
+    after_switch: Callable[[JournalEntry], JournalEntry] | None,
+) -> tuple[JournalEntry, GateResult, BaseException | None]:
+    """The switch to ``entry.target`` and its gate: (entry, verdict, a stop signal caught)."""
+    stack = config.stack_dir
+    stop: BaseException | None = None
+    step = "switch"
+    try:
+        entry = save_open(stack, entry.model_copy(update={"phase": "switched"}))
+        switch_images(config, project, {s: i.digest for s, i in entry.target.items()})
+        if after_switch is not None:
+            step = "data restore"
+            entry = after_switch(entry)
+            step = "switch"
+        entry = save_open(stack, entry.model_copy(update={"phase": "gating"}))
+        services = sorted(entry.target)
+        record_change(
+            config,
+            entry.action,
+            entry,
+            _digests(entry.before.images, services),
+            _digests(entry.target, services),
+            "switched, gate pending",
+        )
+        result = run_gate(config, services)
+    except SbxError as exc:  # compose could not create or start the new containers
+        result = GateResult(passed=False, rounds=0, gate=step, detail=str(exc))
+    except Exception as exc:  # a full disk, a bug in the gate: the old release comes back
+        detail = f"{type(exc).__name__}: {exc}"
+        result = GateResult(passed=False, rounds=0, gate=f"{entry.action} step", detail=detail)
+    except BaseException as exc:  # SIGTERM or Ctrl-C mid-gate: back first, then stop
+        if not (is_stop(exc) or isinstance(exc, KeyboardInterrupt)):
+            raise
+        stop = exc
+        result = GateResult(passed=False, rounds=0, gate="stop", detail="stopped by a signal")
+    return entry, result, stop
 
 
 def _best_effort(what: str, write: Callable[[], object]) -> None:
@@ -166,7 +191,8 @@ def return_to_before(
             retag_local(engine, {s: entry.before.images[s] for s in images})
         if entry.action == "upgrade" and changed:
             step = "data restore"
-            restore_data(config, project, entry, changed, api=True)
+            note = restore_data(config, project, entry, changed, api=True)
+            data = f"{data}; {note}" if note else data
     except SbxError as exc:
         return GateResult(passed=False, rounds=0, gate=step, detail=str(exc)), data
     if data:

@@ -8,17 +8,15 @@ image is the moving tag ``.../vllm:stable``; :func:`Releases.publish` points it 
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 from collections.abc import Iterator
 from subprocess import CompletedProcess
 
 import pytest
-from bed.engine import LABEL
 from bed.stack import OVERRIDE, RunningStack, prepare_stack, stop_stack
 from docker import DockerClient
-from upgrade_bed import RELEASES, Releases, Sbx, cli_env
+from upgrade_bed import RELEASES, WEBUI_RELEASES, Releases, Sbx, build_releases, cli_env
 
 
 @pytest.fixture(scope="module")
@@ -26,17 +24,18 @@ def releases(
     docker_engine: DockerClient, standin_images: dict[str, str], registry: str, run_id: str
 ) -> Releases:
     repository = f"{registry}/sbxt-{run_id}/vllm"
-    digests = {}
-    for name, env in RELEASES.items():
-        lines = [f"FROM {standin_images['vllm']}", f'LABEL {LABEL}="{run_id}" sbx.release="{name}"']
-        lines += [f'ENV {key}="{value}"' for key, value in env.items()]
-        docker_engine.images.build(
-            fileobj=io.BytesIO("\n".join(lines).encode()), tag=f"{repository}:{name}", rm=True
-        )
-        docker_engine.images.push(repository, tag=name)
-        pulled = docker_engine.images.get_registry_data(f"{repository}:{name}")
-        digests[name] = f"{repository}@{pulled.id}"
-    return Releases(docker_engine, repository, digests)
+    return build_releases(docker_engine, standin_images["vllm"], repository, run_id, RELEASES)
+
+
+@pytest.fixture(scope="module")
+def webui_releases(
+    docker_engine: DockerClient, standin_images: dict[str, str], registry: str, run_id: str
+) -> Releases:
+    """Open WebUI releases (upgrade_bed.WEBUI_RELEASES) FROM the stand-in."""
+    repository = f"{registry}/sbxt-{run_id}/webui"
+    return build_releases(
+        docker_engine, standin_images["webui"], repository, run_id, WEBUI_RELEASES
+    )
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ and runs. The tests run in order; each starts from the w1 the previous one left.
 
 from __future__ import annotations
 
-import io
 import sqlite3
 import subprocess
 import sys
@@ -19,47 +18,14 @@ from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
-from bed.engine import LABEL
 from bed.stack import OVERRIDE, RunningStack, prepare_stack, stop_stack
-from docker import DockerClient
 from upgrade_bed import Releases, Sbx, cli_env, journal, running_digest
 
 from sbx.repository import Repository
 from tasks.backup.box_state import alembic_revision
 
-WEBUI_RELEASES = {
-    "w1": {},
-    "w2-crash": {"STANDIN_FAIL_MODE": "crash", "STANDIN_CRASH_AFTER": "3"},
-    "w2-migrate-crash": {
-        "STANDIN_MIGRATE": "1",
-        "STANDIN_FAIL_MODE": "crash",
-        "STANDIN_CRASH_AFTER": "3",
-    },
-    "w2-migrate": {"STANDIN_MIGRATE": "1"},
-}
 OLD_REVISION, NEW_REVISION = "7826ab40b532", "3781e22d8b01"
 SERVICE = "open-webui"
-
-
-@pytest.fixture(scope="module")
-def webui_releases(
-    docker_engine: DockerClient, standin_images: dict[str, str], registry: str, run_id: str
-) -> Releases:
-    repository = f"{registry}/sbxt-{run_id}/webui"
-    digests = {}
-    for name, env in WEBUI_RELEASES.items():
-        lines = [
-            f"FROM {standin_images['webui']}",
-            f'LABEL {LABEL}="{run_id}" sbx.release="{name}"',
-        ]
-        lines += [f'ENV {key}="{value}"' for key, value in env.items()]
-        docker_engine.images.build(
-            fileobj=io.BytesIO("\n".join(lines).encode()), tag=f"{repository}:{name}", rm=True
-        )
-        docker_engine.images.push(repository, tag=name)
-        pulled = docker_engine.images.get_registry_data(f"{repository}:{name}")
-        digests[name] = f"{repository}@{pulled.id}"
-    return Releases(docker_engine, repository, digests)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from sbx.repository.retention import plan_prune
 from tasks.backup.box_state import alembic_revision
 from tasks.backup.prune import pre_upgrade_kept
 from tasks.restore.versions import older_images, version_key
-from tasks.upgrade.data import data_parts, file_prints, fingerprint_data
+from tasks.upgrade.data_units import data_parts, file_prints, fingerprint_data
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
 

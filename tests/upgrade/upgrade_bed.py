@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from subprocess import CompletedProcess
 
 from bed import RunningStack
+from bed.engine import LABEL
 from docker import DockerClient
 
 RELEASES = {
@@ -18,6 +20,18 @@ RELEASES = {
     "v2-crash": {"STANDIN_FAIL_MODE": "crash", "STANDIN_CRASH_AFTER": "2"},
     "v2-slow": {"STANDIN_FAIL_MODE": "slow-start", "STANDIN_START_DELAY": "120"},
     "v3": {},
+}
+# Open WebUI releases FROM its stand-in: w2-migrate* "migrate" webui.db on start (alembic
+# revision 7826ab40b532 -> 3781e22d8b01, a new table and column), *-crash exit 3 s after start
+WEBUI_RELEASES = {
+    "w1": {},
+    "w2-crash": {"STANDIN_FAIL_MODE": "crash", "STANDIN_CRASH_AFTER": "3"},
+    "w2-migrate-crash": {
+        "STANDIN_MIGRATE": "1",
+        "STANDIN_FAIL_MODE": "crash",
+        "STANDIN_CRASH_AFTER": "3",
+    },
+    "w2-migrate": {"STANDIN_MIGRATE": "1"},
 }
 GATE = {
     "SBX_UPGRADE__SOAK_WINDOW_S": "25",
@@ -45,6 +59,27 @@ class Releases:
 
     def pull(self, release: str) -> None:
         self.client.images.pull(self.repository, tag=self.digests[release].split("@")[1])
+
+
+def build_releases(
+    client: DockerClient,
+    base: str,
+    repository: str,
+    run_id: str,
+    releases: dict[str, dict[str, str]],
+) -> Releases:
+    """Each release a one-layer image FROM ``base`` with its environment, pushed by tag."""
+    digests = {}
+    for name, env in releases.items():
+        lines = [f"FROM {base}", f'LABEL {LABEL}="{run_id}" sbx.release="{name}"']
+        lines += [f'ENV {key}="{value}"' for key, value in env.items()]
+        client.images.build(
+            fileobj=io.BytesIO("\n".join(lines).encode()), tag=f"{repository}:{name}", rm=True
+        )
+        client.images.push(repository, tag=name)
+        pulled = client.images.get_registry_data(f"{repository}:{name}")
+        digests[name] = f"{repository}@{pulled.id}"
+    return Releases(client, repository, digests)
 
 
 def cli_env(prefect_server: str, stack: RunningStack) -> dict[str, str]:
