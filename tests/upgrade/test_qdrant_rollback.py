@@ -1,0 +1,192 @@
+"""The Qdrant half of an upgrade's data rollback (issue #21 §1), on the Qdrant stand-in.
+
+One stack for the module with only ``qdrant`` up, its image the registry's moving ``stable``
+tag. Releases (images FROM the stand-in, pushed to the local registry): q1 as it is; q2 the same
+server reporting another version (the stand-in has no failure modes, and a failed upgrade's
+data path is the Open WebUI module's). The pre-upgrade snapshot of the qdrant part is taken
+through Qdrant's snapshot API, so a rollback recovers it through the API of the old image once
+that runs. The stand-in keeps every collection in data/qdrant/storage and rewrites its file on
+each change, so points written after the upgrade change the part's fingerprint. The tests run
+in order; each starts from the q1 the previous one left.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from subprocess import CompletedProcess
+
+import pytest
+from bed.engine import LABEL
+from bed.qdrant_seed import qdrant_client, seed_qdrant, snapshot_files
+from bed.stack import OVERRIDE, RunningStack, prepare_stack, stop_stack
+from docker import DockerClient
+from qdrant_client import models
+from upgrade_bed import Releases, Sbx, cli_env, journal, running_digest
+
+from sbx.repository import Repository
+
+QDRANT_RELEASES = {"q1": {}, "q2": {"QDRANT_STANDIN_VERSION": "1.20.1"}}
+OLD_VERSION, NEW_VERSION = "1.20.0", "1.20.1"
+SERVICE = "qdrant"
+COLLECTION, SEEDED = "docs", 40
+
+
+@pytest.fixture(scope="module")
+def qdrant_releases(
+    docker_engine: DockerClient, standin_images: dict[str, str], registry: str, run_id: str
+) -> Releases:
+    repository = f"{registry}/sbxt-{run_id}/qdrant"
+    digests = {}
+    for name, env in QDRANT_RELEASES.items():
+        lines = [
+            f"FROM {standin_images['qdrant']}",
+            f'LABEL {LABEL}="{run_id}" sbx.release="{name}"',
+        ]
+        lines += [f'ENV {key}="{value}"' for key, value in env.items()]
+        docker_engine.images.build(
+            fileobj=io.BytesIO("\n".join(lines).encode()), tag=f"{repository}:{name}", rm=True
+        )
+        docker_engine.images.push(repository, tag=name)
+        pulled = docker_engine.images.get_registry_data(f"{repository}:{name}")
+        digests[name] = f"{repository}@{pulled.id}"
+    return Releases(docker_engine, repository, digests)
+
+
+@pytest.fixture(scope="module")
+def qdrant_stack(
+    qdrant_releases: Releases, run_id: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStack]:
+    """The example stack with only qdrant up, on the registry's ``stable`` tag (q1), seeded
+    with one collection; the other services are marked not required (sbx.toml)."""
+    root = tmp_path_factory.mktemp("qdrant-rollback")
+    stack = prepare_stack(root / "stack", run_id)
+    override = stack.path / OVERRIDE
+    override.write_text(
+        override.read_text().replace(
+            f"  {SERVICE}:\n", f"  {SERVICE}:\n    image: {qdrant_releases.stable}\n"
+        )
+    )
+    lines = [f'[repository]\nlocation = "{root / "repo"}"\n']
+    lines += [
+        f"[services.{name}]\nrequired = false\n" for name in ("worker", "watchdog", "open-webui")
+    ]
+    (stack.path / "sbx.toml").write_text("\n".join(lines))
+    qdrant_releases.publish("q1")
+    qdrant_releases.client.images.pull(qdrant_releases.repository, tag="stable")
+    try:
+        stack.compose(
+            "up", "-d", "--no-deps", "--wait", "--wait-timeout", "90", SERVICE, timeout=150
+        )
+        seed_qdrant(stack.url(SERVICE), {COLLECTION: SEEDED}, stack.api_key(SERVICE))
+        yield stack
+    finally:
+        stop_stack(stack)
+
+
+@pytest.fixture
+def sbx(prefect_server: str, qdrant_stack: RunningStack) -> Sbx:
+    def run(*args: str, timeout: float = 400) -> CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sbx", *args, "--stack", str(qdrant_stack.path)],
+            capture_output=True,
+            text=True,
+            env=cli_env(prefect_server, qdrant_stack),
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
+def points(stack: RunningStack) -> tuple[str, dict[str, list[int]]]:
+    """(the version Qdrant reports, collection -> its point ids) as the live Qdrant answers."""
+    client = qdrant_client(stack.url(SERVICE), stack.api_key(SERVICE))
+    try:
+        version = str(client.info().version)
+        found = {}
+        for col in client.get_collections().collections:
+            records, _ = client.scroll(col.name, limit=1000, with_payload=False)
+            found[col.name] = sorted(int(r.id) for r in records)
+    finally:
+        client.close()
+    return version, found
+
+
+def add_points(stack: RunningStack, ids: range) -> None:
+    client = qdrant_client(stack.url(SERVICE), stack.api_key(SERVICE))
+    try:
+        client.upsert(
+            COLLECTION,
+            points=[models.PointStruct(id=i, vector=[1.0, 0.0, 0.0, float(i)]) for i in ids],
+        )
+    finally:
+        client.close()
+
+
+def upgrade_to_q2(releases: Releases, stack: RunningStack, sbx: Sbx) -> dict[str, object]:
+    """Publish q2, ``sbx upgrade qdrant``; the closed journal entry."""
+    releases.publish("q2")
+    up = sbx("upgrade", SERVICE)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "data: pre-upgrade snapshot" in up.stderr, up.stderr
+    assert running_digest(releases.client, stack, SERVICE) == releases.digests["q2"]
+    last = journal(stack.path)[-1]
+    assert last["state"] == "committed" and last["data_parts"] == [SERVICE], last
+    return last
+
+
+def test_rollback_recovers_the_pre_upgrade_collections_through_the_old_qdrant(
+    qdrant_releases: Releases, qdrant_stack: RunningStack, sbx: Sbx
+) -> None:
+    client = qdrant_releases.client
+    assert running_digest(client, qdrant_stack, SERVICE) == qdrant_releases.digests["q1"]
+    before = points(qdrant_stack)
+    assert before == (OLD_VERSION, {COLLECTION: list(range(SEEDED))})
+    upgraded = upgrade_to_q2(qdrant_releases, qdrant_stack, sbx)
+    # the snapshot is the normal backup of the part, captured through the snapshot API
+    repo = Repository.open(str(qdrant_stack.path.parent / "repo"))
+    manifest = repo.load_snapshot(str(upgraded["data_snapshot"]))
+    [part] = manifest.parts
+    assert part.name == SERVICE and part.detail["mode"] == "snapshot-api", part.detail
+    assert part.detail["collections"] == {COLLECTION: SEEDED}
+    # the new release writes: the data on disk is no longer the snapshot's
+    add_points(qdrant_stack, range(SEEDED, SEEDED + 7))
+    assert points(qdrant_stack) == (NEW_VERSION, {COLLECTION: list(range(SEEDED + 7))})
+
+    back = sbx("rollback", SERVICE)
+    assert back.returncode == 0, back.stdout + back.stderr
+    message = " ".join(back.stderr.split())
+    assert f"data: restored data ({SERVICE}) from pre-upgrade snapshot {manifest.id}" in message
+    assert running_digest(client, qdrant_stack, SERVICE) == qdrant_releases.digests["q1"]
+    # exactly the pre-upgrade points, in the old release
+    assert points(qdrant_stack) == before
+    last = journal(qdrant_stack.path)[-1]
+    assert last["action"] == "rollback" and last["state"] == "committed", last
+    assert str(last["data"]).startswith(f"restored data ({SERVICE})"), last
+    # what the new release held was snapshotted aside before the recovery, not lost
+    kept = sorted((qdrant_stack.path / ".sbx" / "restores").glob("*/qdrant-collections/*"))
+    assert [p.name for p in kept] == [f"{COLLECTION}.snapshot"], kept
+    # neither the pre-upgrade snapshot nor the recovery's upload is left in Qdrant's folder
+    assert snapshot_files(qdrant_stack.path) == []
+
+
+def test_rollback_with_the_data_as_snapshotted_leaves_it_alone(
+    qdrant_releases: Releases, qdrant_stack: RunningStack, sbx: Sbx
+) -> None:
+    before = points(qdrant_stack)
+    restores = sorted((qdrant_stack.path / ".sbx" / "restores").glob("*"))
+    upgraded = upgrade_to_q2(qdrant_releases, qdrant_stack, sbx)
+    back = sbx("rollback", SERVICE)
+    assert back.returncode == 0, back.stdout + back.stderr
+    unchanged = f"data unchanged since pre-upgrade snapshot {upgraded['data_snapshot']}"
+    assert unchanged in " ".join(back.stderr.split()), back.stderr
+    assert (
+        running_digest(qdrant_releases.client, qdrant_stack, SERVICE)
+        == qdrant_releases.digests["q1"]
+    )
+    assert points(qdrant_stack) == before
+    assert sorted((qdrant_stack.path / ".sbx" / "restores").glob("*")) == restores
+    assert journal(qdrant_stack.path)[-1]["data"] == unchanged
