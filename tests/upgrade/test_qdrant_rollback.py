@@ -12,19 +12,17 @@ in order; each starts from the q1 the previous one left.
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 from collections.abc import Iterator
 from subprocess import CompletedProcess
 
 import pytest
-from bed.engine import LABEL
 from bed.qdrant_seed import qdrant_client, seed_qdrant, snapshot_files
 from bed.stack import OVERRIDE, RunningStack, prepare_stack, stop_stack
 from docker import DockerClient
 from qdrant_client import models
-from upgrade_bed import Releases, Sbx, cli_env, journal, running_digest
+from upgrade_bed import Releases, Sbx, build_releases, cli_env, journal, running_digest
 
 from sbx.repository import Repository
 
@@ -39,20 +37,9 @@ def qdrant_releases(
     docker_engine: DockerClient, standin_images: dict[str, str], registry: str, run_id: str
 ) -> Releases:
     repository = f"{registry}/sbxt-{run_id}/qdrant"
-    digests = {}
-    for name, env in QDRANT_RELEASES.items():
-        lines = [
-            f"FROM {standin_images['qdrant']}",
-            f'LABEL {LABEL}="{run_id}" sbx.release="{name}"',
-        ]
-        lines += [f'ENV {key}="{value}"' for key, value in env.items()]
-        docker_engine.images.build(
-            fileobj=io.BytesIO("\n".join(lines).encode()), tag=f"{repository}:{name}", rm=True
-        )
-        docker_engine.images.push(repository, tag=name)
-        pulled = docker_engine.images.get_registry_data(f"{repository}:{name}")
-        digests[name] = f"{repository}@{pulled.id}"
-    return Releases(docker_engine, repository, digests)
+    return build_releases(
+        docker_engine, standin_images["qdrant"], repository, run_id, QDRANT_RELEASES
+    )
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +153,8 @@ def test_rollback_recovers_the_pre_upgrade_collections_through_the_old_qdrant(
     last = journal(qdrant_stack.path)[-1]
     assert last["action"] == "rollback" and last["state"] == "committed", last
     assert str(last["data"]).startswith(f"restored data ({SERVICE})"), last
+    # recovered before the gate, and the entry says where the new release's collections went
+    assert "qdrant recovered through its API, what it held kept in" in str(last["data"]), last
     # what the new release held was snapshotted aside before the recovery, not lost
     kept = sorted((qdrant_stack.path / ".sbx" / "restores").glob("*/qdrant-collections/*"))
     assert [p.name for p in kept] == [f"{COLLECTION}.snapshot"], kept
