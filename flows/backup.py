@@ -13,7 +13,7 @@ from flows.runbook import flow_config, run_name
 from sbx.errors import BackupIncomplete, ConfigError
 from tasks.backup.box_state import read_box_state
 from tasks.backup.capture import CaptureContext, capture_part
-from tasks.backup.drift import record_drift
+from tasks.backup.drift import drift_base, record_drift
 from tasks.backup.sources import FILLED_PARTS, Source, read_sources, sources_by_part
 from tasks.leftovers.finish import observe_stack
 from tasks.reports import BackupReport, artifact_key, backup_markdown, publish_markdown
@@ -99,7 +99,8 @@ def backup_stack(
                 record.stats.new_bytes,
             )
         manifest = writer.commit(box=box)
-    drift = record_drift(config, repository, previous, manifest)  # hand edits → change log
+    # hand edits → change log, compared with the last snapshot that held the config parts
+    drift = record_drift(config, repository, drift_base(repository, previous, manifest), manifest)
     report = BackupReport.from_manifest(
         manifest,
         repository.location,

@@ -80,6 +80,38 @@ def record_drift(
     return found
 
 
+LOOK_BACK = 30  # snapshots searched for the base of the comparison (their summaries only)
+
+
+def drift_base(
+    repository: Repository, latest: SnapshotManifest | None, manifest: SnapshotManifest
+) -> SnapshotManifest | None:
+    """The snapshot to compare ``manifest``'s configuration with: the newest earlier one of the
+    same stack that holds every config part ``manifest`` holds. Usually ``latest`` (the base
+    of the backup); after a partial one (a pre-upgrade snapshot, ``sbx backup --part``), the
+    full one before it: comparing with the partial would skip the night, and an edit made
+    before it would never be recorded."""
+    wanted = _held(manifest)
+    if not wanted or latest is None:
+        return latest
+    if _held(latest) >= wanted and latest.stack_dir == manifest.stack_dir:
+        return latest
+    earlier = [i for i in repository.list_snapshots() if i < manifest.id and i != latest.id]
+    for snapshot_id in reversed(earlier[-LOOK_BACK:]):
+        try:
+            summary = repository.snapshot_summary(snapshot_id)
+            held = {p.name for p in summary.parts if p.status == "captured"} & set(CONFIG_PARTS)
+            if summary.stack_dir == manifest.stack_dir and held >= wanted:
+                return repository.load_snapshot(snapshot_id)
+        except SbxError as exc:  # a damaged manifest is passed over, as a backup's base is
+            log.warning("snapshot %s passed over as the drift base: %s", snapshot_id, exc)
+    return latest
+
+
+def _held(manifest: SnapshotManifest) -> set[str]:
+    return {p.name for p in manifest.parts if p.name in CONFIG_PARTS and p.status == "captured"}
+
+
 def _compared_parts(previous: SnapshotManifest | None, manifest: SnapshotManifest) -> list[str]:
     """The config parts both snapshots hold whole, when both are of the same stack."""
     if previous is None or previous.stack_dir != manifest.stack_dir:
