@@ -8,7 +8,7 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from blocks.config import PartConfig, SbxConfig
+from blocks.config import ConsistencyMethod, PartConfig, SbxConfig
 from flows.runbook import flow_config, run_name
 from sbx.errors import BackupIncomplete, ConfigError
 from tasks.backup.box_state import read_box_state
@@ -32,6 +32,7 @@ def backup_stack(
     offbox: bool = False,
     tags: dict[str, str] | None = None,
     only_sources: list[str] | None = None,
+    methods: dict[str, str] | None = None,
 ) -> BackupReport:
     """Back up the sealed box: every part captured consistently into one snapshot.
 
@@ -43,10 +44,17 @@ def backup_stack(
     are added to the snapshot's (an upgrade's ``pre-upgrade`` snapshot names its journal entry).
     ``only_sources`` (volume names, host paths) narrows the parts the compose model fills
     (volumes, outside, mounts) to those: an upgrade's snapshot of one service's volumes.
+    ``methods`` (part -> consistency method) overrides the configured ones for this run: an
+    upgrade's physical copy of Qdrant's storage.
     """
     log = get_run_logger()
     config = flow_config(stack, config_file)
-    selected = select_parts(config, parts)
+    selected = {
+        name: part.model_copy(update={"method": ConsistencyMethod(methods[name])})
+        if methods and name in methods
+        else part
+        for name, part in select_parts(config, parts).items()
+    }
     status, restarted = observe_stack(config)
     if status is None:
         log.warning("Docker is not reachable: copying files as they are, no service quiesced")

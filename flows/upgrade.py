@@ -19,6 +19,7 @@ from tasks.upgrade.data_units import (
     data_units,
     entry_units,
     fingerprint_units,
+    physical_copies,
     unit_parts,
 )
 from tasks.upgrade.gate import gate_names
@@ -105,6 +106,7 @@ def _snapshot_data(
             trigger=TAG,
             tags={TAG: entry.id},
             only_sources=[u.location for u in units.values() if u.location],
+            methods=physical_copies(config, parts),
         )
     except SbxError as exc:
         close_entry(

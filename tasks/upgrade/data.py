@@ -11,9 +11,10 @@ in-place restore's staging, verification, atomic swap journal and kept copy of t
 while the service is stopped, so that only the old image ever starts on it.
 
 What counts as a service's data (configured parts, and the volumes and bind mounts it writes)
-and its fingerprint: tasks/upgrade/data_units.py. Parts captured through Qdrant's snapshot API
-are recovered through the API of the old image once it runs (the version that made the
-snapshot), before the gate.
+and its fingerprint: tasks/upgrade/data_units.py. Qdrant's storage is copied as files with
+Qdrant stopped (data_units.physical_copies): the old image refuses storage a newer one opened.
+Parts captured through Qdrant's snapshot API (journal entries of an sbx before that) are
+recovered through the API of the old image once it runs, before the gate.
 """
 
 from __future__ import annotations

@@ -79,6 +79,21 @@ def data_units(
     return units
 
 
+def physical_copies(config: SbxConfig, parts: list[str]) -> dict[str, str]:
+    """part -> the capture method of the pre-upgrade snapshot where it is not the configured one.
+
+    A part captured through Qdrant's snapshot API is copied as files with Qdrant stopped: a
+    newer Qdrant migrates its storage on start, irreversibly, and the old one refuses storage a
+    newer one stamped ("Collection version … is greater than application version …", upstream
+    Collection::load; its FAQ: no downgrade). Only the old storage's files let the old image
+    start again; a collection snapshot could be recovered only once it runs."""
+    return {
+        name: ConsistencyMethod.STOP_COPY.value
+        for name in parts
+        if (part := config.parts.get(name)) and part.method is ConsistencyMethod.QDRANT_SNAPSHOT
+    }
+
+
 def entry_units(config: SbxConfig, entry: JournalEntry) -> dict[str, DataUnit]:
     """The entry's units; an entry written before units were recorded has its parts."""
     if entry.data_units:

@@ -295,6 +295,26 @@ def test_data_survives_restart(start_standin: StartStandin, dirs: dict[str, str]
     client.close()
 
 
+def test_storage_a_newer_version_opened_is_refused_by_an_older_one(
+    start_standin: StartStandin, dirs: dict[str, str]
+) -> None:
+    """Qdrant's Collection::load: an older stamp is migrated, a newer one refused at start."""
+    stamp = Path(dirs["QDRANT__STORAGE__STORAGE_PATH"]) / "collections" / "docs" / "version.info"
+    first = start_standin("qdrant", dirs)
+    client = connect(first.url)
+    fill(client)
+    client.close()
+    assert stamp.read_text() == "1.20.0" and first.stop() == 0
+    newer = start_standin("qdrant", {**dirs, "QDRANT_STANDIN_VERSION": "1.20.1"})
+    assert "Migrating collection 1.20.0 -> 1.20.1" in newer.output()
+    assert stamp.read_text() == "1.20.1" and newer.stop() == 0
+    older = start_standin("qdrant", dirs, wait=False)
+    assert older.proc.wait(10) == 1
+    assert "Collection version 1.20.1 is greater than application version 1.20.0" in (
+        older.output()
+    )
+
+
 def test_missing_collection_and_bad_input(client: QdrantClient) -> None:
     with pytest.raises(UnexpectedResponse) as missing:
         client.get_collection("nope")

@@ -3,11 +3,10 @@
 One stack for the module with only ``qdrant`` up, its image the registry's moving ``stable``
 tag. Releases (images FROM the stand-in, pushed to the local registry): q1 as it is; q2 the same
 server reporting another version (the stand-in has no failure modes, and a failed upgrade's
-data path is the Open WebUI module's). The pre-upgrade snapshot of the qdrant part is taken
-through Qdrant's snapshot API, so a rollback recovers it through the API of the old image once
-that runs. The stand-in keeps every collection in data/qdrant/storage and rewrites its file on
-each change, so points written after the upgrade change the part's fingerprint. The tests run
-in order; each starts from the q1 the previous one left.
+data path is the Open WebUI module's). As Qdrant, the stand-in stamps each collection's storage
+with the version that opened it and refuses, at start, storage a newer version stamped; so the
+pre-upgrade snapshot of the qdrant part is a physical copy (Qdrant stopped), put back before the
+old image starts. The tests run in order; each starts from the q1 the previous one left.
 """
 
 from __future__ import annotations
@@ -75,12 +74,13 @@ def qdrant_stack(
 
 @pytest.fixture
 def sbx(prefect_server: str, qdrant_stack: RunningStack) -> Sbx:
-    def run(*args: str, timeout: float = 400) -> CompletedProcess[str]:
+    def run(*args: str, timeout: float = 400, snapshot_data: str = "true") -> CompletedProcess[str]:
+        env = {**cli_env(prefect_server, qdrant_stack), "SBX_UPGRADE__SNAPSHOT_DATA": snapshot_data}
         return subprocess.run(
             [sys.executable, "-m", "sbx", *args, "--stack", str(qdrant_stack.path)],
             capture_output=True,
             text=True,
-            env=cli_env(prefect_server, qdrant_stack),
+            env=env,
             timeout=timeout,
             check=False,
         )
@@ -113,6 +113,12 @@ def add_points(stack: RunningStack, ids: range) -> None:
         client.close()
 
 
+def stamps(stack: RunningStack) -> dict[str, str]:
+    """collection -> the version stamped in its storage (the stand-in's version.info)."""
+    found = (stack.path / "data" / "qdrant" / "storage" / "collections").glob("*/version.info")
+    return {p.parent.name: p.read_text() for p in found}
+
+
 def upgrade_to_q2(releases: Releases, stack: RunningStack, sbx: Sbx) -> dict[str, object]:
     """Publish q2, ``sbx upgrade qdrant``; the closed journal entry."""
     releases.publish("q2")
@@ -125,7 +131,7 @@ def upgrade_to_q2(releases: Releases, stack: RunningStack, sbx: Sbx) -> dict[str
     return last
 
 
-def test_rollback_recovers_the_pre_upgrade_collections_through_the_old_qdrant(
+def test_rollback_puts_the_old_storage_back_before_the_old_qdrant_starts(
     qdrant_releases: Releases, qdrant_stack: RunningStack, sbx: Sbx
 ) -> None:
     client = qdrant_releases.client
@@ -133,13 +139,15 @@ def test_rollback_recovers_the_pre_upgrade_collections_through_the_old_qdrant(
     before = points(qdrant_stack)
     assert before == (OLD_VERSION, {COLLECTION: list(range(SEEDED))})
     upgraded = upgrade_to_q2(qdrant_releases, qdrant_stack, sbx)
-    # the snapshot is the normal backup of the part, captured through the snapshot API
+    # the pre-upgrade snapshot is a physical copy of the storage, Qdrant stopped for it: the
+    # only copy the old release can start on (a collection snapshot needs it running)
     repo = Repository.open(str(qdrant_stack.path.parent / "repo"))
     manifest = repo.load_snapshot(str(upgraded["data_snapshot"]))
     [part] = manifest.parts
-    assert part.name == SERVICE and part.detail["mode"] == "snapshot-api", part.detail
-    assert part.detail["collections"] == {COLLECTION: SEEDED}
-    # the new release writes: the data on disk is no longer the snapshot's
+    assert part.name == SERVICE and part.method == "stop-copy", part
+    assert part.detail["mode"] == "stop-copy-start", part.detail
+    # the new release stamped the storage with its version and writes points
+    assert stamps(qdrant_stack) == {COLLECTION: NEW_VERSION}
     add_points(qdrant_stack, range(SEEDED, SEEDED + 7))
     assert points(qdrant_stack) == (NEW_VERSION, {COLLECTION: list(range(SEEDED + 7))})
 
@@ -148,34 +156,39 @@ def test_rollback_recovers_the_pre_upgrade_collections_through_the_old_qdrant(
     message = " ".join(back.stderr.split())
     assert f"data: restored data ({SERVICE}) from pre-upgrade snapshot {manifest.id}" in message
     assert running_digest(client, qdrant_stack, SERVICE) == qdrant_releases.digests["q1"]
-    # exactly the pre-upgrade points, in the old release
+    # exactly the pre-upgrade points and storage, in the old release
     assert points(qdrant_stack) == before
+    assert stamps(qdrant_stack) == {COLLECTION: OLD_VERSION}
     last = journal(qdrant_stack.path)[-1]
     assert last["action"] == "rollback" and last["state"] == "committed", last
     assert str(last["data"]).startswith(f"restored data ({SERVICE})"), last
-    # recovered before the gate, and the entry says where the new release's collections went
-    assert "qdrant recovered through its API, what it held kept in" in str(last["data"]), last
-    # what the new release held was snapshotted aside before the recovery, not lost
-    kept = sorted((qdrant_stack.path / ".sbx" / "restores").glob("*/qdrant-collections/*"))
-    assert [p.name for p in kept] == [f"{COLLECTION}.snapshot"], kept
-    # neither the pre-upgrade snapshot nor the recovery's upload is left in Qdrant's folder
+    # what the new release held is kept aside, not lost
+    [kept] = sorted((qdrant_stack.path / ".sbx" / "restores").glob("*/data/qdrant"))
+    assert "the changed data is kept in" in str(last["data"]), last
+    assert (kept / "storage" / "collections" / COLLECTION / "version.info").read_text() == (
+        NEW_VERSION
+    )
     assert snapshot_files(qdrant_stack.path) == []
 
 
-def test_rollback_with_the_data_as_snapshotted_leaves_it_alone(
+def test_the_old_qdrant_refuses_storage_the_new_one_stamped(
     qdrant_releases: Releases, qdrant_stack: RunningStack, sbx: Sbx
 ) -> None:
+    """An image-only rollback (as sbx did before it copied Qdrant's storage) cannot work: the
+    old release refuses to start, the gate fails and the new release comes back, data kept;
+    the rollback with the data then succeeds."""
+    client = qdrant_releases.client
     before = points(qdrant_stack)
-    restores = sorted((qdrant_stack.path / ".sbx" / "restores").glob("*"))
-    upgraded = upgrade_to_q2(qdrant_releases, qdrant_stack, sbx)
+    upgrade_to_q2(qdrant_releases, qdrant_stack, sbx)
+    image_only = sbx("rollback", SERVICE, snapshot_data="false")
+    assert image_only.returncode == 1, image_only.stdout + image_only.stderr
+    refused = journal(qdrant_stack.path)[-1]
+    assert refused["state"] == "rolled-back" and refused["gate"] == f"container:{SERVICE}"
+    assert "exit code 1" in str(refused["detail"]), refused
+    assert running_digest(client, qdrant_stack, SERVICE) == qdrant_releases.digests["q2"]
+    assert points(qdrant_stack) == (NEW_VERSION, before[1])
+
     back = sbx("rollback", SERVICE)
     assert back.returncode == 0, back.stdout + back.stderr
-    unchanged = f"data unchanged since pre-upgrade snapshot {upgraded['data_snapshot']}"
-    assert unchanged in " ".join(back.stderr.split()), back.stderr
-    assert (
-        running_digest(qdrant_releases.client, qdrant_stack, SERVICE)
-        == qdrant_releases.digests["q1"]
-    )
+    assert running_digest(client, qdrant_stack, SERVICE) == qdrant_releases.digests["q1"]
     assert points(qdrant_stack) == before
-    assert sorted((qdrant_stack.path / ".sbx" / "restores").glob("*")) == restores
-    assert journal(qdrant_stack.path)[-1]["data"] == unchanged

@@ -36,6 +36,9 @@ QDRANT__SERVICE__API_KEY and QDRANT__SERVICE__READ_ONLY_API_KEY (either set: eve
 read-only key may GET and POST searches, counts and scrolls, anything else answers 403),
 QDRANT_STANDIN_VERSION (reported version; see VERSION), QDRANT_STANDIN_SNAPSHOT_DELAY_S (seconds
 every snapshot takes to make, 0: a test's large collection, without the data).
+Each collection's folder holds version.info, the version that last loaded it: a start on a
+collection a newer version stamped fails (exit 1), an older stamp is migrated (see
+check_storage_version): as Qdrant, data a newer release opened is not for an older one.
 """
 
 from __future__ import annotations
@@ -511,6 +514,35 @@ def multipart_field(content_type: str, body: bytes, field: str) -> tuple[bytes, 
 # --- state -----------------------------------------------------------------------------------
 
 
+VERSION_FILE = "version.info"  # Qdrant's StorageVersion file in each collection's folder
+
+
+def _version_key(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
+
+
+def check_storage_version(folder: Path) -> None:
+    """Qdrant's Collection::load: a collection stamped by a newer version is refused (its
+    message), an older stamp is migrated to this version, irreversibly (upstream's FAQ: "We do
+    not support downgrade ... a newer version will automatically migrate your data to the
+    newer storage format, which is not reversible"). Refused here as a start that fails: the
+    process exits 1, as Qdrant does when a collection cannot be loaded."""
+    stamp = folder / VERSION_FILE
+    stored = stamp.read_text().strip() if stamp.is_file() else VERSION
+    if _version_key(stored) > _version_key(VERSION):
+        print(
+            f"Collection version {stored} is greater than application version {VERSION} "
+            f"(collection {folder.name})",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(1)
+    if stored != VERSION or not stamp.is_file():
+        if stamp.is_file():
+            print(f"Migrating collection {stored} -> {VERSION}", flush=True)
+        atomic_write(stamp, VERSION.encode())
+
+
 class Store:
     """All collections, behind one lock; every change is on disk before it is answered."""
 
@@ -520,6 +552,7 @@ class Store:
         self.operation_id = 0
         for doc_path in sorted((STORAGE / "collections").glob("*/collection.json")):
             name = doc_path.parent.name
+            check_storage_version(doc_path.parent)
             self.collections[name] = Collection.from_doc(name, json.loads(doc_path.read_text()))
 
     def get(self, name: str) -> Collection:
@@ -533,6 +566,9 @@ class Store:
             STORAGE / "collections" / col.name / "collection.json",
             json.dumps(col.to_doc()).encode(),
         )
+        stamp = STORAGE / "collections" / col.name / VERSION_FILE
+        if not stamp.is_file():
+            atomic_write(stamp, VERSION.encode())
         self.operation_id += 1
         return {"operation_id": self.operation_id, "status": "completed"}
 
@@ -541,6 +577,8 @@ class Store:
         col = Collection.from_doc(name, doc)
         self.collections[name] = col
         self.save(col)
+        # recovered through this version, which migrates what the snapshot held
+        atomic_write(STORAGE / "collections" / name / VERSION_FILE, VERSION.encode())
 
 
 STORE: Store  # created in main(), after the storage folders exist
