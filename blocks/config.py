@@ -27,25 +27,27 @@ from pydantic_settings import (
 from blocks.history import HistoryConfig
 from blocks.home import named_stack
 from blocks.incident_config import IncidentConfig
-from blocks.sections import (
-    ALERT_EVENTS,
-    AlertEvent,
-    AlertTarget,
-    ComposeConfig,
-    ConsistencyMethod,
+from blocks.runbook_sections import (
     DrillConfig,
     GpuConfig,
     HealthConfig,
     LogCompression,
     LogRotationMethod,
     LogsConfig,
+    RestoreConfig,
+    UpgradeConfig,
+)
+from blocks.sections import (
+    ALERT_EVENTS,
+    AlertEvent,
+    AlertTarget,
+    ComposeConfig,
+    ConsistencyMethod,
     OffboxConfig,
     PartConfig,
     RepositoryConfig,
-    RestoreConfig,
     ServiceConfig,
     ServiceKind,
-    UpgradeConfig,
 )
 from sbx.errors import ConfigError
 from sbx.repository.retention import RetentionPolicy

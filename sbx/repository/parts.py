@@ -5,6 +5,9 @@ pack, flushed when full and when the part closes); larger files are cut into ``c
 chunks, each its own object, read one chunk at a time. A file whose stat key (size, mtime,
 inode, ctime) matches the previous snapshot's entry for the same path, and whose objects all
 exist, is reused without being opened: :attr:`Stats.files_read` counts the files really read.
+
+Keeping the entries, storing a file's content and closing the part into its record are
+:class:`~sbx.repository.part_recorder.PartRecorder`'s, which :class:`PartWriter` extends.
 """
 
 from __future__ import annotations
@@ -16,51 +19,23 @@ import os
 import stat
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any
 
-from sbx.errors import ConfigError, SourceUnreadable
-from sbx.repository.content import ContentWriter, Counts, WriteContext, fstat_of
-from sbx.repository.format import (
-    Entry,
-    Extent,
-    PartRecord,
-    PartStatus,
-    StatKey,
-    Stats,
-    hashed_by_extents,
-)
-from sbx.repository.metadata import find_holes, parent_entries, read_xattrs
-from sbx.repository.safety import path_problem
+from sbx.errors import SourceUnreadable
+from sbx.repository.format import Entry, StatKey, hashed_by_extents
+from sbx.repository.metadata import parent_entries, read_xattrs
+from sbx.repository.part_recorder import PartRecorder
 from sbx.repository.storage.local import LocalStorage
 from sbx.repository.walk import Node, PathFilter, kind_of, root_link, walk_tree
 
 _NOATIME = getattr(os, "O_NOATIME", 0)
 
 
-class PartWriter:
+class PartWriter(PartRecorder):
     """Collects one part's entries; close it (or leave its ``with`` block) to get its record."""
-
-    def __init__(self, ctx: WriteContext, name: str, method: str) -> None:
-        self.ctx, self.name, self.method = ctx, name, method
-        self.detail: dict[str, Any] = {}
-        self.warnings: list[str] = []
-        self.incomplete: list[str] = []  # directories whose subtree the walk could not read
-        self.status: PartStatus = "captured"
-        self.reason: str | None = None
-        self._entries: list[Entry] = []
-        self._pending: list[int] = []  # indexes of entries pointing into the unflushed pack
-        self._inodes: dict[tuple[int, int], str] = {}
-        self._parents: dict[str, Entry] = {}
-        self._counts = Counts()
-        self._content = ContentWriter(
-            ctx.info, ctx.objects, ctx.uploader, ctx.small_index, self._counts
-        )
-        self._stored_before = ctx.uploader.stored_bytes
-        self._started = time.monotonic()
-        self.record: PartRecord | None = None
 
     # -- adding ----------------------------------------------------------------------------------
 
@@ -144,13 +119,6 @@ class PartWriter:
         entry = self._store(path, io.BytesIO(data), st, sha256, mode, mtime, uid, gid)
         return entry.hash or ""
 
-    def entries(self) -> list[Entry]:
-        """The entries recorded so far (extents of a pack still being filled may change)."""
-        return list(self._entries)
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
-
     def _own_repository(self, root: Path, rel_prefix: str) -> str | None:
         """The repository's path below ``root`` ("." when ``root`` is in it), else None."""
         storage = self.ctx.objects.storage
@@ -180,42 +148,7 @@ class PartWriter:
             "stack is idle."
         )
 
-    def skip(self, reason: str) -> None:
-        """Mark the part skipped (e.g. not present); its entries are dropped."""
-        self.status, self.reason = "skipped", reason
-
-    def fail(self, reason: str) -> None:
-        """Mark the part failed; its entries are dropped, the snapshot records why."""
-        self.status, self.reason = "failed", reason
-
-    # -- closing ---------------------------------------------------------------------------------
-
-    def close(self) -> PartRecord:
-        if self.record is None:
-            if self.status == "captured":
-                self._flush_pack()
-            else:  # its entries are dropped: so is the unstored pack they point into
-                self._content.discard_pack()
-            self.ctx.uploader.wait()  # errors surface here, in the part that caused them
-            self._counts.stored_bytes = self.ctx.uploader.stored_bytes - self._stored_before
-            keep = self.status == "captured"
-            record = PartRecord(
-                name=self.name,
-                method=self.method,
-                status=self.status,
-                reason=self.reason,
-                detail=self.detail,
-                warnings=self.warnings,
-                incomplete=self.incomplete or None,
-                stats=Stats(**asdict(self._counts), duration_s=time.monotonic() - self._started),
-            )
-            # each Entry was validated when it was made; passed to the constructor, pydantic
-            # would run every entry's validators again (~1 s per 100,000 entries)
-            entries, parents = (
-                (self._entries, list(self._parents.values()) or None) if keep else ([], None)
-            )
-            self.record = record.model_copy(update={"entries": entries, "parents": parents})
-        return self.record
+    # -- closing: the with block (close itself is PartRecorder's) ----------------------------------
 
     def __enter__(self) -> PartWriter:
         return self
@@ -244,25 +177,6 @@ class PartWriter:
             self.ctx.uploader.reusable(e.object, e.offset + e.length, exact=chunked)
             for e in prev.extents
         )
-
-    def _check_path(self, path: str) -> None:
-        problem = path_problem(path)
-        if problem is not None:
-            raise ConfigError(f"Cannot back up {path!r} in part {self.name!r}: {problem}.")
-
-    def _append(self, entry: Entry, pending: bool = False) -> None:
-        owner = self.ctx.paths.get(entry.path)
-        if owner is not None:
-            raise ConfigError(
-                f"{entry.path} is backed up twice (parts {owner!r} and {self.name!r}). "
-                "Make the parts' paths in sbx.toml not overlap."
-            )
-        self.ctx.paths[entry.path] = self.name
-        if pending:
-            self._pending.append(len(self._entries))
-        self._entries.append(entry)
-        if self._content.pack_full:
-            self._flush_pack()
 
     def _add_node(self, node: Node, sha256: bool) -> bool:
         st, path = node.st, node.path
@@ -340,59 +254,3 @@ class PartWriter:
             self._counts.files_read += 1
             self._store(path, source, fst, sha256, None, None, None, None, xattrs=xattrs)
         return True
-
-    def _store(
-        self,
-        path: str,
-        source: BinaryIO | io.RawIOBase,
-        st: os.stat_result,
-        sha256: bool,
-        mode: int | None,
-        mtime_ns: int | None,
-        uid: int | None,
-        gid: int | None,
-        *,
-        xattrs: dict[str, str] | None = None,
-    ) -> Entry:
-        content = self._content.store(source, sha256)
-        read = content.read
-        holes = find_holes(source.fileno(), read) if isinstance(source, io.FileIO) else None
-        after = fstat_of(source)
-        changed = read != st.st_size or (
-            after is not None
-            and (after.st_size, after.st_mtime_ns, after.st_ctime_ns)
-            != (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        )
-        if changed:
-            self.warn(f"{path} changed while being read; kept the {read} bytes read")
-        entry = Entry(
-            path=path,
-            type="file",
-            mode=stat.S_IMODE(st.st_mode) if mode is None else mode,
-            uid=st.st_uid if uid is None else uid,
-            gid=st.st_gid if gid is None else gid,
-            mtime_ns=st.st_mtime_ns if mtime_ns is None else mtime_ns,
-            size=st.st_size,
-            hash=content.hash,
-            sha256=content.sha256,
-            extents=content.extents,
-            read_size=read if read != st.st_size else None,
-            # a file that changed while read must be read again next time: no cache key
-            stat_key=None
-            if changed or after is None
-            else StatKey(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns),
-            xattrs=xattrs,
-            holes=None if changed else holes,  # a map of other bytes than those read
-        )
-        self._append(entry, content.pending)
-        return entry
-
-    def _flush_pack(self) -> None:
-        object_id = self._content.flush_pack()
-        if object_id is None:
-            return
-        for index in self._pending:
-            entry = self._entries[index]
-            fixed = [Extent(object_id, e.offset, e.length) for e in entry.extents]
-            self._entries[index] = replace(entry, extents=fixed)
-        self._pending = []

@@ -24,36 +24,22 @@ How the :class:`~sbx.repository.storage.Storage` promises are kept on S3:
   being read, 409 conflicts; ``s3_errors.retry_again``).
 
 Errors are translated in ``s3_errors.py``, the client is built in ``s3_connect.py``, large
-uploads live in ``s3_multipart.py`` and read checks in ``s3_checksums.py``.
+uploads live in ``s3_multipart.py`` and read checks in ``s3_checksums.py``. The reads and the
+request door (``_call``) are :class:`~tasks.clients.s3.reader.S3Reader`'s (``reader.py``), which
+:class:`S3Storage` extends with the writes, Object Lock, rename and ``purge_tmp``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import random
-import time
-from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 from blocks.config import OffboxConfig
-from sbx.errors import (
-    BodyMismatch,
-    ConfigError,
-    CorruptObject,
-    KeyExists,
-    ObjectMissing,
-    UploadGone,
-    WriteConflict,
-)
-from sbx.repository.locations import parse_s3_url
-from sbx.repository.storage import check_key, check_prefix
-from tasks.clients.s3.checksums import VerifiedBody, b64, verified_bytes
-from tasks.clients.s3.connect import AccessKeys, MiB, S3Options, make_client
-from tasks.clients.s3.errors import retry_again, translate
+from sbx.errors import KeyExists, ObjectMissing, UploadGone, WriteConflict
+from tasks.clients.s3.checksums import b64
+from tasks.clients.s3.connect import AccessKeys, MiB, make_client
 from tasks.clients.s3.multipart import (
-    MIN_PART_SIZE,
     HashingReader,
     list_uploads,
     read_up_to,
@@ -61,23 +47,11 @@ from tasks.clients.s3.multipart import (
     upload_multipart,
 )
 from tasks.clients.s3.object_lock import extension, lock_arguments, retain_until
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
-T = TypeVar("T")
+from tasks.clients.s3.reader import S3Reader
 
 
-class S3Storage:
+class S3Storage(S3Reader):
     """Storage under ``s3://bucket/prefix``; see the module docstring for the guarantees."""
-
-    def __init__(self, url: str, client: S3Client, options: S3Options | None = None) -> None:
-        self.bucket, self.prefix = parse_s3_url(url)
-        self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-        self.client = client
-        self.options = options or S3Options()
-        if self.options.part_size < MIN_PART_SIZE:
-            raise ConfigError(f"S3 part size {self.options.part_size} is below S3's 5 MiB.")
 
     def _extra(self, key: str) -> dict[str, Any]:
         """Arguments of every upload of ``key``: storage class, encryption, Object Lock."""
@@ -87,19 +61,6 @@ class S3Storage:
         if self.options.server_side_encryption:
             extra["ServerSideEncryption"] = self.options.server_side_encryption
         return extra
-
-    def init(self) -> None:
-        # buckets are made by the operator (their policy, lock and lifecycle are theirs to set).
-        # A one-key listing rather than HeadBucket: it needs only s3:ListBucket, the permission
-        # every off-box policy grants anyway (docs/repository.md, "Off-box copies")
-        self._call(
-            "open",
-            None,
-            self.client.list_objects_v2,
-            Bucket=self.bucket,
-            Prefix=self.prefix,
-            MaxKeys=1,
-        )
 
     def put(self, key: str, data: bytes | BinaryIO) -> None:
         name = self._name(key)
@@ -118,62 +79,9 @@ class S3Storage:
             return
         self._put_large(key, name, HashingReader(data, head), size)
 
-    def get(self, key: str) -> bytes:
-        return self._read(key)[0]
-
-    def open(self, key: str) -> BinaryIO:
-        name = self._name(key)
-        answer = self._call(
-            "open",
-            key,
-            self.client.get_object,
-            Bucket=self.bucket,
-            Key=name,
-            ChecksumMode="ENABLED",
-        )
-        etag = answer["ETag"]
-
-        def reopen(offset: int) -> Mapping[str, Any]:
-            return self._call(
-                "read",
-                key,
-                self.client.get_object,
-                Bucket=self.bucket,
-                Key=name,
-                Range=f"bytes={offset}-",
-                IfMatch=etag,  # the same object, not one put meanwhile
-            )
-
-        raw = VerifiedBody(answer, self.location, key, reopen)
-        return io.BufferedReader(raw, buffer_size=MiB)
-
-    def exists(self, key: str) -> bool:
-        try:
-            self._head(key)
-        except ObjectMissing:
-            return False
-        return True
-
-    def list(self, prefix: str = "") -> Iterator[str]:
-        check_prefix(prefix)
-        token: str | None = None
-        while True:
-            args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
-            if token:
-                args["ContinuationToken"] = token
-            page = self._call("list", prefix or None, self.client.list_objects_v2, **args)
-            for item in page.get("Contents", []):
-                yield item["Key"][len(self.prefix) :]
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                return
-
     def delete(self, key: str) -> None:
         name = self._name(key)
         self._call("delete", key, self.client.delete_object, Bucket=self.bucket, Key=name)
-
-    def size(self, key: str) -> int:
-        return int(self._head(key)["ContentLength"])
 
     def retained_until(self, key: str) -> datetime | None:
         """S3 Object Lock's retain-until date of ``key`` (object_lock.py); None: not locked."""
@@ -255,55 +163,6 @@ class S3Storage:
         return count, size
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _name(self, key: str) -> str:
-        return self.prefix + check_key(key)
-
-    def _call(self, action: str, key: str | None, fn: Callable[..., T], /, **kwargs: Any) -> T:
-        """``fn(**kwargs)``, retried on retryable failures botocore let through, translated."""
-        attempts = max(1, self.options.attempts)
-        for attempt in range(attempts):
-            try:
-                return fn(**kwargs)
-            except Exception as exc:
-                error = translate(exc, action, self.location, key)
-                if error is None or (error is exc and not isinstance(exc, BodyMismatch)):
-                    raise  # a bug, or our own error raised complete (a damaged body is retried)
-                if attempt == attempts - 1 or not retry_again(exc, error):
-                    raise error from exc
-            delay = self.options.backoff_s * (2**attempt)
-            time.sleep(random.uniform(delay / 2, delay))  # noqa: S311 - jitter, not crypto
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _read(self, key: str) -> tuple[bytes, str]:
-        """The checked body of ``key`` and its ETag."""
-        name = self._name(key)
-
-        def read() -> tuple[bytes, str]:
-            answer = self.client.get_object(Bucket=self.bucket, Key=name, ChecksumMode="ENABLED")
-            return verified_bytes(answer, self.location, key), answer["ETag"]
-
-        try:
-            return self._call("read", key, read)
-        except BodyMismatch as exc:
-            # on every attempt: the stored bytes themselves are damaged, which verify must
-            # report against the snapshots using them rather than abort on
-            raise CorruptObject(
-                self.location,
-                key,
-                f"every read ({self.options.attempts}) differs from the checksum S3 stored",
-            ) from exc
-
-    def _head(self, key: str) -> Mapping[str, Any]:
-        name = self._name(key)
-        return self._call(
-            "look up",
-            key,
-            self.client.head_object,
-            Bucket=self.bucket,
-            Key=name,
-            ChecksumMode="ENABLED",
-        )
 
     def _put_small(self, key: str, name: str, data: bytes, *, overwrite: bool = False) -> None:
         digest = hashlib.sha256(data).digest()
