@@ -80,9 +80,9 @@ def make_client(
         tcp_keepalive=True,
         # the copy engine's threads times the parts of their uploads
         max_pool_connections=max(10, 8 * offbox.part_workers),
-        # checksums are chosen and sent explicitly (s3_checksums.py); this stops botocore
+        # checksums are chosen and sent explicitly (checksums.py); this stops botocore
         # adding a CRC32 of its own to every upload. Reads ask for ChecksumMode=ENABLED, which
-        # botocore checks too; s3_checksums checks again (it also covers resumed ranged reads).
+        # botocore checks too; checksums.py checks again (it also covers resumed ranged reads).
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )

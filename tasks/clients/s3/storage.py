@@ -21,10 +21,10 @@ How the :class:`~sbx.repository.storage.Storage` promises are kept on S3:
   read back and extended for prune and copy (``object_lock.py``, :class:`RetainingStorage`).
 - retries: botocore retries throttling, 5xx and connection errors (standard mode); around that,
   :meth:`S3Storage._call` retries what botocore does not see (a body cut off or damaged while
-  being read, 409 conflicts; ``s3_errors.retry_again``).
+  being read, 409 conflicts; ``errors.retry_again``).
 
-Errors are translated in ``s3_errors.py``, the client is built in ``s3_connect.py``, large
-uploads live in ``s3_multipart.py`` and read checks in ``s3_checksums.py``. The reads and the
+Errors are translated in ``errors.py``, the client is built in ``connect.py``, large
+uploads live in ``multipart.py`` and read checks in ``checksums.py``. The reads and the
 request door (``_call``) are :class:`~tasks.clients.s3.reader.S3Reader`'s (``reader.py``), which
 :class:`S3Storage` extends with the writes, Object Lock, rename and ``purge_tmp``.
 """
@@ -231,7 +231,7 @@ def connect(
     lock_days: int = 0,
     keys: AccessKeys | None = None,
 ) -> S3Storage:
-    """The S3 storage at ``url``, configured from ``offbox`` (see ``s3_connect.make_client``).
+    """The S3 storage at ``url``, configured from ``offbox`` (see ``connect.make_client``).
 
     ``max_attempts`` is botocore's, per request (standard retry mode, exponential backoff);
     ``lock_days``: how long ``offbox.object_lock`` locks each object written.
