@@ -17,6 +17,7 @@ from typing import Any
 from blocks.config import SbxConfig, ServiceKind
 from sbx.errors import RestoreRefused
 from sbx.repository import SnapshotManifest
+from sbx.repository.format import PartRecord
 from tasks.backup.box_state import read_version
 from tasks.clients.http_probe import HttpProbe
 from tasks.health.model import CheckResult
@@ -57,20 +58,40 @@ def older_images(
     for part in manifest.parts:
         if part.status != "captured" or (parts and part.name not in parts):
             continue
-        service = config.parts[part.name].service if part.name in config.parts else None
-        wrote = recorded.get(service or "") if service else None
-        if not isinstance(wrote, dict):
-            continue
-        then, now = wrote.get("version"), running.get(service or "")
-        then_key, now_key = version_key(then), version_key(now)
-        if then_key is None or now_key is None or now_key >= then_key:
-            continue
-        data = f", data version {wrote['data_version']}" if wrote.get("data_version") else ""
-        problems[part.name] = (
-            f"part {part.name!r} was written by {service} {then}{data}; {service} now runs "
-            f"{now}, an older image"
-        )
+        found = []
+        for service in part_services(part, config):
+            wrote, now = recorded.get(service), running.get(service)
+            if not isinstance(wrote, dict) or not _older(now, wrote.get("version")):
+                continue
+            data = f", data version {wrote['data_version']}" if wrote.get("data_version") else ""
+            found.append(
+                f"part {part.name!r} was written by {service} {wrote['version']}{data}; "
+                f"{service} now runs {now}, an older image"
+            )
+        if found:
+            problems[part.name] = "; ".join(found)
     return problems
+
+
+def part_services(part: PartRecord, config: SbxConfig) -> list[str]:
+    """The sbx services whose data ``part`` holds: its configured ``service``, or for a part
+    the compose model fills (a named volume, a bind mount) the services that mount its sources
+    (the stock Open WebUI compose file keeps webui.db in a volume)."""
+    configured = config.parts[part.name].service if part.name in config.parts else None
+    if configured:
+        return [configured]
+    mounted = {
+        svc
+        for src in part.detail.get("sources", [])
+        if src.get("status") == "captured"
+        for svc in src.get("services") or []
+    }
+    return [name for name, svc in config.services.items() if svc.compose_service in mounted]
+
+
+def _older(now: str | None, then: str | None) -> bool:
+    now_key, then_key = version_key(now), version_key(then)
+    return now_key is not None and then_key is not None and now_key < then_key
 
 
 def check_data_versions(

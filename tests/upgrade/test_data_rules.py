@@ -122,3 +122,28 @@ def test_data_into_an_older_image_is_named_with_both_versions(tmp_path: Path) ->
     assert older_images(newer, None, config, {"open-webui": "0.6.0"}) == {}
     assert older_images(newer, ["notes"], config, {"open-webui": "0.3.35"}) == {}
     assert older_images(newer, None, config, {"open-webui": None}) == {}
+
+
+def test_a_volume_of_newer_data_into_the_older_image_is_named_too(tmp_path: Path) -> None:
+    """The stock Open WebUI compose file keeps webui.db in a named volume: the part is the
+    compose-filled ``volumes``, with no configured service; its sources name who mounts it."""
+    config = SbxConfig(stack_dir=tmp_path)
+    source = {"from": "box_open-webui", "stored_as": "volumes/box_open-webui",
+              "status": "captured", "kind": "volume", "services": ["open-webui"]}  # fmt: skip
+    other = {**source, "from": "box_notes", "services": ["notes"]}
+    newer = SnapshotManifest(
+        id="20261207T120000Z-00000abc", created_at=NOW, finished_at=NOW, host="box",
+        sbx_version="0", box={"services": {"open-webui": {"version": "0.5.4-standin"}}},
+        parts=[PartRecord(name="volumes", method="docker-volume",
+                          detail={"sources": [source, other]})],
+    )  # fmt: skip
+    problems = older_images(newer, ["volumes"], config, {"open-webui": "0.3.35-standin"})
+    assert problems == {
+        "volumes": "part 'volumes' was written by open-webui 0.5.4-standin; open-webui now "
+        "runs 0.3.35-standin, an older image"
+    }
+    assert older_images(newer, None, config, {"open-webui": "0.5.4"}) == {}
+    gone = {**source, "status": "missing"}
+    elsewhere = newer.model_copy(update={"parts": [newer.parts[0].model_copy(
+        update={"detail": {"sources": [gone, other]}})]})  # fmt: skip
+    assert older_images(elsewhere, None, config, {"open-webui": "0.3.35"}) == {}
