@@ -184,6 +184,10 @@ def test_rollback_puts_the_volume_back_and_leaves_the_other_service_alone(
     migrated = db_state(webui_releases, stack)
     assert migrated[0] == NEW_REVISION and "folder_id" in migrated[1], migrated  # type: ignore[operator]
     _in_volume(webui_releases, stack, "webui-data", ADD_ROWS, "written by the new release")
+    # the new release's data, as a night takes it (notes is stopped for its volume's copy)
+    backup = sbx("backup", "--part", "volumes")
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    newer = backup.stdout.strip().splitlines()[-1]
     notes_before = notes_state(client, stack)
 
     back = sbx("rollback", SERVICE)
@@ -192,3 +196,11 @@ def test_rollback_puts_the_volume_back_and_leaves_the_other_service_alone(
     assert running_digest(client, stack, SERVICE) == webui_releases.digests["w1"]
     assert db_state(webui_releases, stack) == before
     assert notes_state(client, stack) == notes_before
+
+    # the volume the new release wrote does not go into the old image unasked
+    refused = sbx("restore", newer, "--in-place", "--part", "volumes")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    message = " ".join(refused.stderr.split())
+    assert "part 'volumes' was written by open-webui 0.5.4-standin" in message, message
+    assert "now runs 0.3.35-standin" in message and "--force" in message, message
+    assert db_state(webui_releases, stack) == before
