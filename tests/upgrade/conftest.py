@@ -8,15 +8,20 @@ image is the moving tag ``.../vllm:stable``; :func:`Releases.publish` points it 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
-from subprocess import CompletedProcess
 
 import pytest
 from bed.stack import OVERRIDE, RunningStack, prepare_stack, stop_stack
 from docker import DockerClient
-from upgrade_bed import RELEASES, WEBUI_RELEASES, Releases, Sbx, build_releases, cli_env
+from upgrade_bed import (
+    QDRANT_RELEASES,
+    RELEASES,
+    WEBUI_RELEASES,
+    Releases,
+    Sbx,
+    build_releases,
+    cli_runner,
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +40,17 @@ def webui_releases(
     repository = f"{registry}/sbxt-{run_id}/webui"
     return build_releases(
         docker_engine, standin_images["webui"], repository, run_id, WEBUI_RELEASES
+    )
+
+
+@pytest.fixture(scope="module")
+def qdrant_releases(
+    docker_engine: DockerClient, standin_images: dict[str, str], registry: str, run_id: str
+) -> Releases:
+    """Qdrant releases (upgrade_bed.QDRANT_RELEASES) FROM the stand-in."""
+    repository = f"{registry}/sbxt-{run_id}/qdrant"
+    return build_releases(
+        docker_engine, standin_images["qdrant"], repository, run_id, QDRANT_RELEASES
     )
 
 
@@ -60,18 +76,7 @@ def worker_stack(
 @pytest.fixture
 def run_sbx(prefect_server: str, worker_stack: RunningStack) -> Sbx:
     """The sbx CLI in a subprocess against the worker stack and the test's Prefect server."""
-
-    def run(*args: str, timeout: float = 300) -> CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "sbx", *args, "--stack", str(worker_stack.path)],
-            capture_output=True,
-            text=True,
-            env=cli_env(prefect_server, worker_stack),
-            timeout=timeout,
-            check=False,
-        )
-
-    return run
+    return cli_runner(prefect_server, worker_stack, default_timeout=300)
 
 
 @pytest.fixture(scope="session")

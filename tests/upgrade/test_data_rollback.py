@@ -11,15 +11,12 @@ and runs. The tests run in order; each starts from the w1 the previous one left.
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from subprocess import CompletedProcess
 
 import pytest
 from bed.stack import OVERRIDE, RunningStack, prepare_stack, stop_stack
-from upgrade_bed import Releases, Sbx, cli_env, journal, running_digest
+from upgrade_bed import Releases, Sbx, cli_runner, journal, running_digest
 
 from sbx.repository import Repository
 from tasks.backup.box_state import alembic_revision
@@ -60,17 +57,7 @@ def webui_stack(
 
 @pytest.fixture
 def sbx(prefect_server: str, webui_stack: RunningStack) -> Sbx:
-    def run(*args: str, timeout: float = 400) -> CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "sbx", *args, "--stack", str(webui_stack.path)],
-            capture_output=True,
-            text=True,
-            env=cli_env(prefect_server, webui_stack),
-            timeout=timeout,
-            check=False,
-        )
-
-    return run
+    return cli_runner(prefect_server, webui_stack)
 
 
 def _db(stack: RunningStack) -> Path:

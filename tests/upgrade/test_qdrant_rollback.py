@@ -11,34 +11,19 @@ old image starts. The tests run in order; each starts from the q1 the previous o
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
-from subprocess import CompletedProcess
 
 import pytest
 from bed.qdrant_seed import qdrant_client, seed_qdrant, snapshot_files
 from bed.stack import OVERRIDE, RunningStack, prepare_stack, stop_stack
-from docker import DockerClient
 from qdrant_client import models
-from upgrade_bed import Releases, Sbx, build_releases, cli_env, journal, running_digest
+from upgrade_bed import Releases, Sbx, cli_runner, journal, running_digest
 
 from sbx.repository import Repository
 
-QDRANT_RELEASES = {"q1": {}, "q2": {"QDRANT_STANDIN_VERSION": "1.20.1"}}
 OLD_VERSION, NEW_VERSION = "1.20.0", "1.20.1"
 SERVICE = "qdrant"
 COLLECTION, SEEDED = "docs", 40
-
-
-@pytest.fixture(scope="module")
-def qdrant_releases(
-    docker_engine: DockerClient, standin_images: dict[str, str], registry: str, run_id: str
-) -> Releases:
-    repository = f"{registry}/sbxt-{run_id}/qdrant"
-    return build_releases(
-        docker_engine, standin_images["qdrant"], repository, run_id, QDRANT_RELEASES
-    )
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +59,7 @@ def qdrant_stack(
 
 @pytest.fixture
 def sbx(prefect_server: str, qdrant_stack: RunningStack) -> Sbx:
-    def run(*args: str, timeout: float = 400, snapshot_data: str = "true") -> CompletedProcess[str]:
-        env = {**cli_env(prefect_server, qdrant_stack), "SBX_UPGRADE__SNAPSHOT_DATA": snapshot_data}
-        return subprocess.run(
-            [sys.executable, "-m", "sbx", *args, "--stack", str(qdrant_stack.path)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
-
-    return run
+    return cli_runner(prefect_server, qdrant_stack)
 
 
 def points(stack: RunningStack) -> tuple[str, dict[str, list[int]]]:
@@ -180,7 +154,7 @@ def test_the_old_qdrant_refuses_storage_the_new_one_stamped(
     client = qdrant_releases.client
     before = points(qdrant_stack)
     upgrade_to_q2(qdrant_releases, qdrant_stack, sbx)
-    image_only = sbx("rollback", SERVICE, snapshot_data="false")
+    image_only = sbx("rollback", SERVICE, env={"SBX_UPGRADE__SNAPSHOT_DATA": "false"})
     assert image_only.returncode == 1, image_only.stdout + image_only.stderr
     refused = journal(qdrant_stack.path)[-1]
     assert refused["state"] == "rolled-back" and refused["gate"] == f"container:{SERVICE}"

@@ -10,16 +10,13 @@ Open WebUI may snapshot, stop or roll back. The tests run in order; each starts 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
-from subprocess import CompletedProcess
 
 import pytest
 from bed.engine import LABEL
 from bed.stack import OVERRIDE, RunningStack, prepare_stack, stop_stack
 from docker import DockerClient
-from upgrade_bed import Releases, Sbx, cli_env, journal, running_digest
+from upgrade_bed import Releases, Sbx, cli_runner, journal, running_digest
 
 from sbx.repository import Repository
 
@@ -97,17 +94,7 @@ def volume_stack(
 
 @pytest.fixture
 def sbx(prefect_server: str, volume_stack: RunningStack) -> Sbx:
-    def run(*args: str, timeout: float = 400) -> CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "sbx", *args, "--stack", str(volume_stack.path)],
-            capture_output=True,
-            text=True,
-            env=cli_env(prefect_server, volume_stack),
-            timeout=timeout,
-            check=False,
-        )
-
-    return run
+    return cli_runner(prefect_server, volume_stack)
 
 
 def _in_volume(

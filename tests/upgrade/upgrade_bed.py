@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,8 @@ WEBUI_RELEASES = {
     },
     "w2-migrate": {"STANDIN_MIGRATE": "1"},
 }
+# Qdrant releases FROM its stand-in: q2 reports (and stamps its storage with) 1.20.1
+QDRANT_RELEASES: dict[str, dict[str, str]] = {"q1": {}, "q2": {"QDRANT_STANDIN_VERSION": "1.20.1"}}
 GATE = {
     "SBX_UPGRADE__SOAK_WINDOW_S": "25",
     "SBX_UPGRADE__PASSES": "2",
@@ -86,6 +90,25 @@ def cli_env(prefect_server: str, stack: RunningStack) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SBX_"))}
     env.update(stack.compose_env, PREFECT_API_URL=prefect_server, COLUMNS="200", **GATE)
     return env
+
+
+def cli_runner(prefect_server: str, stack: RunningStack, default_timeout: float = 400) -> Sbx:
+    """The sbx CLI in a subprocess against ``stack`` and the test's Prefect server; ``env``
+    adds variables to one call."""
+
+    def run(
+        *args: str, timeout: float = default_timeout, env: dict[str, str] | None = None
+    ) -> CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sbx", *args, "--stack", str(stack.path)],
+            capture_output=True,
+            text=True,
+            env={**cli_env(prefect_server, stack), **(env or {})},
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
 
 
 def running_digest(client: DockerClient, stack: RunningStack, service: str = "worker") -> str:
