@@ -12,6 +12,10 @@
   all of it; ``sbx --verbose`` (``SBX_VERBOSE=1``) keeps it on the terminal too, and an
   unexpected exception (a bug) always does. The same for a stop by SIGTERM
   (sbx/stopping.py): the command ends with its one line.
+- On a terminal, no INFO line per flow and task state: the run's link (``View at …``), the
+  warnings and sbx's own summary. At 80 columns each of Prefect's lines folds in two, and a
+  backup printed about twenty of them above its table. ``--verbose`` keeps them; output that
+  is not a terminal (a pipe, a log file, the tests) keeps them too.
 - The server's default result storage is asked for once. Prefect asks for it each time it sets
   up a result store when no storage block is configured: three requests for a run with two
   tasks (``GET /admin/storage``), each answered the same within one command.
@@ -39,6 +43,7 @@ import logging
 import os
 import re
 import ssl
+import sys
 import types
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -136,6 +141,16 @@ def _sbx_error_names() -> set[str]:
     return names
 
 
+_RUN_LINK = "View at "  # the engine's "View at <UI>/runs/flow-run/<id>" line
+
+
+def _on_a_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
+
+
 class SbxErrorWithoutTraceback(logging.Filter):
     """Keeps Prefect's lines about an :class:`SbxError` or a stop by SIGTERM off the terminal
     (``sbx`` prints its one line last); with ``SBX_VERBOSE=1`` keeps them, without the traceback.
@@ -146,6 +161,10 @@ class SbxErrorWithoutTraceback(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         verbose = os.environ.get("SBX_VERBOSE") == "1"
+        if not verbose and record.levelno < logging.WARNING and _on_a_terminal():
+            # an operator's terminal: the run's link, warnings and sbx's own summary, not a
+            # line per task state (80 columns fold each in two); the run's log keeps them all
+            return _RUN_LINK in str(record.msg)
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None and (isinstance(exc, SbxError) or is_stop(exc)):
             record.exc_info = None

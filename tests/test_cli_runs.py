@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import pty
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from bed.local_prefect import copy_files_stack
 
 from sbx.cli_runs import SbxErrorWithoutTraceback
 from sbx.errors import NotARepository
@@ -75,6 +78,52 @@ def test_a_failed_command_prints_its_error_once(prefect_server: str, tmp_path: P
     assert done.returncode == 2, both
     assert both.count("is not an sbx repository") == 1, both  # was 3: ERROR, state, error:
     assert "error: " in done.stderr and "| ERROR" not in both and "Traceback" not in both
+
+
+def _on_a_pty(command: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``command`` with stderr on a pseudo-terminal (stdout a pipe); (status, stderr)."""
+    controller, terminal = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the terminal side was closed
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=terminal, env=env,
+                              timeout=300, check=False)  # fmt: skip
+    finally:
+        os.close(terminal)
+    reader.join(10)
+    os.close(controller)
+    return done.returncode, b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.prefect
+def test_a_terminal_gets_the_run_link_and_the_summary_not_a_line_per_task(
+    prefect_server: str, tmp_path: Path
+) -> None:
+    stack = copy_files_stack(tmp_path / "stack")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SBX_")}
+    env.update(PREFECT_API_URL=prefect_server, COLUMNS="80", NO_COLOR="1")
+    command = [sys.executable, "-m", "sbx", "backup", "--stack", str(stack),
+               "--repo", str(tmp_path / "repo")]  # fmt: skip
+    status, shown = _on_a_pty(command, env)
+    assert status == 0, shown
+    assert "View at http" in shown, shown  # the run in the UI, the audit trail
+    assert "Task run" not in shown and "Beginning flow run" not in shown, shown
+    assert "part configs:" not in shown, shown  # sbx's INFO lines: the summary says it
+    assert "agent-configs" in shown and "→" in shown, shown  # the summary itself
+    status, verbose = _on_a_pty([*command[:3], "--verbose", *command[3:]], env)
+    assert status == 0 and "Task run 'capture-configs'" in verbose, verbose
 
 
 PARAMETERS_PROBE = """

@@ -46,6 +46,11 @@ def test_an_error_built_from_a_report_survives_pickling() -> None:
     copy = _round_trip(BackupIncomplete(report))
     assert isinstance(copy, BackupIncomplete)
     assert copy.report == report
+    # a problem that ends its own sentence is not followed by a second full stop
+    ended = report.model_copy(update={"parts": [report.parts[0].model_copy(
+        update={"reason": "the API timed out. Retry later."})]})  # fmt: skip
+    assert ".. " not in str(BackupIncomplete(ended))
+    assert "Retry later. Fix the cause" in str(BackupIncomplete(ended))
 
 
 def test_errors_keep_their_attributes_and_retry_flag_through_pickling() -> None:

@@ -28,7 +28,8 @@ class BackupIncomplete(SbxError):
 
     def __init__(self, report: Any) -> None:
         super().__init__(
-            f"Snapshot {report.snapshot_id} was stored, but: {'; '.join(report.problems)}. "
+            f"Snapshot {report.snapshot_id} was stored, but: "
+            f"{'; '.join(str(p).rstrip('.') for p in report.problems)}. "
             "Fix the cause and run 'sbx backup' again; 'sbx verify' checks what was stored."
         )
         self.report = report
