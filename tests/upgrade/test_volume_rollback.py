@@ -77,8 +77,8 @@ def volume_stack(
     override.write_text(text)
     lines = [f'[repository]\nlocation = "{root / "repo"}"\n']
     lines += [f"[services.{name}]\nrequired = false\n" for name in ("worker", "watchdog", "qdrant")]
-    # the example's part for Open WebUI's bind mount: this box keeps the data in a volume
-    lines += ["[parts.open-webui]\nenabled = false\n"]
+    # sbx.toml keeps the default part for Open WebUI's bind mount (data/open-webui), which
+    # this box, like one on the stock compose file, does not have: it is skipped, not failed
     (stack.path / "sbx.toml").write_text("\n".join(lines))
     webui_releases.publish("w1")
     webui_releases.client.images.pull(webui_releases.repository, tag="stable")
@@ -140,7 +140,9 @@ def test_failed_upgrade_that_migrated_the_volume_returns_old_image_and_old_rows(
     assert done.returncode == 1, done.stdout + done.stderr
     assert "rolled back: " in done.stderr, done.stderr
     volume = f"{stack.project}_webui-data"
-    assert "restored data (volumes) from pre-upgrade snapshot" in done.stderr, done.stderr
+    assert "restored data (open-webui, volumes) from pre-upgrade snapshot" in done.stderr, (
+        done.stderr
+    )
     assert f"volumes:{volume} changed since" in done.stderr, done.stderr
     assert running_digest(client, stack, SERVICE) == webui_releases.digests["w1"]
     assert db_state(webui_releases, stack) == before  # the old revision, schema and rows
@@ -149,13 +151,17 @@ def test_failed_upgrade_that_migrated_the_volume_returns_old_image_and_old_rows(
 
     last = journal(stack.path)[-1]
     assert last["state"] == "rolled-back", last
-    assert list(last["data_units"]) == [f"volumes:{volume}"], last  # type: ignore[call-overload]
+    units = last["data_units"]
+    assert list(units) == [SERVICE, f"volumes:{volume}"], last  # type: ignore[call-overload]
     # the snapshot holds Open WebUI's volume and nothing of notes', which was neither stopped
     # for it nor rolled back
     repo = Repository.open(str(stack.path.parent / "repo"))
     manifest = repo.load_snapshot(str(last["data_snapshot"]))
-    assert [p.name for p in manifest.parts] == ["volumes"]
-    assert [s["from"] for s in manifest.parts[0].detail["sources"]] == [volume]
+    assert [(p.name, p.status) for p in manifest.parts] == [
+        (SERVICE, "skipped"),
+        ("volumes", "captured"),
+    ]
+    assert [s["from"] for s in manifest.parts[1].detail["sources"]] == [volume]
     assert notes_state(client, stack) == notes_before
 
 
@@ -179,7 +185,7 @@ def test_rollback_puts_the_volume_back_and_leaves_the_other_service_alone(
 
     back = sbx("rollback", SERVICE)
     assert back.returncode == 0, back.stdout + back.stderr
-    assert "data: restored data (volumes)" in back.stderr, back.stderr
+    assert "data: restored data (open-webui, volumes)" in back.stderr, back.stderr
     assert running_digest(client, stack, SERVICE) == webui_releases.digests["w1"]
     assert db_state(webui_releases, stack) == before
     assert notes_state(client, stack) == notes_before
