@@ -44,8 +44,9 @@ service.api_key and service.read_only_api_key (either set: every path but
 `/`, `/healthz` and `/readyz*`, `/livez*` wants a key as the `api-key` header or an
 `Authorization: Bearer` token, else 401 as plain text like Qdrant's auth middleware; the
 read-only key may GET and POST searches, counts and scrolls, anything else answers 403).
-The stand-in's own environment: QDRANT_STANDIN_VERSION (reported version; see VERSION), QDRANT_STANDIN_SNAPSHOT_DELAY_S (seconds
-every snapshot takes to make, 0: a test's large collection, without the data).
+The stand-in's own environment: QDRANT_STANDIN_VERSION (reported version; see VERSION),
+QDRANT_STANDIN_SNAPSHOT_DELAY_S (seconds every snapshot takes to make, 0: a test's large
+collection, without the data).
 Each collection's folder holds version.info, the version that last loaded it: a start on a
 collection a newer version stamped fails (exit 1), an older stamp is migrated (see
 check_storage_version): as Qdrant, data a newer release opened is not for an older one.
@@ -369,7 +370,7 @@ def _yaml_scalar(text: str, n: int) -> Any:
             raise ValueError(f"bad single-quoted scalar {text!r} at line {n}")
         return text[1:-1].replace("''", "'")
     if text[0] in "&*!|>%@`":
-        raise ValueError(f"the stand-in reads no YAML {text[0]!r} (anchors, tags, blocks) at line {n}")
+        raise ValueError(f"the stand-in reads no YAML {text[0]!r} (anchor, tag, block) at line {n}")
     if text in ("~", "null", "Null", "NULL"):
         return None
     if text in ("true", "True", "TRUE", "false", "False", "FALSE"):
