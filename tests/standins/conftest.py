@@ -76,8 +76,11 @@ StartStandin = Callable[..., Standin]
 
 @pytest.fixture
 def start_standin(tmp_path: Path) -> Iterator[StartStandin]:
-    """Factory: start_standin("qdrant", {"ENV": "value"}, port=None, wait=True, args=()).
+    """Factory: start_standin("qdrant", {"ENV": "value"}, port=None, wait=True, args=(),
+    cwd=None).
 
+    Qdrant runs in `cwd`, by default a fresh folder (its config/ files and default ./storage
+    resolve there, as in the image's /qdrant), so no stray config/ of the test run is read.
     Every server started through it is stopped at teardown.
     """
     started: list[Standin] = []
@@ -90,6 +93,7 @@ def start_standin(tmp_path: Path) -> Iterator[StartStandin]:
         wait: bool = True,
         probe: str = "/",
         args: tuple[str, ...] = (),
+        cwd: Path | None = None,
     ) -> Standin:
         port = port or free_port()
         # a clean environment: nothing from the test run leaks into the server's configuration
@@ -101,10 +105,14 @@ def start_standin(tmp_path: Path) -> Iterator[StartStandin]:
             args = ("--host", "127.0.0.1", "--port", str(port), *args)
         full_env.update(env or {})
         log = tmp_path / f"{name}-{port}-{len(started)}.log"
+        if name == "qdrant" and cwd is None:
+            cwd = tmp_path / f"{name}-{port}-{len(started)}"
+            cwd.mkdir()
         with log.open("wb") as out:  # a file, not a pipe: a full pipe would block the server
             proc = subprocess.Popen(
                 [sys.executable, "-S", "-u", str(IMAGES / name / "server.py"), *args],
                 env=full_env,
+                cwd=cwd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

@@ -20,22 +20,33 @@ pydantic models (qdrant_client.http.models).
     behind; the upload takes ?checksum=<sha256 hex>, refused 400 when the file differs)
     GET|POST /snapshots                           GET|DELETE /snapshots/{name} (full snapshots)
 
-Storage mirrors Qdrant's layout: $QDRANT__STORAGE__STORAGE_PATH (/qdrant/storage) holds
+Settings are read as Qdrant reads them (src/settings.rs), each source over the last: the
+defaults, config/config, config/$RUN_MODE (development when unset; the image sets production, as
+upstream's does), config/local (each the first of .yaml, .yml, .json, .toml that exists, relative
+to the working directory: /qdrant in the image, as upstream's WORKDIR), the file given with
+`--config-path FILE` (only a warning when it is missing), then QDRANT__SECTION__KEY variables.
+Honoured: service.host (0.0.0.0), service.http_port (6333), service.api_key,
+service.read_only_api_key, storage.storage_path (./storage), storage.snapshots_path
+(./snapshots). YAML is read by a small parser (block mappings and sequences, flow {..} and [..],
+plain and quoted scalars, comments); a file that does not parse stops the start, exit 1 and
+`Error: <what> in <file>` on stderr, as Qdrant's main returns the config error.
+
+Storage mirrors Qdrant's layout: storage.storage_path (/qdrant/storage) holds
 collections/<name>/collection.json (config + points), rewritten atomically on every change and
 loaded at start, so data survives a container restart. Snapshots live in
-$QDRANT__STORAGE__SNAPSHOTS_PATH (/qdrant/snapshots): <name>/<name>-<peer id>-<time>.snapshot per
+storage.snapshots_path (/qdrant/snapshots): <name>/<name>-<peer id>-<time>.snapshot per
 collection, full-snapshot-<time>.snapshot at the top, each a tar of collection JSON files with a
 sha256 `.checksum` file beside it, as Qdrant writes one. An uploaded snapshot is kept, as Qdrant
 keeps it: saved under its multipart file name in <name>/, then recovered from there
 (src/actix/api/snapshot_api.rs do_save_uploaded_snapshot; a file:// source is never deleted). Like Qdrant, Cosine vectors are stored
 normalised. Filters support must/should/must_not with match, range, has_id, is_empty, is_null.
-Other environment, Qdrant's own: QDRANT__SERVICE__HTTP_PORT (6333), QDRANT__SERVICE__HOST (0.0.0.0),
-QDRANT__SERVICE__API_KEY and QDRANT__SERVICE__READ_ONLY_API_KEY (either set: every path but
+service.api_key and service.read_only_api_key (either set: every path but
 `/`, `/healthz` and `/readyz*`, `/livez*` wants a key as the `api-key` header or an
 `Authorization: Bearer` token, else 401 as plain text like Qdrant's auth middleware; the
-read-only key may GET and POST searches, counts and scrolls, anything else answers 403),
-QDRANT_STANDIN_VERSION (reported version; see VERSION), QDRANT_STANDIN_SNAPSHOT_DELAY_S (seconds
-every snapshot takes to make, 0: a test's large collection, without the data).
+read-only key may GET and POST searches, counts and scrolls, anything else answers 403).
+The stand-in's own environment: QDRANT_STANDIN_VERSION (reported version; see VERSION),
+QDRANT_STANDIN_SNAPSHOT_DELAY_S (seconds every snapshot takes to make, 0: a test's large
+collection, without the data).
 Each collection's folder holds version.info, the version that last loaded it: a start on a
 collection a newer version stamped fails (exit 1), an older stamp is migrated (see
 check_storage_version): as Qdrant, data a newer release opened is not for an older one.
@@ -43,6 +54,7 @@ check_storage_version): as Qdrant, data a newer release opened is not for an old
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import hashlib
 import io
@@ -57,6 +69,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import tomllib
 import urllib.parse
 import urllib.request
 import uuid
@@ -67,10 +80,11 @@ from typing import Any, Callable
 # qdrant-client warns (an error under pytest's -W error) when the server's major.minor is more
 # than one minor away from its own, so this follows the client pinned in sbx's uv.lock (1.20.x)
 VERSION = os.environ.get("QDRANT_STANDIN_VERSION", "1.20.0")
-STORAGE = Path(os.environ.get("QDRANT__STORAGE__STORAGE_PATH", "/qdrant/storage"))
-SNAPSHOTS = Path(os.environ.get("QDRANT__STORAGE__SNAPSHOTS_PATH", "/qdrant/snapshots"))
-API_KEY = os.environ.get("QDRANT__SERVICE__API_KEY") or None
-READ_ONLY_API_KEY = os.environ.get("QDRANT__SERVICE__READ_ONLY_API_KEY") or None
+# Qdrant's own settings: main() sets them from the config files and the variables (load_settings)
+STORAGE = Path("storage")
+SNAPSHOTS = Path("snapshots")
+API_KEY: str | None = None
+READ_ONLY_API_KEY: str | None = None
 SNAPSHOT_DELAY_S = float(os.environ.get("QDRANT_STANDIN_SNAPSHOT_DELAY_S") or 0)
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 PEER_ID = 5_404_186_327_462_811  # a fixed peer id; real Qdrant picks a random one per install
@@ -156,6 +170,260 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+# --- settings: config files, then QDRANT__* variables (src/settings.rs) ----------------------
+
+
+class ConfigError(ValueError):
+    """A config file Qdrant would refuse: the stand-in exits 1 naming the file."""
+
+
+CONFIG_EXTENSIONS = (".yaml", ".yml", ".json", ".toml")
+# the settings the stand-in honours, with upstream's defaults (its embedded config/config.yaml)
+HONOURED: dict[tuple[str, str], Any] = {
+    ("service", "host"): "0.0.0.0",
+    ("service", "http_port"): 6333,
+    ("service", "api_key"): None,
+    ("service", "read_only_api_key"): None,
+    ("storage", "storage_path"): "./storage",
+    ("storage", "snapshots_path"): "./snapshots",
+}
+
+
+def config_files(config_path: str | None) -> list[Path]:
+    """The files Qdrant merges, lowest first: config/config, config/$RUN_MODE (development
+    when unset), config/local, each the first of its extensions that exists, relative to the
+    working directory; then --config-path (upstream only warns when that one is missing)."""
+    run_mode = os.environ.get("RUN_MODE", "development")
+    found = []
+    for stem in ("config/config", f"config/{run_mode}", "config/local"):
+        found += [p for p in (Path(stem + ext) for ext in CONFIG_EXTENSIONS) if p.is_file()][:1]
+    if config_path:
+        if Path(config_path).is_file():
+            found.append(Path(config_path))
+        else:
+            sys.stderr.write(f"Config file via --config-path is not found: {config_path}\n")
+    return found
+
+
+def read_config(path: Path) -> Json:
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            data = json.loads(text)
+        elif path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = parse_yaml(text)
+        else:
+            raise ValueError(f"unsupported config format {path.suffix!r}")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{exc} in {path}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid type: expected a map at the top level in {path}")
+    return data
+
+
+def merge(base: Json, over: Json) -> Json:
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merge(out[key], value) if both else value
+    return out
+
+
+def load_settings(config_path: str | None) -> dict[tuple[str, str], Any]:
+    """The honoured settings: each file over the last, then QDRANT__SECTION__KEY variables
+    (set, even empty, they win: the config crate keeps empty values)."""
+    merged: Json = {}
+    for path in config_files(config_path):
+        merged = merge(merged, read_config(path))
+    out = dict(HONOURED)
+    for section, key in HONOURED:
+        part = merged.get(section)
+        if isinstance(part, dict) and part.get(key) is not None:
+            out[section, key] = part[key]
+        env = os.environ.get(f"QDRANT__{section.upper()}__{key.upper()}")
+        if env is not None:
+            out[section, key] = env
+    try:
+        out["service", "http_port"] = int(out["service", "http_port"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"service.http_port: {exc}") from exc
+    return out
+
+
+# A YAML reader for what config files hold (stdlib has none): block mappings, block sequences
+# of scalars, flow {..} and [..], plain and quoted scalars, comments. Anything else is refused.
+_FLOAT_RE = re.compile(r"^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
+
+
+def parse_yaml(text: str) -> Any:
+    lines: list[tuple[int, int, str]] = []  # (line number, indent, content)
+    for n, raw in enumerate(text.splitlines(), 1):
+        body = _strip_comment(raw).rstrip()
+        if not body.strip() or body in ("---", "..."):
+            continue
+        content = body.lstrip(" ")
+        if content.startswith("\t"):
+            raise ValueError(f"tabs are not allowed in indentation at line {n}")
+        lines.append((n, len(body) - len(content), content))
+    if not lines:
+        return None
+    value, pos = _yaml_block(lines, 0, lines[0][1])
+    if pos < len(lines):
+        raise ValueError(f"did not find expected key (bad indentation) at line {lines[pos][0]}")
+    return value
+
+
+def _strip_comment(line: str) -> str:
+    """The line without its comment: a `#` at the start or after a blank, outside quotes."""
+    quote, i = "", 0
+    while i < len(line):
+        c = line[i]
+        if quote:  # skip an escape (\x in "..", '' in '..'), or leave at the closing quote
+            escaped = c == "\\" if quote == '"' else line[i : i + 2] == "''"
+            quote = "" if c == quote and not escaped else quote
+            i += 2 if escaped else 1
+            continue
+        if c in "\"'" and (i == 0 or line[i - 1] in " :{[,-"):
+            quote = c
+        elif c == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i]
+        i += 1
+    return line
+
+
+def _is_item(content: str) -> bool:
+    return content == "-" or content.startswith("- ")
+
+
+def _yaml_block(lines: list[tuple[int, int, str]], pos: int, indent: int) -> tuple[Any, int]:
+    if _is_item(lines[pos][2]):
+        items = []
+        while pos < len(lines) and lines[pos][1] == indent and _is_item(lines[pos][2]):
+            n, rest = lines[pos][0], lines[pos][2][1:].strip()
+            pos += 1
+            if rest and _split_key(rest, n, strict=False):
+                raise ValueError(f"the stand-in reads no mappings in sequences (line {n})")
+            if rest:
+                items.append(_yaml_scalar(rest, n))
+            elif pos < len(lines) and lines[pos][1] > indent:
+                value, pos = _yaml_block(lines, pos, lines[pos][1])
+                items.append(value)
+            else:
+                items.append(None)
+        return items, pos
+    mapping: Json = {}
+    while pos < len(lines) and lines[pos][1] == indent and not _is_item(lines[pos][2]):
+        n, content = lines[pos][0], lines[pos][2]
+        key, rest = _split_key(content, n) or ("", "")
+        if key in mapping:
+            raise ValueError(f"duplicated key {key!r} at line {n}")
+        pos += 1
+        nested = pos < len(lines) and (
+            lines[pos][1] > indent or (lines[pos][1] == indent and _is_item(lines[pos][2]))
+        )
+        if rest:
+            mapping[key] = _yaml_scalar(rest, n)
+        elif nested:
+            mapping[key], pos = _yaml_block(lines, pos, lines[pos][1])
+        else:
+            mapping[key] = None
+    return mapping, pos
+
+
+def _split_key(content: str, n: int, strict: bool = True) -> tuple[str, str] | None:
+    """`key: rest` (rest may be empty), the key plain or quoted."""
+    if content[0] in "\"'":
+        end = content.find(content[0], 1)
+        while content[0] == '"' and end > 0 and content[end - 1] == "\\":
+            end = content.find('"', end + 1)
+        after = content[end + 1 :].lstrip() if end > 0 else ""
+        if after == ":" or after.startswith(": "):
+            return str(_yaml_scalar(content[: end + 1], n)), after[1:].strip()
+    else:
+        m = re.match(r"^([^:]*?)\s*:(?:\s+(.*))?$", content)
+        if m and content[0] not in "{[":
+            return m.group(1), (m.group(2) or "").strip()
+    if strict:
+        raise ValueError(f"could not find expected ':' (a `key: value` line) at line {n}")
+    return None
+
+
+def _yaml_scalar(text: str, n: int) -> Any:
+    if text[0] in "{[":
+        value, end = _flow(text, 0, n)
+        if text[end:].strip():
+            raise ValueError(f"unexpected {text[end:].strip()!r} after a flow value at line {n}")
+        return value
+    if text[0] == '"':
+        try:
+            return json.loads(text)  # YAML's double-quoted escapes are JSON's, as far as used
+        except ValueError:
+            raise ValueError(f"bad double-quoted scalar {text!r} at line {n}") from None
+    if text[0] == "'":
+        if len(text) < 2 or not text.endswith("'") or "'" in text[1:-1].replace("''", ""):
+            raise ValueError(f"bad single-quoted scalar {text!r} at line {n}")
+        return text[1:-1].replace("''", "'")
+    if text[0] in "&*!|>%@`":
+        raise ValueError(f"the stand-in reads no YAML {text[0]!r} (anchor, tag, block) at line {n}")
+    if text in ("~", "null", "Null", "NULL"):
+        return None
+    if text in ("true", "True", "TRUE", "false", "False", "FALSE"):
+        return text.lower() == "true"
+    if re.match(r"^[-+]?\d+$", text):
+        return int(text)
+    if _FLOAT_RE.match(text):
+        return float(text)
+    return text
+
+
+def _flow(text: str, i: int, n: int) -> tuple[Any, int]:
+    """A flow value from text[i]: {..}, [..], a quoted or a plain scalar; returns the end."""
+    while i < len(text) and text[i] == " ":
+        i += 1
+    if i < len(text) and text[i] in "{[":
+        close, out = ("}", {}) if text[i] == "{" else ("]", [])
+        i += 1
+        while True:
+            while i < len(text) and text[i] == " ":
+                i += 1
+            if i < len(text) and text[i] == close:
+                return out, i + 1
+            if isinstance(out, dict):
+                key, i = _flow_scalar(text, i, n, ":")
+                if text[i : i + 1] != ":":
+                    raise ValueError(f"expected ':' in a flow mapping at line {n}")
+                out[str(key)], i = _flow(text, i + 1, n)
+            else:
+                item, i = _flow(text, i, n)
+                out.append(item)
+            while i < len(text) and text[i] == " ":
+                i += 1
+            if text[i : i + 1] == ",":
+                i += 1
+            elif text[i : i + 1] != close:
+                raise ValueError(f"did not find expected ',' or {close!r} at line {n}")
+    return _flow_scalar(text, i, n, ",]}")
+
+
+def _flow_scalar(text: str, i: int, n: int, stops: str) -> tuple[Any, int]:
+    if text[i : i + 1] in ("'", '"'):
+        end = i + 1
+        while end < len(text) and (text[end] != text[i] or text[end - 1] == "\\"):
+            end += 1
+        return _yaml_scalar(text[i : end + 1], n), end + 1
+    end = i
+    while end < len(text) and text[end] not in stops:
+        end += 1
+    raw = text[i:end].strip()
+    if not raw:
+        raise ValueError(f"empty value in a flow collection at line {n}")
+    return _yaml_scalar(raw, n), end
 
 
 # --- collections -----------------------------------------------------------------------------
@@ -1164,14 +1432,23 @@ class Server(ThreadingHTTPServer):
 
 
 def main() -> None:
-    global STORE
+    global STORE, STORAGE, SNAPSHOTS, API_KEY, READ_ONLY_API_KEY
+    parser = argparse.ArgumentParser(prog="qdrant", description="Qdrant stand-in (REST only)")
+    parser.add_argument("--config-path", help="a config file merged over config/*")
+    try:
+        settings = load_settings(parser.parse_args().config_path)
+    except ConfigError as err:  # as Qdrant's main returns Settings::new's error: exit 1
+        sys.stderr.write(f"Error: {err}\n")
+        sys.exit(1)
+    STORAGE = Path(settings["storage", "storage_path"])
+    SNAPSHOTS = Path(settings["storage", "snapshots_path"])
+    # a number in a file is a string to Qdrant's String field; upstream treats "" as unset
+    API_KEY = str(settings["service", "api_key"] or "") or None
+    READ_ONLY_API_KEY = str(settings["service", "read_only_api_key"] or "") or None
+    host, port = settings["service", "host"], settings["service", "http_port"]
     (STORAGE / "collections").mkdir(parents=True, exist_ok=True)
     SNAPSHOTS.mkdir(parents=True, exist_ok=True)
     STORE = Store()
-    # Qdrant's own settings (config/config.yaml service.host / service.http_port, overridden
-    # by QDRANT__SERVICE__HOST / QDRANT__SERVICE__HTTP_PORT)
-    host = os.environ.get("QDRANT__SERVICE__HOST") or "0.0.0.0"
-    port = int(os.environ.get("QDRANT__SERVICE__HTTP_PORT") or 6333)
     server = Server((host, port), Handler)
     stop = threading.Event()
     # PID 1 in a container has no default SIGTERM action: without a handler `docker stop`
