@@ -113,6 +113,11 @@ def test_requests_are_logged_as_qdrant_logs_them(qdrant: Standin, client: Qdrant
     httpx.post(f"{qdrant.url}/collections/docs/points/count", json={}, headers=headers)
     httpx.get(f"{qdrant.url}/healthz")  # excluded upstream, as are / /metrics /telemetry
     httpx.get(f"{qdrant.url}/nosuch")
+    # the server writes a request's line after its reply (as actix logs on completion): wait
+    # for the last one to land before reading
+    deadline = time.monotonic() + 5
+    while "/nosuch" not in qdrant.output() and time.monotonic() < deadline:
+        time.sleep(0.02)
     lines = [line for line in qdrant.output().split("\n") if "actix_web" in line]
     requests = [parse_qdrant_line(line) for line in lines]
     assert all(requests), lines
