@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from bed.stack import OVERRIDE, RunningStack, prepare_stack, stop_stack
-from upgrade_bed import Releases, Sbx, cli_runner, journal, running_digest
+from upgrade_bed import Releases, Sbx, bring_up, cli_runner, journal, running_digest
 
 from sbx.repository import Repository
 from tasks.backup.box_state import alembic_revision
@@ -41,15 +41,8 @@ def webui_stack(
             '    environment:\n      STANDIN_WRITE_INTERVAL: "0"\n',
         )
     )
-    lines = [f'[repository]\nlocation = "{root / "repo"}"\n']
-    lines += [f"[services.{name}]\nrequired = false\n" for name in ("worker", "watchdog", "qdrant")]
-    (stack.path / "sbx.toml").write_text("\n".join(lines))
-    webui_releases.publish("w1")
-    webui_releases.client.images.pull(webui_releases.repository, tag="stable")
     try:
-        stack.compose(
-            "up", "-d", "--no-deps", "--wait", "--wait-timeout", "90", SERVICE, timeout=150
-        )
+        bring_up(stack, webui_releases, "w1", [SERVICE], root / "repo")
         yield stack
     finally:
         stop_stack(stack)

@@ -17,7 +17,7 @@ import pytest
 from bed.qdrant_seed import qdrant_client, seed_qdrant, snapshot_files
 from bed.stack import OVERRIDE, RunningStack, prepare_stack, stop_stack
 from qdrant_client import models
-from upgrade_bed import Releases, Sbx, cli_runner, journal, running_digest
+from upgrade_bed import Releases, Sbx, bring_up, cli_runner, journal, running_digest
 
 from sbx.repository import Repository
 
@@ -40,17 +40,8 @@ def qdrant_stack(
             f"  {SERVICE}:\n", f"  {SERVICE}:\n    image: {qdrant_releases.stable}\n"
         )
     )
-    lines = [f'[repository]\nlocation = "{root / "repo"}"\n']
-    lines += [
-        f"[services.{name}]\nrequired = false\n" for name in ("worker", "watchdog", "open-webui")
-    ]
-    (stack.path / "sbx.toml").write_text("\n".join(lines))
-    qdrant_releases.publish("q1")
-    qdrant_releases.client.images.pull(qdrant_releases.repository, tag="stable")
     try:
-        stack.compose(
-            "up", "-d", "--no-deps", "--wait", "--wait-timeout", "90", SERVICE, timeout=150
-        )
+        bring_up(stack, qdrant_releases, "q1", [SERVICE], root / "repo")
         seed_qdrant(stack.url(SERVICE), {COLLECTION: SEEDED}, stack.api_key(SERVICE))
         yield stack
     finally:

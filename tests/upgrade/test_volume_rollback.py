@@ -16,7 +16,7 @@ import pytest
 from bed.engine import LABEL
 from bed.stack import OVERRIDE, RunningStack, prepare_stack, stop_stack
 from docker import DockerClient
-from upgrade_bed import Releases, Sbx, cli_runner, journal, running_digest
+from upgrade_bed import Releases, Sbx, bring_up, cli_runner, journal, running_digest
 
 from sbx.repository import Repository
 
@@ -75,18 +75,10 @@ def volume_stack(
         for i, name in enumerate(("webui-data", "notes-data"))
     )
     override.write_text(text)
-    lines = [f'[repository]\nlocation = "{root / "repo"}"\n']
-    lines += [f"[services.{name}]\nrequired = false\n" for name in ("worker", "watchdog", "qdrant")]
-    # sbx.toml keeps the default part for Open WebUI's bind mount (data/open-webui), which
-    # this box, like one on the stock compose file, does not have: it is skipped, not failed
-    (stack.path / "sbx.toml").write_text("\n".join(lines))
-    webui_releases.publish("w1")
-    webui_releases.client.images.pull(webui_releases.repository, tag="stable")
     try:
-        stack.compose(
-            "up", "-d", "--no-deps", "--wait", "--wait-timeout", "90", SERVICE, "notes",
-            timeout=150,
-        )  # fmt: skip
+        bring_up(stack, webui_releases, "w1", [SERVICE, "notes"], root / "repo")
+        # sbx.toml keeps the default part for Open WebUI's bind mount (data/open-webui), which
+        # this box, like one on the stock compose file, does not have: skipped, not failed
         yield stack
     finally:
         stop_stack(stack)

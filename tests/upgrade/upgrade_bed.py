@@ -37,6 +37,7 @@ WEBUI_RELEASES = {
 }
 # Qdrant releases FROM its stand-in: q2 reports (and stamps its storage with) 1.20.1
 QDRANT_RELEASES: dict[str, dict[str, str]] = {"q1": {}, "q2": {"QDRANT_STANDIN_VERSION": "1.20.1"}}
+EXAMPLE_SERVICES = ("worker", "watchdog", "qdrant", "open-webui")  # sbx's names = compose's
 GATE = {
     "SBX_UPGRADE__SOAK_WINDOW_S": "25",
     "SBX_UPGRADE__PASSES": "2",
@@ -90,6 +91,21 @@ def cli_env(prefect_server: str, stack: RunningStack) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "SBX_"))}
     env.update(stack.compose_env, PREFECT_API_URL=prefect_server, COLUMNS="200", **GATE)
     return env
+
+
+def bring_up(
+    stack: RunningStack, releases: Releases, first: str, up: list[str], repo: Path
+) -> None:
+    """Only ``up`` of the example stack running, the registry's ``stable`` tag at ``first``:
+    sbx.toml names the repository and marks the other example services not required, so
+    health and restores judge the stack by those alone."""
+    others = [s for s in EXAMPLE_SERVICES if s not in up]
+    lines = [f'[repository]\nlocation = "{repo}"\n']
+    lines += [f"[services.{name}]\nrequired = false\n" for name in others]
+    (stack.path / "sbx.toml").write_text("\n".join(lines))
+    releases.publish(first)
+    releases.client.images.pull(releases.repository, tag="stable")
+    stack.compose("up", "-d", "--no-deps", "--wait", "--wait-timeout", "90", *up, timeout=150)
 
 
 def cli_runner(prefect_server: str, stack: RunningStack, default_timeout: float = 400) -> Sbx:
