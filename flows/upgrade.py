@@ -117,6 +117,11 @@ def _snapshot_data(
             "not return the data: nothing was switched. Fix the backup ('sbx backup --part "
             f"{parts[0]}'), or set [upgrade] snapshot_data = false to upgrade without it."
         ) from exc
+    # what the snapshot holds is what a rollback can put back: a part with nothing to capture
+    # (the example's data/open-webui on a box that keeps it in a volume) was skipped
+    captured = {p.name for p in report.parts if p.status == "captured"}
+    units = {key: unit for key, unit in units.items() if unit.part in captured}
+    parts = unit_parts(units)
     update = {
         "data_snapshot": report.snapshot_id,
         "data_parts": parts,
