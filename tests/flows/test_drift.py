@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ class Nights:
     ids: list[str]
     outputs: list[CliResult]
     alerts: list[list[dict[str, Any]]]  # what the webhook got during each backup
+    started: datetime  # before the first backup: the server is shared by the whole session
 
     def sbx(self, *args: str) -> CliResult:
         return invoke(list(args), self.env)
@@ -51,6 +54,7 @@ def _backup(stack: Path, repo: Path, env: dict[str, str]) -> CliResult:
 @pytest.fixture(scope="module")
 def nights(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nights]:
     place = tmp_path_factory.mktemp("drift")
+    started = datetime.now(UTC)
     stack = copy_files_stack(place / f"files-{place.name}")
     repo = place / "repo"
     env = {"PREFECT_API_URL": prefect_server, "SBX_HOME": str(place / "home"), "COLUMNS": "80"}
@@ -82,7 +86,7 @@ def nights(prefect_server: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             outputs.append(_backup(stack, repo, env))
             alerts.append(receiver.take())
     ids = [json.loads(o.stdout)["snapshot_id"] for o in outputs]
-    yield Nights(stack, repo, env, canary, ids, outputs, alerts)
+    yield Nights(stack, repo, env, canary, ids, outputs, alerts, started)
 
 
 def _drift(stack: Path) -> list[Any]:
@@ -122,17 +126,26 @@ def test_no_value_in_any_log_artifact_report_or_change_log(nights: Nights) -> No
         ArtifactFilterKey,
         LogFilter,
         LogFilterLevel,
+        LogFilterTimestamp,
     )
 
     key = f"backup-{nights.stack.name}".lower()
+    # this module's warnings only: the API's page is the first 200 of the session's, which a
+    # full CI run fills before this module runs; and the runs' log lines reach the server in
+    # batches, a while after the backups returned
+    since = LogFilter(
+        level=LogFilterLevel(ge_=30), timestamp=LogFilterTimestamp(after_=nights.started)
+    )
+    deadline = time.monotonic() + 20
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
         )
-        logs = [
-            log.message
-            for log in client.read_logs(log_filter=LogFilter(level=LogFilterLevel(ge_=30)))
-        ]
+        while True:
+            logs = [log.message for log in client.read_logs(log_filter=since, limit=200)]
+            if any(f"config drift: M {ENV}" in m for m in logs) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
     markdown = "\n".join(str(a.data) for a in artifacts)
     # it does show drift
     assert f"M {ENV} (content; size; keys changed: WORKER_MAX_MODEL_LEN)" in markdown
@@ -145,7 +158,7 @@ def test_no_value_in_any_log_artifact_report_or_change_log(nights: Nights) -> No
     # the terminal says it too, on stderr even with --json (sbx's own line: whether Prefect's
     # log lines reach the terminal depends on how this process set logging up before)
     assert "config drift: 3 file(s) changed outside sbx" in nights.outputs[1].stderr
-    assert any(f"config drift: M {ENV}" in message for message in logs)  # the run's log too
+    assert any(f"config drift: M {ENV}" in message for message in logs), logs  # the run's log too
     said += logs
     for text in said:
         assert nights.canary not in text
