@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.config import SbxConfig
 from sbx.errors import SbxError
-from sbx.repository import Repository, SnapshotManifest
+from sbx.repository import Repository, SnapshotManifest, SnapshotSummary
 from sbx.repository.diff import Change, diff_snapshots
 from sbx.repository.format import Entry
 from tasks.backup.drift_rules import (
@@ -100,16 +100,16 @@ def drift_base(
     for snapshot_id in reversed(earlier[-LOOK_BACK:]):
         try:
             summary = repository.snapshot_summary(snapshot_id)
-            held = {p.name for p in summary.parts if p.status == "captured"} & set(CONFIG_PARTS)
-            if summary.stack_dir == manifest.stack_dir and held >= wanted:
+            if summary.stack_dir == manifest.stack_dir and _held(summary) >= wanted:
                 return repository.load_snapshot(snapshot_id)
         except SbxError as exc:  # a damaged manifest is passed over, as a backup's base is
             log.warning("snapshot %s passed over as the drift base: %s", snapshot_id, exc)
     return latest
 
 
-def _held(manifest: SnapshotManifest) -> set[str]:
-    return {p.name for p in manifest.parts if p.name in CONFIG_PARTS and p.status == "captured"}
+def _held(snapshot: SnapshotManifest | SnapshotSummary) -> set[str]:
+    """The config parts ``snapshot`` (a manifest, or its summary) holds captured."""
+    return {p.name for p in snapshot.parts if p.name in CONFIG_PARTS and p.status == "captured"}
 
 
 def _compared_parts(previous: SnapshotManifest | None, manifest: SnapshotManifest) -> list[str]:

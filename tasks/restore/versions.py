@@ -21,6 +21,7 @@ from sbx.repository.format import PartRecord
 from tasks.backup.box_state import read_version
 from tasks.clients.http_probe import HttpProbe
 from tasks.health.model import CheckResult
+from tasks.restore.volumes import services_of
 from tasks.status import StackStatus
 
 log = logging.getLogger("sbx.restore")
@@ -80,12 +81,7 @@ def part_services(part: PartRecord, config: SbxConfig) -> list[str]:
     configured = config.parts[part.name].service if part.name in config.parts else None
     if configured:
         return [configured]
-    mounted = {
-        svc
-        for src in part.detail.get("sources", [])
-        if src.get("status") == "captured"
-        for svc in src.get("services") or []
-    }
+    mounted = services_of(part)
     return [name for name, svc in config.services.items() if svc.compose_service in mounted]
 
 
